@@ -1,0 +1,88 @@
+//! The iSCSI fabric (RFC 7143) at ErrorRecoveryLevel 0.
+//!
+//! Contract used by the control plane: build a [`FabricConfig`] snapshot from the object tree and
+//! hand it to [`Fabric::apply`] after every change; the fabric opens and closes portal listeners
+//! to match and uses the new snapshot for every later login.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ironlun_target::TargetPort;
+
+/// CHAP credentials (LIO `auth/userid`, `auth/password`, `auth/userid_mutual`, `auth/password_mutual`).
+/// Empty `userid` = no CHAP credentials configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub userid: String,
+    pub password: String,
+    pub mutual_userid: String,
+    pub mutual_password: String,
+}
+
+/// One target portal group (`iscsi/<iqn>/tpgt_<n>`).
+#[derive(Clone)]
+pub struct TpgConfig {
+    pub tpgt: u16,
+    pub enabled: bool,
+    /// Network portals (`np/<ip>:<port>`).
+    pub portals: Vec<SocketAddr>,
+    /// The engine's target port for this TPG (LUNs and ACLs live there).
+    pub port: Arc<TargetPort>,
+    /// `attrib/authentication`: 1 = CHAP required, 0 = AuthMethod None accepted.
+    pub authentication: bool,
+    /// TPG-level CHAP credentials (used in demo mode, LIO `tpgt_N/auth/`).
+    pub auth: AuthConfig,
+    /// Per-ACL CHAP credentials (`acls/<initiator>/auth/`), by initiator name.
+    pub acl_auth: BTreeMap<String, AuthConfig>,
+    /// `param/<Key>` overrides of the RFC 7143 defaults the target offers/accepts,
+    /// e.g. "HeaderDigest" → "CRC32C,None", "MaxRecvDataSegmentLength" → "262144".
+    pub params: BTreeMap<String, String>,
+}
+
+/// One target (`iscsi/<iqn>`).
+#[derive(Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub tpgs: Vec<TpgConfig>,
+}
+
+/// The whole fabric configuration.
+#[derive(Clone, Default)]
+pub struct FabricConfig {
+    pub targets: Vec<TargetConfig>,
+    /// Discovery-session CHAP (LIO `iscsi/discovery_auth`); `None` = no auth for discovery.
+    pub discovery_auth: Option<AuthConfig>,
+}
+
+/// Names and default values of the TPG `param/` keys, in display order.
+pub fn param_defaults() -> Vec<(&'static str, &'static str)> {
+    todo!()
+}
+
+/// Validate a `param/<key>` value. Err is one line naming the key and what is valid.
+pub fn validate_param(_key: &str, _value: &str) -> Result<(), String> {
+    todo!()
+}
+
+/// The running iSCSI server.
+pub struct Fabric {}
+
+impl Fabric {
+    pub fn new() -> Arc<Fabric> {
+        todo!()
+    }
+    /// Swap in a new configuration: bind portals that are new (Err if one cannot be bound,
+    /// leaving the previous configuration in force), close listeners of removed portals.
+    pub async fn apply(&self, _config: FabricConfig) -> Result<(), String> {
+        todo!()
+    }
+    /// Addresses actually listening (after apply; port 0 portals resolved).
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        todo!()
+    }
+    /// Stop accepting, log out/close every connection, wait for in-flight commands.
+    pub async fn shutdown(&self) {
+        todo!()
+    }
+}

@@ -1,0 +1,1 @@
+//! Pure iSCSI encodings (RFC 7143). No I/O.

@@ -1,0 +1,154 @@
+//! The SCSI target engine (SAM-5 / SPC-4 / SBC-3), transport-independent.
+//!
+//! Contract used by the fabric (iSCSI server) and the control plane:
+//!
+//! * [`Device`] — a logical unit: a backstore plus attributes, identity (WWN), unit-attention
+//!   queues and reservation state. Created by the control plane from a backstore.
+//! * [`TargetPort`] — an SPC-4 target port (for iSCSI: target IQN + TPGT), with its relative
+//!   target port identifier, its LUN table (LUN → device) and its ACLs (initiator name → mapped
+//!   LUNs). The control plane edits these live.
+//! * [`Nexus`] — an I_T nexus: one initiator port (name + ISID) logged in through one target port.
+//!   The fabric creates one per iSCSI session with [`TargetPort::open_nexus`] and drops it
+//!   (with [`Nexus::close`]) when the session ends (I_T nexus loss).
+//! * [`Nexus::execute`] runs one SCSI command to completion (blocking; call it from a thread
+//!   pool) and returns a [`ScsiResponse`]. [`Nexus::task_management`] runs a TMF.
+//!
+//! Execution gates, in order (shared/DESIGN.md): pending unit attention, ALUA state,
+//! reservation conflict, opcode handler.
+
+use std::sync::Arc;
+
+pub use ironlun_scsi as scsi;
+
+/// SCSI initiator port identity: iSCSI name + ISID (SPC-4 §7.6.4.6 "iqn…,i,0x<isid>").
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InitiatorPortId {
+    /// The initiator node name (e.g. `iqn.1994-05.com.redhat:host1`), as sent at login.
+    pub name: String,
+    /// The 6-byte ISID from the login PDU.
+    pub isid: [u8; 6],
+}
+
+impl InitiatorPortId {
+    /// The SPC-4 iSCSI initiator port name `<name>,i,0x<isid hex>`.
+    pub fn port_name(&self) -> String {
+        let mut s = format!("{},i,0x", self.name);
+        for b in self.isid {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+/// Direction of data transfer for a command, as the transport saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDirection {
+    None,
+    /// Data-In: target → initiator (READ).
+    Read,
+    /// Data-Out: initiator → target (WRITE).
+    Write,
+    Bidirectional,
+}
+
+/// SAM-5 task attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TaskAttr {
+    Untagged,
+    #[default]
+    Simple,
+    Ordered,
+    HeadOfQueue,
+    Aca,
+}
+
+/// One SCSI command as received by the transport, with all its Data-Out already gathered.
+#[derive(Debug)]
+pub struct ScsiRequest {
+    /// The LUN field as the initiator addressed it (the 8-byte SAM LUN decoded to a number,
+    /// flat/peripheral addressing; e.g. LUN 0 → 0).
+    pub lun: u64,
+    /// The CDB, exactly as received (16 bytes for iSCSI plus any AHS extension; trailing bytes
+    /// beyond the opcode's CDB length are ignored).
+    pub cdb: Vec<u8>,
+    /// The initiator's tag for this task (iSCSI Initiator Task Tag); used by ABORT TASK.
+    pub tag: u64,
+    pub attr: TaskAttr,
+    pub direction: DataDirection,
+    /// Expected data transfer length in bytes as the transport announced it (iSCSI EDTL).
+    /// For reads: the most bytes the initiator accepts. For writes: `data_out.len()` is this.
+    pub expected_len: u32,
+    /// All Data-Out bytes (immediate + unsolicited + solicited), `expected_len` long for writes.
+    pub data_out: Vec<u8>,
+}
+
+/// Residual as SAM/iSCSI report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Residual {
+    #[default]
+    None,
+    /// The command wanted to move fewer bytes than expected_len (count = the difference).
+    Underflow(u32),
+    /// The command wanted to move more bytes than expected_len (count = the difference).
+    Overflow(u32),
+}
+
+/// The outcome of one command.
+#[derive(Debug, Default)]
+pub struct ScsiResponse {
+    /// SAM status byte ([`scsi::status`]).
+    pub status: u8,
+    /// Sense data (fixed or descriptor per the LU's D_SENSE), present with CHECK CONDITION.
+    pub sense: Vec<u8>,
+    /// Data-In bytes to send (already truncated to expected_len and the CDB's allocation length).
+    pub data_in: Vec<u8>,
+    pub residual: Residual,
+}
+
+/// SAM-5 task management functions (RFC 7143 §11.5.1 function codes in comments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmfKind {
+    /// 1: abort the task with this initiator tag on this I_T_L nexus.
+    AbortTask { tag: u64 },
+    /// 2
+    AbortTaskSet,
+    /// 3
+    ClearAca,
+    /// 4
+    ClearTaskSet,
+    /// 5
+    LogicalUnitReset,
+    /// 6
+    TargetWarmReset,
+    /// 7
+    TargetColdReset,
+}
+
+/// TMF response codes (RFC 7143 §11.6.1 values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmfResponse {
+    FunctionComplete = 0,
+    TaskDoesNotExist = 1,
+    LunDoesNotExist = 2,
+    TaskStillAllegiant = 3,
+    ReassignmentNotSupported = 4,
+    NotSupported = 5,
+    AuthorizationFailed = 6,
+    Rejected = 255,
+}
+
+/// Why a nexus could not be opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LoginDenied {
+    #[error("initiator {0} is not in the ACL of this target port")]
+    NotAuthorized(String),
+    #[error("target port is disabled")]
+    Disabled,
+}
+
+mod engine;
+pub use engine::*;
+
+/// Shared handle types.
+pub type DeviceRef = Arc<Device>;
+pub type PortRef = Arc<TargetPort>;
