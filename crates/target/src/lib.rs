@@ -103,6 +103,11 @@ pub struct ScsiResponse {
     /// Data-In bytes to send (already truncated to expected_len and the CDB's allocation length).
     pub data_in: Vec<u8>,
     pub residual: Residual,
+    /// The task was aborted by a task management function of its own I_T nexus (ABORT TASK,
+    /// ABORT TASK SET, LUN RESET from the same session): the transport sends no response for it
+    /// (SAM-5 §5.6). Tasks of *other* nexuses aborted with TAS=1 instead come back with status
+    /// TASK ABORTED and `suppressed == false`.
+    pub suppressed: bool,
 }
 
 /// SAM-5 task management functions (RFC 7143 §11.5.1 function codes in comments).
