@@ -1,7 +1,27 @@
 //! Backstores: where a logical unit's blocks live. One trait, three kinds (LIO names):
 //! `rd_mcp` (RAM), `fileio` (regular file or block device path), `iblock` (block device, O_DIRECT).
+//!
+//! Capacity and block-size rules follow SBC-3 §4.4 (logical blocks; capacity is a whole number
+//! of them) and the creation parameters follow rtslib's saveconfig plugin fields
+//! (fileio: dev/size/write_back; block: dev/readonly; ramdisk: size).
 
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+mod aligned;
+mod error;
+mod fileio;
+mod iblock;
+mod ramdisk;
+mod size;
+mod sys;
+
+pub use error::CreateError;
+pub use fileio::{FileIo, FileIoOptions};
+pub use iblock::{IBlock, IBlockOptions};
+pub use ramdisk::{RamDisk, RAMDISK_CHUNK};
+pub use size::parse_size;
 
 /// Positional block storage. All offsets and lengths are in bytes and are multiples of the
 /// LU block size (the engine checks ranges before calling). Implementations are blocking and
@@ -23,5 +43,49 @@ pub trait Backstore: Send + Sync + 'static {
     /// Is the backing store read-only (opened without write access)?
     fn read_only(&self) -> bool {
         false
+    }
+    /// One-line human summary (kind, path, size, mode) for the device's `info` attribute.
+    fn info(&self) -> String {
+        String::new()
+    }
+}
+
+/// Creation parameters of any backstore kind, as the control plane holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackstoreSpec {
+    /// `core/rd_mcp_N/<dev> size=…`
+    RamDisk { size: u64 },
+    /// `core/fileio_N/<dev> path=… size=… write_back=…`
+    FileIo(FileIoOptions),
+    /// `core/iblock_N/<dev> path=/dev/… readonly=…`
+    IBlock(IBlockOptions),
+}
+
+impl BackstoreSpec {
+    /// LIO's plugin directory prefix for this kind (`core/<kind>_N/`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RamDisk { .. } => "rd_mcp",
+            Self::FileIo(_) => "fileio",
+            Self::IBlock(_) => "iblock",
+        }
+    }
+
+    /// The backing path, if the kind has one.
+    pub fn path(&self) -> Option<&PathBuf> {
+        match self {
+            Self::RamDisk { .. } => None,
+            Self::FileIo(o) => Some(&o.path),
+            Self::IBlock(o) => Some(&o.path),
+        }
+    }
+
+    /// Creates (or opens) the backstore.
+    pub fn open(&self) -> Result<Arc<dyn Backstore>, CreateError> {
+        Ok(match self {
+            Self::RamDisk { size } => Arc::new(RamDisk::new(*size)?),
+            Self::FileIo(o) => Arc::new(FileIo::open(o)?),
+            Self::IBlock(o) => Arc::new(IBlock::open(o)?),
+        })
     }
 }

@@ -1,0 +1,262 @@
+//! `fileio`: a regular file or a block device used through the page cache, as LIO's
+//! target_core_file does. Write-back (the default, like rtslib's `write_back=True`) reports a
+//! volatile cache to initiators and makes FUA writes and SYNCHRONIZE CACHE durable with
+//! fdatasync; write-through opens the file O_DSYNC so every write is durable on return.
+//!
+//! Sizing (our rule, stated once here): a missing file is created with the given size (sparse)
+//! and a size is then required; an existing file's length is authoritative — a given size must
+//! equal it, so a typo never truncates or grows someone's image; a block device's size is its
+//! capacity, and a given size may export a prefix of it but not more.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{check_size, CreateError};
+use crate::sys::{self, PathKind};
+use crate::Backstore;
+
+/// Block size reported for files; LIO fileio uses 512 unless the backing device says otherwise.
+const FILE_BLOCK: u32 = 512;
+
+/// How to open a fileio store (saveconfig: `dev`, `size`, `write_back`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIoOptions {
+    pub path: PathBuf,
+    /// Capacity in bytes; required when the file does not exist yet.
+    pub size: Option<u64>,
+    /// Buffered with a volatile cache (true) or O_DSYNC write-through (false).
+    pub write_back: bool,
+    /// Open without write access; writes fail with EROFS.
+    pub readonly: bool,
+}
+
+impl FileIoOptions {
+    /// Defaults: size from the file, write-back, read-write.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            size: None,
+            write_back: true,
+            readonly: false,
+        }
+    }
+}
+
+/// A fileio store.
+#[derive(Debug)]
+pub struct FileIo {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    block: u32,
+    write_back: bool,
+    readonly: bool,
+    is_block_device: bool,
+}
+
+impl FileIo {
+    /// Opens (or creates) the store described by `opts`.
+    pub fn open(opts: &FileIoOptions) -> Result<Self, CreateError> {
+        let path = opts.path.as_path();
+        let kind = sys::classify(path).map_err(|e| CreateError::from_io(path, "stat", e))?;
+        match kind {
+            PathKind::Missing => Self::create_file(opts),
+            PathKind::Regular => Self::open_file(opts),
+            PathKind::BlockDevice => Self::open_block_device(opts),
+            PathKind::Other => Err(CreateError::NotFileOrBlockDevice {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The configured path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn options(opts: &FileIoOptions) -> OpenOptions {
+        let mut o = OpenOptions::new();
+        o.read(true).write(!opts.readonly);
+        if !opts.write_back {
+            o.custom_flags(libc::O_DSYNC);
+        }
+        o
+    }
+
+    fn create_file(opts: &FileIoOptions) -> Result<Self, CreateError> {
+        let path = opts.path.as_path();
+        let Some(size) = opts.size else {
+            return Err(CreateError::SizeRequired {
+                path: path.to_path_buf(),
+            });
+        };
+        check_size(Some(path), size, FILE_BLOCK)?;
+        if opts.readonly {
+            // A new file would be all zeroes and could never be written: surely a mistake.
+            return Err(CreateError::MissingPath {
+                path: path.to_path_buf(),
+            });
+        }
+        let file = Self::options(opts)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => CreateError::MissingParent {
+                    path: path.to_path_buf(),
+                },
+                _ => CreateError::from_io(path, "create", e),
+            })?;
+        if let Err(e) = file.set_len(size) {
+            drop(file);
+            // Nothing half-created: the file is ours, remove it.
+            let _ = std::fs::remove_file(path);
+            return Err(CreateError::from_io(path, "set length", e));
+        }
+        Ok(Self::assemble(file, opts, size, FILE_BLOCK, false))
+    }
+
+    fn open_file(opts: &FileIoOptions) -> Result<Self, CreateError> {
+        let path = opts.path.as_path();
+        let file = Self::options(opts)
+            .open(path)
+            .map_err(|e| CreateError::from_io(path, "open", e))?;
+        let file_size = file
+            .metadata()
+            .map_err(|e| CreateError::from_io(path, "stat", e))?
+            .len();
+        let size = match opts.size {
+            Some(size) if size != file_size => {
+                return Err(CreateError::SizeMismatch {
+                    path: path.to_path_buf(),
+                    size,
+                    file_size,
+                })
+            }
+            _ => file_size,
+        };
+        check_size(Some(path), size, FILE_BLOCK)?;
+        Ok(Self::assemble(file, opts, size, FILE_BLOCK, false))
+    }
+
+    fn open_block_device(opts: &FileIoOptions) -> Result<Self, CreateError> {
+        let path = opts.path.as_path();
+        // O_EXCL on a block device fails with EBUSY if it is mounted or claimed. LIO fileio
+        // does not claim the device; we do, so a mounted filesystem is never exported by mistake.
+        let file = Self::options(opts)
+            .custom_flags(if opts.write_back {
+                libc::O_EXCL
+            } else {
+                libc::O_EXCL | libc::O_DSYNC
+            })
+            .open(path)
+            .map_err(|e| CreateError::from_io(path, "open", e))?;
+        let device_size = sys::block_device_size(&file)
+            .map_err(|e| CreateError::from_io(path, "BLKGETSIZE64", e))?;
+        let block = sys::block_device_logical_block_size(&file)
+            .map_err(|e| CreateError::from_io(path, "BLKSSZGET", e))?;
+        if !opts.readonly
+            && sys::block_device_read_only(&file)
+                .map_err(|e| CreateError::from_io(path, "BLKROGET", e))?
+        {
+            return Err(CreateError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
+        let size = match opts.size {
+            Some(size) if size > device_size => {
+                return Err(CreateError::SizeTooLarge {
+                    path: path.to_path_buf(),
+                    size,
+                    device_size,
+                })
+            }
+            Some(size) => size,
+            None => device_size,
+        };
+        check_size(Some(path), size, block)?;
+        Ok(Self::assemble(file, opts, size, block, true))
+    }
+
+    fn assemble(
+        file: File,
+        opts: &FileIoOptions,
+        size: u64,
+        block: u32,
+        is_block_device: bool,
+    ) -> Self {
+        Self {
+            file,
+            path: opts.path.clone(),
+            size,
+            block,
+            write_back: opts.write_back,
+            readonly: opts.readonly,
+            is_block_device,
+        }
+    }
+}
+
+impl Backstore for FileIo {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn hw_block_size(&self) -> u32 {
+        self.block
+    }
+
+    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        sys::check_range(buf.len(), off, self.size)?;
+        sys::read_full_at(&self.file, buf, off)
+    }
+
+    fn write_at(&self, buf: &[u8], off: u64, fua: bool) -> io::Result<()> {
+        if self.readonly {
+            return Err(sys::read_only_error());
+        }
+        sys::check_range(buf.len(), off, self.size)?;
+        sys::write_full_at(&self.file, buf, off)?;
+        // Write-through (O_DSYNC) writes are already durable.
+        if fua && self.write_back {
+            sys::sync_data(&self.file)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        if self.readonly || !self.write_back {
+            return Ok(());
+        }
+        sys::sync_data(&self.file)
+    }
+
+    fn write_cache(&self) -> bool {
+        self.write_back && !self.readonly
+    }
+
+    fn read_only(&self) -> bool {
+        self.readonly
+    }
+
+    fn info(&self) -> String {
+        format!(
+            "fileio {} path={} size={} mode={}{}",
+            if self.is_block_device {
+                "block"
+            } else {
+                "file"
+            },
+            self.path.display(),
+            self.size,
+            if self.write_back {
+                "write-back"
+            } else {
+                "write-through"
+            },
+            if self.readonly { " readonly" } else { "" }
+        )
+    }
+}
