@@ -1,1 +1,326 @@
-fn main() {}
+//! `ironlun`: the daemon (`ironlun serve`) and the CLI that drives it over the control socket.
+//! The object tree and its commands are described in docs/cli.md.
+//!
+//! Exit status: 0 ok; 2 bad input (refused, nothing changed; also command-line usage errors);
+//! 1 anything else (daemon not running, daemon failure).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ironlun_control::model::Config;
+use ironlun_control::persist;
+use ironlun_control::runtime::EngineRuntime;
+use ironlun_control::service::{self, Control, Request, CONFIG_FILE, SOCKET_FILE};
+use ironlun_control::tree::{self, Op};
+use ironlun_fabric::Fabric;
+
+/// Default state directory for a first run.
+const DEFAULT_STATE_DIR: &str = "./ironlun-state";
+/// The target the embedded default config exports.
+const DEFAULT_TARGET: &str = "iqn.2026-11.org.ironlun:default";
+
+#[derive(Parser)]
+#[command(
+    name = "ironlun",
+    version,
+    about = "A userspace iSCSI target: daemon and CLI"
+)]
+struct Cli {
+    /// State directory: config.json and control.sock live here [default: ./ironlun-state]
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Control socket to talk to (client commands; overrides --state-dir)
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the target daemon in the foreground
+    Serve {
+        /// Config to start from when the state directory has no config.json yet
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Portal of the built-in default config (used only on a first run without --config)
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:3260")]
+        portal: SocketAddr,
+    },
+    /// List the object tree below PATH (default: everything), with attribute values
+    Ls { path: Option<String> },
+    /// Print one attribute's value (or a link's target)
+    Get { path: String },
+    /// Change one attribute
+    Set {
+        path: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Create an object; parameters as key=value
+    Create {
+        path: String,
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// Delete an object (and what depends on it, like targetcli)
+    Delete { path: String },
+    /// Create DST as a link to SRC (TPG LUN → device, ACL mapped LUN → TPG LUN)
+    Link { src: String, dst: String },
+    /// Save or restore the whole configuration
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Write the running configuration to FILE (default: the state directory's config.json)
+    Save { file: Option<PathBuf> },
+    /// Replace the running configuration with FILE (all or nothing)
+    Restore { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let req = match cli.cmd {
+        Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
+        Cmd::Ls { path } => Request::Ls {
+            path: path.unwrap_or_default(),
+        },
+        Cmd::Get { path } => Request::Get { path },
+        Cmd::Set { path, value } => Request::Set { path, value },
+        Cmd::Create { path, args } => Request::Create {
+            path,
+            args: args.into_iter().map(absolute_path_arg).collect(),
+        },
+        Cmd::Delete { path } => Request::Delete { path },
+        Cmd::Link { src, dst } => Request::Link { src, dst },
+        Cmd::Config {
+            cmd: ConfigCmd::Save { file },
+        } => Request::Save {
+            file: file.map(|f| absolute(&f).to_string_lossy().into_owned()),
+        },
+        Cmd::Config {
+            cmd: ConfigCmd::Restore { file },
+        } => Request::Restore {
+            file: absolute(&file).to_string_lossy().into_owned(),
+        },
+    };
+    let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
+    client(&socket, &req)
+}
+
+/// The daemon resolves paths itself, and its working directory is not ours.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn absolute_path_arg(arg: String) -> String {
+    match arg.strip_prefix("path=") {
+        Some(p) if !p.is_empty() && !p.starts_with('/') => {
+            format!("path={}", absolute(Path::new(p)).display())
+        }
+        _ => arg,
+    }
+}
+
+fn client(socket: &Path, req: &Request) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ironlun: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(service::request(socket, req)) {
+        Err(e) => {
+            eprintln!(
+                "ironlun: cannot reach the daemon at {}: {e} (is `ironlun serve` running?)",
+                socket.display()
+            );
+            ExitCode::from(1)
+        }
+        Ok(resp) if resp.ok => {
+            if !resp.output.is_empty() {
+                if resp.output.ends_with('\n') {
+                    print!("{}", resp.output);
+                } else {
+                    println!("{}", resp.output);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => {
+            eprintln!("ironlun: {}", resp.error);
+            ExitCode::from(
+                u8::try_from(resp.code)
+                    .ok()
+                    .filter(|c| *c != 0)
+                    .unwrap_or(1),
+            )
+        }
+    }
+}
+
+fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ironlun: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(serve(state_dir, config, portal));
+    // Sessions are drained and devices flushed by now; don't wait for stray tasks.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ironlun: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The embedded first-run config: a 1 GiB RAM disk as LUN 0 of the default target, demo mode,
+/// read-write, no authentication, on `portal`. Built through the tree so it obeys its rules.
+fn default_config(insp: &dyn tree::Inspect, portal: SocketAddr) -> Result<Config, String> {
+    let tpg = format!("iscsi/{DEFAULT_TARGET}/tpgt_1");
+    let create = |path: String, args: &[&str]| Op::Create {
+        path,
+        args: args.iter().map(|s| s.to_string()).collect(),
+    };
+    let set = |leaf: &str, value: &str| Op::Set {
+        path: format!("{tpg}/{leaf}"),
+        value: value.to_string(),
+    };
+    let ops = [
+        create("core/rd_mcp_0/ramdisk0".into(), &["size=1G"]),
+        create(tpg.clone(), &[]),
+        create(format!("{tpg}/np/{portal}"), &[]),
+        create(format!("{tpg}/lun/lun_0"), &["dev=core/rd_mcp_0/ramdisk0"]),
+        set("attrib/authentication", "0"),
+        set("attrib/generate_node_acls", "1"),
+        set("attrib/demo_mode_write_protect", "0"),
+        set("enable", "1"),
+    ];
+    let mut cfg = Config::default();
+    for op in &ops {
+        cfg = tree::mutate(&cfg, insp, op)
+            .map_err(|e| format!("default config: {e}"))?
+            .0;
+    }
+    Ok(cfg)
+}
+
+fn create_state_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    // 0700: the directory holds CHAP secrets and the control socket.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))
+}
+
+/// `iscsi://<portal>/<target>/<lun>` for every LUN of every enabled TPG.
+fn urls(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &cfg.targets {
+        for g in t.tpgs.iter().filter(|g| g.enable) {
+            for p in &g.portals {
+                for l in &g.luns {
+                    out.push(format!("iscsi://{}/{}/{}", p.addr(), t.wwn, l.index));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Result<(), String> {
+    create_state_dir(state_dir)?;
+    let runtime = EngineRuntime::new(Fabric::new());
+    let saved = state_dir.join(CONFIG_FILE);
+    let initial = if saved.exists() {
+        if config.is_some() {
+            tracing::warn!("{} exists; --config is ignored", saved.display());
+        }
+        tracing::info!("restoring {}", saved.display());
+        persist::load(&saved, &runtime)?
+    } else if let Some(file) = config {
+        tracing::info!("starting from {}", file.display());
+        persist::load(file, &runtime)?
+    } else {
+        tracing::info!("first run: built-in default config (1 GiB RAM disk, demo mode, {portal})");
+        default_config(&runtime, portal)?
+    };
+    // Bind the socket first: a second daemon on the same state directory stops here.
+    let socket = state_dir.join(SOCKET_FILE);
+    let listener = service::bind_socket(&socket).await?;
+    let control = match Control::start(runtime, state_dir, initial).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
+    for url in urls(control.config()) {
+        println!("{url}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        "serving; portals {:?}; control socket {}",
+        control.runtime().listening(),
+        socket.display()
+    );
+    let control = Arc::new(tokio::sync::Mutex::new(control));
+    tokio::select! {
+        () = service::serve(listener, control.clone()) => {}
+        r = shutdown_signal() => r?,
+    }
+    tracing::info!("shutting down: draining sessions and flushing devices");
+    control.lock().await.shutdown().await;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Durable, atomic saving of `config.json` (DESIGN.md "State and persistence"): write a temp
+//! file in the same directory, fsync it, rename it over the old file, fsync the directory.
+//! A crash leaves either the old or the new file, never a torn one. Mode 0600: the file holds
+//! CHAP secrets.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::model::{Config, ParamSchema};
+
+/// Serialise `cfg` as pretty JSON (the `config.json` format, docs/cli.md).
+pub fn to_json(cfg: &Config) -> String {
+    // Serialising plain structs and maps to a String cannot fail.
+    let mut s = serde_json::to_string_pretty(cfg).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Parse and fully validate a config file's text. Err is one line.
+pub fn from_json(text: &str, params: &dyn ParamSchema) -> Result<Config, String> {
+    let mut cfg: Config = serde_json::from_str(text).map_err(|e| format!("invalid config: {e}"))?;
+    // Files written by hand (or by older tools) may leave RTPIs out: allocate them.
+    cfg.assign_missing_rtpis()?;
+    cfg.validate(params)
+        .map_err(|e| format!("invalid config: {e}"))?;
+    Ok(cfg)
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path, params: &dyn ParamSchema) -> Result<Config, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    from_json(&text, params).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Write `cfg` to `path` atomically and durably.
+pub fn save(path: &Path, cfg: &Config) -> Result<(), String> {
+    write_atomic(path, to_json(cfg).as_bytes())
+        .map_err(|e| format!("cannot save {}: {e}", path.display()))
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::tests::Fake;
+    use crate::tree::{mutate, Op};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> Config {
+        let mut c = Config::default();
+        for (path, args) in [
+            ("core/rd_mcp_0/ramdisk0", vec!["size=1G"]),
+            ("iscsi/iqn.2026-11.org.ironlun:default/tpgt_1", vec![]),
+            (
+                "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1/np/127.0.0.1:3260",
+                vec![],
+            ),
+            (
+                "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1/lun/lun_0",
+                vec!["dev=core/rd_mcp_0/ramdisk0"],
+            ),
+        ] {
+            let op = Op::Create {
+                path: path.into(),
+                args: args.into_iter().map(String::from).collect(),
+            };
+            c = mutate(&c, &Fake, &op).expect("build").0;
+        }
+        c
+    }
+
+    #[test]
+    fn save_then_load_round_trips_with_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.json");
+        let c = sample();
+        save(&path, &c).expect("save");
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load(&path, &Fake), Ok(c));
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let v: serde_json::Value = serde_json::from_str(&to_json(&sample())).expect("json");
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["storage_objects"][0]["plugin"], "ramdisk");
+        assert_eq!(v["storage_objects"][0]["size"], 1u64 << 30);
+        let tpg = &v["targets"][0]["tpgs"][0];
+        assert_eq!(v["targets"][0]["wwn"], "iqn.2026-11.org.ironlun:default");
+        assert_eq!(tpg["tag"], 1);
+        assert_eq!(tpg["rtpi"], 1);
+        assert_eq!(tpg["attributes"]["generate_node_acls"], 0);
+        assert_eq!(tpg["portals"][0]["ip_address"], "127.0.0.1");
+        assert_eq!(tpg["portals"][0]["port"], 3260);
+        assert_eq!(tpg["luns"][0]["storage_object"], "core/rd_mcp_0/ramdisk0");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_one_line() {
+        let good = to_json(&sample());
+        for (text, needle) in [
+            ("{".to_string(), "invalid config"),
+            (
+                good.replace("\"version\": 1", "\"version\": 7"),
+                "version 7",
+            ),
+            (
+                good.replace("\"tag\": 1", "\"tag\": 1, \"colour\": 2"),
+                "unknown field",
+            ),
+            (
+                good.replace("core/rd_mcp_0/ramdisk0\"", "core/rd_mcp_0/other\""),
+                "does not exist",
+            ),
+            (
+                good.replace("iqn.2026-11.org.ironlun:default", "iqn.bogus"),
+                "target name",
+            ),
+            (
+                good.replace("\"port\": 3260", "\"port\": 0"),
+                "port must be",
+            ),
+            (
+                good.replace("\"core/rd_mcp_0/ramdisk0\"", "\"/core/rd_mcp_0/ramdisk0\""),
+                "write the device as",
+            ),
+        ] {
+            let e = from_json(&text, &Fake).expect_err(needle);
+            assert!(e.contains(needle), "{needle}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_rtpis_are_allocated_on_load() {
+        let text = to_json(&sample()).replace("\"rtpi\": 1,", "");
+        let c = from_json(&text, &Fake).expect("load");
+        assert_eq!(c.targets[0].tpgs[0].rtpi, 1);
+    }
+}

@@ -1,0 +1,339 @@
+//! The daemon side of the control plane: one mutation at a time, each validated in full
+//! ([`crate::tree::mutate`]), applied ([`Runtime::apply`]) and saved ([`crate::persist`]) before
+//! it is acknowledged; and the control socket protocol.
+//!
+//! Protocol on `<state-dir>/control.sock` (mode 0600): one JSON request per line, one JSON
+//! response per line, any number of requests per connection.
+//!
+//! ```text
+//! {"op":"ls","path":"iscsi"}            {"op":"get","path":"…"}      {"op":"set","path":"…","value":"1"}
+//! {"op":"create","path":"…","args":["size=1G"]}   {"op":"delete","path":"…"}
+//! {"op":"link","src":"…","dst":"…"}     {"op":"save","file":null|"/abs"}  {"op":"restore","file":"/abs"}
+//! → {"ok":true,"output":"…"}  |  {"ok":false,"error":"one line","code":2}
+//! ```
+//! `code` is the CLI exit status: 2 = refused (bad input or could not be applied; nothing
+//! changed), 1 = the daemon failed (e.g. the config could not be saved).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Mutex;
+
+use crate::model::Config;
+use crate::persist;
+use crate::runtime::Runtime;
+use crate::tree::{self, Op};
+
+/// Name of the saved tree inside the state directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// Name of the control socket inside the state directory.
+pub const SOCKET_FILE: &str = "control.sock";
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 1 << 20;
+
+/// A control request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Ls {
+        #[serde(default)]
+        path: String,
+    },
+    Get {
+        path: String,
+    },
+    Set {
+        path: String,
+        value: String,
+    },
+    Create {
+        path: String,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+    Delete {
+        path: String,
+    },
+    Link {
+        src: String,
+        dst: String,
+    },
+    Save {
+        #[serde(default)]
+        file: Option<String>,
+    },
+    Restore {
+        file: String,
+    },
+}
+
+/// A control response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Suggested exit status on error (2 refused, 1 failure).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+impl Response {
+    pub fn ok(output: impl Into<String>) -> Response {
+        Response {
+            ok: true,
+            output: output.into(),
+            error: String::new(),
+            code: 0,
+        }
+    }
+    /// Refused: nothing changed (exit status 2).
+    pub fn refused(error: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            output: String::new(),
+            error: one_line(error.into()),
+            code: 2,
+        }
+    }
+    /// The daemon failed (exit status 1).
+    pub fn failed(error: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            output: String::new(),
+            error: one_line(error.into()),
+            code: 1,
+        }
+    }
+}
+
+fn one_line(s: String) -> String {
+    if s.contains('\n') {
+        s.split('\n')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        s
+    }
+}
+
+/// The object tree, owned by the daemon.
+pub struct Control<R: Runtime> {
+    cfg: Config,
+    rt: R,
+    state_dir: PathBuf,
+}
+
+impl<R: Runtime> Control<R> {
+    /// Bring up `initial` on `rt` and save it as `<state_dir>/config.json`.
+    pub async fn start(mut rt: R, state_dir: &Path, initial: Config) -> Result<Control<R>, String> {
+        initial.validate(&rt)?;
+        rt.apply(&initial).await?;
+        let control = Control {
+            cfg: initial,
+            rt,
+            state_dir: state_dir.to_path_buf(),
+        };
+        persist::save(&control.config_path(), &control.cfg)?;
+        Ok(control)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn runtime(&self) -> &R {
+        &self.rt
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.state_dir.join(CONFIG_FILE)
+    }
+
+    /// Handle one request. Mutations are serialised by `&mut self`.
+    pub async fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Ls { path } => {
+                tree::ls(&self.cfg, &self.rt, &path).map_or_else(Response::refused, Response::ok)
+            }
+            Request::Get { path } => {
+                tree::get(&self.cfg, &self.rt, &path).map_or_else(Response::refused, Response::ok)
+            }
+            Request::Set { path, value } => self.mutate(Op::Set { path, value }).await,
+            Request::Create { path, args } => self.mutate(Op::Create { path, args }).await,
+            Request::Delete { path } => self.mutate(Op::Delete { path }).await,
+            Request::Link { src, dst } => self.mutate(Op::Link { src, dst }).await,
+            Request::Save { file } => {
+                let path = match file {
+                    Some(f) if !Path::new(&f).is_absolute() => {
+                        return Response::refused(format!(
+                            "config save: '{f}' must be an absolute path"
+                        ))
+                    }
+                    Some(f) => PathBuf::from(f),
+                    None => self.config_path(),
+                };
+                match persist::save(&path, &self.cfg) {
+                    Ok(()) => Response::ok(format!("saved {}", path.display())),
+                    Err(e) => Response::refused(e),
+                }
+            }
+            Request::Restore { file } => {
+                if !Path::new(&file).is_absolute() {
+                    return Response::refused(format!(
+                        "config restore: '{file}' must be an absolute path"
+                    ));
+                }
+                match persist::load(Path::new(&file), &self.rt) {
+                    Ok(new) => match self.commit(new).await {
+                        Ok(()) => Response::ok(format!("restored {file}")),
+                        Err(r) => r,
+                    },
+                    Err(e) => Response::refused(format!("{e}; nothing changed")),
+                }
+            }
+        }
+    }
+
+    async fn mutate(&mut self, op: Op) -> Response {
+        let (new, msg) = match tree::mutate(&self.cfg, &self.rt, &op) {
+            Ok(x) => x,
+            Err(e) => return Response::refused(e),
+        };
+        match self.commit(new).await {
+            Ok(()) => {
+                tracing::info!("{msg}");
+                Response::ok(msg)
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// Apply, then save; if the save fails, put the running system back.
+    async fn commit(&mut self, new: Config) -> Result<(), Response> {
+        if new == self.cfg {
+            return Ok(());
+        }
+        if let Err(e) = self.rt.apply(&new).await {
+            return Err(Response::refused(format!("{e}; nothing changed")));
+        }
+        if let Err(e) = persist::save(&self.config_path(), &new) {
+            if let Err(back) = self.rt.apply(&self.cfg).await {
+                tracing::error!("could not restore the running config after a failed save: {back}");
+            }
+            return Err(Response::failed(format!("{e}; change undone")));
+        }
+        self.cfg = new;
+        Ok(())
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.rt.shutdown().await;
+    }
+}
+
+/// Bind the control socket at `path` (mode 0600), replacing a stale socket file but refusing
+/// if another daemon answers on it.
+pub async fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!(
+                "{}: another ironlun daemon is serving this state directory",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("{}: cannot remove stale socket: {e}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("{}: cannot bind: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: chmod 0600: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// Serve the control socket until `listener` is dropped with the future (select it against a
+/// shutdown signal).
+pub async fn serve<R: Runtime + 'static>(listener: UnixListener, control: Arc<Mutex<Control<R>>>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let control = control.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, control).await {
+                        tracing::debug!("control connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("control socket accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection<R: Runtime + 'static>(
+    stream: UnixStream,
+    control: Arc<Mutex<Control<R>>>,
+) -> std::io::Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut rd)
+            .take(MAX_REQUEST + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let too_long = line.len() as u64 > MAX_REQUEST;
+        let resp = if too_long {
+            Response::refused(format!("request longer than {MAX_REQUEST} bytes"))
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => control.lock().await.handle(req).await,
+                Err(e) => Response::refused(format!("bad request: {e}")),
+            }
+        };
+        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+        out.push(b'\n');
+        wr.write_all(&out).await?;
+        if too_long {
+            return Ok(());
+        }
+    }
+}
+
+/// Client side: send one request to the daemon at `socket` and wait for the response.
+pub async fn request(socket: &Path, req: &Request) -> std::io::Result<Response> {
+    let stream = UnixStream::connect(socket).await?;
+    let (rd, mut wr) = stream.into_split();
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    wr.write_all(&line).await?;
+    let mut rd = BufReader::new(rd);
+    let mut buf = Vec::new();
+    rd.read_until(b'\n', &mut buf).await?;
+    if buf.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the daemon closed the connection",
+        ));
+    }
+    serde_json::from_slice(&buf).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+use super::*;
+use crate::model::{DevKey, ParamSchema};
+use crate::tree::tests::Fake;
+use crate::tree::Inspect;
+
+/// A runtime that accepts everything except portals on port 3339 ("cannot bind").
+#[derive(Default)]
+struct FakeRuntime {
+    applied: Vec<Config>,
+    shut_down: bool,
+}
+
+impl ParamSchema for FakeRuntime {
+    fn param_defaults(&self) -> Vec<(String, String)> {
+        Fake.param_defaults()
+    }
+    fn validate_param(&self, key: &str, value: &str) -> Result<(), String> {
+        Fake.validate_param(key, value)
+    }
+}
+
+impl Inspect for FakeRuntime {
+    fn device_attributes(&self, key: &DevKey) -> Vec<(String, String)> {
+        Fake.device_attributes(key)
+    }
+    fn device_info(&self, _key: &DevKey) -> Option<String> {
+        None
+    }
+}
+
+impl Runtime for FakeRuntime {
+    async fn apply(&mut self, new: &Config) -> Result<(), String> {
+        let busy = new
+            .targets
+            .iter()
+            .flat_map(|t| &t.tpgs)
+            .flat_map(|g| &g.portals)
+            .find(|p| p.port == 3339);
+        if let Some(p) = busy {
+            return Err(format!("{}: address in use", p.addr()));
+        }
+        self.applied.push(new.clone());
+        Ok(())
+    }
+    async fn shutdown(&mut self) {
+        self.shut_down = true;
+    }
+}
+
+const T: &str = "iqn.2026-11.org.ironlun:svc";
+
+async fn started(dir: &Path) -> Control<FakeRuntime> {
+    Control::start(FakeRuntime::default(), dir, Config::default())
+        .await
+        .expect("start")
+}
+
+fn create(path: &str, args: &[&str]) -> Request {
+    Request::Create {
+        path: path.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn saved(dir: &Path) -> Config {
+    persist::load(&dir.join(CONFIG_FILE), &Fake).expect("saved config")
+}
+
+#[tokio::test]
+async fn every_change_is_applied_and_saved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    let r = c.handle(create("core/rd_mcp_0/r0", &["size=1M"])).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.output, "created core/rd_mcp_0/r0");
+    let r = c.handle(create(&format!("iscsi/{T}/tpgt_1"), &[])).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(&saved(dir.path()), c.config());
+    assert_eq!(c.runtime().applied.last(), Some(c.config()));
+    assert_eq!(
+        c.handle(Request::Get {
+            path: format!("iscsi/{T}/tpgt_1/rtpi")
+        })
+        .await,
+        Response::ok("1")
+    );
+}
+
+#[tokio::test]
+async fn refused_changes_leave_config_and_file_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    assert!(c.handle(create(&format!("iscsi/{T}/tpgt_1"), &[])).await.ok);
+    let before = c.config().clone();
+    let applies = c.runtime().applied.len();
+
+    let r = c
+        .handle(Request::Set {
+            path: format!("iscsi/{T}/tpgt_1/enable"),
+            value: "2".into(),
+        })
+        .await;
+    assert_eq!((r.ok, r.code), (false, 2));
+    assert!(r.error.contains("expected 0 or 1"), "{r:?}");
+    assert_eq!(
+        c.runtime().applied.len(),
+        applies,
+        "validation failures never reach the runtime"
+    );
+
+    let r = c
+        .handle(create(&format!("iscsi/{T}/tpgt_1/np/127.0.0.1:3339"), &[]))
+        .await;
+    assert_eq!((r.ok, r.code), (false, 2));
+    assert!(
+        r.error.contains("address in use") && r.error.contains("nothing changed"),
+        "{r:?}"
+    );
+    assert_eq!(c.config(), &before);
+    assert_eq!(saved(dir.path()), before);
+}
+
+#[tokio::test]
+async fn save_and_restore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    assert!(c.handle(create("core/rd_mcp_0/r0", &["size=1M"])).await.ok);
+    let copy = dir.path().join("copy.json");
+    let copy_s = copy.to_string_lossy().into_owned();
+    let r = c
+        .handle(Request::Save {
+            file: Some(copy_s.clone()),
+        })
+        .await;
+    assert!(r.ok, "{r:?}");
+    let snapshot = c.config().clone();
+
+    assert!(
+        c.handle(Request::Delete {
+            path: "core/rd_mcp_0/r0".into()
+        })
+        .await
+        .ok
+    );
+    assert!(c.config().storage_objects.is_empty());
+
+    // A broken file is refused whole.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        persist::to_json(&snapshot).replace("\"size\"", "\"sise\""),
+    )
+    .expect("write");
+    let r = c
+        .handle(Request::Restore {
+            file: bad.to_string_lossy().into_owned(),
+        })
+        .await;
+    assert_eq!((r.ok, r.code), (false, 2));
+    assert!(
+        r.error.contains("unknown field") && r.error.contains("nothing changed"),
+        "{r:?}"
+    );
+    assert!(c.config().storage_objects.is_empty());
+
+    let r = c.handle(Request::Restore { file: copy_s }).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(c.config(), &snapshot);
+    assert_eq!(saved(dir.path()), snapshot);
+
+    let r = c
+        .handle(Request::Save {
+            file: Some("relative.json".into()),
+        })
+        .await;
+    assert!(!r.ok && r.error.contains("absolute"), "{r:?}");
+}
+
+#[tokio::test]
+async fn socket_round_trip_and_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join(SOCKET_FILE);
+    let control = Arc::new(Mutex::new(started(dir.path()).await));
+    let listener = bind_socket(&sock).await.expect("bind");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    let server = tokio::spawn(serve(listener, control.clone()));
+
+    assert!(bind_socket(&sock)
+        .await
+        .expect_err("second daemon")
+        .contains("another ironlun daemon"));
+
+    let r = request(&sock, &create("core/rd_mcp_0/r0", &["size=1M"]))
+        .await
+        .expect("request");
+    assert!(r.ok, "{r:?}");
+    let r = request(
+        &sock,
+        &Request::Ls {
+            path: "core".into(),
+        },
+    )
+    .await
+    .expect("ls");
+    assert!(
+        r.output.starts_with("core/\n  rd_mcp_0/\n    r0/\n"),
+        "{}",
+        r.output
+    );
+
+    // Garbage gets an error response, not a dropped daemon.
+    let mut raw = UnixStream::connect(&sock).await.expect("connect");
+    raw.write_all(b"{\"op\":\"explode\"}\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    BufReader::new(&mut raw)
+        .read_until(b'\n', &mut buf)
+        .await
+        .expect("read");
+    let resp: Response = serde_json::from_slice(&buf).expect("json");
+    assert!(
+        !resp.ok && resp.error.starts_with("bad request"),
+        "{resp:?}"
+    );
+
+    server.abort();
+    control.lock().await.shutdown().await;
+    assert!(control.lock().await.runtime().shut_down);
+}

@@ -1,0 +1,1039 @@
+//! The object tree as paths: `ls`, `get`, `set`, `create`, `delete`, `link`.
+//!
+//! Layout mirrors LIO's configfs (`/sys/kernel/config/target`, see research lio.md §5.1):
+//! `core/<kind>_<n>/<dev>/…`, `core/alua/lu_gps/default_lu_gp`, `iscsi/discovery_auth/…`,
+//! `iscsi/<target>/tpgt_<n>/{enable,rtpi,attrib,auth,param,np,lun,acls}`.
+//!
+//! Everything here is pure: a mutation takes the current [`Config`] and returns the new one (or
+//! one line of error and no change). Applying the new tree to the engine and the fabric is the
+//! job of [`crate::runtime`].
+//!
+//! Deletion cascades like targetcli: deleting a device removes the TPG LUNs that export it,
+//! deleting a TPG LUN removes the ACL mapped LUNs that point at it, deleting a TPG or target
+//! removes everything below. The reply names every object removed along the way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::model::*;
+use crate::names::validate_iscsi_name;
+
+/// Live values the tree shows but does not own: the fabric's `param/` schema and the engine's
+/// device attributes.
+pub trait Inspect: ParamSchema {
+    /// `attrib/` names and current values of a live device, in display order
+    /// (empty if the device is not running).
+    fn device_attributes(&self, key: &DevKey) -> Vec<(String, String)>;
+    /// One-line `info` text of a live device.
+    fn device_info(&self, key: &DevKey) -> Option<String>;
+}
+
+/// A mutation of the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Set { path: String, value: String },
+    Create { path: String, args: Vec<String> },
+    Delete { path: String },
+    Link { src: String, dst: String },
+}
+
+/// One node of the rendered tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir {
+        name: String,
+        children: Vec<Node>,
+    },
+    Leaf {
+        name: String,
+        value: String,
+        secret: bool,
+    },
+    Link {
+        name: String,
+        target: String,
+        children: Vec<Node>,
+    },
+}
+
+impl Node {
+    fn name(&self) -> &str {
+        match self {
+            Node::Dir { name, .. } | Node::Leaf { name, .. } | Node::Link { name, .. } => name,
+        }
+    }
+    fn children(&self) -> &[Node] {
+        match self {
+            Node::Dir { children, .. } | Node::Link { children, .. } => children,
+            Node::Leaf { .. } => &[],
+        }
+    }
+}
+
+fn dir(name: impl Into<String>, children: Vec<Node>) -> Node {
+    Node::Dir {
+        name: name.into(),
+        children,
+    }
+}
+fn leaf(name: impl Into<String>, value: impl Into<String>) -> Node {
+    Node::Leaf {
+        name: name.into(),
+        value: value.into(),
+        secret: false,
+    }
+}
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// The company id the engine puts in NAA designators (LIO's default OUI; not settable here).
+pub const COMPANY_ID: &str = "0x001405";
+
+/// Render the whole tree.
+pub fn render(cfg: &Config, insp: &dyn Inspect) -> Node {
+    dir("", vec![render_core(cfg, insp), render_iscsi(cfg, insp)])
+}
+
+fn render_core(cfg: &Config, insp: &dyn Inspect) -> Node {
+    let mut hbas: BTreeMap<(Kind, u32), Vec<Node>> = BTreeMap::new();
+    for so in &cfg.storage_objects {
+        hbas.entry((so.plugin, so.hba))
+            .or_default()
+            .push(render_device(cfg, so, insp));
+    }
+    let mut children: Vec<Node> = hbas
+        .into_iter()
+        .map(|((k, n), devs)| dir(format!("{}_{}", k.tree_name(), n), devs))
+        .collect();
+    let members: Vec<String> = cfg
+        .storage_objects
+        .iter()
+        .map(|s| format!("{}_{}/{}", s.plugin.tree_name(), s.hba, s.name))
+        .collect();
+    children.push(dir(
+        "alua",
+        vec![dir(
+            "lu_gps",
+            vec![dir(
+                "default_lu_gp",
+                vec![leaf("lu_gp_id", "0"), leaf("members", members.join(" "))],
+            )],
+        )],
+    ));
+    dir("core", children)
+}
+
+fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
+    let key = so.key();
+    let mut attrs = insp.device_attributes(&key);
+    if attrs.is_empty() {
+        // Not running (no engine behind us): show what is configured.
+        attrs = so
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text()))
+            .collect();
+    }
+    let exports = cfg.luns_of(&key).len();
+    let info = insp.device_info(&key).unwrap_or_else(|| {
+        format!(
+            "Status: {} Exports: {exports} {}",
+            "CONFIGURED",
+            so.control_text()
+        )
+    });
+    dir(
+        so.name.clone(),
+        vec![
+            leaf("control", so.control_text()),
+            leaf("enable", "1"),
+            leaf("info", info),
+            dir(
+                "attrib",
+                attrs.into_iter().map(|(k, v)| leaf(k, v)).collect(),
+            ),
+            dir(
+                "wwn",
+                vec![
+                    leaf("company_id", COMPANY_ID),
+                    leaf("product_id", so.product_id.clone()),
+                    leaf("revision", so.revision.clone()),
+                    leaf("vendor_id", so.vendor_id.clone()),
+                    leaf("vpd_unit_serial", so.wwn.clone()),
+                ],
+            ),
+        ],
+    )
+}
+
+fn auth_nodes(chap: &Chap) -> Vec<Node> {
+    AUTH_NAMES
+        .iter()
+        .map(|n| Node::Leaf {
+            name: (*n).to_string(),
+            value: chap.get(n).unwrap_or_default().to_string(),
+            secret: n.starts_with("password"),
+        })
+        .collect()
+}
+
+fn render_iscsi(cfg: &Config, insp: &dyn Inspect) -> Node {
+    let mut da = vec![leaf(
+        "enforce_discovery_auth",
+        bool_text(cfg.discovery_auth.enforce_discovery_auth),
+    )];
+    da.extend(auth_nodes(&cfg.discovery_auth.chap));
+    let mut children = vec![dir("discovery_auth", da)];
+    let defaults = insp.param_defaults();
+    for t in &cfg.targets {
+        let tpgs = t.tpgs.iter().map(|g| render_tpg(g, &defaults)).collect();
+        children.push(dir(t.wwn.clone(), tpgs));
+    }
+    dir("iscsi", children)
+}
+
+fn render_tpg(g: &Tpg, defaults: &[(String, String)]) -> Node {
+    let attrib = TPG_ATTRIBUTES
+        .iter()
+        .map(|n| leaf(*n, g.attributes.get(n).unwrap_or(0).to_string()))
+        .collect();
+    let param = defaults
+        .iter()
+        .map(|(k, d)| {
+            leaf(
+                k.clone(),
+                g.parameters.get(k).cloned().unwrap_or_else(|| d.clone()),
+            )
+        })
+        .collect();
+    let np = g
+        .portals
+        .iter()
+        .map(|p| dir(p.addr().to_string(), vec![]))
+        .collect();
+    let luns = g
+        .luns
+        .iter()
+        .map(|l| Node::Link {
+            name: format!("lun_{}", l.index),
+            target: l.storage_object.clone(),
+            children: vec![],
+        })
+        .collect();
+    let acls = g
+        .node_acls
+        .iter()
+        .map(|a| {
+            let mut c = vec![dir("auth", auth_nodes(&a.chap))];
+            for m in &a.mapped_luns {
+                c.push(Node::Link {
+                    name: format!("lun_{}", m.index),
+                    target: format!("lun/lun_{}", m.tpg_lun),
+                    children: vec![
+                        leaf("tpg_lun", m.tpg_lun.to_string()),
+                        leaf("write_protect", bool_text(m.write_protect)),
+                    ],
+                });
+            }
+            dir(a.node_wwn.clone(), c)
+        })
+        .collect();
+    dir(
+        format!("tpgt_{}", g.tag),
+        vec![
+            leaf("enable", bool_text(g.enable)),
+            leaf("rtpi", g.rtpi.to_string()),
+            dir("attrib", attrib),
+            dir("auth", auth_nodes(&g.chap)),
+            dir("param", param),
+            dir("np", np),
+            dir("lun", luns),
+            dir("acls", acls),
+        ],
+    )
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+fn find<'a>(root: &'a Node, path: &str) -> Result<&'a Node, String> {
+    let mut node = root;
+    let mut walked = String::new();
+    for seg in segments(path) {
+        if !walked.is_empty() {
+            walked.push('/');
+        }
+        walked.push_str(seg);
+        node = node
+            .children()
+            .iter()
+            .find(|c| c.name() == seg)
+            .ok_or_else(|| format!("{walked}: no such object"))?;
+    }
+    Ok(node)
+}
+
+/// `ls PATH`: the subtree below PATH, two spaces per level, leaves as `name = value`,
+/// links as `name -> target`; secrets shown as `********` (use `get` to read one).
+pub fn ls(cfg: &Config, insp: &dyn Inspect, path: &str) -> Result<String, String> {
+    let root = render(cfg, insp);
+    let node = find(&root, path)?;
+    let mut out = String::new();
+    match node {
+        Node::Dir { name, children } if name.is_empty() => {
+            for c in children {
+                write_node(&mut out, c, 0);
+            }
+        }
+        _ => write_node(&mut out, node, 0),
+    }
+    Ok(out)
+}
+
+fn write_node(out: &mut String, node: &Node, depth: usize) {
+    let pad = "  ".repeat(depth);
+    match node {
+        Node::Dir { name, children } => {
+            out.push_str(&format!("{pad}{name}/\n"));
+            for c in children {
+                write_node(out, c, depth + 1);
+            }
+        }
+        Node::Leaf {
+            name,
+            value,
+            secret,
+        } => {
+            let shown = if *secret && !value.is_empty() {
+                "********"
+            } else {
+                value.as_str()
+            };
+            out.push_str(&format!("{pad}{name} = {shown}\n"));
+        }
+        Node::Link {
+            name,
+            target,
+            children,
+        } => {
+            out.push_str(&format!("{pad}{name} -> {target}\n"));
+            for c in children {
+                write_node(out, c, depth + 1);
+            }
+        }
+    }
+}
+
+/// `get PATH`: a leaf's value or a link's target.
+pub fn get(cfg: &Config, insp: &dyn Inspect, path: &str) -> Result<String, String> {
+    let root = render(cfg, insp);
+    match find(&root, path)? {
+        Node::Leaf { value, .. } => Ok(value.clone()),
+        Node::Link { target, .. } => Ok(target.clone()),
+        Node::Dir { .. } => Err(format!(
+            "{}: is a directory; use ls",
+            path.trim_matches('/')
+        )),
+    }
+}
+
+/// A parsed object path for mutations.
+#[derive(Debug)]
+enum Loc<'a> {
+    Device(DevKey),
+    DeviceLeaf(DevKey, &'a str),
+    DeviceAttr(DevKey, &'a str),
+    DeviceWwn(DevKey, &'a str),
+    DiscoveryAuth(&'a str),
+    Target(String),
+    Tpg(String, u16),
+    TpgLeaf(String, u16, &'a str),
+    TpgAttrib(String, u16, &'a str),
+    TpgAuth(String, u16, &'a str),
+    TpgParam(String, u16, &'a str),
+    Np(String, u16, SocketAddr),
+    Lun(String, u16, u64),
+    Acl(String, u16, String),
+    AclAuth(String, u16, String, &'a str),
+    MappedLun(String, u16, String, u64),
+    MappedLunAttr(String, u16, String, u64, &'a str),
+    /// A container or read-only part of the tree (`core`, `iscsi/<t>/tpgt_1/lun`, …).
+    Fixed(String),
+}
+
+fn parse_tpgt(at: &str, seg: &str) -> Result<u16, String> {
+    seg.strip_prefix("tpgt_")
+        .and_then(parse_index)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("{at}/{seg}: expected tpgt_<n> with n 1-65535"))
+}
+
+fn parse_lun(at: &str, seg: &str) -> Result<u64, String> {
+    seg.strip_prefix("lun_")
+        .and_then(parse_index)
+        .map(u64::from)
+        .filter(|&n| n <= MAX_LUN)
+        .ok_or_else(|| format!("{at}/{seg}: expected lun_<n> with n 0-{MAX_LUN}"))
+}
+
+fn parse_portal(at: &str, seg: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = seg.parse().map_err(|_| {
+        format!("{at}/{seg}: expected <IPv4>:<port> or [<IPv6>]:<port> (e.g. 127.0.0.1:3260)")
+    })?;
+    validate_portal(at, addr)?;
+    Ok(addr)
+}
+
+fn locate(path: &str) -> Result<Loc<'_>, String> {
+    let s = segments(path);
+    let fixed = || Loc::Fixed(s.join("/"));
+    Ok(match s.as_slice() {
+        [] | ["core"] | ["iscsi"] => fixed(),
+        ["core", "alua", ..] => fixed(),
+        ["core", hba] => {
+            Kind::parse_hba(hba)?;
+            fixed()
+        }
+        ["core", hba, dev, rest @ ..] => {
+            let (kind, n) = Kind::parse_hba(hba)?;
+            validate_dev_name(dev)?;
+            let key = DevKey {
+                kind,
+                hba: n,
+                name: (*dev).to_string(),
+            };
+            match rest {
+                [] => Loc::Device(key),
+                [leaf @ ("control" | "enable" | "info")] => Loc::DeviceLeaf(key, leaf),
+                ["attrib"] | ["wwn"] => fixed(),
+                ["attrib", name] => Loc::DeviceAttr(key, name),
+                ["wwn", name] => Loc::DeviceWwn(key, name),
+                [g @ ("pr" | "alua"), ..] => {
+                    return Err(format!(
+                        "{key}/{g}: not available in this build (the engine does not expose it)"
+                    ))
+                }
+                _ => return Err(format!("{}: no such object", s.join("/"))),
+            }
+        }
+        ["iscsi", "discovery_auth"] => fixed(),
+        ["iscsi", "discovery_auth", name] => Loc::DiscoveryAuth(name),
+        ["iscsi", t, rest @ ..] => {
+            validate_iscsi_name("target name", t)?;
+            let t = (*t).to_string();
+            let at = format!("iscsi/{t}");
+            match rest {
+                [] => Loc::Target(t),
+                [tpgt, rest @ ..] => {
+                    let g = parse_tpgt(&at, tpgt)?;
+                    let at = format!("{at}/{tpgt}");
+                    match rest {
+                        [] => Loc::Tpg(t, g),
+                        [leaf @ ("enable" | "rtpi")] => Loc::TpgLeaf(t, g, leaf),
+                        ["attrib" | "auth" | "param" | "np" | "lun" | "acls"] => fixed(),
+                        ["attrib", n] => Loc::TpgAttrib(t, g, n),
+                        ["auth", n] => Loc::TpgAuth(t, g, n),
+                        ["param", n] => Loc::TpgParam(t, g, n),
+                        ["np", a] => Loc::Np(t, g, parse_portal(&at, a)?),
+                        ["lun", l] => Loc::Lun(t, g, parse_lun(&at, l)?),
+                        ["acls", i, rest @ ..] => {
+                            validate_iscsi_name("initiator name", i)?;
+                            let i = (*i).to_string();
+                            let at = format!("{at}/acls/{i}");
+                            match rest {
+                                [] => Loc::Acl(t, g, i),
+                                ["auth"] => fixed(),
+                                ["auth", n] => Loc::AclAuth(t, g, i, n),
+                                ["attrib", ..] => {
+                                    return Err(format!(
+                                        "{at}/attrib: per-ACL attributes are not available in this build"
+                                    ))
+                                }
+                                [m] => Loc::MappedLun(t, g, i, parse_lun(&at, m)?),
+                                [m, n] => Loc::MappedLunAttr(t, g, i, parse_lun(&at, m)?, n),
+                                _ => return Err(format!("{}: no such object", s.join("/"))),
+                            }
+                        }
+                        _ => return Err(format!("{}: no such object", s.join("/"))),
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(format!(
+                "{}: no such object; the tree has core/ and iscsi/",
+                s.join("/")
+            ))
+        }
+    })
+}
+
+/// Apply one mutation to a copy of `cfg`. Ok: the new tree and a one-line message for the user.
+/// Err: one line; `cfg` is untouched.
+pub fn mutate(cfg: &Config, insp: &dyn Inspect, op: &Op) -> Result<(Config, String), String> {
+    let mut new = cfg.clone();
+    let msg = match op {
+        Op::Set { path, value } => set(&mut new, insp, path, value)?,
+        Op::Create { path, args } => create(&mut new, path, &parse_args(args)?)?,
+        Op::Delete { path } => delete(&mut new, path)?,
+        Op::Link { src, dst } => link(&mut new, src, dst)?,
+    };
+    // Safety net: whatever the operation did, the tree as a whole must be valid.
+    new.validate(insp)?;
+    Ok((new, msg))
+}
+
+fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| format!("argument '{a}': expected key=value"))?;
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("argument '{k}' given twice"));
+        }
+    }
+    Ok(out)
+}
+
+fn only_keys(at: &str, args: &BTreeMap<String, String>, valid: &[&str]) -> Result<(), String> {
+    if let Some(k) = args.keys().find(|k| !valid.contains(&k.as_str())) {
+        let valid = if valid.is_empty() {
+            "none".to_string()
+        } else {
+            valid.join(", ")
+        };
+        return Err(format!(
+            "create {at}: unknown argument '{k}'; valid: {valid}"
+        ));
+    }
+    Ok(())
+}
+
+fn need_tpg<'c>(cfg: &'c mut Config, t: &str, g: u16) -> Result<&'c mut Tpg, String> {
+    if cfg.target(t).is_none() {
+        return Err(format!("iscsi/{t}: no such target"));
+    }
+    cfg.tpg_mut(t, g)
+        .ok_or_else(|| format!("iscsi/{t}/tpgt_{g}: no such TPG"))
+}
+
+fn need_acl<'c>(cfg: &'c mut Config, t: &str, g: u16, i: &str) -> Result<&'c mut NodeAcl, String> {
+    need_tpg(cfg, t, g)?
+        .acl_mut(i)
+        .ok_or_else(|| format!("iscsi/{t}/tpgt_{g}/acls/{i}: no such ACL"))
+}
+
+fn set(cfg: &mut Config, insp: &dyn Inspect, path: &str, value: &str) -> Result<String, String> {
+    let loc = locate(path)?;
+    let at = segments(path).join("/");
+    match loc {
+        Loc::DeviceAttr(key, name) => {
+            if cfg.device(&key).is_none() {
+                return Err(format!("{key}: no such device"));
+            }
+            let live = insp.device_attributes(&key);
+            if !live.is_empty() && !live.iter().any(|(n, _)| n == name) {
+                let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "{at}: unknown attribute; valid: {}",
+                    names.join(", ")
+                ));
+            }
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!("{at}: value must be a number or printable text"));
+            }
+            if let Some(so) = cfg.device_mut(&key) {
+                so.attributes
+                    .insert(name.to_string(), AttrValue::from_text(value));
+            }
+        }
+        Loc::DeviceWwn(key, name) => {
+            if cfg.device(&key).is_none() {
+                return Err(format!("{key}: no such device"));
+            }
+            if name == "company_id" {
+                return Err(format!(
+                    "{at}: read-only in this build (the engine uses OUI {COMPANY_ID})"
+                ));
+            }
+            validate_wwn_field(&key.to_string(), name, value)?;
+            // LIO refuses identity changes while exported; initiators cache them.
+            if let Some((t, g, l)) = cfg.luns_of(&key).first() {
+                return Err(format!(
+                    "{at}: cannot change while the device is exported by iscsi/{t}/tpgt_{g}/lun/lun_{l}"
+                ));
+            }
+            if let Some(so) = cfg.device_mut(&key) {
+                match name {
+                    "vendor_id" => so.vendor_id = value.to_string(),
+                    "product_id" => so.product_id = value.to_string(),
+                    "revision" => so.revision = value.to_string(),
+                    _ => so.wwn = value.to_string(),
+                }
+            }
+        }
+        Loc::DeviceLeaf(key, leaf) => {
+            if cfg.device(&key).is_none() {
+                return Err(format!("{key}: no such device"));
+            }
+            match leaf {
+                "enable" if value == "1" => return Ok(format!("{at} is 1 (devices are enabled when created)")),
+                "enable" => {
+                    return Err(format!("{at}: a configured device cannot be disabled; delete it instead (only 1 is valid)"))
+                }
+                _ => return Err(format!("{at}: read-only (creation parameters are given to create)")),
+            }
+        }
+        Loc::DiscoveryAuth(name) => {
+            let da = &mut cfg.discovery_auth;
+            if name == "enforce_discovery_auth" {
+                da.enforce_discovery_auth = parse_bool(&at, value)?;
+            } else {
+                let slot = da.chap.slot(name).ok_or_else(|| {
+                    format!(
+                        "{at}: unknown attribute; valid: enforce_discovery_auth, {}",
+                        AUTH_NAMES.join(", ")
+                    )
+                })?;
+                validate_chap_value(&at, value)?;
+                *slot = value.to_string();
+            }
+        }
+        Loc::TpgLeaf(t, g, "enable") => {
+            let on = parse_bool(&at, value)?;
+            need_tpg(cfg, &t, g)?.enable = on;
+        }
+        Loc::TpgLeaf(t, g, _) => {
+            let rtpi = value
+                .parse::<u16>()
+                .ok()
+                .filter(|&r| r >= 1)
+                .ok_or_else(|| format!("{at}: '{value}' is not valid; expected 1-65535"))?;
+            let owner = cfg.targets.iter().find_map(|tt| {
+                tt.tpgs
+                    .iter()
+                    .find(|gg| gg.rtpi == rtpi && !(tt.wwn == t && gg.tag == g))
+                    .map(|gg| format!("iscsi/{}/tpgt_{}", tt.wwn, gg.tag))
+            });
+            let tpg = need_tpg(cfg, &t, g)?;
+            if tpg.enable {
+                return Err(format!(
+                    "{at}: can only change while the TPG is disabled (set enable 0 first)"
+                ));
+            }
+            if let Some(owner) = owner {
+                return Err(format!(
+                    "{at}: {rtpi} is already used by {owner}; RTPIs must be unique"
+                ));
+            }
+            tpg.rtpi = rtpi;
+        }
+        Loc::TpgAttrib(t, g, name) => {
+            let tpg = need_tpg(cfg, &t, g)?;
+            let slot = tpg.attributes.slot(name).ok_or_else(|| {
+                format!(
+                    "{at}: unknown attribute; valid: {}",
+                    TPG_ATTRIBUTES.join(", ")
+                )
+            })?;
+            *slot = u8::from(parse_bool(&at, value)?);
+        }
+        Loc::TpgAuth(t, g, name) => {
+            validate_chap_value(&at, value)?;
+            let tpg = need_tpg(cfg, &t, g)?;
+            let slot = tpg.chap.slot(name).ok_or_else(|| {
+                format!("{at}: unknown attribute; valid: {}", AUTH_NAMES.join(", "))
+            })?;
+            *slot = value.to_string();
+        }
+        Loc::AclAuth(t, g, i, name) => {
+            validate_chap_value(&at, value)?;
+            let acl = need_acl(cfg, &t, g, &i)?;
+            let slot = acl.chap.slot(name).ok_or_else(|| {
+                format!("{at}: unknown attribute; valid: {}", AUTH_NAMES.join(", "))
+            })?;
+            *slot = value.to_string();
+        }
+        Loc::TpgParam(t, g, key) => {
+            let defaults = insp.param_defaults();
+            let default = defaults
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, d)| d.clone())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = defaults.iter().map(|(k, _)| k.as_str()).collect();
+                    format!("{at}: unknown parameter; valid: {}", names.join(", "))
+                })?;
+            insp.validate_param(key, value)
+                .map_err(|e| format!("{at}: {e}"))?;
+            let tpg = need_tpg(cfg, &t, g)?;
+            if value == default {
+                tpg.parameters.remove(key);
+            } else {
+                tpg.parameters.insert(key.to_string(), value.to_string());
+            }
+        }
+        Loc::MappedLunAttr(t, g, i, m, name) => {
+            let tpg = need_tpg(cfg, &t, g)?;
+            let tpg_luns: Vec<u64> = tpg.luns.iter().map(|l| l.index).collect();
+            let acl = tpg
+                .acl_mut(&i)
+                .ok_or_else(|| format!("iscsi/{t}/tpgt_{g}/acls/{i}: no such ACL"))?;
+            let ml = acl
+                .mapped_luns
+                .iter_mut()
+                .find(|x| x.index == m)
+                .ok_or_else(|| {
+                    format!("iscsi/{t}/tpgt_{g}/acls/{i}/lun_{m}: no such mapped LUN")
+                })?;
+            match name {
+                "write_protect" => ml.write_protect = parse_bool(&at, value)?,
+                "tpg_lun" => {
+                    let n = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| tpg_luns.contains(n))
+                        .ok_or_else(|| {
+                            format!("{at}: '{value}' is not a LUN of iscsi/{t}/tpgt_{g}/lun")
+                        })?;
+                    ml.tpg_lun = n;
+                }
+                _ => {
+                    return Err(format!(
+                        "{at}: unknown attribute; valid: tpg_lun, write_protect"
+                    ))
+                }
+            }
+        }
+        Loc::Lun(..) => {
+            return Err(format!(
+                "{at}: a LUN link cannot be changed; delete it and create it again"
+            ))
+        }
+        Loc::Fixed(_) if matches!(find(&render(cfg, insp), path), Ok(Node::Leaf { .. })) => {
+            return Err(format!("{at}: read-only"));
+        }
+        Loc::Fixed(_)
+        | Loc::Device(_)
+        | Loc::Target(_)
+        | Loc::Tpg(..)
+        | Loc::Np(..)
+        | Loc::Acl(..)
+        | Loc::MappedLun(..) => {
+            return Err(format!(
+                "{at}: not an attribute (set takes a leaf such as …/enable)"
+            ))
+        }
+    }
+    // The reply is echoed and logged: never repeat a secret.
+    let secret = at.ends_with("/password") || at.ends_with("/password_mutual");
+    Ok(format!(
+        "{at} = {}",
+        if secret { "********" } else { value }
+    ))
+}
+
+fn create(cfg: &mut Config, path: &str, args: &BTreeMap<String, String>) -> Result<String, String> {
+    let loc = locate(path)?;
+    let at = segments(path).join("/");
+    let arg = |k: &str| args.get(k).map(String::as_str);
+    match loc {
+        Loc::Device(key) => {
+            const VALID: &[&str] = &[
+                "size", "path", "write_back", "readonly", "wwn", "vendor_id", "product_id", "revision", "block_size",
+            ];
+            only_keys(&at, args, VALID)?;
+            if cfg.device(&key).is_some() {
+                return Err(format!("{at}: already exists"));
+            }
+            let size = arg("size").map(|s| parse_size(&format!("{at}: size"), s)).transpose()?;
+            let mut attributes = BTreeMap::new();
+            if let Some(bs) = arg("block_size") {
+                match bs {
+                    "512" | "1024" | "2048" | "4096" => {
+                        attributes.insert("block_size".to_string(), AttrValue::from_text(bs));
+                    }
+                    _ => return Err(format!("{at}: block_size '{bs}' is not valid; expected 512, 1024, 2048 or 4096")),
+                }
+            }
+            let so = StorageObject {
+                plugin: key.kind,
+                hba: key.hba,
+                name: key.name.clone(),
+                wwn: arg("wwn").map_or_else(generate_serial, str::to_string),
+                vendor_id: arg("vendor_id").unwrap_or("IRONLUN").to_string(),
+                product_id: arg("product_id").unwrap_or(key.kind.default_product_id()).to_string(),
+                revision: arg("revision").unwrap_or("1.0").to_string(),
+                dev: arg("path").map(str::to_string),
+                size,
+                write_back: match arg("write_back") {
+                    Some(v) => parse_bool(&format!("{at}: write_back"), v)?,
+                    None => key.kind == Kind::FileIo,
+                },
+                readonly: arg("readonly").map(|v| parse_bool(&format!("{at}: readonly"), v)).transpose()?.unwrap_or(false),
+                attributes,
+            };
+            if key.kind == Kind::RdMcp && (args.contains_key("write_back") || args.contains_key("readonly")) {
+                return Err(format!("create {at}: rd_mcp takes size= only (write_back/readonly are for fileio/iblock)"));
+            }
+            if key.kind == Kind::IBlock && args.contains_key("write_back") {
+                return Err(format!("create {at}: iblock takes path= and readonly= (write_back is for fileio)"));
+            }
+            validate_storage_object(&so)?;
+            cfg.storage_objects.push(so);
+            Ok(format!("created {at}"))
+        }
+        Loc::Target(t) => {
+            only_keys(&at, args, &[])?;
+            if cfg.target(&t).is_some() {
+                return Err(format!("{at}: already exists"));
+            }
+            cfg.targets.push(Target { wwn: t, fabric: "iscsi".into(), tpgs: Vec::new() });
+            Ok(format!("created {at}"))
+        }
+        Loc::Tpg(t, g) => {
+            only_keys(&at, args, &["rtpi"])?;
+            let rtpi = match arg("rtpi") {
+                Some(v) => {
+                    let r = v
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&r| r >= 1)
+                        .ok_or_else(|| format!("create {at}: rtpi '{v}' is not valid; expected 1-65535"))?;
+                    if cfg.targets.iter().any(|tt| tt.tpgs.iter().any(|gg| gg.rtpi == r)) {
+                        return Err(format!("create {at}: rtpi {r} is already used; RTPIs must be unique"));
+                    }
+                    r
+                }
+                None => cfg.free_rtpi().ok_or("no free relative target port identifier (all 65535 used)")?,
+            };
+            let mut msg = format!("created {at} (rtpi {rtpi})");
+            if cfg.target(&t).is_none() {
+                cfg.targets.push(Target { wwn: t.clone(), fabric: "iscsi".into(), tpgs: Vec::new() });
+                msg = format!("created iscsi/{t} and {at} (rtpi {rtpi})");
+            }
+            let target = cfg.target_mut(&t).ok_or_else(|| format!("iscsi/{t}: no such target"))?;
+            if target.tpg(g).is_some() {
+                return Err(format!("{at}: already exists"));
+            }
+            target.tpgs.push(Tpg::new(g, rtpi));
+            target.tpgs.sort_by_key(|x| x.tag);
+            Ok(msg)
+        }
+        Loc::Np(t, g, addr) => {
+            only_keys(&at, args, &[])?;
+            let tpg = need_tpg(cfg, &t, g)?;
+            if tpg.portals.iter().any(|p| p.addr() == addr) {
+                return Err(format!("{at}: already exists"));
+            }
+            tpg.portals.push(Portal { ip_address: addr.ip(), port: addr.port() });
+            Ok(format!("created {at}"))
+        }
+        Loc::Lun(t, g, l) => {
+            only_keys(&at, args, &["dev"])?;
+            let dev = arg("dev").ok_or_else(|| format!("create {at}: dev=core/<kind>_<n>/<name> is required"))?;
+            add_lun(cfg, &t, g, l, dev)
+        }
+        Loc::Acl(t, g, i) => {
+            only_keys(&at, args, &[])?;
+            let tpg = need_tpg(cfg, &t, g)?;
+            if tpg.acl(&i).is_some() {
+                return Err(format!("{at}: already exists"));
+            }
+            tpg.node_acls.push(NodeAcl { node_wwn: i, chap: Chap::default(), mapped_luns: Vec::new() });
+            Ok(format!("created {at}"))
+        }
+        Loc::MappedLun(t, g, i, m) => {
+            only_keys(&at, args, &["tpg_lun", "write_protect"])?;
+            let tpg_lun = arg("tpg_lun").ok_or_else(|| format!("create {at}: tpg_lun=<n> is required"))?;
+            let tpg_lun = tpg_lun
+                .parse::<u64>()
+                .map_err(|_| format!("create {at}: tpg_lun '{tpg_lun}' is not a number"))?;
+            let wp = arg("write_protect").map(|v| parse_bool(&format!("create {at}: write_protect"), v)).transpose()?;
+            add_mapped_lun(cfg, &t, g, &i, m, tpg_lun, wp.unwrap_or(false))
+        }
+        Loc::Fixed(p) if p.is_empty() || p == "core" || p == "iscsi" => Err(format!("{at}: already exists")),
+        _ => Err(format!(
+            "{at}: cannot be created; create a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn> or acls/<iqn>/lun_<n>"
+        )),
+    }
+}
+
+fn add_lun(cfg: &mut Config, t: &str, g: u16, l: u64, dev: &str) -> Result<String, String> {
+    let key = DevKey::parse(dev)?;
+    if cfg.device(&key).is_none() {
+        return Err(format!("{key}: no such device"));
+    }
+    let tpg = need_tpg(cfg, t, g)?;
+    if tpg.lun(l).is_some() {
+        return Err(format!("iscsi/{t}/tpgt_{g}/lun/lun_{l}: already exists"));
+    }
+    tpg.luns.push(Lun {
+        index: l,
+        storage_object: key.to_string(),
+    });
+    tpg.luns.sort_by_key(|x| x.index);
+    Ok(format!("created iscsi/{t}/tpgt_{g}/lun/lun_{l} -> {key}"))
+}
+
+fn add_mapped_lun(
+    cfg: &mut Config,
+    t: &str,
+    g: u16,
+    i: &str,
+    m: u64,
+    tpg_lun: u64,
+    wp: bool,
+) -> Result<String, String> {
+    let tpg = need_tpg(cfg, t, g)?;
+    if tpg.lun(tpg_lun).is_none() {
+        return Err(format!("iscsi/{t}/tpgt_{g}/lun/lun_{tpg_lun}: no such LUN (tpg_lun must name an existing TPG LUN)"));
+    }
+    let acl = tpg
+        .acl_mut(i)
+        .ok_or_else(|| format!("iscsi/{t}/tpgt_{g}/acls/{i}: no such ACL"))?;
+    if acl.mapped_luns.iter().any(|x| x.index == m) {
+        return Err(format!(
+            "iscsi/{t}/tpgt_{g}/acls/{i}/lun_{m}: already exists"
+        ));
+    }
+    acl.mapped_luns.push(MappedLunCfg {
+        index: m,
+        tpg_lun,
+        write_protect: wp,
+    });
+    acl.mapped_luns.sort_by_key(|x| x.index);
+    Ok(format!(
+        "created iscsi/{t}/tpgt_{g}/acls/{i}/lun_{m} -> lun/lun_{tpg_lun}"
+    ))
+}
+
+/// Remove mapped LUNs pointing at TPG LUN `l`; returns their paths.
+fn drop_mapped_of(tpg: &mut Tpg, at: &str, l: u64) -> Vec<String> {
+    let mut gone = Vec::new();
+    for a in &mut tpg.node_acls {
+        a.mapped_luns.retain(|m| {
+            let keep = m.tpg_lun != l;
+            if !keep {
+                gone.push(format!("{at}/acls/{}/lun_{}", a.node_wwn, m.index));
+            }
+            keep
+        });
+    }
+    gone
+}
+
+fn with_cascade(at: &str, gone: Vec<String>) -> String {
+    if gone.is_empty() {
+        format!("deleted {at}")
+    } else {
+        format!("deleted {at}; also removed {}", gone.join(", "))
+    }
+}
+
+fn delete(cfg: &mut Config, path: &str) -> Result<String, String> {
+    let loc = locate(path)?;
+    let at = segments(path).join("/");
+    match loc {
+        Loc::Device(key) => {
+            if cfg.device(&key).is_none() {
+                return Err(format!("{at}: no such device"));
+            }
+            let mut gone = Vec::new();
+            for (t, g, l) in cfg.luns_of(&key) {
+                if let Some(tpg) = cfg.tpg_mut(&t, g) {
+                    let tat = format!("iscsi/{t}/tpgt_{g}");
+                    tpg.luns.retain(|x| x.index != l);
+                    gone.push(format!("{tat}/lun/lun_{l}"));
+                    gone.extend(drop_mapped_of(tpg, &tat, l));
+                }
+            }
+            cfg.storage_objects.retain(|s| s.key() != key);
+            Ok(with_cascade(&at, gone))
+        }
+        Loc::Target(t) => {
+            let before = cfg.targets.len();
+            cfg.targets.retain(|x| x.wwn != t);
+            if cfg.targets.len() == before {
+                return Err(format!("{at}: no such target"));
+            }
+            Ok(format!("deleted {at} and everything below it"))
+        }
+        Loc::Tpg(t, g) => {
+            let target = cfg.target_mut(&t).ok_or_else(|| format!("iscsi/{t}: no such target"))?;
+            let before = target.tpgs.len();
+            target.tpgs.retain(|x| x.tag != g);
+            if target.tpgs.len() == before {
+                return Err(format!("{at}: no such TPG"));
+            }
+            Ok(format!("deleted {at} and everything below it"))
+        }
+        Loc::Np(t, g, addr) => {
+            let tpg = need_tpg(cfg, &t, g)?;
+            let before = tpg.portals.len();
+            tpg.portals.retain(|p| p.addr() != addr);
+            if tpg.portals.len() == before {
+                return Err(format!("{at}: no such portal"));
+            }
+            Ok(format!("deleted {at}"))
+        }
+        Loc::Lun(t, g, l) => {
+            let tpg = need_tpg(cfg, &t, g)?;
+            if tpg.lun(l).is_none() {
+                return Err(format!("{at}: no such LUN"));
+            }
+            tpg.luns.retain(|x| x.index != l);
+            let gone = drop_mapped_of(tpg, &format!("iscsi/{t}/tpgt_{g}"), l);
+            Ok(with_cascade(&at, gone))
+        }
+        Loc::Acl(t, g, i) => {
+            let tpg = need_tpg(cfg, &t, g)?;
+            if tpg.acl(&i).is_none() {
+                return Err(format!("{at}: no such ACL"));
+            }
+            tpg.node_acls.retain(|a| a.node_wwn != i);
+            Ok(format!("deleted {at}"))
+        }
+        Loc::MappedLun(t, g, i, m) => {
+            let acl = need_acl(cfg, &t, g, &i)?;
+            let before = acl.mapped_luns.len();
+            acl.mapped_luns.retain(|x| x.index != m);
+            if acl.mapped_luns.len() == before {
+                return Err(format!("{at}: no such mapped LUN"));
+            }
+            Ok(format!("deleted {at}"))
+        }
+        _ => Err(format!(
+            "{at}: cannot be deleted; delete a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn> or acls/<iqn>/lun_<n>"
+        )),
+    }
+}
+
+/// `link SRC DST`, `ln -s` order: DST is the new link, SRC what it points at.
+fn link(cfg: &mut Config, src: &str, dst: &str) -> Result<String, String> {
+    match (locate(src)?, locate(dst)?) {
+        (Loc::Device(key), Loc::Lun(t, g, l)) => add_lun(cfg, &t, g, l, &key.to_string()),
+        (Loc::Lun(st, sg, l), Loc::MappedLun(t, g, i, m)) => {
+            if st != t || sg != g {
+                return Err(format!(
+                    "link: a mapped LUN can only point at a LUN of its own TPG (iscsi/{t}/tpgt_{g}/lun/…)"
+                ));
+            }
+            add_mapped_lun(cfg, &t, g, &i, m, l, false)
+        }
+        _ => Err(format!(
+            "link {src} {dst}: expected link core/<kind>_<n>/<dev> iscsi/<iqn>/tpgt_<n>/lun/lun_<l>, or link iscsi/<iqn>/tpgt_<n>/lun/lun_<l> iscsi/<iqn>/tpgt_<n>/acls/<initiator>/lun_<m>"
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,628 @@
+use super::*;
+
+/// A fabric/engine stand-in: two params, and device attributes for every device.
+pub(crate) struct Fake;
+
+impl ParamSchema for Fake {
+    fn param_defaults(&self) -> Vec<(String, String)> {
+        vec![
+            ("HeaderDigest".into(), "CRC32C,None".into()),
+            ("MaxConnections".into(), "1".into()),
+        ]
+    }
+    fn validate_param(&self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "HeaderDigest" if ["None", "CRC32C", "CRC32C,None", "None,CRC32C"].contains(&value) => {
+                Ok(())
+            }
+            "MaxConnections" if value.parse::<u16>().is_ok_and(|n| n >= 1) => Ok(()),
+            _ => Err(format!("'{value}' is not valid")),
+        }
+    }
+}
+
+impl Inspect for Fake {
+    fn device_attributes(&self, _key: &DevKey) -> Vec<(String, String)> {
+        vec![
+            ("block_size".into(), "512".into()),
+            ("emulate_tpu".into(), "0".into()),
+        ]
+    }
+    fn device_info(&self, _key: &DevKey) -> Option<String> {
+        None
+    }
+}
+
+const T: &str = "iqn.2026-11.org.ironlun:t1";
+const I: &str = "iqn.2026-11.org.example:host1";
+
+fn run(cfg: &Config, op: Op) -> Result<Config, String> {
+    mutate(cfg, &Fake, &op).map(|(c, _)| c)
+}
+fn create(cfg: &Config, path: &str, args: &[&str]) -> Result<Config, String> {
+    run(
+        cfg,
+        Op::Create {
+            path: path.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        },
+    )
+}
+fn set(cfg: &Config, path: &str, value: &str) -> Result<Config, String> {
+    run(
+        cfg,
+        Op::Set {
+            path: path.into(),
+            value: value.into(),
+        },
+    )
+}
+fn delete(cfg: &Config, path: &str) -> Result<Config, String> {
+    run(cfg, Op::Delete { path: path.into() })
+}
+
+/// The example session of docs/cli.md, step by step.
+fn example() -> Config {
+    let mut c = Config::default();
+    c = create(
+        &c,
+        "core/fileio_0/disk0",
+        &["path=/srv/disk0.img", "size=1G"],
+    )
+    .expect("device");
+    c = create(&c, &format!("iscsi/{T}/tpgt_1"), &[]).expect("tpg");
+    c = create(&c, &format!("iscsi/{T}/tpgt_1/np/127.0.0.1:3321"), &[]).expect("np");
+    c = create(
+        &c,
+        &format!("iscsi/{T}/tpgt_1/lun/lun_0"),
+        &["dev=core/fileio_0/disk0"],
+    )
+    .expect("lun");
+    c = create(&c, &format!("iscsi/{T}/tpgt_1/acls/{I}"), &[]).expect("acl");
+    c = create(
+        &c,
+        &format!("iscsi/{T}/tpgt_1/acls/{I}/lun_0"),
+        &["tpg_lun=0", "write_protect=0"],
+    )
+    .expect("mapped");
+    set(&c, &format!("iscsi/{T}/tpgt_1/enable"), "1").expect("enable")
+}
+
+#[test]
+fn example_session_builds_the_tree() {
+    let c = example();
+    let so = &c.storage_objects[0];
+    assert_eq!(so.size, Some(1 << 30));
+    assert_eq!(so.dev.as_deref(), Some("/srv/disk0.img"));
+    assert!(so.write_back, "fileio defaults to write-back like rtslib");
+    let tpg = c.target(T).and_then(|t| t.tpg(1)).expect("tpg");
+    assert!(tpg.enable);
+    assert_eq!(tpg.rtpi, 1);
+    assert_eq!(tpg.portals[0].addr().to_string(), "127.0.0.1:3321");
+    assert_eq!(
+        tpg.acl(I).map(|a| a.mapped_luns.clone()),
+        Some(vec![MappedLunCfg {
+            index: 0,
+            tpg_lun: 0,
+            write_protect: false
+        }])
+    );
+
+    let out = ls(&c, &Fake, "").expect("ls");
+    for needle in [
+        "core/\n  fileio_0/\n    disk0/\n",
+        "      control = path=/srv/disk0.img,size=1073741824,write_back=1\n",
+        "        block_size = 512\n",
+        "iscsi/\n  discovery_auth/\n",
+        &format!("  {T}/\n    tpgt_1/\n      enable = 1\n      rtpi = 1\n"),
+        "        127.0.0.1:3321/\n",
+        "        lun_0 -> core/fileio_0/disk0\n",
+        "          lun_0 -> lun/lun_0\n            tpg_lun = 0\n            write_protect = 0\n",
+        "        HeaderDigest = CRC32C,None\n",
+        "        members = fileio_0/disk0\n",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    assert_eq!(
+        get(&c, &Fake, &format!("iscsi/{T}/tpgt_1/lun/lun_0")),
+        Ok("core/fileio_0/disk0".into())
+    );
+    assert_eq!(
+        get(&c, &Fake, "/core/fileio_0/disk0/wwn/vendor_id/"),
+        Ok("IRONLUN".into())
+    );
+    assert!(get(&c, &Fake, "core/fileio_0")
+        .expect_err("dir")
+        .contains("is a directory"));
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_and_change_nothing() {
+    let c = example();
+    let tp = format!("iscsi/{T}/tpgt_1");
+    let cases: Vec<(Op, &str)> = vec![
+        (
+            Op::Set {
+                path: format!("{tp}/attrib/nonsense"),
+                value: "1".into(),
+            },
+            "valid: authentication",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/attrib/authentication"),
+                value: "2".into(),
+            },
+            "expected 0 or 1",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/enable"),
+                value: "yes".into(),
+            },
+            "expected 0 or 1",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/rtpi"),
+                value: "0".into(),
+            },
+            "expected 1-65535",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/rtpi"),
+                value: "5".into(),
+            },
+            "disabled",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/param/HeaderDigest"),
+                value: "MD5".into(),
+            },
+            "param/HeaderDigest",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/param/Bogus"),
+                value: "1".into(),
+            },
+            "unknown parameter",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/attrib/bogus".into(),
+                value: "1".into(),
+            },
+            "valid: block_size",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/wwn/vendor_id".into(),
+                value: "TOOLONGVENDOR".into(),
+            },
+            "1-8",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/wwn/product_id".into(),
+                value: "X".into(),
+            },
+            "exported by",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/wwn/company_id".into(),
+                value: "0x1".into(),
+            },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/info".into(),
+                value: "x".into(),
+            },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/enable".into(),
+                value: "0".into(),
+            },
+            "cannot be disabled",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/nope/attrib/block_size".into(),
+                value: "512".into(),
+            },
+            "no such device",
+        ),
+        (
+            Op::Set {
+                path: "nowhere/x".into(),
+                value: "1".into(),
+            },
+            "no such object",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/acls/{I}/auth/password"),
+                value: "has space".into(),
+            },
+            "printable",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/acls/{I}/lun_0/tpg_lun"),
+                value: "7".into(),
+            },
+            "not a LUN",
+        ),
+        (
+            Op::Create {
+                path: "core/pscsi_0/sg0".into(),
+                args: vec![],
+            },
+            "not supported by this build",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/disk0".into(),
+                args: vec!["path=/x".into()],
+            },
+            "already exists",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/d2".into(),
+                args: vec!["path=rel.img".into()],
+            },
+            "absolute",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/d2".into(),
+                args: vec!["path=/x".into(), "size=1Q".into()],
+            },
+            "invalid size",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/d2".into(),
+                args: vec!["path=/x".into(), "colour=red".into()],
+            },
+            "unknown argument 'colour'",
+        ),
+        (
+            Op::Create {
+                path: "core/rd_mcp_0/r".into(),
+                args: vec![],
+            },
+            "needs size",
+        ),
+        (
+            Op::Create {
+                path: "core/rd_mcp_0/r".into(),
+                args: vec!["size=1000".into()],
+            },
+            "multiple of 512",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/d2".into(),
+                args: vec!["path=/x".into(), "wwn".into()],
+            },
+            "key=value",
+        ),
+        (
+            Op::Create {
+                path: "iscsi/iqn.bad/tpgt_1".into(),
+                args: vec![],
+            },
+            "target name",
+        ),
+        (
+            Op::Create {
+                path: format!("iscsi/{T}/tpgt_0"),
+                args: vec![],
+            },
+            "1-65535",
+        ),
+        (
+            Op::Create {
+                path: format!("iscsi/{T}/tpgt_2"),
+                args: vec!["rtpi=1".into()],
+            },
+            "already used",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/np/localhost:3260"),
+                args: vec![],
+            },
+            "expected <IPv4>:<port>",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/np/127.0.0.1:0"),
+                args: vec![],
+            },
+            "port must be",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/np/127.0.0.1:3321"),
+                args: vec![],
+            },
+            "already exists",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/lun/lun_1"),
+                args: vec!["dev=core/fileio_0/zz".into()],
+            },
+            "no such device",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/lun/lun_99999"),
+                args: vec!["dev=core/fileio_0/disk0".into()],
+            },
+            "0-16383",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/acls/iqn.2026-11.org.example:UPPER"),
+                args: vec![],
+            },
+            "lower case",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/acls/{I}/lun_1"),
+                args: vec!["tpg_lun=3".into()],
+            },
+            "no such LUN",
+        ),
+        (
+            Op::Create {
+                path: format!("{tp}/acls/{I}/lun_1"),
+                args: vec![],
+            },
+            "tpg_lun=<n> is required",
+        ),
+        (
+            Op::Create {
+                path: format!("iscsi/{T}/tpgt_9/np/127.0.0.1:1"),
+                args: vec![],
+            },
+            "no such TPG",
+        ),
+        (
+            Op::Delete {
+                path: format!("{tp}/lun/lun_5"),
+            },
+            "no such LUN",
+        ),
+        (
+            Op::Delete {
+                path: "core".into(),
+            },
+            "cannot be deleted",
+        ),
+        (
+            Op::Link {
+                src: "core/fileio_0/disk0".into(),
+                dst: format!("{tp}/lun/lun_0"),
+            },
+            "already exists",
+        ),
+        (
+            Op::Link {
+                src: format!("{tp}/lun/lun_0"),
+                dst: "core/fileio_0/disk0".into(),
+            },
+            "expected link",
+        ),
+    ];
+    let more: Vec<(Op, &str)> = vec![
+        (
+            Op::Set {
+                path: "core/alua/lu_gps/default_lu_gp/lu_gp_id".into(),
+                value: "3".into(),
+            },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/lun"),
+                value: "3".into(),
+            },
+            "not an attribute",
+        ),
+        (
+            Op::Set {
+                path: format!("{tp}/acls/{I}/attrib/nopin_timeout"),
+                value: "3".into(),
+            },
+            "not available",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/pr/res_holder".into(),
+                value: "3".into(),
+            },
+            "not available",
+        ),
+    ];
+    for (op, needle) in cases.into_iter().chain(more) {
+        let e = mutate(&c, &Fake, &op)
+            .map(|_| ())
+            .expect_err(&format!("{op:?}"));
+        assert!(e.contains(needle), "{op:?}: {e}");
+        assert!(!e.contains('\n'), "{op:?}: multi-line error {e}");
+    }
+}
+
+#[test]
+fn delete_cascades_like_targetcli() {
+    let c = example();
+    let (after, msg) = mutate(
+        &c,
+        &Fake,
+        &Op::Delete {
+            path: "core/fileio_0/disk0".into(),
+        },
+    )
+    .expect("delete");
+    assert!(after.storage_objects.is_empty());
+    let tpg = after.target(T).and_then(|t| t.tpg(1)).expect("tpg stays");
+    assert!(tpg.luns.is_empty());
+    assert!(
+        tpg.acl(I).is_some_and(|a| a.mapped_luns.is_empty()),
+        "ACL stays, mapping goes"
+    );
+    assert!(
+        msg.contains("also removed")
+            && msg.contains("lun/lun_0")
+            && msg.contains(&format!("acls/{I}/lun_0")),
+        "{msg}"
+    );
+
+    let after = delete(&c, &format!("iscsi/{T}/tpgt_1/lun/lun_0")).expect("lun");
+    assert_eq!(after.storage_objects.len(), 1, "device stays");
+    let after = delete(&c, &format!("iscsi/{T}")).expect("target");
+    assert!(after.targets.is_empty());
+}
+
+#[test]
+fn links_in_ln_order() {
+    let mut c = example();
+    c = run(
+        &c,
+        Op::Link {
+            src: "core/fileio_0/disk0".into(),
+            dst: format!("iscsi/{T}/tpgt_1/lun/lun_3"),
+        },
+    )
+    .expect("lun");
+    c = run(
+        &c,
+        Op::Link {
+            src: format!("iscsi/{T}/tpgt_1/lun/lun_3"),
+            dst: format!("iscsi/{T}/tpgt_1/acls/{I}/lun_7"),
+        },
+    )
+    .expect("mapped");
+    assert_eq!(
+        get(&c, &Fake, &format!("iscsi/{T}/tpgt_1/acls/{I}/lun_7")),
+        Ok("lun/lun_3".into())
+    );
+    let e = run(
+        &c,
+        Op::Link {
+            src: format!("iscsi/{T}/tpgt_2/lun/lun_3"),
+            dst: format!("iscsi/{T}/tpgt_1/acls/{I}/lun_8"),
+        },
+    )
+    .expect_err("cross tpg");
+    assert!(e.contains("own TPG"), "{e}");
+}
+
+#[test]
+fn rtpis_are_unique_lowest_free_and_settable_while_disabled() {
+    let mut c = example();
+    c = create(&c, "iscsi/iqn.2026-11.org.ironlun:t2/tpgt_1", &[]).expect("t2");
+    c = create(&c, "iscsi/iqn.2026-11.org.ironlun:t2/tpgt_2", &[]).expect("t2 tpg2");
+    let rtpi = |c: &Config, t: &str, g| c.target(t).and_then(|x| x.tpg(g)).map(|x| x.rtpi);
+    assert_eq!(rtpi(&c, "iqn.2026-11.org.ironlun:t2", 1), Some(2));
+    assert_eq!(rtpi(&c, "iqn.2026-11.org.ironlun:t2", 2), Some(3));
+    c = set(&c, "iscsi/iqn.2026-11.org.ironlun:t2/tpgt_1/rtpi", "100").expect("pin");
+    assert_eq!(rtpi(&c, "iqn.2026-11.org.ironlun:t2", 1), Some(100));
+    let e = set(&c, "iscsi/iqn.2026-11.org.ironlun:t2/tpgt_2/rtpi", "100").expect_err("dup");
+    assert!(
+        e.contains("already used by iscsi/iqn.2026-11.org.ironlun:t2/tpgt_1"),
+        "{e}"
+    );
+    c = create(&c, "iscsi/iqn.2026-11.org.ironlun:t3/tpgt_1", &[]).expect("t3");
+    assert_eq!(
+        rtpi(&c, "iqn.2026-11.org.ironlun:t3", 1),
+        Some(2),
+        "lowest free is reused"
+    );
+}
+
+#[test]
+fn params_store_only_overrides_and_secrets_are_masked_in_ls() {
+    let mut c = example();
+    let tp = format!("iscsi/{T}/tpgt_1");
+    c = set(&c, &format!("{tp}/param/HeaderDigest"), "CRC32C").expect("param");
+    assert_eq!(
+        c.target(T)
+            .and_then(|t| t.tpg(1))
+            .map(|g| g.parameters.len()),
+        Some(1)
+    );
+    c = set(&c, &format!("{tp}/param/HeaderDigest"), "CRC32C,None").expect("back to default");
+    assert_eq!(
+        c.target(T)
+            .and_then(|t| t.tpg(1))
+            .map(|g| g.parameters.len()),
+        Some(0)
+    );
+
+    c = set(&c, &format!("{tp}/auth/userid"), "joe").expect("user");
+    let (next, msg) = mutate(
+        &c,
+        &Fake,
+        &Op::Set {
+            path: format!("{tp}/auth/password"),
+            value: "secret123456".into(),
+        },
+    )
+    .expect("pw");
+    assert!(msg.ends_with("/auth/password = ********"), "{msg}");
+    c = next;
+    let e =
+        set(&c, &format!("{tp}/auth/password_mutual"), "secret123456").expect_err("same secret");
+    assert!(e.contains("must differ"), "{e}");
+    let out = ls(&c, &Fake, &format!("{tp}/auth")).expect("ls");
+    assert!(
+        out.contains("password = ********")
+            && out.contains("userid = joe")
+            && !out.contains("secret123456"),
+        "{out}"
+    );
+    assert_eq!(
+        get(&c, &Fake, &format!("{tp}/auth/password")),
+        Ok("secret123456".into())
+    );
+}
+
+#[test]
+fn discovery_auth_needs_credentials_before_enforcing() {
+    let c = Config::default();
+    let e = set(&c, "iscsi/discovery_auth/enforce_discovery_auth", "1").expect_err("no creds");
+    assert!(e.contains("userid and password"), "{e}");
+    let c = set(&c, "iscsi/discovery_auth/userid", "d").expect("u");
+    let c = set(&c, "iscsi/discovery_auth/password", "discoverypass").expect("p");
+    let c = set(&c, "iscsi/discovery_auth/enforce_discovery_auth", "1").expect("enforce");
+    assert!(c.discovery_auth.enforce_discovery_auth);
+}
+
+#[test]
+fn wwn_changes_only_while_not_exported_and_serials_are_unique() {
+    let mut c = Config::default();
+    c = create(&c, "core/rd_mcp_0/r0", &["size=1M", "wwn=serial-a"]).expect("r0");
+    c = set(&c, "core/rd_mcp_0/r0/wwn/product_id", "MYDISK").expect("product");
+    assert_eq!(c.storage_objects[0].product_id, "MYDISK");
+    let e = create(&c, "core/rd_mcp_1/r1", &["size=1M", "wwn=serial-a"]).expect_err("dup serial");
+    assert!(e.contains("already used by core/rd_mcp_0/r0"), "{e}");
+    c = set(&c, "core/rd_mcp_0/r0/attrib/emulate_tpu", "1").expect("attr");
+    assert_eq!(
+        c.storage_objects[0].attributes.get("emulate_tpu"),
+        Some(&AttrValue::Int(1))
+    );
+}
