@@ -20,13 +20,15 @@ VERDICT = re.compile(r"(?:^|\.\.\.)\s*(passed|FAILED)", re.M)
 
 def parse(text):
     """Return (tests, notes): tests is OrderedDict suite -> OrderedDict test -> (verdict, note);
-    notes lists (suite, message) for [FAILED]/[SKIPPED] lines printed outside any test.
+    notes lists (suite, test-or-phase, message) for diagnostics outside a test's verdict.
 
-    CUnit prints "Test: NAME ..." before a test's setup and its verdict ("passed" or "FAILED")
-    after the test's teardown, so a test's output is the text between the two. Any "[FAILED]"
-    there fails the test, even when CUnit then says "passed" (libiscsi logs some failures
-    without asserting); otherwise "[SKIPPED]" makes it SKIPPED. Text after the verdict and
-    before the next test is suite cleanup (libiscsi's clear_pr), reported as a note.
+    CUnit prints "Test: NAME ..." before a test's setup and its verdict ("passed" or "FAILED",
+    decided by the test's assertions) after its teardown. That verdict is authoritative:
+    libiscsi's helpers also log "[FAILED] ..." whenever a status differs from the one the
+    caller passed in, and several tests probe with EXPECT_STATUS_GOOD on purpose and then
+    assert on the outcome (e.g. iSCSIDataSnInvalid wants the write to fail). A test that
+    passed but printed "[SKIPPED]" counts as SKIPPED. "[FAILED]" lines inside a passed test
+    are kept as notes, and so is anything printed after the verdict (suite clean-up).
     """
     tests = OrderedDict()
     notes = []
@@ -43,7 +45,7 @@ def parse(text):
             pending = (suite, t.group(1))
             continue
         if pending is None:
-            notes.extend((suite, x) for x in re.findall(r"\[(?:FAILED|SKIPPED)\][^\n]*", chunk))
+            notes.extend((suite, "set-up", x) for x in re.findall(r"\[FAILED\][^\n]*", chunk))
             continue
         v = VERDICT.search(chunk)
         body, after = (chunk[: v.start()], chunk[v.end():]) if v else (chunk, "")
@@ -51,14 +53,19 @@ def parse(text):
         skipped = re.search(r"\[SKIPPED\]\s*([^\n]*)", body)
         if v is None:
             verdict, note = "FAILED", "no verdict (run interrupted?)"
-        elif v.group(1) == "FAILED" or failed:
-            verdict, note = "FAILED", failed.group(1).strip() if failed else ""
+        elif v.group(1) == "FAILED":
+            verdict = "FAILED"
+            asserts = re.findall(r"^\s+\d+\. (\S+:\d+\s+- .*)$", after, re.M)
+            distinct = list(OrderedDict.fromkeys(asserts))
+            note = (failed.group(1).strip() if failed else "") or "; ".join(distinct[:3])
         elif skipped:
             verdict, note = "SKIPPED", skipped.group(1).strip()
         else:
             verdict, note = "PASSED", ""
         tests.setdefault(pending[0], OrderedDict())[pending[1]] = (verdict, note)
-        notes.extend((pending[0], x) for x in re.findall(r"\[(?:FAILED|SKIPPED)\][^\n]*", after))
+        if verdict != "FAILED":
+            notes.extend(pending + (x,) for x in re.findall(r"\[FAILED\][^\n]*", body))
+        notes.extend((pending[0], "clean-up", x) for x in re.findall(r"\[FAILED\][^\n]*", after))
         pending = None
     return tests, notes
 
@@ -100,9 +107,9 @@ def main(argv):
                     line = f"{verdict:8} {s}.{t}  {note}"
                     print(f"- {line}" if md else line)
     if notes and ("--list" in argv or md):
-        print("\nOutside any test (suite set-up/clean-up):")
-        for s, msg in notes:
-            print(f"- {s}: {msg}" if md else f"  {s}: {msg}")
+        print("\n[FAILED] diagnostics that are not a failed assertion (passed probes, suite clean-up):")
+        for s, where, msg in notes:
+            print(f"- {s}.{where}: {msg}" if md else f"  {s}.{where}: {msg}")
     n = sum(total.values())
     print(f"passed={total['PASSED']} skipped={total['SKIPPED']} failed={total['FAILED']} total={n}")
     return 1 if total["FAILED"] else 0

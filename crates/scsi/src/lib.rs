@@ -1,5 +1,17 @@
-//! Pure SCSI encodings shared by the target engine and the initiator (SPC-4, SBC-3).
+//! Pure SCSI encodings shared by the target engine and the initiator (SAM-5, SPC-4, SBC-3).
 //! No I/O here.
+//!
+//! * [`status`] — SAM-5 §5.3 status codes.
+//! * [`opcode`] — operation codes and service actions (SPC-4 Annex D, SBC-3 §5).
+//! * [`sense`] — sense keys, additional sense codes and the [`sense::Sense`] value with its
+//!   fixed / descriptor encodings and parser (SPC-4 §4.5).
+//! * [`cdb`] — CDB length by group code and big-endian field readers that never panic.
+
+pub mod cdb;
+pub mod opcode;
+pub mod sense;
+
+pub use sense::{Asc, FieldPointer, Sense, SenseParseError};
 
 /// SAM-5 status codes.
 pub mod status {
@@ -11,4 +23,19 @@ pub mod status {
     pub const TASK_SET_FULL: u8 = 0x28;
     pub const ACA_ACTIVE: u8 = 0x30;
     pub const TASK_ABORTED: u8 = 0x40;
+}
+
+/// Peripheral device types (SPC-4 §6.4.2 table 140).
+pub mod device_type {
+    pub const DIRECT_ACCESS: u8 = 0x00;
+    /// "Unknown or no device type", used with peripheral qualifier 011b for absent LUs.
+    pub const UNKNOWN: u8 = 0x1F;
+}
+
+/// Version descriptors (SPC-4 §6.4.2 table 143) advertised in standard INQUIRY data.
+pub mod version_descriptor {
+    pub const SAM_5: u16 = 0x00A0;
+    pub const SPC_4: u16 = 0x0460;
+    pub const SBC_3: u16 = 0x04C0;
+    pub const ISCSI: u16 = 0x0960;
 }

@@ -15,6 +15,11 @@
 //!
 //! Execution gates, in order (shared/DESIGN.md): pending unit attention, ALUA state,
 //! reservation conflict, opcode handler.
+//!
+//! Modules: `device` (LU, attributes), `port` (target ports, LUN tables, ACLs, nexus views),
+//! `nexus` (pipeline, TMF entry), `ops` (opcode table), `spc` / `vpd` / `mode` (SPC-4
+//! commands), `sbc` (SBC-3 commands), `ua` (unit attentions), `tmf` (task sets), `reservation`
+//! (SPC-2), `alua` (target port groups).
 
 use std::sync::Arc;
 
@@ -151,8 +156,22 @@ pub enum LoginDenied {
     Disabled,
 }
 
-mod engine;
-pub use engine::*;
+mod alua;
+mod device;
+mod mode;
+mod nexus;
+mod ops;
+mod port;
+mod reservation;
+mod sbc;
+mod spc;
+mod tmf;
+mod ua;
+mod vpd;
+
+pub use device::{Device, DeviceConfig, DeviceInfo};
+pub use nexus::Nexus;
+pub use port::{MappedLun, TargetPort};
 
 /// Shared handle types.
 pub type DeviceRef = Arc<Device>;

@@ -1,0 +1,543 @@
+//! A logical unit (SAM-5 §4.6): a backstore plus identity (LIO `wwn/`), attributes (LIO
+//! `attrib/`, names and defaults per shared/research/lio.md §5.2), mode parameters, the task
+//! set, SPC-2 reservation state and the unit-attention queues of every I_T_L nexus that can
+//! reach it.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+
+use ironlun_backstore::Backstore;
+use ironlun_scsi::sense::asc;
+use ironlun_scsi::Asc;
+use parking_lot::{Mutex, RwLock};
+
+use crate::port::LunSlot;
+use crate::reservation::Spc2Reservation;
+use crate::tmf::TaskSet;
+
+/// Largest single data transfer, in bytes (VPD B0h MAXIMUM TRANSFER LENGTH; bounds the
+/// buffers one command can make us allocate).
+pub(crate) const MAX_IO_BYTES: u32 = 8 << 20;
+/// `hw_queue_depth`: tasks one LU accepts before TASK SET FULL.
+pub(crate) const HW_QUEUE_DEPTH: u32 = 128;
+
+/// Device identity and attributes given at creation (LIO `wwn/` and `attrib/`).
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    /// Name in the object tree, e.g. `ramdisk0` (used as product id alias when asked).
+    pub name: String,
+    /// `wwn/vpd_unit_serial`; the NAA 6 designator is derived from it (LIO: OUI 0x001405 + hex digits).
+    pub unit_serial: String,
+    pub vendor_id: String,
+    pub product_id: String,
+    pub revision: String,
+    /// Logical block size presented to initiators (512, 1024, 2048, 4096).
+    pub block_size: u32,
+}
+
+/// Live state of a device for the control plane's read-only views.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub block_size: u32,
+    /// Number of logical blocks (backstore size / block size).
+    pub blocks: u64,
+    /// Number of (target port, LUN) pairs exporting the device.
+    pub exports: usize,
+    /// Tasks currently in the task set.
+    pub tasks: usize,
+    /// Of those, tasks being aborted by a task management function.
+    pub aborting: usize,
+    /// SPC-2 reservation holder (initiator port name), if any.
+    pub spc2_holder: Option<String>,
+    /// Stopped by START STOP UNIT (START=0).
+    pub stopped: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Wwn {
+    vendor: String,
+    product: String,
+    revision: String,
+    serial: String,
+}
+
+/// Company id used for the NAA designator (LIO's default, IEEE OUI 00-14-05).
+pub(crate) const COMPANY_ID: u32 = 0x001405;
+
+/// Where the device is exported, for MULTIP, REPORT TARGET PORT GROUPS and "not while exported".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Export {
+    pub port: u64,
+    pub rtpi: u16,
+    pub lun: u64,
+}
+
+/// A logical unit.
+pub struct Device {
+    pub(crate) id: u64,
+    name: String,
+    wwn: RwLock<Wwn>,
+    pub(crate) backstore: Arc<dyn Backstore>,
+    block_size: AtomicU32,
+    // Attributes (attrib/…).
+    pub(crate) write_cache: AtomicBool,
+    write_cache_default: bool,
+    pub(crate) fua_write: AtomicBool,
+    pub(crate) ua_intlck: AtomicU8,
+    pub(crate) tas: AtomicBool,
+    pub(crate) rsoc: AtomicBool,
+    pub(crate) nonrot: AtomicBool,
+    model_alias: AtomicBool,
+    queue_depth: AtomicU32,
+    optimal_sectors: AtomicU32,
+    max_write_same_len: AtomicU32,
+    max_unmap_lba_count: AtomicU32,
+    max_unmap_block_desc_count: AtomicU32,
+    unmap_granularity: AtomicU32,
+    unmap_granularity_alignment: AtomicU32,
+    unmap_zeroes_data: AtomicBool,
+    // Mode parameters changeable by MODE SELECT besides WCE (control mode page).
+    pub(crate) d_sense: AtomicBool,
+    pub(crate) swp: AtomicBool,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) tasks: TaskSet,
+    pub(crate) spc2: Spc2Reservation,
+    slots: Mutex<Vec<Weak<LunSlot>>>,
+    exports: Mutex<Vec<Export>>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn check_ascii(field: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.len() > max || !v.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
+        return Err(format!(
+            "{field}: must be at most {max} printable ASCII characters"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(format!("{name}: invalid value {v:?}; valid values: 0, 1")),
+    }
+}
+
+fn parse_u32(name: &str, v: &str) -> Result<u32, String> {
+    v.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{name}: invalid value {v:?}; expected an integer 0..=4294967295"))
+}
+
+/// Attribute names in display order (LIO `attrib/` names).
+const ATTRIBUTES: &[&str] = &[
+    "block_size",
+    "emulate_3pc",
+    "emulate_caw",
+    "emulate_fua_write",
+    "emulate_model_alias",
+    "emulate_pr",
+    "emulate_rest_reord",
+    "emulate_rsoc",
+    "emulate_tas",
+    "emulate_tpu",
+    "emulate_tpws",
+    "emulate_ua_intlck_ctrl",
+    "emulate_write_cache",
+    "force_pr_aptpl",
+    "hw_block_size",
+    "hw_max_sectors",
+    "hw_queue_depth",
+    "is_nonrot",
+    "max_unmap_block_desc_count",
+    "max_unmap_lba_count",
+    "max_write_same_len",
+    "optimal_sectors",
+    "queue_depth",
+    "unmap_granularity",
+    "unmap_granularity_alignment",
+    "unmap_zeroes_data",
+];
+
+/// Attributes fixed at 0 until the feature exists, and why.
+fn not_yet(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "emulate_3pc" => "EXTENDED COPY is not supported yet",
+        "emulate_caw" => "COMPARE AND WRITE is not supported yet",
+        "emulate_tpu" => "UNMAP is not supported yet",
+        "emulate_tpws" => "WRITE SAME with UNMAP is not supported yet",
+        "emulate_pr" => "persistent reservations are not supported yet",
+        "force_pr_aptpl" => "persistent reservations are not supported yet",
+        "emulate_rest_reord" => "only unrestricted reordering (0) is supported",
+        _ => return None,
+    })
+}
+
+impl Device {
+    pub fn new(config: DeviceConfig, backstore: Arc<dyn Backstore>) -> Result<Arc<Device>, String> {
+        if !matches!(config.block_size, 512 | 1024 | 2048 | 4096) {
+            return Err(format!(
+                "block_size: invalid value {}; valid values: 512, 1024, 2048, 4096",
+                config.block_size
+            ));
+        }
+        let vendor = if config.vendor_id.is_empty() {
+            "IRONLUN".to_string()
+        } else {
+            config.vendor_id.clone()
+        };
+        let product = if config.product_id.is_empty() {
+            config.name.chars().take(16).collect()
+        } else {
+            config.product_id.clone()
+        };
+        let revision = if config.revision.is_empty() {
+            "4.0".to_string()
+        } else {
+            config.revision.clone()
+        };
+        check_ascii("vendor_id", &vendor, 8)?;
+        check_ascii("product_id", &product, 16)?;
+        check_ascii("revision", &revision, 4)?;
+        check_ascii("vpd_unit_serial", &config.unit_serial, 253)?;
+        let wc = backstore.write_cache();
+        let bs = config.block_size;
+        Ok(Arc::new(Device {
+            id: next_id(),
+            name: config.name,
+            wwn: RwLock::new(Wwn {
+                vendor,
+                product,
+                revision,
+                serial: config.unit_serial,
+            }),
+            backstore,
+            block_size: AtomicU32::new(bs),
+            write_cache: AtomicBool::new(wc),
+            write_cache_default: wc,
+            fua_write: AtomicBool::new(true),
+            ua_intlck: AtomicU8::new(0),
+            tas: AtomicBool::new(true),
+            rsoc: AtomicBool::new(true),
+            nonrot: AtomicBool::new(false),
+            model_alias: AtomicBool::new(false),
+            queue_depth: AtomicU32::new(HW_QUEUE_DEPTH),
+            optimal_sectors: AtomicU32::new(MAX_IO_BYTES / bs),
+            max_write_same_len: AtomicU32::new(0),
+            max_unmap_lba_count: AtomicU32::new(0),
+            max_unmap_block_desc_count: AtomicU32::new(0),
+            unmap_granularity: AtomicU32::new(0),
+            unmap_granularity_alignment: AtomicU32::new(0),
+            unmap_zeroes_data: AtomicBool::new(false),
+            d_sense: AtomicBool::new(false),
+            swp: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            tasks: TaskSet::default(),
+            spc2: Spc2Reservation::default(),
+            slots: Mutex::new(Vec::new()),
+            exports: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The device's name in the object tree.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> DeviceConfig {
+        let w = self.wwn.read();
+        DeviceConfig {
+            name: self.name.clone(),
+            unit_serial: w.serial.clone(),
+            vendor_id: w.vendor.clone(),
+            product_id: w.product.clone(),
+            revision: w.revision.clone(),
+            block_size: self.block_size(),
+        }
+    }
+
+    /// Set a `wwn/` field: `vendor_id`, `product_id`, `revision` or `vpd_unit_serial`.
+    /// Refused while exported (initiators cache identity), as LIO does.
+    pub fn set_wwn(&self, field: &str, value: &str) -> Result<(), String> {
+        let (max, slot): (usize, fn(&mut Wwn) -> &mut String) = match field {
+            "vendor_id" => (8, |w| &mut w.vendor),
+            "product_id" => (16, |w| &mut w.product),
+            "revision" => (4, |w| &mut w.revision),
+            "vpd_unit_serial" => (253, |w| &mut w.serial),
+            _ => {
+                return Err(format!(
+                    "{field}: unknown wwn field; valid: vendor_id, product_id, revision, vpd_unit_serial"
+                ))
+            }
+        };
+        check_ascii(field, value, max)?;
+        self.refuse_if_exported(field)?;
+        *slot(&mut self.wwn.write()) = value.to_string();
+        Ok(())
+    }
+
+    /// Live state for read-only views.
+    pub fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            block_size: self.block_size(),
+            blocks: self.blocks(),
+            exports: self.exports.lock().len(),
+            tasks: self.tasks.len(),
+            aborting: self.tasks.aborting(),
+            spc2_holder: self.spc2.holder_name(),
+            stopped: self.stopped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `attrib/<name>` names this device supports, in display order.
+    pub fn attribute_names(&self) -> Vec<&'static str> {
+        ATTRIBUTES.to_vec()
+    }
+
+    /// Current value of `attrib/<name>` as text (LIO formatting: integers in decimal).
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        let b = |a: &AtomicBool| u32::from(a.load(Ordering::Relaxed));
+        let u = |a: &AtomicU32| a.load(Ordering::Relaxed);
+        let v: u32 = match name {
+            "block_size" => self.block_size(),
+            "emulate_fua_write" => b(&self.fua_write),
+            "emulate_model_alias" => b(&self.model_alias),
+            "emulate_rsoc" => b(&self.rsoc),
+            "emulate_tas" => b(&self.tas),
+            "emulate_ua_intlck_ctrl" => u32::from(self.ua_intlck.load(Ordering::Relaxed)),
+            "emulate_write_cache" => b(&self.write_cache),
+            "hw_block_size" => self.backstore.hw_block_size(),
+            "hw_max_sectors" => self.hw_max_sectors(),
+            "hw_queue_depth" => HW_QUEUE_DEPTH,
+            "is_nonrot" => b(&self.nonrot),
+            "max_unmap_block_desc_count" => u(&self.max_unmap_block_desc_count),
+            "max_unmap_lba_count" => u(&self.max_unmap_lba_count),
+            "max_write_same_len" => u(&self.max_write_same_len),
+            "optimal_sectors" => self.optimal_sectors(),
+            "queue_depth" => self.queue_depth(),
+            "unmap_granularity" => u(&self.unmap_granularity),
+            "unmap_granularity_alignment" => u(&self.unmap_granularity_alignment),
+            "unmap_zeroes_data" => b(&self.unmap_zeroes_data),
+            other if not_yet(other).is_some() => 0,
+            _ => return None,
+        };
+        Some(v.to_string())
+    }
+
+    /// Set `attrib/<name>`. Err is one line naming the attribute and what is valid; no change on Err.
+    /// Changing a mode-page-visible attribute raises UA 2A/01 MODE PARAMETERS CHANGED on other nexuses.
+    pub fn set_attribute(&self, name: &str, value: &str) -> Result<(), String> {
+        if let Some(why) = not_yet(name) {
+            return match value.trim() {
+                "0" => Ok(()),
+                _ => Err(format!("{name}: only 0 is accepted ({why})")),
+            };
+        }
+        let set_u32 = |a: &AtomicU32, v: &str| -> Result<(), String> {
+            a.store(parse_u32(name, v)?, Ordering::Relaxed);
+            Ok(())
+        };
+        match name {
+            "block_size" => {
+                let v = parse_u32(name, value)?;
+                if !matches!(v, 512 | 1024 | 2048 | 4096) {
+                    return Err(format!(
+                        "block_size: invalid value {v}; valid values: 512, 1024, 2048, 4096"
+                    ));
+                }
+                self.refuse_if_exported(name)?;
+                self.block_size.store(v, Ordering::Relaxed);
+                let hw = self.hw_max_sectors();
+                self.optimal_sectors.fetch_min(hw, Ordering::Relaxed);
+            }
+            "emulate_write_cache" => {
+                let v = parse_bool(name, value)?;
+                if self.write_cache.swap(v, Ordering::Relaxed) != v {
+                    self.raise_ua(asc::MODE_PARAMETERS_CHANGED, None);
+                }
+            }
+            "emulate_fua_write" => {
+                let v = parse_bool(name, value)?;
+                if self.fua_write.swap(v, Ordering::Relaxed) != v {
+                    self.raise_ua(asc::MODE_PARAMETERS_CHANGED, None);
+                }
+            }
+            "emulate_ua_intlck_ctrl" => {
+                let v = match value.trim() {
+                    "0" => 0,
+                    "1" => 1,
+                    "2" => 2,
+                    _ => {
+                        return Err(format!(
+                            "{name}: invalid value {value:?}; valid values: 0, 1, 2"
+                        ))
+                    }
+                };
+                self.refuse_if_exported(name)?;
+                self.ua_intlck.store(v, Ordering::Relaxed);
+            }
+            "emulate_tas" => {
+                let v = parse_bool(name, value)?;
+                self.refuse_if_exported(name)?;
+                self.tas.store(v, Ordering::Relaxed);
+            }
+            "emulate_model_alias" => {
+                let v = parse_bool(name, value)?;
+                self.refuse_if_exported(name)?;
+                self.model_alias.store(v, Ordering::Relaxed);
+            }
+            "emulate_rsoc" => self.rsoc.store(parse_bool(name, value)?, Ordering::Relaxed),
+            "is_nonrot" => self
+                .nonrot
+                .store(parse_bool(name, value)?, Ordering::Relaxed),
+            "unmap_zeroes_data" => self
+                .unmap_zeroes_data
+                .store(parse_bool(name, value)?, Ordering::Relaxed),
+            "queue_depth" => {
+                let v = parse_u32(name, value)?;
+                if v == 0 || v > HW_QUEUE_DEPTH {
+                    return Err(format!(
+                        "queue_depth: invalid value {v}; valid values: 1..={HW_QUEUE_DEPTH} (hw_queue_depth)"
+                    ));
+                }
+                self.queue_depth.store(v, Ordering::Relaxed);
+            }
+            "optimal_sectors" => {
+                let v = parse_u32(name, value)?;
+                let hw = self.hw_max_sectors();
+                if v == 0 || v > hw {
+                    return Err(format!(
+                        "optimal_sectors: invalid value {v}; valid values: 1..={hw} (hw_max_sectors)"
+                    ));
+                }
+                self.optimal_sectors.store(v, Ordering::Relaxed);
+            }
+            "max_write_same_len" => set_u32(&self.max_write_same_len, value)?,
+            "max_unmap_lba_count" => set_u32(&self.max_unmap_lba_count, value)?,
+            "max_unmap_block_desc_count" => set_u32(&self.max_unmap_block_desc_count, value)?,
+            "unmap_granularity" => set_u32(&self.unmap_granularity, value)?,
+            "unmap_granularity_alignment" => set_u32(&self.unmap_granularity_alignment, value)?,
+            "hw_block_size" | "hw_max_sectors" | "hw_queue_depth" => {
+                return Err(format!("{name}: read-only attribute"))
+            }
+            _ => {
+                return Err(format!(
+                    "{name}: unknown attribute; valid: {}",
+                    ATTRIBUTES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The backstore changed size: raise UA 2A/09 CAPACITY DATA HAS CHANGED on every nexus.
+    pub fn capacity_changed(&self) {
+        self.raise_ua(asc::CAPACITY_DATA_HAS_CHANGED, None);
+    }
+
+    fn refuse_if_exported(&self, name: &str) -> Result<(), String> {
+        if self.exports.lock().is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: cannot be changed while the device is exported (remove its LUNs first)"
+            ))
+        }
+    }
+
+    // ---- engine-internal accessors ----
+
+    pub(crate) fn block_size(&self) -> u32 {
+        self.block_size.load(Ordering::Relaxed)
+    }
+
+    /// Number of logical blocks.
+    pub(crate) fn blocks(&self) -> u64 {
+        self.backstore.size() / u64::from(self.block_size())
+    }
+
+    pub(crate) fn hw_max_sectors(&self) -> u32 {
+        MAX_IO_BYTES / self.block_size()
+    }
+
+    pub(crate) fn optimal_sectors(&self) -> u32 {
+        self.optimal_sectors.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn queue_depth(&self) -> u32 {
+        self.queue_depth.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn write_cache_default(&self) -> bool {
+        self.write_cache_default
+    }
+
+    /// DPO and FUA are offered (mode parameter header DPOFUA) when `emulate_fua_write` is on.
+    pub(crate) fn dpofua(&self) -> bool {
+        self.fua_write.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn vendor(&self) -> String {
+        self.wwn.read().vendor.clone()
+    }
+
+    pub(crate) fn product(&self) -> String {
+        if self.model_alias.load(Ordering::Relaxed) {
+            self.name.chars().take(16).collect()
+        } else {
+            self.wwn.read().product.clone()
+        }
+    }
+
+    pub(crate) fn revision(&self) -> String {
+        self.wwn.read().revision.clone()
+    }
+
+    pub(crate) fn serial(&self) -> String {
+        self.wwn.read().serial.clone()
+    }
+
+    pub(crate) fn register_slot(&self, slot: &Arc<LunSlot>) {
+        let mut s = self.slots.lock();
+        s.retain(|w| w.strong_count() > 0);
+        s.push(Arc::downgrade(slot));
+    }
+
+    /// Raise a unit attention on every I_T_L nexus of this LU except `except` (a slot id).
+    pub(crate) fn raise_ua(&self, a: Asc, except: Option<u64>) {
+        let slots: Vec<Arc<LunSlot>> = self.slots.lock().iter().filter_map(Weak::upgrade).collect();
+        for s in slots {
+            if Some(s.id) != except {
+                s.ua.raise(a);
+            }
+        }
+    }
+
+    /// Raise a unit attention on the I_T_L nexuses belonging to `nexuses`.
+    pub(crate) fn raise_ua_for(&self, a: Asc, nexuses: &[u64]) {
+        let slots: Vec<Arc<LunSlot>> = self.slots.lock().iter().filter_map(Weak::upgrade).collect();
+        for s in slots {
+            if nexuses.contains(&s.nexus) {
+                s.ua.raise(a);
+            }
+        }
+    }
+
+    pub(crate) fn add_export(&self, e: Export) {
+        self.exports.lock().push(e);
+    }
+
+    pub(crate) fn remove_export(&self, port: u64, lun: u64) {
+        let mut x = self.exports.lock();
+        x.retain(|e| !(e.port == port && e.lun == lun));
+    }
+
+    pub(crate) fn exports(&self) -> Vec<Export> {
+        self.exports.lock().clone()
+    }
+}

@@ -1,0 +1,476 @@
+//! I_T nexuses and the command pipeline (SAM-5 §5, shared/DESIGN.md "gates").
+//!
+//! [`Nexus::execute`] resolves the LUN through the nexus' view, enters the LU's task set, then
+//! applies the gates in order — pending unit attention, opcode / CDB validation, ALUA state,
+//! reservation conflict, stopped / write-protected medium — before the opcode handler. The
+//! handler's outcome becomes a [`ScsiResponse`] in one place (`respond`), where data is cut to
+//! the allocation length and the transport's expected length and the residual is computed
+//! (RFC 7143 §11.4.5, SAM-5 §5.4.3).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::{status, Sense};
+
+use crate::device::Device;
+use crate::ops::{self, Cmd, OpInfo};
+use crate::port::{next_id, LunSlot, TargetPort, View};
+use crate::tmf::{Abort, Refused, Scope};
+use crate::{
+    alua, mode, sbc, spc, DataDirection, InitiatorPortId, Residual, ScsiRequest, ScsiResponse,
+    TaskAttr, TmfKind, TmfResponse,
+};
+
+/// An I_T nexus.
+pub struct Nexus {
+    pub(crate) id: u64,
+    initiator: InitiatorPortId,
+    initiator_port_name: String,
+    pub(crate) port: Arc<TargetPort>,
+    pub(crate) view: ArcSwap<View>,
+    closed: AtomicBool,
+}
+
+/// Everything a handler needs about the command being run.
+pub(crate) struct Ctx<'a> {
+    pub nexus: &'a Nexus,
+    pub slot: &'a LunSlot,
+    pub dev: &'a Device,
+    pub cdb: &'a [u8],
+    pub req: &'a ScsiRequest,
+    pub op: &'static OpInfo,
+}
+
+impl<'a> Ctx<'a> {
+    /// Bytes of Data-In the initiator accepts.
+    pub(crate) fn read_room(&self) -> u64 {
+        match self.req.direction {
+            DataDirection::Read | DataDirection::Bidirectional => u64::from(self.req.expected_len),
+            _ => 0,
+        }
+    }
+
+    /// The Data-Out buffer when it carries exactly `want` bytes (the CDB's transfer or
+    /// parameter list length); otherwise the SBC-3 / SPC-4 data length mismatch: INVALID FIELD
+    /// IN COMMAND INFORMATION UNIT and nothing is written, as LIO does (FCP-4 §9.4.2 option b).
+    pub(crate) fn data_out(&self, want: u64) -> Result<&'a [u8], Fail> {
+        let req: &'a ScsiRequest = self.req;
+        let e = u64::from(self.req.expected_len);
+        let dir_ok = matches!(
+            self.req.direction,
+            DataDirection::Write | DataDirection::Bidirectional
+        ) || want == 0;
+        match usize::try_from(want) {
+            Ok(w) if e == want && dir_ok && req.data_out.len() >= w => Ok(&req.data_out[..w]),
+            _ => Err(Fail::Check {
+                sense: Sense::illegal(asc::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT),
+                want: Some(want),
+            }),
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// Data-Out of a WRITE-type command moving `want` bytes in blocks of `bs`, under the
+    /// FCP-4 §9.4.2 / SAM-5 §5.4.3 rule (a) for a transfer length that differs from the
+    /// expected length: process normally, moving no data beyond the smaller of the two. An
+    /// expected length shorter than the transfer that is not a whole number of blocks cannot
+    /// be written that way: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing written
+    /// (rule b). The residual is reported either way.
+    pub(crate) fn write_data(&self, want: u64, bs: u64) -> Result<&'a [u8], Fail> {
+        let req: &'a ScsiRequest = self.req;
+        let e = u64::from(req.expected_len);
+        let usable = if e >= want {
+            Some(want)
+        } else if e % bs == 0 {
+            Some(e)
+        } else {
+            None
+        };
+        match usable.and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if req.data_out.len() >= n => Ok(&req.data_out[..n]),
+            _ => Err(Fail::Check {
+                sense: Sense::illegal(asc::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT),
+                want: Some(want),
+            }),
+        }
+    }
+}
+
+/// A successful command.
+pub(crate) struct Done {
+    pub status: u8,
+    /// Data-In, at most `want` bytes.
+    pub data: Vec<u8>,
+    /// Bytes the command transfers (SPC-4 allocation-length rules or the SBC transfer length):
+    /// the base of the residual.
+    pub want: u64,
+}
+
+impl Done {
+    pub(crate) fn good() -> Done {
+        Done {
+            status: status::GOOD,
+            data: Vec::new(),
+            want: 0,
+        }
+    }
+
+    /// Parameter data cut to the allocation length (SPC-4 §4.2.5.6).
+    pub(crate) fn data(mut data: Vec<u8>, alloc: u64) -> Done {
+        let want = (data.len() as u64).min(alloc);
+        data.truncate(want as usize);
+        Done {
+            status: status::GOOD,
+            data,
+            want,
+        }
+    }
+
+    /// A data-out command that consumed `want` bytes.
+    pub(crate) fn consumed(want: u64) -> Done {
+        Done {
+            status: status::GOOD,
+            data: Vec::new(),
+            want,
+        }
+    }
+}
+
+/// A command that did not complete with GOOD.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Check {
+        sense: Sense,
+        /// Transfer length for the residual when it is known (data length mismatch).
+        want: Option<u64>,
+    },
+    ReservationConflict,
+    TaskSetFull,
+}
+
+impl From<Sense> for Fail {
+    fn from(sense: Sense) -> Fail {
+        Fail::Check { sense, want: None }
+    }
+}
+
+pub(crate) type Outcome = Result<Done, Fail>;
+
+impl Nexus {
+    pub(crate) fn new(initiator: InitiatorPortId, port: Arc<TargetPort>) -> Nexus {
+        Nexus {
+            id: next_id(),
+            initiator_port_name: initiator.port_name(),
+            initiator,
+            port,
+            view: ArcSwap::from_pointee(View::default()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn initiator(&self) -> &InitiatorPortId {
+        &self.initiator
+    }
+
+    pub fn port(&self) -> &Arc<TargetPort> {
+        &self.port
+    }
+
+    /// LUNs this nexus can address, ascending.
+    pub fn luns(&self) -> Vec<u64> {
+        self.view.load().lun_list()
+    }
+
+    pub(crate) fn initiator_port_name(&self) -> &str {
+        &self.initiator_port_name
+    }
+
+    /// Run one command to completion. Blocking.
+    pub fn execute(&self, req: ScsiRequest) -> ScsiResponse {
+        let view = self.view.load();
+        let Some(slot) = view.luns.get(&req.lun).cloned() else {
+            drop(view);
+            return respond(&req, spc::no_lun(self, &req), false);
+        };
+        drop(view);
+        let dev = &*slot.device;
+        let cdb = req.cdb.as_slice();
+        let found = ops::lookup(cdb, dev.rsoc.load(Ordering::Relaxed));
+        let attr = match found {
+            Ok(o) if o.has(ops::F_HOQ) => TaskAttr::HeadOfQueue,
+            _ => req.attr,
+        };
+        let limit = dev.queue_depth() as usize;
+        let ticket = match dev.tasks.enter(self.id, slot.id, req.tag, attr, limit) {
+            Ok(t) => t,
+            Err(Refused::Aborted(a)) => return aborted(a),
+            Err(Refused::Full) => {
+                let outcome = self.after(&slot, Err(Fail::TaskSetFull));
+                return respond(&req, outcome, false);
+            }
+        };
+        let outcome = self.gates_and_run(&slot, &req, found);
+        let outcome = self.after(&slot, outcome);
+        if let Some(a) = dev.tasks.leave(ticket) {
+            return aborted(a);
+        }
+        respond(&req, outcome, dev.d_sense.load(Ordering::Relaxed))
+    }
+
+    fn gates_and_run(
+        &self,
+        slot: &LunSlot,
+        req: &ScsiRequest,
+        found: Result<&'static OpInfo, Sense>,
+    ) -> Outcome {
+        let dev = &*slot.device;
+        let cdb = req.cdb.as_slice();
+        let exempt = found.as_ref().is_ok_and(|o| o.has(ops::F_UA_EXEMPT));
+        // Gate 1: unit attention (SAM-5 §5.14). UA_INTLCK_CTRL 00b clears the reported
+        // condition; 10b/11b keep it until REQUEST SENSE (SPC-4 §7.5.8).
+        if !exempt && slot.ua.is_pending() {
+            let clear = dev.ua_intlck.load(Ordering::Relaxed) == 0;
+            if let Some(a) = slot.ua.take(clear) {
+                return Err(Sense::unit_attention(a).into());
+            }
+        }
+        // The ACA task attribute needs NACA support, which we do not offer (as LIO).
+        if req.attr == TaskAttr::Aca {
+            return Err(Sense::illegal(asc::INVALID_FIELD_IN_CDB).into());
+        }
+        let o = found?;
+        ops::validate(o, cdb, dev.dpofua())?;
+        // Gate 2: ALUA access state of the port's target port group.
+        alua::check(slot, o)?;
+        // Gate 3: SPC-2 reservation held by another nexus.
+        if !o.has(ops::F_RES_OK) && dev.spc2.conflicts(self.id) {
+            return Err(Fail::ReservationConflict);
+        }
+        // Gate 4: medium state.
+        if o.has(ops::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
+            // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
+            return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
+        }
+        if o.has(ops::F_WRITE) {
+            if dev.backstore.read_only() || slot.write_protect.load(Ordering::Relaxed) {
+                return Err(Sense::new(key::DATA_PROTECT, asc::WRITE_PROTECTED).into());
+            }
+            if dev.swp.load(Ordering::Relaxed) {
+                return Err(Sense::new(key::DATA_PROTECT, asc::SOFTWARE_WRITE_PROTECTED).into());
+            }
+        }
+        let ctx = Ctx {
+            nexus: self,
+            slot,
+            dev,
+            cdb,
+            req,
+            op: o,
+        };
+        run(&ctx)
+    }
+
+    /// UA_INTLCK_CTRL 11b: a task ended with RESERVATION CONFLICT or TASK SET FULL leaves
+    /// PREVIOUS RESERVATION CONFLICT STATUS (or the BUSY / TASK SET FULL variants) behind
+    /// (SPC-4 §7.5.8).
+    fn after(&self, slot: &LunSlot, outcome: Outcome) -> Outcome {
+        if slot.device.ua_intlck.load(Ordering::Relaxed) == 2 {
+            match outcome {
+                Err(Fail::ReservationConflict) => {
+                    slot.ua.raise(asc::PREVIOUS_RESERVATION_CONFLICT_STATUS);
+                }
+                Err(Fail::TaskSetFull) => slot.ua.raise(ironlun_scsi::Asc::new(0x2C, 0x0A)),
+                _ => {}
+            }
+        }
+        outcome
+    }
+
+    /// Run a task management function for `lun`. Blocking: returns once the affected tasks
+    /// have completed (SAM-5 §7).
+    pub fn task_management(&self, lun: u64, tmf: TmfKind) -> TmfResponse {
+        match tmf {
+            TmfKind::TargetWarmReset => {
+                self.target_reset(asc::SCSI_BUS_RESET_OCCURRED);
+                return TmfResponse::FunctionComplete;
+            }
+            TmfKind::TargetColdReset => {
+                self.target_reset(asc::POWER_ON_OCCURRED);
+                return TmfResponse::FunctionComplete;
+            }
+            _ => {}
+        }
+        let Some(slot) = self.view.load().luns.get(&lun).cloned() else {
+            return TmfResponse::LunDoesNotExist;
+        };
+        let dev = &*slot.device;
+        let others = if dev.tas.load(Ordering::Relaxed) {
+            Abort::TaskAborted
+        } else {
+            Abort::Silent
+        };
+        match tmf {
+            TmfKind::AbortTask { tag } => {
+                let (_, n) =
+                    dev.tasks
+                        .abort(Scope::Tag { itl: slot.id, tag }, self.id, Abort::Silent);
+                if n == 0 {
+                    TmfResponse::TaskDoesNotExist
+                } else {
+                    TmfResponse::FunctionComplete
+                }
+            }
+            TmfKind::AbortTaskSet => {
+                dev.tasks.abort(Scope::Itl(slot.id), self.id, Abort::Silent);
+                TmfResponse::FunctionComplete
+            }
+            // NACA is not supported, so there is never an ACA condition to clear.
+            TmfKind::ClearAca => TmfResponse::NotSupported,
+            TmfKind::ClearTaskSet => {
+                let (owners, _) = dev.tasks.abort(Scope::All, self.id, others);
+                if others == Abort::Silent {
+                    // SAM-5 §7.4: TAS=0 → the other nexuses learn it from a unit attention.
+                    dev.raise_ua_for(asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, &owners);
+                }
+                TmfResponse::FunctionComplete
+            }
+            TmfKind::LogicalUnitReset => {
+                lu_reset(dev, self.id, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);
+                TmfResponse::FunctionComplete
+            }
+            TmfKind::TargetWarmReset | TmfKind::TargetColdReset => TmfResponse::FunctionComplete,
+        }
+    }
+
+    /// SAM-5 §6.3: a hard reset (warm) or power-on (cold) of every LU behind the port.
+    fn target_reset(&self, ua: ironlun_scsi::Asc) {
+        for dev in self.port.devices() {
+            lu_reset(&dev, self.id, ua);
+        }
+    }
+
+    /// I_T nexus loss (session ended): release SPC-2 reservations, forget its UAs, etc.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let view = self.view.swap(Arc::new(View::default()));
+        for slot in view.luns.values() {
+            let dev = &slot.device;
+            // SAM-5 §6.3.4: I_T nexus loss aborts the nexus' tasks and SPC-2 reservations.
+            dev.spc2.release(self.id);
+            dev.tasks
+                .abort(Scope::Nexus(self.id), self.id, Abort::Silent);
+        }
+        self.port.forget_nexus(self.id);
+    }
+}
+
+impl Drop for Nexus {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// SAM-5 §6.3.3 logical unit reset: abort every task (other nexuses' per TAS), release the
+/// SPC-2 reservation, and raise `ua` on every I_T nexus of the LU — the requester included.
+/// Mode parameters are kept: MODE SELECT changes are the device's configuration here (no
+/// saved pages), as in LIO.
+fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) {
+    let others = if dev.tas.load(Ordering::Relaxed) {
+        Abort::TaskAborted
+    } else {
+        Abort::Silent
+    };
+    dev.tasks.abort(Scope::All, own, others);
+    dev.spc2.clear();
+    dev.raise_ua(ua, None);
+}
+
+fn aborted(a: Abort) -> ScsiResponse {
+    match a {
+        Abort::Silent => ScsiResponse {
+            suppressed: true,
+            ..ScsiResponse::default()
+        },
+        Abort::TaskAborted => ScsiResponse {
+            status: status::TASK_ABORTED,
+            ..ScsiResponse::default()
+        },
+    }
+}
+
+fn run(c: &Ctx) -> Outcome {
+    match c.op.cmd {
+        Cmd::TestUnitReady => Ok(Done::good()),
+        Cmd::RequestSense => spc::request_sense(c),
+        Cmd::Inquiry => spc::inquiry(c),
+        Cmd::ReportLuns => spc::report_luns(c.nexus, c.cdb),
+        Cmd::ReportSupportedOpcodes => spc::rsoc(c),
+        Cmd::ReportSupportedTmfs => spc::rstmf(c),
+        Cmd::ReportTargetPortGroups => alua::report_target_port_groups(c),
+        Cmd::Reserve => spc::reserve(c),
+        Cmd::Release => spc::release(c),
+        Cmd::ModeSense6 | Cmd::ModeSense10 => mode::mode_sense(c),
+        Cmd::ModeSelect6 | Cmd::ModeSelect10 => mode::mode_select(c),
+        Cmd::Read => sbc::read(c),
+        Cmd::Write => sbc::write(c),
+        Cmd::WriteVerify => sbc::write_verify(c),
+        Cmd::Verify => sbc::verify(c),
+        Cmd::PreFetch => sbc::pre_fetch(c),
+        Cmd::SyncCache => sbc::sync_cache(c),
+        Cmd::StartStopUnit => sbc::start_stop_unit(c),
+        Cmd::ReadCapacity10 => sbc::read_capacity_10(c),
+        Cmd::ReadCapacity16 => sbc::read_capacity_16(c),
+    }
+}
+
+/// Turn an outcome into the transport's response: status, sense in the LU's format, Data-In
+/// cut to what the initiator accepts, residual against the expected transfer length.
+pub(crate) fn respond(req: &ScsiRequest, outcome: Outcome, descriptor: bool) -> ScsiResponse {
+    let e = u64::from(req.expected_len);
+    let residual = |want: u64| -> Residual {
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        if want < e {
+            Residual::Underflow(clamp(e - want))
+        } else if want > e {
+            Residual::Overflow(clamp(want - e))
+        } else {
+            Residual::None
+        }
+    };
+    match outcome {
+        Ok(mut d) => {
+            let room = match req.direction {
+                DataDirection::Read | DataDirection::Bidirectional => e,
+                _ => 0,
+            };
+            d.data.truncate(room.min(d.want) as usize);
+            ScsiResponse {
+                status: d.status,
+                sense: Vec::new(),
+                data_in: d.data,
+                residual: residual(d.want),
+                suppressed: false,
+            }
+        }
+        Err(Fail::Check { sense, want }) => ScsiResponse {
+            status: status::CHECK_CONDITION,
+            sense: sense.encode(descriptor),
+            data_in: Vec::new(),
+            residual: want.map(residual).unwrap_or_default(),
+            suppressed: false,
+        },
+        Err(Fail::ReservationConflict) => ScsiResponse {
+            status: status::RESERVATION_CONFLICT,
+            ..ScsiResponse::default()
+        },
+        Err(Fail::TaskSetFull) => ScsiResponse {
+            status: status::TASK_SET_FULL,
+            ..ScsiResponse::default()
+        },
+    }
+}

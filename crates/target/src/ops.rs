@@ -1,0 +1,536 @@
+//! The opcode table: one list drives command dispatch, CDB validation (every bit not in the
+//! CDB usage data is reserved or unsupported → INVALID FIELD IN CDB with a field pointer,
+//! SPC-4 §4.5.2.4.2) and REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35).
+
+use std::sync::OnceLock;
+
+use ironlun_scsi::opcode as op;
+use ironlun_scsi::sense::{asc, Sense};
+
+/// What the engine runs for an opcode / service action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cmd {
+    TestUnitReady,
+    RequestSense,
+    Read,
+    Write,
+    WriteVerify,
+    Verify,
+    PreFetch,
+    SyncCache,
+    Inquiry,
+    ModeSelect6,
+    ModeSelect10,
+    ModeSense6,
+    ModeSense10,
+    Reserve,
+    Release,
+    StartStopUnit,
+    ReadCapacity10,
+    ReadCapacity16,
+    ReportLuns,
+    ReportTargetPortGroups,
+    ReportSupportedOpcodes,
+    ReportSupportedTmfs,
+}
+
+/// Changes the medium: refused on a write-protected LU (SBC-3 §4.11).
+pub(crate) const F_WRITE: u8 = 1;
+/// Accesses the medium: refused while the LU is stopped (SBC-3 §4.20).
+pub(crate) const F_MEDIA: u8 = 2;
+/// Allowed while another I_T nexus holds an SPC-2 reservation (SPC-2 §5.5.1).
+pub(crate) const F_RES_OK: u8 = 4;
+/// Not blocked by a pending unit attention (SAM-5 §5.14).
+pub(crate) const F_UA_EXEMPT: u8 = 8;
+/// Always runs as HEAD OF QUEUE (as LIO does for INQUIRY and REPORT LUNS).
+pub(crate) const F_HOQ: u8 = 16;
+/// DPO/FUA bits in CDB byte 1 exist only while the LU advertises DPOFUA.
+pub(crate) const F_DPOFUA: u8 = 32;
+/// Present only while `emulate_rsoc` is on.
+pub(crate) const F_RSOC: u8 = 64;
+
+pub(crate) struct OpInfo {
+    pub opcode: u8,
+    pub sa: Option<u8>,
+    pub cmd: Cmd,
+    /// CDB usage data (SPC-4 §6.35.3): byte 0 the opcode, the service action field holding
+    /// the service action, every other bit 1 where the device server evaluates it.
+    pub usage: &'static [u8],
+    pub flags: u8,
+    /// Recommended command timeout in seconds (RCTD command timeouts descriptor).
+    pub timeout: u32,
+}
+
+impl OpInfo {
+    pub(crate) fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// CDB usage data as currently offered: DPO/FUA bits hidden when not supported.
+    pub(crate) fn usage_for(&self, dpofua: bool) -> Vec<u8> {
+        let mut u = self.usage.to_vec();
+        if self.has(F_DPOFUA) && !dpofua {
+            if let Some(b) = u.get_mut(1) {
+                *b &= !0x18;
+            }
+        }
+        u
+    }
+}
+
+const fn e(
+    opcode: u8,
+    sa: Option<u8>,
+    cmd: Cmd,
+    usage: &'static [u8],
+    flags: u8,
+    timeout: u32,
+) -> OpInfo {
+    OpInfo {
+        opcode,
+        sa,
+        cmd,
+        usage,
+        flags,
+        timeout,
+    }
+}
+
+const L4: [u8; 4] = [0xFF; 4];
+
+/// Sorted by opcode, then service action.
+pub(crate) static OPS: &[OpInfo] = &[
+    e(
+        op::TEST_UNIT_READY,
+        None,
+        Cmd::TestUnitReady,
+        &[0x00, 0, 0, 0, 0, 0],
+        F_MEDIA,
+        5,
+    ),
+    e(
+        op::REQUEST_SENSE,
+        None,
+        Cmd::RequestSense,
+        &[0x03, 0x01, 0, 0, 0xFF, 0],
+        F_UA_EXEMPT | F_RES_OK,
+        5,
+    ),
+    e(
+        op::READ_6,
+        None,
+        Cmd::Read,
+        &[0x08, 0x1F, 0xFF, 0xFF, 0xFF, 0],
+        F_MEDIA,
+        30,
+    ),
+    e(
+        op::WRITE_6,
+        None,
+        Cmd::Write,
+        &[0x0A, 0x1F, 0xFF, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE,
+        30,
+    ),
+    e(
+        op::INQUIRY,
+        None,
+        Cmd::Inquiry,
+        &[0x12, 0x01, 0xFF, 0xFF, 0xFF, 0],
+        F_UA_EXEMPT | F_RES_OK | F_HOQ,
+        5,
+    ),
+    e(
+        op::MODE_SELECT_6,
+        None,
+        Cmd::ModeSelect6,
+        &[0x15, 0x11, 0, 0, 0xFF, 0],
+        0,
+        5,
+    ),
+    e(
+        op::RESERVE_6,
+        None,
+        Cmd::Reserve,
+        &[0x16, 0, 0, 0, 0, 0],
+        0,
+        5,
+    ),
+    e(
+        op::RELEASE_6,
+        None,
+        Cmd::Release,
+        &[0x17, 0, 0, 0, 0, 0],
+        F_RES_OK,
+        5,
+    ),
+    e(
+        op::MODE_SENSE_6,
+        None,
+        Cmd::ModeSense6,
+        &[0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0],
+        0,
+        5,
+    ),
+    e(
+        op::START_STOP_UNIT,
+        None,
+        Cmd::StartStopUnit,
+        &[0x1B, 0x01, 0, 0x0F, 0xF7, 0],
+        0,
+        30,
+    ),
+    e(
+        op::READ_CAPACITY_10,
+        None,
+        Cmd::ReadCapacity10,
+        &[0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0],
+        F_MEDIA,
+        5,
+    ),
+    e(
+        op::READ_10,
+        None,
+        Cmd::Read,
+        &[0x28, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_10,
+        None,
+        Cmd::Write,
+        &[0x2A, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_AND_VERIFY_10,
+        None,
+        Cmd::WriteVerify,
+        &[0x2E, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::VERIFY_10,
+        None,
+        Cmd::Verify,
+        &[0x2F, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::PRE_FETCH_10,
+        None,
+        Cmd::PreFetch,
+        &[0x34, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA,
+        30,
+    ),
+    e(
+        op::SYNCHRONIZE_CACHE_10,
+        None,
+        Cmd::SyncCache,
+        &[0x35, 0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA,
+        60,
+    ),
+    e(
+        op::MODE_SELECT_10,
+        None,
+        Cmd::ModeSelect10,
+        &[0x55, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        0,
+        5,
+    ),
+    e(
+        op::RESERVE_10,
+        None,
+        Cmd::Reserve,
+        &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        0,
+        5,
+    ),
+    e(
+        op::RELEASE_10,
+        None,
+        Cmd::Release,
+        &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        F_RES_OK,
+        5,
+    ),
+    e(
+        op::MODE_SENSE_10,
+        None,
+        Cmd::ModeSense10,
+        &[0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0],
+        0,
+        5,
+    ),
+    e(
+        op::READ_16,
+        None,
+        Cmd::Read,
+        &[
+            0x88, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_16,
+        None,
+        Cmd::Write,
+        &[
+            0x8A, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_AND_VERIFY_16,
+        None,
+        Cmd::WriteVerify,
+        &[
+            0x8E, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::VERIFY_16,
+        None,
+        Cmd::Verify,
+        &[
+            0x8F, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::PRE_FETCH_16,
+        None,
+        Cmd::PreFetch,
+        &[
+            0x90, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA,
+        30,
+    ),
+    e(
+        op::SYNCHRONIZE_CACHE_16,
+        None,
+        Cmd::SyncCache,
+        &[
+            0x91, 0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA,
+        60,
+    ),
+    e(
+        op::SERVICE_ACTION_IN_16,
+        Some(op::sai::READ_CAPACITY_16),
+        Cmd::ReadCapacity16,
+        &[
+            0x9E, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x01, 0,
+        ],
+        F_MEDIA,
+        5,
+    ),
+    e(
+        op::REPORT_LUNS,
+        None,
+        Cmd::ReportLuns,
+        &[0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
+        F_UA_EXEMPT | F_RES_OK | F_HOQ,
+        5,
+    ),
+    e(
+        op::MAINTENANCE_IN,
+        Some(op::mi::REPORT_TARGET_PORT_GROUPS),
+        Cmd::ReportTargetPortGroups,
+        &[0xA3, 0xE0 | 0x0A, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
+        F_RES_OK,
+        5,
+    ),
+    e(
+        op::MAINTENANCE_IN,
+        Some(op::mi::REPORT_SUPPORTED_OPERATION_CODES),
+        Cmd::ReportSupportedOpcodes,
+        &[
+            0xA3, 0x0C, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0,
+        ],
+        F_RES_OK | F_RSOC,
+        5,
+    ),
+    e(
+        op::MAINTENANCE_IN,
+        Some(op::mi::REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS),
+        Cmd::ReportSupportedTmfs,
+        &[0xA3, 0x0D, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
+        F_RES_OK,
+        5,
+    ),
+    e(
+        op::READ_12,
+        None,
+        Cmd::Read,
+        &[
+            0xA8, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
+        ],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_12,
+        None,
+        Cmd::Write,
+        &[
+            0xAA, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::WRITE_AND_VERIFY_12,
+        None,
+        Cmd::WriteVerify,
+        &[
+            0xAE, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    e(
+        op::VERIFY_12,
+        None,
+        Cmd::Verify,
+        &[
+            0xAF, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
+        ],
+        F_MEDIA | F_DPOFUA,
+        30,
+    ),
+];
+
+/// Index of the first table entry for each opcode.
+fn index() -> &'static [Option<u8>; 256] {
+    static INDEX: OnceLock<[Option<u8>; 256]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut idx = [None; 256];
+        for (i, o) in OPS.iter().enumerate().rev() {
+            idx[usize::from(o.opcode)] = u8::try_from(i).ok();
+        }
+        idx
+    })
+}
+
+/// Entries for one opcode (several for service-action opcodes).
+pub(crate) fn entries(opcode: u8) -> &'static [OpInfo] {
+    match index()[usize::from(opcode)] {
+        Some(first) => {
+            let first = usize::from(first);
+            let n = OPS[first..]
+                .iter()
+                .take_while(|o| o.opcode == opcode)
+                .count();
+            &OPS[first..first + n]
+        }
+        None => &[],
+    }
+}
+
+/// Find the entry for a CDB. Unknown opcode → INVALID COMMAND OPERATION CODE; known
+/// service-action opcode with an unsupported service action → INVALID FIELD IN CDB pointing
+/// at the SERVICE ACTION field (SPC-4 §4.2.5.2; libiscsi accepts either for such opcodes).
+pub(crate) fn lookup(cdb: &[u8], rsoc: bool) -> Result<&'static OpInfo, Sense> {
+    let opcode = *cdb
+        .first()
+        .ok_or(Sense::illegal(asc::INVALID_COMMAND_OPERATION_CODE))?;
+    let list = entries(opcode);
+    let Some(first) = list.first() else {
+        return Err(Sense::illegal(asc::INVALID_COMMAND_OPERATION_CODE));
+    };
+    let found = if first.sa.is_some() {
+        let sa = ironlun_scsi::cdb::byte(cdb, 1) & 0x1F;
+        list.iter()
+            .find(|o| o.sa == Some(sa) && (rsoc || !o.has(F_RSOC)))
+            .ok_or(Sense::invalid_cdb_field(1, Some(4)))?
+    } else {
+        first
+    };
+    if found.has(F_RSOC) && !rsoc {
+        return Err(Sense::invalid_cdb_field(1, Some(4)));
+    }
+    Ok(found)
+}
+
+/// Check every CDB bit against the usage data: a set bit the device server does not use is
+/// a reserved or unsupported field (SPC-4 §4.2.5 "reserved fields ... shall be checked").
+pub(crate) fn validate(o: &OpInfo, cdb: &[u8], dpofua: bool) -> Result<(), Sense> {
+    if cdb.len() < o.usage.len() {
+        // A CDB shorter than its opcode's group requires: point at the missing first byte.
+        return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
+    }
+    // Same masks as `usage_for`, without allocating on the command path.
+    let hide = if o.has(F_DPOFUA) && !dpofua { 0x18 } else { 0 };
+    for (i, (&b, &u)) in cdb.iter().zip(o.usage.iter()).enumerate().skip(1) {
+        let allowed = match i {
+            // The service action bits were matched by `lookup`.
+            1 if o.sa.is_some() => u | 0x1F,
+            1 => u & !hide,
+            _ => u,
+        };
+        let bad = b & !allowed;
+        if bad != 0 {
+            let bit = 7 - bad.leading_zeros() as u8;
+            return Err(Sense::invalid_cdb_field(i as u16, Some(bit)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_usage_lengths_match_group_codes() {
+        for w in OPS.windows(2) {
+            assert!((w[0].opcode, w[0].sa) < (w[1].opcode, w[1].sa));
+        }
+        for o in OPS {
+            assert_eq!(Some(o.usage.len()), ironlun_scsi::cdb::cdb_len(o.opcode));
+            assert_eq!(o.usage[0], o.opcode);
+            if let Some(sa) = o.sa {
+                assert_eq!(o.usage[1] & 0x1F, sa);
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_distinguishes_opcode_and_service_action_errors() {
+        assert!(lookup(&[0x28; 16], true).is_ok());
+        let e = lookup(&[0xE0; 16], true).err();
+        assert_eq!(e.map(|s| s.asc), Some(asc::INVALID_COMMAND_OPERATION_CODE));
+        let e = lookup(&[0x9E, 0x12, 0, 0], true).err();
+        assert_eq!(e.and_then(|s| s.field_pointer).map(|f| f.field), Some(1));
+        assert!(lookup(&[0xA3, 0x0C], false).is_err());
+    }
+
+    #[test]
+    fn reserved_bits_point_at_the_highest_offending_bit() {
+        let o = &OPS[0];
+        let e = validate(o, &[0, 0, 0, 0x24, 0, 0], true).err();
+        let fp = e.and_then(|s| s.field_pointer);
+        assert_eq!(fp.map(|f| (f.field, f.bit)), Some((3, Some(5))));
+    }
+}

@@ -1,0 +1,280 @@
+//! SBC-3 block commands: READ/WRITE(6/10/12/16) (§5.7-5.10, §5.32-5.35), WRITE AND VERIFY
+//! (§5.36-5.38), VERIFY (§5.27-5.29), PRE-FETCH (§5.4-5.5), SYNCHRONIZE CACHE (§5.22-5.23),
+//! READ CAPACITY (§5.15-5.16) and START STOP UNIT (§5.21).
+//!
+//! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
+//! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use ironlun_scsi::cdb::{be16, be24, be32, be64, byte};
+use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::{opcode as op, status, Sense};
+
+use crate::device::{Device, MAX_IO_BYTES};
+use crate::nexus::{Ctx, Done, Fail, Outcome};
+
+/// LBA, number of blocks, and the CDB byte of the length field.
+fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
+    match byte(cdb, 0) {
+        op::READ_6 | op::WRITE_6 => {
+            let n = byte(cdb, 4);
+            // SBC-3 §5.7: a TRANSFER LENGTH of 0 in READ(6)/WRITE(6) means 256 blocks.
+            let n = if n == 0 { 256 } else { u64::from(n) };
+            (u64::from(be24(cdb, 1) & 0x1F_FFFF), n, 4)
+        }
+        o if o >> 5 == 1 => (u64::from(be32(cdb, 2)), u64::from(be16(cdb, 7)), 7),
+        o if o >> 5 == 5 => (u64::from(be32(cdb, 2)), u64::from(be32(cdb, 6)), 6),
+        _ => (be64(cdb, 2), u64::from(be32(cdb, 10)), 10),
+    }
+}
+
+/// LBA OUT OF RANGE unless `lba + n` fits the capacity (SBC-3 §4.5).
+fn check_range(dev: &Device, lba: u64, n: u64) -> Result<(), Sense> {
+    match lba.checked_add(n) {
+        Some(end) if end <= dev.blocks() => Ok(()),
+        _ => Err(Sense::illegal(asc::LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE)),
+    }
+}
+
+/// TRANSFER LENGTH above the block limits VPD MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB
+/// (SBC-3 §6.5.3).
+fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
+    if n > u64::from(dev.hw_max_sectors()) {
+        return Err(Sense::invalid_cdb_field(len_at, Some(7)));
+    }
+    Ok(())
+}
+
+/// Backstore errors become MEDIUM ERROR with the read or write ASC.
+fn io_fail(e: io::Error, write: bool) -> Fail {
+    tracing::warn!(error = %e, write, "backstore I/O error");
+    let a = if write {
+        asc::WRITE_ERROR
+    } else {
+        asc::UNRECOVERED_READ_ERROR
+    };
+    Sense::new(key::MEDIUM_ERROR, a).into()
+}
+
+fn fua_bit(cdb: &[u8]) -> bool {
+    byte(cdb, 0) != op::WRITE_6 && byte(cdb, 1) & 0x08 != 0
+}
+
+pub(crate) fn read(c: &Ctx) -> Outcome {
+    let (lba, n, len_at) = lba_len(c.cdb);
+    check_range(c.dev, lba, n)?;
+    check_max(c.dev, n, len_at)?;
+    let bs = u64::from(c.dev.block_size());
+    let total = n * bs;
+    // Read only what the initiator accepts, rounded up to whole blocks.
+    let room = c.read_room().min(total);
+    let blocks = room.div_ceil(bs);
+    let mut buf = vec![0u8; (blocks * bs) as usize];
+    if !buf.is_empty() {
+        c.dev
+            .backstore
+            .read_at(&mut buf, lba * bs)
+            .map_err(|e| io_fail(e, false))?;
+    }
+    buf.truncate(room as usize);
+    Ok(Done {
+        status: status::GOOD,
+        data: buf,
+        want: total,
+    })
+}
+
+fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
+    let (lba, n, len_at) = lba_len(c.cdb);
+    check_range(c.dev, lba, n)?;
+    check_max(c.dev, n, len_at)?;
+    let bs = u64::from(c.dev.block_size());
+    let data = c.write_data(n * bs, bs)?;
+    if !data.is_empty() {
+        let fua = durable || !c.dev.write_cache.load(Ordering::Relaxed);
+        c.dev
+            .backstore
+            .write_at(data, lba * bs, fua)
+            .map_err(|e| io_fail(e, true))?;
+    }
+    Ok((lba, n, data))
+}
+
+pub(crate) fn write(c: &Ctx) -> Outcome {
+    let (_, n, _) = do_write(c, fua_bit(c.cdb))?;
+    Ok(Done::consumed(n * u64::from(c.dev.block_size())))
+}
+
+/// Read `n` blocks from `lba` in bounded chunks, handing each chunk and its byte offset to `f`.
+fn read_chunks(
+    dev: &Device,
+    lba: u64,
+    n: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    let bs = u64::from(dev.block_size());
+    let per = u64::from(MAX_IO_BYTES) / bs;
+    let mut done = 0;
+    let mut buf = Vec::new();
+    while done < n {
+        let k = per.min(n - done);
+        buf.resize((k * bs) as usize, 0);
+        dev.backstore
+            .read_at(&mut buf, (lba + done) * bs)
+            .map_err(|e| io_fail(e, false))?;
+        f(done * bs, &buf)?;
+        done += k;
+    }
+    Ok(())
+}
+
+fn miscompare(offset: u64) -> Fail {
+    Sense::new(key::MISCOMPARE, asc::MISCOMPARE_DURING_VERIFY_OPERATION)
+        .with_information(offset)
+        .into()
+}
+
+/// Compare `expected` (at byte offset `base` of the Data-Out buffer) with `got`.
+fn compare(base: u64, expected: &[u8], got: &[u8]) -> Result<(), Fail> {
+    match expected.iter().zip(got).position(|(a, b)| a != b) {
+        Some(i) => Err(miscompare(base + i as u64)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn write_verify(c: &Ctx) -> Outcome {
+    let bytchk = (byte(c.cdb, 1) >> 1) & 0x03;
+    if bytchk > 1 {
+        return Err(Sense::invalid_cdb_field(1, Some(2)).into());
+    }
+    // The data must be on the medium before it is verified.
+    let (lba, n, data) = do_write(c, true)?;
+    let bs = u64::from(c.dev.block_size());
+    // Verify what was written (fewer blocks than `n` after a short Data-Out).
+    read_chunks(c.dev, lba, data.len() as u64 / bs, |off, got| {
+        if bytchk == 1 {
+            let end = (off as usize + got.len()).min(data.len());
+            compare(off, data.get(off as usize..end).unwrap_or(&[]), got)
+        } else {
+            Ok(())
+        }
+    })?;
+    Ok(Done::consumed(n * bs))
+}
+
+/// VERIFY: BYTCHK 00b reads the medium, 01b compares the Data-Out with it, 11b compares one
+/// Data-Out block with every block (SBC-3 §5.27 table 73); MISCOMPARE carries the Data-Out
+/// offset of the first difference in INFORMATION.
+pub(crate) fn verify(c: &Ctx) -> Outcome {
+    let bytchk = (byte(c.cdb, 1) >> 1) & 0x03;
+    let (lba, n, len_at) = lba_len(c.cdb);
+    let bs = u64::from(c.dev.block_size());
+    let want = match bytchk {
+        0 => 0,
+        1 => n * bs,
+        3 if n == 0 => 0,
+        3 => bs,
+        _ => return Err(Sense::invalid_cdb_field(1, Some(2)).into()),
+    };
+    check_range(c.dev, lba, n)?;
+    if bytchk == 1 {
+        check_max(c.dev, n, len_at)?;
+    }
+    let data = c.data_out(want)?;
+    read_chunks(c.dev, lba, n, |off, got| match bytchk {
+        1 => {
+            let end = (off as usize + got.len()).min(data.len());
+            compare(off, data.get(off as usize..end).unwrap_or(&[]), got)
+        }
+        3 => {
+            // Every block is compared with the one Data-Out block; INFORMATION is the
+            // offset within that block.
+            got.chunks(bs as usize)
+                .try_for_each(|blk| compare(0, data, blk))
+        }
+        _ => Ok(()),
+    })?;
+    Ok(Done::consumed(want))
+}
+
+/// PRE-FETCH: reads the range into the backstore's cache (the page cache for fileio).
+/// CONDITION MET when the whole range was fetched, GOOD when it exceeded what one fetch
+/// covers (SBC-3 §5.4: "not enough cache").
+pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
+    let (lba, n, _) = lba_len(c.cdb);
+    check_range(c.dev, lba, n)?;
+    let n = if n == 0 { c.dev.blocks() - lba } else { n };
+    let bs = u64::from(c.dev.block_size());
+    let per = u64::from(MAX_IO_BYTES) / bs;
+    read_chunks(c.dev, lba, n.min(per), |_, _| Ok(()))?;
+    let mut d = Done::good();
+    if n <= per {
+        d.status = status::CONDITION_MET;
+    }
+    Ok(d)
+}
+
+pub(crate) fn sync_cache(c: &Ctx) -> Outcome {
+    let (lba, n, _) = lba_len(c.cdb);
+    check_range(c.dev, lba, n)?;
+    c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
+    Ok(Done::good())
+}
+
+/// START STOP UNIT: START=1 makes the LU ready, START=0 stops it (flushing unless NO_FLUSH);
+/// power conditions and LOEJ (the medium is not removable) are not supported.
+pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
+    let b4 = byte(c.cdb, 4);
+    if b4 >> 4 != 0 {
+        return Err(Sense::invalid_cdb_field(4, Some(7)).into());
+    }
+    if byte(c.cdb, 3) & 0x0F != 0 {
+        return Err(Sense::invalid_cdb_field(3, Some(3)).into());
+    }
+    if b4 & 0x02 != 0 {
+        return Err(Sense::invalid_cdb_field(4, Some(1)).into());
+    }
+    if b4 & 0x01 != 0 {
+        c.dev.stopped.store(false, Ordering::Relaxed);
+    } else {
+        if b4 & 0x04 == 0 {
+            c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
+        }
+        c.dev.stopped.store(true, Ordering::Relaxed);
+    }
+    Ok(Done::good())
+}
+
+fn check_pmi(cdb: &[u8], lba: u64, pmi_at: usize) -> Result<(), Sense> {
+    // SBC-3 §5.15: with PMI=0 the LOGICAL BLOCK ADDRESS field shall be zero.
+    if byte(cdb, pmi_at) & 1 == 0 && lba != 0 {
+        return Err(Sense::invalid_cdb_field(2, None));
+    }
+    Ok(())
+}
+
+pub(crate) fn read_capacity_10(c: &Ctx) -> Outcome {
+    check_pmi(c.cdb, u64::from(be32(c.cdb, 2)), 8)?;
+    let last = c.dev.blocks().saturating_sub(1);
+    let mut d = Vec::with_capacity(8);
+    d.extend_from_slice(&u32::try_from(last).unwrap_or(u32::MAX).to_be_bytes());
+    d.extend_from_slice(&c.dev.block_size().to_be_bytes());
+    Ok(Done::data(d, 8))
+}
+
+pub(crate) fn read_capacity_16(c: &Ctx) -> Outcome {
+    check_pmi(c.cdb, be64(c.cdb, 2), 14)?;
+    let alloc = u64::from(be32(c.cdb, 10));
+    let bs = c.dev.block_size();
+    let mut d = vec![0u8; 32];
+    d[..8].copy_from_slice(&c.dev.blocks().saturating_sub(1).to_be_bytes());
+    d[8..12].copy_from_slice(&bs.to_be_bytes());
+    let hw = c.dev.backstore.hw_block_size();
+    if hw > bs && hw / bs * bs == hw {
+        // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+        d[13] = (hw / bs).trailing_zeros() as u8;
+    }
+    Ok(Done::data(d, alloc))
+}

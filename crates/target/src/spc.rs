@@ -1,0 +1,224 @@
+//! SPC-4 commands that are not about the medium: INQUIRY (§6.6, VPD in [`crate::vpd`]),
+//! REQUEST SENSE (§6.39), REPORT LUNS (§6.33), REPORT SUPPORTED OPERATION CODES (§6.35),
+//! REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (§6.36), SPC-2 RESERVE / RELEASE, and the
+//! answers for a LUN that is not mapped (SPC-4 §4.6.3 / SAM-5 §5.9.1).
+
+use std::sync::atomic::Ordering;
+
+use ironlun_scsi::cdb::{be16, be32, byte, encode_lun};
+use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::{opcode as op, Sense};
+
+use crate::nexus::{Ctx, Done, Fail, Nexus, Outcome};
+use crate::ops::{self, OpInfo, F_RSOC, OPS};
+use crate::{vpd, ScsiRequest};
+
+/// A command addressed to a LUN this nexus cannot reach (SPC-4 §4.6.4 / SAM-5 §5.9.1
+/// incorrect logical unit): INQUIRY returns peripheral qualifier 011b / type 1Fh, REPORT LUNS
+/// works, REQUEST SENSE returns LOGICAL UNIT NOT SUPPORTED as its parameter data, and every
+/// other command gets CHECK CONDITION, LOGICAL UNIT NOT SUPPORTED.
+pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
+    let cdb = req.cdb.as_slice();
+    let not_supported = Sense::illegal(asc::LOGICAL_UNIT_NOT_SUPPORTED);
+    let opcode = byte(cdb, 0);
+    let Ok(o) = ops::lookup(cdb, true) else {
+        return Err(not_supported.into());
+    };
+    match opcode {
+        op::INQUIRY => {
+            ops::validate(o, cdb, true)?;
+            if byte(cdb, 1) & 1 != 0 {
+                return Err(not_supported.into());
+            }
+            if byte(cdb, 2) != 0 {
+                return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+            }
+            Ok(Done::data(
+                vpd::absent_lun_inquiry(),
+                u64::from(be16(cdb, 3)),
+            ))
+        }
+        op::REPORT_LUNS => {
+            ops::validate(o, cdb, true)?;
+            report_luns(nexus, cdb)
+        }
+        op::REQUEST_SENSE => {
+            ops::validate(o, cdb, true)?;
+            let desc = byte(cdb, 1) & 1 != 0;
+            Ok(Done::data(
+                not_supported.encode(desc),
+                u64::from(byte(cdb, 4)),
+            ))
+        }
+        _ => Err(not_supported.into()),
+    }
+}
+
+/// REQUEST SENSE: report (and clear) the highest-priority unit attention, else the LU state.
+/// DESC selects descriptor format (SPC-4 §6.39; LIO refuses DESC=1, we support it).
+pub(crate) fn request_sense(c: &Ctx) -> Outcome {
+    let desc = byte(c.cdb, 1) & 1 != 0;
+    let sense = if let Some(a) = c.slot.ua.take(true) {
+        Sense::unit_attention(a)
+    } else if c.dev.stopped.load(Ordering::Relaxed) {
+        Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02))
+    } else {
+        Sense::new(key::NO_SENSE, asc::NO_ADDITIONAL_SENSE)
+    };
+    Ok(Done::data(sense.encode(desc), u64::from(byte(c.cdb, 4))))
+}
+
+/// INQUIRY: standard data or a VPD page.
+pub(crate) fn inquiry(c: &Ctx) -> Outcome {
+    let evpd = byte(c.cdb, 1) & 1 != 0;
+    let page = byte(c.cdb, 2);
+    let alloc = u64::from(be16(c.cdb, 3));
+    if !evpd {
+        if page != 0 {
+            return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+        }
+        return Ok(Done::data(vpd::standard_inquiry(c), alloc));
+    }
+    let data = vpd::page(c, page).ok_or(Sense::invalid_cdb_field(2, Some(7)))?;
+    Ok(Done::data(data, alloc))
+}
+
+/// REPORT LUNS. SELECT REPORT 00h/02h list every LUN of the nexus, 01h the well-known LUNs
+/// (none here). With nothing mapped LUN 0 is listed, as LIO does, since LUN 0 answers
+/// INQUIRY (peripheral qualifier 011b) and REPORT LUNS anyway. Clears REPORTED LUNS DATA HAS
+/// CHANGED on every LU of the nexus (SPC-4 §6.33).
+pub(crate) fn report_luns(nexus: &Nexus, cdb: &[u8]) -> Outcome {
+    let select = byte(cdb, 2);
+    let alloc = u64::from(be32(cdb, 6));
+    let view = nexus.view.load();
+    let mut luns = match select {
+        0x00 | 0x02 => view.lun_list(),
+        0x01 => Vec::new(),
+        _ => return Err(Sense::invalid_cdb_field(2, Some(7)).into()),
+    };
+    if luns.is_empty() && select != 0x01 {
+        luns.push(0);
+    }
+    for s in view.luns.values() {
+        s.ua.clear(asc::REPORTED_LUNS_DATA_HAS_CHANGED);
+    }
+    let mut data = Vec::with_capacity(8 + 8 * luns.len());
+    data.extend_from_slice(&((8 * luns.len()) as u32).to_be_bytes());
+    data.extend_from_slice(&[0; 4]);
+    for l in luns {
+        data.extend_from_slice(&encode_lun(l));
+    }
+    Ok(Done::data(data, alloc))
+}
+
+fn visible(o: &OpInfo, rsoc: bool) -> bool {
+    rsoc || !o.has(F_RSOC)
+}
+
+fn timeouts(o: &OpInfo) -> [u8; 12] {
+    let mut t = [0u8; 12];
+    t[1] = 0x0A;
+    t[4..8].copy_from_slice(&o.timeout.to_be_bytes());
+    t[8..12].copy_from_slice(&o.timeout.to_be_bytes());
+    t
+}
+
+/// REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35), from the same table that dispatches.
+pub(crate) fn rsoc(c: &Ctx) -> Outcome {
+    let rctd = byte(c.cdb, 2) & 0x80 != 0;
+    let options = byte(c.cdb, 2) & 0x07;
+    let req_op = byte(c.cdb, 3);
+    let req_sa = be16(c.cdb, 4);
+    let alloc = u64::from(be32(c.cdb, 6));
+    let rsoc_on = c.dev.rsoc.load(Ordering::Relaxed);
+    let dpofua = c.dev.dpofua();
+    if options == 0 {
+        let mut data = vec![0u8; 4];
+        for o in OPS.iter().filter(|o| visible(o, rsoc_on)) {
+            let sa = u16::from(o.sa.unwrap_or(0));
+            let mut flags = 0u8;
+            if rctd {
+                flags |= 0x02;
+            }
+            if o.sa.is_some() {
+                flags |= 0x01;
+            }
+            data.extend_from_slice(&[o.opcode, 0]);
+            data.extend_from_slice(&sa.to_be_bytes());
+            data.extend_from_slice(&[0, flags]);
+            data.extend_from_slice(&(o.usage.len() as u16).to_be_bytes());
+            if rctd {
+                data.extend_from_slice(&timeouts(o));
+            }
+        }
+        let len = (data.len() - 4) as u32;
+        data[..4].copy_from_slice(&len.to_be_bytes());
+        return Ok(Done::data(data, alloc));
+    }
+    let list: Vec<&OpInfo> = ops::entries(req_op)
+        .iter()
+        .filter(|o| visible(o, rsoc_on))
+        .collect();
+    let has_sa = ops::entries(req_op).iter().any(|o| o.sa.is_some());
+    let found = match options {
+        1 if has_sa => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+        1 => list.first().copied(),
+        2 if !has_sa && !list.is_empty() => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+        2 => list
+            .iter()
+            .copied()
+            .find(|o| o.sa.map(u16::from) == Some(req_sa)),
+        3 if has_sa => list
+            .iter()
+            .copied()
+            .find(|o| o.sa.map(u16::from) == Some(req_sa)),
+        3 => list.first().copied(),
+        _ => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+    };
+    let mut data = vec![0u8; 4];
+    match found {
+        // SUPPORT 011b: supported in conformance with a standard.
+        Some(o) => {
+            data[1] = 0x03;
+            let usage = o.usage_for(dpofua);
+            data[2..4].copy_from_slice(&(usage.len() as u16).to_be_bytes());
+            data.extend_from_slice(&usage);
+            if rctd {
+                data[1] |= 0x80;
+                data.extend_from_slice(&timeouts(o));
+            }
+        }
+        // SUPPORT 001b: not supported.
+        None => data[1] = 0x01,
+    }
+    Ok(Done::data(data, alloc))
+}
+
+/// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-4 §6.36): ABORT TASK, ABORT TASK SET,
+/// CLEAR TASK SET, LOGICAL UNIT RESET and (warm) TARGET RESET.
+pub(crate) fn rstmf(c: &Ctx) -> Outcome {
+    let repd = byte(c.cdb, 2) & 0x80 != 0;
+    let alloc = u64::from(be32(c.cdb, 6));
+    // ATS | ATSS | CTSS | LURS | TRS
+    let mut data = vec![0x80 | 0x40 | 0x10 | 0x08 | 0x02, 0, 0, 0];
+    if repd {
+        data[3] = 0x0C;
+        data.resize(16, 0);
+    }
+    Ok(Done::data(data, alloc))
+}
+
+/// SPC-2 RESERVE(6)/(10): a logical-unit reservation for this I_T nexus.
+pub(crate) fn reserve(c: &Ctx) -> Outcome {
+    c.dev
+        .spc2
+        .reserve(c.nexus.id, c.nexus.initiator_port_name())
+        .map_err(|()| Fail::ReservationConflict)?;
+    Ok(Done::good())
+}
+
+/// SPC-2 RELEASE(6)/(10): GOOD whether or not this nexus held the reservation.
+pub(crate) fn release(c: &Ctx) -> Outcome {
+    c.dev.spc2.release(c.nexus.id);
+    Ok(Done::good())
+}
