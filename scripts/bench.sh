@@ -31,7 +31,7 @@ IRONLUN_PORT=${IRONLUN_PORT:-3341}
 TGT_CONTROL=${TGT_CONTROL:-3340}
 IRONLUN_BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 TGT_IQN=iqn.2026-11.org.ironlun:tgtbench
-IRONLUN_IQN=iqn.2026-11.org.ironlun:bench
+IRONLUN_IQN=iqn.2026-11.org.ironlun:default
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench.sh: $*"; exit 1; }
@@ -133,10 +133,13 @@ start_ironlun() {
         >"$WORKDIR/ironlun.log" 2>&1 &
     IRONLUN_PID=$!
     wait_port 127.0.0.1 "$IRONLUN_PORT" ironlun "$IRONLUN_PID" "$WORKDIR/ironlun.log"
+    # Reuse the embedded default target (demo mode: any initiator, read-write) and replace its
+    # RAM disk with the file-backed LU; deleting the device also removes the LUN that exports it.
+    "$IRONLUN_BIN" --state-dir "$state" delete core/rd_mcp_0/ramdisk0 >&2
     "$IRONLUN_BIN" --state-dir "$state" create core/fileio_0/bench \
-        "path=$WORKDIR/ironlun.img" "size=$SIZE"
+        "path=$WORKDIR/ironlun.img" "size=$SIZE" >&2
     "$IRONLUN_BIN" --state-dir "$state" create "iscsi/$IRONLUN_IQN/tpgt_1/lun/lun_0" \
-        dev=core/fileio_0/bench
+        dev=core/fileio_0/bench >&2
     URL_ironlun="iscsi://127.0.0.1:$IRONLUN_PORT/$IRONLUN_IQN/0"
 }
 # ================================================================================================
