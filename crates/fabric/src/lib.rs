@@ -3,6 +3,14 @@
 //! Contract used by the control plane: build a [`FabricConfig`] snapshot from the object tree and
 //! hand it to [`Fabric::apply`] after every change; the fabric opens and closes portal listeners
 //! to match and uses the new snapshot for every later login.
+//!
+//! Layout: `server` (listeners, accept, shutdown), `login` (RFC 7143 §6, §11.12-13: stages,
+//! CHAP §12.1.3, operational negotiation §13), `session` (sessions, TSIH, CmdSN window §4.2.2),
+//! `conn` (full feature phase: SCSI command / Data-Out / R2T / Data-In §11.3-11.8, TMF §11.5,
+//! Text §11.10, Logout §11.14, NOP §11.18), `params` (TPG `param/` keys).
+
+// Tests may unwrap: a panic there is a test failure, not a wire input.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,32 +65,18 @@ pub struct FabricConfig {
 
 /// Names and default values of the TPG `param/` keys, in display order.
 pub fn param_defaults() -> Vec<(&'static str, &'static str)> {
-    todo!()
+    params::PARAMS.to_vec()
 }
 
 /// Validate a `param/<key>` value. Err is one line naming the key and what is valid.
-pub fn validate_param(_key: &str, _value: &str) -> Result<(), String> {
-    todo!()
+pub fn validate_param(key: &str, value: &str) -> Result<(), String> {
+    params::validate(key, value)
 }
 
-/// The running iSCSI server.
-pub struct Fabric {}
+mod conn;
+mod login;
+mod params;
+mod server;
+mod session;
 
-impl Fabric {
-    pub fn new() -> Arc<Fabric> {
-        todo!()
-    }
-    /// Swap in a new configuration: bind portals that are new (Err if one cannot be bound,
-    /// leaving the previous configuration in force), close listeners of removed portals.
-    pub async fn apply(&self, _config: FabricConfig) -> Result<(), String> {
-        todo!()
-    }
-    /// Addresses actually listening (after apply; port 0 portals resolved).
-    pub fn listening(&self) -> Vec<SocketAddr> {
-        todo!()
-    }
-    /// Stop accepting, log out/close every connection, wait for in-flight commands.
-    pub async fn shutdown(&self) {
-        todo!()
-    }
-}
+pub use server::{Fabric, FabricOptions};

@@ -1,0 +1,673 @@
+//! The login phase (RFC 7143 §6.3, §11.12, §11.13): stages (CSG/NSG with the T bit), the
+//! security stage with AuthMethod None or CHAP (§12.1.3, MD5 and SHA-256, one-way and
+//! mutual), operational negotiation of the §13 keys, and the leading / added connection
+//! and session reinstatement rules (§6.3.5, §5.3.5). A failed login gets one Login Response
+//! with the status class and detail of §11.13.5 and the connection closes; nothing else
+//! (no target list, no key answers) leaks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use ironlun_iscsi::chap::{self, ChapAlgorithm};
+use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sender, Usage};
+use ironlun_iscsi::pdu::login_status as st;
+use ironlun_iscsi::text::{self, TextCollector};
+use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
+use ironlun_target::{InitiatorPortId, LoginDenied};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use crate::conn::ConnSetup;
+use crate::params::{discovery_params, TpgParams};
+use crate::server::Shared;
+use crate::session::Session;
+use crate::{AuthConfig, TpgConfig};
+
+/// Largest data segment accepted during login (RFC 7143 §6.1 suggests 8192; some slack for
+/// long CHAP values).
+const LOGIN_MAX_DATA: u32 = 16 * 1024;
+/// Bound on the keys of one login request gathered over continuation PDUs.
+const LOGIN_TEXT_MAX: usize = 64 * 1024;
+
+pub(crate) struct LoginOk {
+    pub setup: ConnSetup,
+    pub leftover: BytesMut,
+}
+
+enum Chap {
+    Idle,
+    WaitA,
+    WaitR {
+        alg: ChapAlgorithm,
+        id: u8,
+        challenge: Vec<u8>,
+    },
+    Done,
+}
+
+struct First {
+    isid: [u8; 6],
+    tsih: u16,
+    cid: u16,
+    cmd_sn: u32,
+    initiator: String,
+    /// `None` for a discovery session.
+    target: Option<(String, TpgConfig)>,
+    /// The session this connection joins (TSIH ≠ 0).
+    joining: Option<Arc<Session>>,
+}
+
+struct Login<'a> {
+    shared: &'a Arc<Shared>,
+    portal: SocketAddr,
+    first: Option<First>,
+    params: TpgParams,
+    agreed: OperationalParams,
+    auth_acceptable: String,
+    creds: Option<AuthConfig>,
+    auth_method: Option<String>,
+    chap: Chap,
+    stage: Stage,
+    declared: bool,
+    sent_tpgt: bool,
+    stat_sn: u32,
+}
+
+type Fail = u16;
+
+pub(crate) async fn login(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    portal: SocketAddr,
+    local: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Option<LoginOk> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let decoder = Decoder {
+        digests: Digests::default(),
+        max_data: LOGIN_MAX_DATA,
+    };
+    let mut l = Login {
+        shared,
+        portal,
+        first: None,
+        params: discovery_params(),
+        agreed: OperationalParams::default(),
+        auth_acceptable: String::new(),
+        creds: None,
+        auth_method: None,
+        chap: Chap::Idle,
+        stage: Stage::Security,
+        declared: false,
+        sent_tpgt: false,
+        stat_sn: 0,
+    };
+    let mut collector = TextCollector::new(LOGIN_TEXT_MAX);
+    loop {
+        let pdu = loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(p)) => break p,
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(%peer, error = %e, "bad PDU during login");
+                    return None;
+                }
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        };
+        let Bhs::LoginRequest(req) = pdu.bhs else {
+            if l.first.is_some() {
+                // Any other PDU before login completes (§6.3).
+                let _ = l.fail_with(stream, None, st::INVALID_DURING_LOGIN).await;
+            } else {
+                warn!(%peer, "first PDU is not a Login Request; closing");
+            }
+            return None;
+        };
+        if l.first.is_none() {
+            l.stat_sn = req.exp_stat_sn;
+        }
+        if req.version_min > ironlun_iscsi::ISCSI_VERSION {
+            let _ = l
+                .fail_with(stream, Some(&req), st::UNSUPPORTED_VERSION)
+                .await;
+            return None;
+        }
+        if collector.push(&pdu.data).is_err() {
+            let _ = l.fail_with(stream, Some(&req), st::INITIATOR_ERROR).await;
+            return None;
+        }
+        if req.cont {
+            // More keys follow in the next Login Request (§11.12.2): answer empty.
+            let resp = l.response(&req, false, req.csg, req.csg, 0, req.cmd_sn, req.cmd_sn);
+            if write_pdu(stream, Pdu::new(resp)).await.is_err() {
+                return None;
+            }
+            continue;
+        }
+        let Ok(pairs) = collector.finish() else {
+            let _ = l.fail_with(stream, Some(&req), st::INITIATOR_ERROR).await;
+            return None;
+        };
+        match l.step(&req, &pairs) {
+            Err(code) => {
+                info!(%peer, status = format!("{code:04x}"), "login failed");
+                let _ = l.fail_with(stream, Some(&req), code).await;
+                return None;
+            }
+            Ok((keys, transit)) => {
+                if transit && req.nsg == Stage::FullFeature {
+                    return match l.finish(&req) {
+                        Err(code) => {
+                            info!(%peer, status = format!("{code:04x}"), "login failed");
+                            let _ = l.fail_with(stream, Some(&req), code).await;
+                            None
+                        }
+                        Ok((session, cid)) => {
+                            let resp = l.response(
+                                &req,
+                                true,
+                                req.csg,
+                                Stage::FullFeature,
+                                session.tsih,
+                                session.exp_cmd_sn(),
+                                session.max_cmd_sn(),
+                            );
+                            if write_pdu(stream, Pdu::with_data(resp, keys)).await.is_err() {
+                                return None;
+                            }
+                            info!(
+                                %peer,
+                                initiator = %session.initiator,
+                                target = session.target.as_deref().unwrap_or("(discovery)"),
+                                tsih = session.tsih,
+                                cid,
+                                "login complete"
+                            );
+                            let digests = Digests {
+                                header: l.agreed.header_digest,
+                                data: l.agreed.data_digest,
+                            };
+                            Some(LoginOk {
+                                setup: ConnSetup {
+                                    cid,
+                                    session,
+                                    shared: shared.clone(),
+                                    max_xmit: l.agreed.max_xmit_data_segment_length,
+                                    max_recv: l.params.max_recv(),
+                                    xmit_cap: l.params.max_xmit_cap(),
+                                    stat_sn: l.stat_sn,
+                                    local,
+                                    digests,
+                                },
+                                leftover: buf,
+                            })
+                        }
+                    };
+                }
+                let nsg = if transit { req.nsg } else { req.csg };
+                if transit {
+                    l.stage = req.nsg;
+                }
+                let resp = l.response(&req, transit, req.csg, nsg, 0, req.cmd_sn, req.cmd_sn);
+                if write_pdu(stream, Pdu::with_data(resp, keys)).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn write_pdu(stream: &mut TcpStream, pdu: Pdu) -> std::io::Result<()> {
+    let bytes = pdu
+        .to_bytes(Digests::default())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    stream.write_all(&bytes).await
+}
+
+impl Login<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn response(
+        &mut self,
+        req: &LoginRequest,
+        transit: bool,
+        csg: Stage,
+        nsg: Stage,
+        tsih: u16,
+        exp: u32,
+        max: u32,
+    ) -> Bhs {
+        let stat_sn = self.stat_sn;
+        self.stat_sn = self.stat_sn.wrapping_add(1);
+        Bhs::LoginResponse(LoginResponse {
+            transit,
+            cont: false,
+            csg,
+            nsg: if transit { nsg } else { Stage::Security },
+            version_max: ironlun_iscsi::ISCSI_VERSION,
+            version_active: ironlun_iscsi::ISCSI_VERSION,
+            isid: req.isid,
+            tsih: if tsih != 0 { tsih } else { req.tsih },
+            itt: req.itt,
+            stat_sn,
+            exp_cmd_sn: exp,
+            max_cmd_sn: max,
+            status_class: 0,
+            status_detail: 0,
+        })
+    }
+
+    async fn fail_with(
+        &mut self,
+        stream: &mut TcpStream,
+        req: Option<&LoginRequest>,
+        code: Fail,
+    ) -> std::io::Result<()> {
+        let (isid, tsih, itt, cmd_sn) = match req {
+            Some(r) => (r.isid, r.tsih, r.itt, r.cmd_sn),
+            None => ([0; 6], 0, 0, 0),
+        };
+        let bhs = Bhs::LoginResponse(LoginResponse {
+            transit: false,
+            cont: false,
+            csg: req.map(|r| r.csg).unwrap_or(Stage::Security),
+            nsg: Stage::Security,
+            version_max: ironlun_iscsi::ISCSI_VERSION,
+            version_active: ironlun_iscsi::ISCSI_VERSION,
+            isid,
+            tsih,
+            itt,
+            stat_sn: self.stat_sn,
+            exp_cmd_sn: cmd_sn,
+            max_cmd_sn: cmd_sn,
+            status_class: (code >> 8) as u8,
+            status_detail: code as u8,
+        });
+        write_pdu(stream, Pdu::new(bhs)).await?;
+        stream.flush().await
+    }
+
+    /// Process one complete Login Request: the answer keys and whether we agree to transit.
+    fn step(
+        &mut self,
+        req: &LoginRequest,
+        pairs: &[(String, String)],
+    ) -> Result<(Vec<u8>, bool), Fail> {
+        if self.first.is_none() {
+            self.begin(req, pairs)?;
+        }
+        let Some(first) = &self.first else {
+            return Err(st::TARGET_ERROR);
+        };
+        if req.isid != first.isid || req.tsih != first.tsih || req.cid != first.cid {
+            return Err(st::INITIATOR_ERROR);
+        }
+        let is_discovery = first.target.is_none();
+        let leading = first.tsih == 0;
+        let tpg = first.target.as_ref().map(|(_, g)| g.tpgt);
+        match req.csg {
+            Stage::Security | Stage::Operational => {}
+            _ => return Err(st::INITIATOR_ERROR),
+        }
+        // Stages only move forward (§6.3).
+        if (req.csg as u8) < (self.stage as u8) {
+            return Err(st::INITIATOR_ERROR);
+        }
+        if req.transit && (req.nsg == Stage::Reserved || (req.nsg as u8) <= (req.csg as u8)) {
+            return Err(st::INITIATOR_ERROR);
+        }
+        if req.csg == Stage::Operational && self.stage == Stage::Security {
+            // The initiator skipped the security stage: only fine when no auth is required.
+            if !self.none_acceptable() {
+                return Err(st::AUTHENTICATION_FAILURE);
+            }
+            self.stage = Stage::Operational;
+        }
+        let mut out = Vec::new();
+        if !self.sent_tpgt {
+            // The first response of a normal session carries the portal group tag (§13.9).
+            self.sent_tpgt = true;
+            if let Some(t) = tpg {
+                text::encode_pair(&mut out, "TargetPortalGroupTag", &t.to_string());
+                let alias = self.params.get("TargetAlias").to_string();
+                if !alias.is_empty() {
+                    text::encode_pair(&mut out, "TargetAlias", &alias);
+                }
+            }
+        }
+        let mut chap_keys: Vec<(&str, &str)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, v) in pairs {
+            if seen.contains(&k.as_str()) {
+                // A key offered twice in one request is a protocol error (§6.2).
+                return Err(st::INITIATOR_ERROR);
+            }
+            seen.push(k);
+            match k.as_str() {
+                "InitiatorName" | "TargetName" | "SessionType" | "InitiatorAlias" => {}
+                "AuthMethod" => {
+                    if req.csg != Stage::Security {
+                        return Err(st::INITIATOR_ERROR);
+                    }
+                    let def = negotiation::key("AuthMethod").ok_or(st::TARGET_ERROR)?;
+                    let a = negotiation::respond(def, v, &self.auth_acceptable);
+                    match &a {
+                        Answer::Value(m) => {
+                            self.auth_method = Some(m.clone());
+                            if m == "CHAP" {
+                                self.chap = Chap::WaitA;
+                            }
+                        }
+                        _ => return Err(st::AUTHENTICATION_FAILURE),
+                    }
+                    if let Some(t) = a.text() {
+                        text::encode_pair(&mut out, k, t);
+                    }
+                }
+                "CHAP_A" => {
+                    if req.csg != Stage::Security || !matches!(self.chap, Chap::WaitA) {
+                        return Err(st::AUTHENTICATION_FAILURE);
+                    }
+                    let alg =
+                        chap::select_algorithm(v, &[ChapAlgorithm::Sha256, ChapAlgorithm::Md5])
+                            .ok_or(st::AUTHENTICATION_FAILURE)?;
+                    let mut challenge = vec![0u8; alg.digest_len()];
+                    let mut rng = rand::thread_rng();
+                    rng.fill_bytes(&mut challenge);
+                    let id = (rng.next_u32() & 0xff) as u8;
+                    text::encode_pair(&mut out, "CHAP_A", &alg.code().to_string());
+                    text::encode_pair(&mut out, "CHAP_I", &id.to_string());
+                    text::encode_pair(&mut out, "CHAP_C", &chap::encode_hex(&challenge));
+                    self.chap = Chap::WaitR { alg, id, challenge };
+                }
+                "CHAP_N" | "CHAP_R" | "CHAP_I" | "CHAP_C" => {
+                    if req.csg != Stage::Security {
+                        return Err(st::INITIATOR_ERROR);
+                    }
+                    chap_keys.push((k, v));
+                }
+                _ => self.answer_key(k, v, is_discovery, leading, &mut out),
+            }
+        }
+        if !chap_keys.is_empty() {
+            self.check_chap(&chap_keys, &mut out)?;
+        }
+        let mut transit = req.transit;
+        if transit && req.csg == Stage::Security {
+            let done = match (&self.auth_method, &self.chap) {
+                (_, Chap::Done) => true,
+                (Some(m), _) if m == "None" => true,
+                (None, Chap::Idle) => {
+                    if !self.none_acceptable() {
+                        return Err(st::AUTHENTICATION_FAILURE);
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !done {
+                // CHAP still running: stay in the security stage this round.
+                transit = false;
+            }
+        }
+        let to_ffp = transit && req.nsg == Stage::FullFeature;
+        if !self.declared && (to_ffp || req.csg == Stage::Operational) {
+            self.declare(&mut out);
+        }
+        Ok((out, transit))
+    }
+
+    fn none_acceptable(&self) -> bool {
+        self.auth_acceptable.split(',').any(|m| m == "None")
+    }
+
+    fn declare(&mut self, out: &mut Vec<u8>) {
+        self.declared = true;
+        text::encode_pair(
+            out,
+            "MaxRecvDataSegmentLength",
+            &self.params.max_recv().to_string(),
+        );
+    }
+
+    /// Checks made on the first Login Request: names, session type, target, TSIH, auth.
+    fn begin(&mut self, req: &LoginRequest, pairs: &[(String, String)]) -> Result<(), Fail> {
+        let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+        let initiator = get("InitiatorName").ok_or(st::MISSING_PARAMETER)?;
+        if initiator.is_empty() || initiator.len() > 223 {
+            return Err(st::INITIATOR_ERROR);
+        }
+        let discovery = match get("SessionType") {
+            None | Some("Normal") => false,
+            Some("Discovery") => true,
+            Some(_) => return Err(st::SESSION_TYPE_NOT_SUPPORTED),
+        };
+        let target = if discovery {
+            None
+        } else {
+            let name = get("TargetName").ok_or(st::MISSING_PARAMETER)?;
+            let tpg = self
+                .shared
+                .find_tpg(name, self.portal)
+                .ok_or(st::NOT_FOUND)?;
+            Some((name.to_string(), tpg))
+        };
+        let joining = if req.tsih != 0 {
+            let s = self
+                .shared
+                .registry
+                .get(req.tsih)
+                .ok_or(st::SESSION_DOES_NOT_EXIST)?;
+            let same_target = s.target.as_deref() == target.as_ref().map(|(n, _)| n.as_str())
+                && target.as_ref().is_none_or(|(_, g)| g.tpgt == s.tpgt);
+            if s.initiator != initiator || s.isid != req.isid || !same_target || s.is_closed() {
+                return Err(st::SESSION_DOES_NOT_EXIST);
+            }
+            let conns = s.conns.lock();
+            let replaces = conns.iter().any(|c| c.cid == req.cid);
+            if !replaces && conns.len() as u32 >= s.params.max_connections {
+                return Err(st::TOO_MANY_CONNECTIONS);
+            }
+            drop(conns);
+            Some(s)
+        } else {
+            None
+        };
+        match &target {
+            None => {
+                self.params = discovery_params();
+                self.creds = self.shared.config.read().discovery_auth.clone();
+                self.auth_acceptable = if self.creds.is_some() { "CHAP" } else { "None" }.into();
+            }
+            Some((_, g)) => {
+                self.params = TpgParams::new(&g.params);
+                let creds = g
+                    .acl_auth
+                    .get(initiator)
+                    .filter(|a| !a.userid.is_empty())
+                    .or(Some(&g.auth).filter(|a| !a.userid.is_empty()))
+                    .cloned();
+                self.auth_acceptable = if g.authentication {
+                    "CHAP".to_string()
+                } else {
+                    self.params
+                        .get("AuthMethod")
+                        .split(',')
+                        .filter(|m| *m != "CHAP" || creds.is_some())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                self.creds = creds;
+            }
+        }
+        // Until negotiated otherwise, we may send at most the RFC default (8192).
+        self.agreed.max_xmit_data_segment_length = 8192;
+        if let Some(s) = &joining {
+            // Session-wide values come from the leading login.
+            let conn_keys = OperationalParams {
+                header_digest: false,
+                data_digest: false,
+                max_xmit_data_segment_length: 8192,
+                ..s.params.clone()
+            };
+            self.agreed = conn_keys;
+        }
+        self.first = Some(First {
+            isid: req.isid,
+            tsih: req.tsih,
+            cid: req.cid,
+            cmd_sn: req.cmd_sn,
+            initiator: initiator.to_string(),
+            target,
+            joining,
+        });
+        Ok(())
+    }
+
+    fn answer_key(&mut self, k: &str, v: &str, discovery: bool, leading: bool, out: &mut Vec<u8>) {
+        let answer = match negotiation::key(k) {
+            None => Answer::NotUnderstood,
+            Some(def) => {
+                if def.sender == Sender::Target {
+                    // Keys only a target may send (TargetAlias, TargetAddress, TPGT).
+                    Answer::Reject
+                } else if def.usage == Usage::FullFeatureOnly
+                    || (discovery && !def.discovery)
+                    || (def.usage == Usage::LeadingOnly && !leading)
+                {
+                    // SendTargets in login, operational keys in discovery, session-wide keys
+                    // on an added connection.
+                    Answer::Irrelevant
+                } else if matches!(def.ty, KeyType::Special) {
+                    Answer::Reject
+                } else {
+                    let a = negotiation::respond(def, v, &self.params.ours(k));
+                    match &a {
+                        Answer::Value(val) => {
+                            self.agreed.set(k, val);
+                        }
+                        Answer::Accepted if k == "MaxRecvDataSegmentLength" => {
+                            self.agreed.set(k, v);
+                            let cap = self.params.max_xmit_cap();
+                            if self.agreed.max_xmit_data_segment_length > cap {
+                                self.agreed.max_xmit_data_segment_length = cap;
+                            }
+                        }
+                        _ => {}
+                    }
+                    a
+                }
+            }
+        };
+        if let Some(t) = answer.text() {
+            text::encode_pair(out, k, t);
+        }
+    }
+
+    /// CHAP_N / CHAP_R from the initiator, with CHAP_I / CHAP_C when it wants mutual CHAP.
+    fn check_chap(&mut self, keys: &[(&str, &str)], out: &mut Vec<u8>) -> Result<(), Fail> {
+        let get = |k: &str| keys.iter().find(|(x, _)| *x == k).map(|(_, v)| *v);
+        let Chap::WaitR { alg, id, challenge } = &self.chap else {
+            return Err(st::AUTHENTICATION_FAILURE);
+        };
+        let (alg, id) = (*alg, *id);
+        let creds = self.creds.clone().ok_or(st::AUTHENTICATION_FAILURE)?;
+        let name = get("CHAP_N").ok_or(st::AUTHENTICATION_FAILURE)?;
+        let resp = get("CHAP_R").ok_or(st::AUTHENTICATION_FAILURE)?;
+        let resp = chap::decode_binary(resp).map_err(|_| st::AUTHENTICATION_FAILURE)?;
+        let good_name = name == creds.userid;
+        let good_resp = alg.verify(id, creds.password.as_bytes(), challenge, &resp);
+        if !(good_name && good_resp) {
+            return Err(st::AUTHENTICATION_FAILURE);
+        }
+        match (get("CHAP_I"), get("CHAP_C")) {
+            (None, None) => {}
+            (Some(i), Some(c)) => {
+                if creds.mutual_userid.is_empty() {
+                    return Err(st::AUTHENTICATION_FAILURE);
+                }
+                let their_id = negotiation::parse_number(i)
+                    .and_then(|n| u8::try_from(n).ok())
+                    .ok_or(st::AUTHENTICATION_FAILURE)?;
+                let their_ch = chap::decode_binary(c).map_err(|_| st::AUTHENTICATION_FAILURE)?;
+                if their_ch == *challenge {
+                    // A reflected challenge (RFC 7143 §12.1.3).
+                    return Err(st::AUTHENTICATION_FAILURE);
+                }
+                let r = alg.response(their_id, creds.mutual_password.as_bytes(), &their_ch);
+                text::encode_pair(out, "CHAP_N", &creds.mutual_userid);
+                text::encode_pair(out, "CHAP_R", &chap::encode_hex(&r));
+            }
+            _ => return Err(st::AUTHENTICATION_FAILURE),
+        }
+        self.chap = Chap::Done;
+        Ok(())
+    }
+
+    /// Leading login: create the session (reinstating an old one with the same initiator
+    /// port, §6.3.5); added connection: join it.
+    fn finish(&mut self, _req: &LoginRequest) -> Result<(Arc<Session>, u16), Fail> {
+        let Some(first) = self.first.take() else {
+            return Err(st::TARGET_ERROR);
+        };
+        if let Some(s) = first.joining {
+            if s.is_closed() {
+                return Err(st::SESSION_DOES_NOT_EXIST);
+            }
+            return Ok((s, first.cid));
+        }
+        let registry = &self.shared.registry;
+        let (target_name, tpgt, nexus) = match &first.target {
+            None => (None, 0, None),
+            Some((name, g)) => {
+                if let Some(old) = registry.find(&first.initiator, first.isid, Some(name), g.tpgt) {
+                    info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
+                    registry.remove(&old);
+                    old.close();
+                }
+                let id = InitiatorPortId {
+                    name: first.initiator.clone(),
+                    isid: first.isid,
+                };
+                let nexus = g.port.open_nexus(id).map_err(|e| match e {
+                    LoginDenied::NotAuthorized(_) => st::AUTHORIZATION_FAILURE,
+                    LoginDenied::Disabled => st::NOT_FOUND,
+                })?;
+                (Some(name.clone()), g.tpgt, Some(nexus))
+            }
+        };
+        if target_name.is_none() {
+            if let Some(old) = registry.find(&first.initiator, first.isid, None, 0) {
+                registry.remove(&old);
+                old.close();
+            }
+        }
+        let Some(tsih) = registry.alloc_tsih() else {
+            if let Some(n) = &nexus {
+                n.close();
+            }
+            return Err(st::OUT_OF_RESOURCES);
+        };
+        let mut params = self.agreed.clone();
+        params.max_recv_data_segment_length = self.params.max_recv();
+        params.first_burst_length = params.first_burst_length.min(params.max_burst_length);
+        let session = Arc::new(Session::new(
+            tsih,
+            first.initiator.clone(),
+            first.isid,
+            target_name,
+            tpgt,
+            nexus,
+            params,
+            first.cmd_sn,
+        ));
+        registry.insert(session.clone());
+        Ok((session, first.cid))
+    }
+}

@@ -1,0 +1,329 @@
+//! iSCSI sessions (RFC 7143 §4.2): identity (InitiatorName + ISID, TSIH), the connections
+//! that belong to it, and the session-wide CmdSN window with in-order delivery (§4.2.2.1,
+//! §3.2.2.1): commands are released to execution in CmdSN order across all connections;
+//! immediate commands bypass the order; commands outside the window are silently dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use ironlun_iscsi::negotiation::OperationalParams;
+use ironlun_iscsi::serial::{sn_le, sn_lt};
+use ironlun_target::Nexus;
+use parking_lot::Mutex;
+
+use crate::conn::Conn;
+
+/// Commands the target accepts ahead of completion (MaxCmdSN - ExpCmdSN + 1).
+pub(crate) const QUEUE_DEPTH: u32 = 128;
+
+/// A unit of work released in CmdSN order.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+struct Window {
+    exp_cmd_sn: u32,
+    /// Commands that arrived ahead of a gap (multiple connections), by CmdSN.
+    waiting: HashMap<u32, Job>,
+}
+
+pub(crate) struct Session {
+    pub tsih: u16,
+    pub initiator: String,
+    pub isid: [u8; 6],
+    /// `None` for discovery sessions.
+    pub target: Option<String>,
+    pub tpgt: u16,
+    pub nexus: Option<Arc<Nexus>>,
+    pub params: OperationalParams,
+    window: Mutex<Window>,
+    /// CmdSN of the first command + number of non-immediate commands finished: MaxCmdSN is
+    /// this + QUEUE_DEPTH - 1, so at most QUEUE_DEPTH commands are ever outstanding.
+    finished: AtomicU32,
+    exp_cache: AtomicU32,
+    pub conns: Mutex<Vec<Arc<Conn>>>,
+    closed: AtomicBool,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        tsih: u16,
+        initiator: String,
+        isid: [u8; 6],
+        target: Option<String>,
+        tpgt: u16,
+        nexus: Option<Arc<Nexus>>,
+        params: OperationalParams,
+        first_cmd_sn: u32,
+    ) -> Session {
+        Session {
+            tsih,
+            initiator,
+            isid,
+            target,
+            tpgt,
+            nexus,
+            params,
+            window: Mutex::new(Window {
+                exp_cmd_sn: first_cmd_sn,
+                waiting: HashMap::new(),
+            }),
+            finished: AtomicU32::new(first_cmd_sn),
+            exp_cache: AtomicU32::new(first_cmd_sn),
+            conns: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_discovery(&self) -> bool {
+        self.target.is_none()
+    }
+
+    pub(crate) fn exp_cmd_sn(&self) -> u32 {
+        self.exp_cache.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn max_cmd_sn(&self) -> u32 {
+        self.finished
+            .load(Ordering::Acquire)
+            .wrapping_add(QUEUE_DEPTH - 1)
+    }
+
+    /// One non-immediate command has finished: open the window by one.
+    pub(crate) fn finish_one(&self) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Admit a non-immediate command with `cmd_sn`. Returns the jobs to run now, in CmdSN
+    /// order (possibly none if this one waits behind a gap). `None`: outside the window, the
+    /// command is silently ignored (§4.2.2.1) and `job` is dropped unrun.
+    pub(crate) fn admit(&self, cmd_sn: u32, job: Job) -> Option<Vec<Job>> {
+        let mut w = self.window.lock();
+        let max = self.max_cmd_sn();
+        if !(sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, max)) {
+            return None;
+        }
+        if cmd_sn != w.exp_cmd_sn {
+            w.waiting.insert(cmd_sn, job);
+            return Some(Vec::new());
+        }
+        let mut ready = vec![job];
+        w.exp_cmd_sn = w.exp_cmd_sn.wrapping_add(1);
+        loop {
+            let next = w.exp_cmd_sn;
+            let Some(j) = w.waiting.remove(&next) else {
+                break;
+            };
+            ready.push(j);
+            w.exp_cmd_sn = w.exp_cmd_sn.wrapping_add(1);
+        }
+        self.exp_cache.store(w.exp_cmd_sn, Ordering::Release);
+        Some(ready)
+    }
+
+    /// Is `cmd_sn` inside [ExpCmdSN, MaxCmdSN]?
+    pub(crate) fn in_window(&self, cmd_sn: u32) -> bool {
+        let w = self.window.lock();
+        sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, self.max_cmd_sn())
+    }
+
+    /// Is `sn` in the window and not yet received (ABORT TASK RefCmdSN rule, §11.5.1)?
+    pub(crate) fn not_yet_received(&self, sn: u32) -> bool {
+        let w = self.window.lock();
+        sn_le(w.exp_cmd_sn, sn) && sn_le(sn, self.max_cmd_sn()) && !w.waiting.contains_key(&sn)
+    }
+
+    /// Mark the command with `sn` as aborted before arrival: it counts as received (so the
+    /// window moves past it) and the command itself will be discarded when it arrives.
+    pub(crate) fn consume_sn(&self, sn: u32) -> Vec<Job> {
+        let this_finishes: Job = Box::new(|| {});
+        let r = self.admit(sn, this_finishes).unwrap_or_default();
+        self.finish_one();
+        r
+    }
+
+    /// True once the session has been torn down (logout, reinstatement, last connection gone).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Tear down: stop every connection and close the I_T nexus (once).
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let conns: Vec<Arc<Conn>> = self.conns.lock().drain(..).collect();
+        for c in conns {
+            c.stop();
+        }
+        if let Some(n) = &self.nexus {
+            n.close();
+        }
+    }
+
+    pub(crate) fn conn_by_cid(&self, cid: u16) -> Option<Arc<Conn>> {
+        self.conns.lock().iter().find(|c| c.cid == cid).cloned()
+    }
+
+    /// Check in-order bookkeeping is consistent for debugging assertions in tests.
+    #[cfg(test)]
+    pub(crate) fn waiting_len(&self) -> usize {
+        self.window.lock().waiting.len()
+    }
+}
+
+/// All sessions of the fabric, by TSIH.
+#[derive(Default)]
+pub(crate) struct Registry {
+    inner: Mutex<RegInner>,
+}
+
+#[derive(Default)]
+struct RegInner {
+    next_tsih: u16,
+    sessions: HashMap<u16, Arc<Session>>,
+}
+
+impl Registry {
+    /// A fresh non-zero TSIH not in use.
+    pub(crate) fn alloc_tsih(&self) -> Option<u16> {
+        let mut r = self.inner.lock();
+        for _ in 0..=u16::MAX {
+            r.next_tsih = r.next_tsih.wrapping_add(1);
+            let t = r.next_tsih;
+            if t != 0 && !r.sessions.contains_key(&t) {
+                return Some(t);
+            }
+        }
+        None
+    }
+    pub(crate) fn insert(&self, s: Arc<Session>) {
+        self.inner.lock().sessions.insert(s.tsih, s);
+    }
+    pub(crate) fn get(&self, tsih: u16) -> Option<Arc<Session>> {
+        self.inner.lock().sessions.get(&tsih).cloned()
+    }
+    /// Remove `s` if it is still the registered session for its TSIH.
+    pub(crate) fn remove(&self, s: &Arc<Session>) {
+        let mut r = self.inner.lock();
+        if r.sessions.get(&s.tsih).is_some_and(|x| Arc::ptr_eq(x, s)) {
+            r.sessions.remove(&s.tsih);
+        }
+    }
+    /// The session of this initiator port on this target portal group (for reinstatement).
+    pub(crate) fn find(
+        &self,
+        initiator: &str,
+        isid: [u8; 6],
+        target: Option<&str>,
+        tpgt: u16,
+    ) -> Option<Arc<Session>> {
+        self.inner
+            .lock()
+            .sessions
+            .values()
+            .find(|s| {
+                s.initiator == initiator
+                    && s.isid == isid
+                    && s.target.as_deref() == target
+                    && s.tpgt == tpgt
+            })
+            .cloned()
+    }
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.inner.lock().sessions.values().cloned().collect()
+    }
+}
+
+/// `a < b` re-exported for callers comparing RefCmdSN with a TMF's CmdSN.
+pub(crate) fn sn_before(a: u32, b: u32) -> bool {
+    sn_lt(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn session(first: u32) -> Session {
+        Session::new(
+            1,
+            "i".into(),
+            [0; 6],
+            Some("t".into()),
+            1,
+            None,
+            OperationalParams::default(),
+            first,
+        )
+    }
+
+    #[test]
+    fn releases_in_cmdsn_order() {
+        let s = session(10);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let job = |n: u32| -> Job {
+            let o = order.clone();
+            Box::new(move || o.lock().push(n))
+        };
+        assert_eq!(s.admit(12, job(12)).map(|v| v.len()), Some(0));
+        assert_eq!(s.admit(11, job(11)).map(|v| v.len()), Some(0));
+        assert_eq!(s.waiting_len(), 2);
+        let ready = s.admit(10, job(10)).unwrap();
+        for j in ready {
+            j();
+        }
+        assert_eq!(*order.lock(), vec![10, 11, 12]);
+        assert_eq!(s.exp_cmd_sn(), 13);
+    }
+
+    #[test]
+    fn outside_window_is_dropped() {
+        let s = session(0xffff_fffe);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        assert!(s
+            .admit(
+                0xffff_fffd,
+                Box::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                })
+            )
+            .is_none());
+        assert!(s
+            .admit(0xffff_fffe_u32.wrapping_add(QUEUE_DEPTH), Box::new(|| {}))
+            .is_none());
+        // Wraps through zero.
+        assert!(s.admit(0xffff_fffe, Box::new(|| {})).is_some());
+        assert!(s.admit(0xffff_ffff, Box::new(|| {})).is_some());
+        assert!(s.admit(0, Box::new(|| {})).is_some());
+        assert_eq!(s.exp_cmd_sn(), 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn window_opens_as_commands_finish() {
+        let s = session(0);
+        assert_eq!(s.max_cmd_sn(), QUEUE_DEPTH - 1);
+        s.finish_one();
+        assert_eq!(s.max_cmd_sn(), QUEUE_DEPTH);
+    }
+
+    #[test]
+    fn tsih_is_nonzero_and_unique() {
+        let r = Registry::default();
+        let a = r.alloc_tsih().unwrap();
+        r.insert(Arc::new(Session::new(
+            a,
+            "i".into(),
+            [0; 6],
+            None,
+            0,
+            None,
+            OperationalParams::default(),
+            0,
+        )));
+        let b = r.alloc_tsih().unwrap();
+        assert!(a != 0 && b != 0 && a != b);
+    }
+}

@@ -1,0 +1,325 @@
+//! A raw iSCSI test client over TCP built on `ironlun-iscsi`, and a fabric fixture with
+//! in-memory LUNs.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ironlun_backstore::RamDisk;
+use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, FabricOptions, TargetConfig, TpgConfig};
+use ironlun_iscsi::pdu::LoginRequest;
+use ironlun_iscsi::{text, Bhs, Decoder, Digests, LoginResponse, Pdu, Stage};
+use ironlun_target::{Device, DeviceConfig, TargetPort};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const TARGET: &str = "iqn.2024-01.test.ironlun:disk1";
+pub const HIDDEN: &str = "iqn.2024-01.test.ironlun:disabled";
+pub const INITIATOR: &str = "iqn.2024-01.test.client:host1";
+
+pub fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+pub fn port(name: &str, tpgt: u16, rtpi: u16, luns: u64) -> Arc<TargetPort> {
+    let p = TargetPort::new(name, tpgt, rtpi);
+    for lun in 0..luns {
+        let disk = Arc::new(RamDisk::new(16 << 20).unwrap());
+        let dev = Device::new(
+            DeviceConfig {
+                name: format!("rd{lun}"),
+                unit_serial: format!("serial{rtpi}{lun}"),
+                vendor_id: "LIO-ORG".into(),
+                product_id: "ramdisk".into(),
+                revision: "4.0".into(),
+                block_size: 512,
+            },
+            disk,
+        )
+        .unwrap();
+        p.add_lun(lun, dev).unwrap();
+    }
+    p.set_demo_mode(true, false);
+    p.set_enabled(true);
+    p
+}
+
+pub fn tpg(port: Arc<TargetPort>, tpgt: u16, portal: SocketAddr) -> TpgConfig {
+    TpgConfig {
+        tpgt,
+        enabled: true,
+        portals: vec![portal],
+        port,
+        authentication: false,
+        auth: AuthConfig::default(),
+        acl_auth: BTreeMap::new(),
+        params: BTreeMap::new(),
+    }
+}
+
+/// A fabric with TARGET (enabled, one LUN) and HIDDEN (disabled TPG) on one loopback portal.
+pub async fn fabric_with(
+    opts: FabricOptions,
+    edit: impl FnOnce(&mut TpgConfig),
+) -> (Arc<Fabric>, SocketAddr) {
+    fabric_cfg(opts, edit, |_| {}).await
+}
+
+/// Like [`fabric_with`], with a last edit of the whole configuration.
+pub async fn fabric_cfg(
+    opts: FabricOptions,
+    edit: impl FnOnce(&mut TpgConfig),
+    edit_cfg: impl FnOnce(&mut FabricConfig),
+) -> (Arc<Fabric>, SocketAddr) {
+    let portal = loopback();
+    let mut g = tpg(port(TARGET, 1, 1, 1), 1, portal);
+    edit(&mut g);
+    let mut hidden = tpg(port(HIDDEN, 2, 2, 0), 2, portal);
+    hidden.enabled = false;
+    let mut cfg = FabricConfig {
+        targets: vec![
+            TargetConfig {
+                name: TARGET.into(),
+                tpgs: vec![g],
+            },
+            TargetConfig {
+                name: HIDDEN.into(),
+                tpgs: vec![hidden],
+            },
+        ],
+        discovery_auth: None,
+    };
+    edit_cfg(&mut cfg);
+    let f = Fabric::with_options(opts);
+    f.apply(cfg).await.unwrap();
+    let addr = f.listening()[0];
+    (f, addr)
+}
+
+pub async fn fabric() -> (Arc<Fabric>, SocketAddr) {
+    fabric_with(FabricOptions::default(), |_| {}).await
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    pub digests: Digests,
+    pub max_data: u32,
+    pub isid: [u8; 6],
+    pub tsih: u16,
+    pub cid: u16,
+    pub itt: u32,
+    pub cmd_sn: u32,
+    pub exp_stat_sn: u32,
+}
+
+pub fn kv(data: &[u8]) -> Vec<(String, String)> {
+    text::parse(data).unwrap()
+}
+
+pub fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: BytesMut::new(),
+            digests: Digests::default(),
+            max_data: 1 << 24,
+            isid: [0x80, 0, 0, 0, 0, 1],
+            tsih: 0,
+            cid: 1,
+            itt: 1,
+            cmd_sn: 1,
+            exp_stat_sn: 0,
+        }
+    }
+
+    pub async fn send(&mut self, pdu: &Pdu) {
+        let b = pdu.to_bytes(self.digests).unwrap();
+        self.stream.write_all(&b).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, b: &[u8]) {
+        let _ = self.stream.write_all(b).await;
+    }
+
+    /// The next PDU, or None on close / 5 s of silence.
+    pub async fn recv(&mut self) -> Option<Pdu> {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    pub async fn recv_within(&mut self, t: Duration) -> Option<Pdu> {
+        let dec = Decoder {
+            digests: self.digests,
+            max_data: self.max_data,
+        };
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            if let Some(p) = dec.decode(&mut self.buf).unwrap() {
+                return Some(p);
+            }
+            let r = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await;
+            match r {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// True if the target closes the connection within `t` (PDUs before the close are skipped).
+    pub async fn closed_within(&mut self, t: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + t;
+        let mut scratch = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub fn next_itt(&mut self) -> u32 {
+        self.itt += 1;
+        self.itt
+    }
+
+    pub async fn login_pdu(
+        &mut self,
+        csg: Stage,
+        nsg: Stage,
+        transit: bool,
+        keys: &[(&str, &str)],
+    ) -> (LoginResponse, Vec<(String, String)>) {
+        let req = LoginRequest {
+            transit,
+            cont: false,
+            csg,
+            nsg,
+            version_max: 0,
+            version_min: 0,
+            isid: self.isid,
+            tsih: self.tsih,
+            itt: self.itt,
+            cid: self.cid,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+        };
+        let data = text::encode(keys.iter().copied());
+        self.send(&Pdu::with_data(Bhs::LoginRequest(req), data))
+            .await;
+        let p = self.recv().await.expect("login response");
+        let Bhs::LoginResponse(r) = p.bhs else {
+            panic!("expected a login response, got {:?}", p.bhs)
+        };
+        self.exp_stat_sn = r.stat_sn.wrapping_add(1);
+        if r.tsih != 0 {
+            self.tsih = r.tsih;
+        }
+        (r, kv(&p.data))
+    }
+
+    /// Log in with AuthMethod=None and the given operational keys; returns the answers of
+    /// the operational stage.
+    pub async fn login_normal(
+        &mut self,
+        target: &str,
+        op_keys: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut keys = vec![
+            ("InitiatorName", INITIATOR),
+            ("SessionType", "Normal"),
+            ("AuthMethod", "None"),
+        ];
+        if !target.is_empty() {
+            keys.push(("TargetName", target));
+        }
+        let (r, _) = self
+            .login_pdu(Stage::Security, Stage::Operational, true, &keys)
+            .await;
+        assert_eq!(r.status(), 0, "security stage");
+        let (r, ans) = self
+            .login_pdu(Stage::Operational, Stage::FullFeature, true, op_keys)
+            .await;
+        assert_eq!(r.status(), 0, "operational stage");
+        assert!(r.transit && r.nsg == Stage::FullFeature);
+        ans
+    }
+
+    pub async fn login_discovery(&mut self) {
+        let (r, _) = self
+            .login_pdu(
+                Stage::Security,
+                Stage::FullFeature,
+                true,
+                &[
+                    ("InitiatorName", INITIATOR),
+                    ("SessionType", "Discovery"),
+                    ("AuthMethod", "None"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 0);
+    }
+
+    /// Send a Text Request and gather the whole (possibly continued) answer.
+    pub async fn text(&mut self, keys: &[(&str, &str)]) -> Vec<(String, String)> {
+        let itt = self.next_itt();
+        let mut body = Vec::new();
+        let mut ttt = ironlun_iscsi::RESERVED_TAG;
+        let mut data = text::encode(keys.iter().copied());
+        loop {
+            let req = ironlun_iscsi::TextRequest {
+                immediate: true,
+                final_: true,
+                cont: false,
+                lun: [0; 8],
+                itt,
+                ttt,
+                cmd_sn: self.cmd_sn,
+                exp_stat_sn: self.exp_stat_sn,
+            };
+            self.send(&Pdu::with_data(
+                Bhs::TextRequest(req),
+                std::mem::take(&mut data),
+            ))
+            .await;
+            let p = self.recv().await.expect("text response");
+            let Bhs::TextResponse(r) = p.bhs else {
+                panic!("expected text response, got {:?}", p.bhs)
+            };
+            self.exp_stat_sn = r.stat_sn.wrapping_add(1);
+            body.extend_from_slice(&p.data);
+            if r.final_ {
+                return kv(&body);
+            }
+            ttt = r.ttt;
+        }
+    }
+
+    pub async fn nop(&mut self, payload: &[u8]) -> Pdu {
+        let itt = self.next_itt();
+        let n = ironlun_iscsi::NopOut {
+            immediate: true,
+            lun: [0; 8],
+            itt,
+            ttt: ironlun_iscsi::RESERVED_TAG,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+        };
+        self.send(&Pdu::with_data(
+            Bhs::NopOut(n),
+            Bytes::copy_from_slice(payload),
+        ))
+        .await;
+        self.recv().await.expect("nop-in")
+    }
+}
