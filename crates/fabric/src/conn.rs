@@ -1015,8 +1015,13 @@ fn task_management(conn: &Arc<Conn>, t: pdu::TaskMgmtRequest) {
         finish(&c.session);
         send_tmf_response(&c, t.itt, code);
         if kind == TmfKind::TargetColdReset && code == tmf_response::FUNCTION_COMPLETE {
-            // A cold reset ends the session's connections after the response (§11.5.1).
-            c.session.close();
+            // A cold reset is a power-on event for the whole target: after the response, every
+            // TCP connection to every initiator of this target node is closed (§11.5.1).
+            for s in c.shared.registry.all() {
+                if s.target.is_some() && s.target == c.session.target {
+                    s.close();
+                }
+            }
         }
         c.shared.end_command();
     });

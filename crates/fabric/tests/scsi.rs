@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use common::*;
 use ironlun_iscsi::pdu::{tmf_function, tmf_response, ScsiCommand, TaskMgmtRequest};
@@ -475,4 +477,39 @@ async fn huge_write_is_refused_without_buffering() {
     // The session goes on.
     let o = exec(&mut c, &[0, 0, 0, 0, 0, 0], 0, &[], 0, 0).await;
     assert_eq!(o.status, 0);
+}
+
+#[tokio::test]
+async fn target_cold_reset_closes_every_session_of_the_target() {
+    let (_f, addr) = fabric().await;
+    let mut a = Client::connect(addr).await;
+    a.login_normal(TARGET, &[]).await;
+    let mut b = Client::connect(addr).await;
+    b.isid = [0x80, 0, 0, 0, 0, 2];
+    b.login_normal(TARGET, &[]).await;
+    clear_ua(&mut b).await;
+
+    assert_eq!(
+        tmf(&mut a, tmf_function::TARGET_COLD_RESET, 0, 0).await,
+        tmf_response::FUNCTION_COMPLETE
+    );
+    // RFC 7143 §11.5.1: a cold reset is a power-on event; the target closes all of its TCP
+    // connections to all initiators, not only the requester's.
+    assert!(
+        a.closed_within(Duration::from_secs(5)).await,
+        "requester still connected"
+    );
+    assert!(
+        b.closed_within(Duration::from_secs(5)).await,
+        "other initiator still connected"
+    );
+
+    // The target is still there: a new login works and reports the power-on UA.
+    let mut c = Client::connect(addr).await;
+    c.login_normal(TARGET, &[]).await;
+    let o = exec(&mut c, &[0, 0, 0, 0, 0, 0], 0, &[], 0, 0).await;
+    assert_eq!(
+        o.status, 2,
+        "TEST UNIT READY after the reset reports a unit attention"
+    );
 }
