@@ -1,0 +1,422 @@
+//! SCSI on top of a [`Session`]: the outcome of a command ([`CommandResult`]) and helpers
+//! that build CDBs for common commands (SPC-4 §6: INQUIRY, REPORT LUNS, REQUEST SENSE,
+//! TEST UNIT READY, MODE SENSE/SELECT(10); SBC-3 §5: READ CAPACITY(16), READ(16),
+//! WRITE(16), SYNCHRONIZE CACHE(16)).
+
+use bytes::Bytes;
+use ironlun_iscsi::pdu::task_attr;
+use ironlun_scsi::{opcode, status, Sense};
+
+use crate::session::Session;
+use crate::{Error, Result};
+
+/// Residual count of a command (§11.4.5): the U / O bits with the count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Residual {
+    #[default]
+    None,
+    /// Fewer bytes moved than the expected transfer length, by this many.
+    Underflow(u32),
+    /// The command wanted this many more bytes than expected.
+    Overflow(u32),
+}
+
+/// The outcome of a SCSI command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandResult {
+    /// iSCSI Response field (0 = command completed at target, §11.4.3).
+    pub response: u8,
+    /// SAM status.
+    pub status: u8,
+    /// Parsed sense data (fixed or descriptor format), if any was sent and parsed.
+    pub sense: Option<Sense>,
+    /// The raw sense bytes (after the SenseLength field).
+    pub sense_bytes: Bytes,
+    /// Data-In as reassembled (up to the highest byte the target sent).
+    pub data_in: Bytes,
+    pub residual: Residual,
+    /// Data-In PDUs the command took.
+    pub data_in_pdus: u32,
+}
+
+impl CommandResult {
+    /// The data, if the status was GOOD (else [`Error::Scsi`] with the sense).
+    pub fn good(self) -> Result<Bytes> {
+        if self.status == status::GOOD && self.response == 0 {
+            Ok(self.data_in)
+        } else {
+            Err(Error::Scsi {
+                status: self.status,
+                sense: self.sense,
+            })
+        }
+    }
+
+    /// Sense key / ASC / ASCQ, if there is sense.
+    pub fn sense_triple(&self) -> Option<(u8, u8, u8)> {
+        self.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq))
+    }
+}
+
+/// READ CAPACITY(16) parameter data (SBC-3 §5.16.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    pub last_lba: u64,
+    pub block_size: u32,
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
+    pub lbppbe: u8,
+    /// LBPME (thin provisioning) bit.
+    pub lbpme: bool,
+}
+
+impl Capacity {
+    pub fn parse(d: &[u8]) -> Result<Capacity> {
+        if d.len() < 14 {
+            return Err(Error::Protocol(format!(
+                "READ CAPACITY(16) data of {} bytes",
+                d.len()
+            )));
+        }
+        let mut lba = [0u8; 8];
+        lba.copy_from_slice(&d[0..8]);
+        Ok(Capacity {
+            last_lba: u64::from_be_bytes(lba),
+            block_size: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
+            lbppbe: d[13] & 0x0f,
+            lbpme: d.get(14).is_some_and(|b| b & 0x80 != 0),
+        })
+    }
+    pub fn blocks(&self) -> u64 {
+        self.last_lba.saturating_add(1)
+    }
+}
+
+/// Parse REPORT LUNS parameter data (SPC-4 §6.33.2) into LUN numbers.
+pub fn parse_report_luns(d: &[u8]) -> Result<Vec<u64>> {
+    if d.len() < 8 {
+        return Err(Error::Protocol("REPORT LUNS data shorter than 8".into()));
+    }
+    let list_len = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
+    let end = (8 + list_len).min(d.len());
+    Ok(d[8..end]
+        .chunks_exact(8)
+        .map(|c| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(c);
+            ironlun_iscsi::serial::lun_from_bytes(raw)
+        })
+        .collect())
+}
+
+/// CDB builders.
+pub mod cdb {
+    use super::opcode;
+
+    pub fn test_unit_ready() -> [u8; 6] {
+        [opcode::TEST_UNIT_READY, 0, 0, 0, 0, 0]
+    }
+    pub fn inquiry(evpd: bool, page: u8, alloc: u16) -> [u8; 6] {
+        let a = alloc.to_be_bytes();
+        [opcode::INQUIRY, u8::from(evpd), page, a[0], a[1], 0]
+    }
+    pub fn request_sense(desc: bool, alloc: u8) -> [u8; 6] {
+        [opcode::REQUEST_SENSE, u8::from(desc), 0, 0, alloc, 0]
+    }
+    pub fn report_luns(select: u8, alloc: u32) -> [u8; 12] {
+        let a = alloc.to_be_bytes();
+        [
+            opcode::REPORT_LUNS,
+            0,
+            select,
+            0,
+            0,
+            0,
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            0,
+            0,
+        ]
+    }
+    pub fn read_capacity16(alloc: u32) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[0] = opcode::SERVICE_ACTION_IN_16;
+        c[1] = 0x10;
+        c[10..14].copy_from_slice(&alloc.to_be_bytes());
+        c
+    }
+    fn rw16(op: u8, lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[0] = op;
+        if fua {
+            c[1] = 0x08;
+        }
+        c[2..10].copy_from_slice(&lba.to_be_bytes());
+        c[10..14].copy_from_slice(&blocks.to_be_bytes());
+        c
+    }
+    pub fn read16(lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
+        rw16(opcode::READ_16, lba, blocks, fua)
+    }
+    pub fn write16(lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
+        rw16(opcode::WRITE_16, lba, blocks, fua)
+    }
+    pub fn sync_cache16(lba: u64, blocks: u32) -> [u8; 16] {
+        let mut c = rw16(opcode::SYNCHRONIZE_CACHE_16, lba, blocks, false);
+        c[1] = 0;
+        c
+    }
+    pub fn mode_sense10(dbd: bool, pc: u8, page: u8, subpage: u8, alloc: u16) -> [u8; 10] {
+        let a = alloc.to_be_bytes();
+        [
+            opcode::MODE_SENSE_10,
+            if dbd { 0x08 } else { 0 },
+            (pc << 6) | (page & 0x3f),
+            subpage,
+            0,
+            0,
+            0,
+            a[0],
+            a[1],
+            0,
+        ]
+    }
+    pub fn mode_sense6(dbd: bool, pc: u8, page: u8, subpage: u8, alloc: u8) -> [u8; 6] {
+        [
+            opcode::MODE_SENSE_6,
+            if dbd { 0x08 } else { 0 },
+            (pc << 6) | (page & 0x3f),
+            subpage,
+            alloc,
+            0,
+        ]
+    }
+    pub fn mode_select10(pf: bool, sp: bool, len: u16) -> [u8; 10] {
+        let l = len.to_be_bytes();
+        [
+            opcode::MODE_SELECT_10,
+            (u8::from(pf) << 4) | u8::from(sp),
+            0,
+            0,
+            0,
+            0,
+            0,
+            l[0],
+            l[1],
+            0,
+        ]
+    }
+}
+
+const SIMPLE: u8 = task_attr::SIMPLE;
+
+impl Session {
+    pub async fn test_unit_ready(&self, lun: u64) -> Result<CommandResult> {
+        self.command(lun, &cdb::test_unit_ready(), None, 0, SIMPLE)
+            .await
+    }
+
+    pub async fn inquiry(
+        &self,
+        lun: u64,
+        evpd: bool,
+        page: u8,
+        alloc: u16,
+    ) -> Result<CommandResult> {
+        self.command(
+            lun,
+            &cdb::inquiry(evpd, page, alloc),
+            None,
+            u32::from(alloc),
+            SIMPLE,
+        )
+        .await
+    }
+
+    pub async fn request_sense(&self, lun: u64, desc: bool) -> Result<CommandResult> {
+        self.command(lun, &cdb::request_sense(desc, 252), None, 252, SIMPLE)
+            .await
+    }
+
+    /// REPORT LUNS (select report 0) parsed into LUN numbers; non-GOOD is an error.
+    pub async fn report_luns(&self, lun: u64) -> Result<Vec<u64>> {
+        let alloc = 16 + 8 * 256;
+        let d = self
+            .command(lun, &cdb::report_luns(0, alloc), None, alloc, SIMPLE)
+            .await?
+            .good()?;
+        parse_report_luns(&d)
+    }
+
+    /// READ CAPACITY(16), parsed; non-GOOD is an error.
+    pub async fn read_capacity16(&self, lun: u64) -> Result<Capacity> {
+        let d = self
+            .command(lun, &cdb::read_capacity16(32), None, 32, SIMPLE)
+            .await?
+            .good()?;
+        Capacity::parse(&d)
+    }
+
+    pub async fn read16(
+        &self,
+        lun: u64,
+        lba: u64,
+        blocks: u32,
+        block_size: u32,
+    ) -> Result<CommandResult> {
+        let len = blocks
+            .checked_mul(block_size)
+            .ok_or_else(|| Error::Invalid("transfer length overflows".into()))?;
+        self.command(lun, &cdb::read16(lba, blocks, false), None, len, SIMPLE)
+            .await
+    }
+
+    /// WRITE(16) of `data` (whole blocks of `block_size`), FUA optional.
+    pub async fn write16(
+        &self,
+        lun: u64,
+        lba: u64,
+        data: Vec<u8>,
+        block_size: u32,
+        fua: bool,
+    ) -> Result<CommandResult> {
+        if block_size == 0 || !data.len().is_multiple_of(block_size as usize) {
+            return Err(Error::Invalid("data is not whole blocks".into()));
+        }
+        let blocks = u32::try_from(data.len() / block_size as usize)
+            .map_err(|_| Error::Invalid("too many blocks".into()))?;
+        self.command(lun, &cdb::write16(lba, blocks, fua), Some(data), 0, SIMPLE)
+            .await
+    }
+
+    /// SYNCHRONIZE CACHE(16) of the whole LU.
+    pub async fn sync_cache(&self, lun: u64) -> Result<CommandResult> {
+        self.command(lun, &cdb::sync_cache16(0, 0), None, 0, SIMPLE)
+            .await
+    }
+
+    pub async fn mode_sense10(
+        &self,
+        lun: u64,
+        pc: u8,
+        page: u8,
+        subpage: u8,
+        alloc: u16,
+    ) -> Result<CommandResult> {
+        self.command(
+            lun,
+            &cdb::mode_sense10(false, pc, page, subpage, alloc),
+            None,
+            u32::from(alloc),
+            SIMPLE,
+        )
+        .await
+    }
+
+    pub async fn mode_sense6(
+        &self,
+        lun: u64,
+        pc: u8,
+        page: u8,
+        subpage: u8,
+        alloc: u8,
+    ) -> Result<CommandResult> {
+        self.command(
+            lun,
+            &cdb::mode_sense6(false, pc, page, subpage, alloc),
+            None,
+            u32::from(alloc),
+            SIMPLE,
+        )
+        .await
+    }
+
+    /// MODE SELECT(10) with PF = 1 and the given parameter list.
+    pub async fn mode_select10(
+        &self,
+        lun: u64,
+        sp: bool,
+        params: Vec<u8>,
+    ) -> Result<CommandResult> {
+        let len = u16::try_from(params.len())
+            .map_err(|_| Error::Invalid("parameter list longer than 65535".into()))?;
+        self.command(
+            lun,
+            &cdb::mode_select10(true, sp, len),
+            Some(params),
+            0,
+            SIMPLE,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_parses_and_refuses_short_data() {
+        let mut d = vec![0u8; 32];
+        d[0..8].copy_from_slice(&0x1f_ffffu64.to_be_bytes());
+        d[8..12].copy_from_slice(&512u32.to_be_bytes());
+        d[13] = 3;
+        d[14] = 0x80;
+        let c = Capacity::parse(&d).unwrap();
+        assert_eq!(
+            (c.last_lba, c.blocks(), c.block_size),
+            (0x1f_ffff, 0x20_0000, 512)
+        );
+        assert_eq!((c.lbppbe, c.lbpme), (3, true));
+        assert!(Capacity::parse(&d[..13]).is_err());
+    }
+
+    #[test]
+    fn report_luns_parses_within_its_list_length() {
+        let mut d = vec![0u8; 8];
+        d[3] = 16;
+        d.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        d.extend_from_slice(&[0x41, 0x2c, 0, 0, 0, 0, 0, 0]);
+        d.extend_from_slice(&[0, 7, 0, 0, 0, 0, 0, 0]); // beyond LUN LIST LENGTH
+        assert_eq!(parse_report_luns(&d).unwrap(), vec![0, 300]);
+        assert!(parse_report_luns(&d[..4]).is_err());
+    }
+
+    #[test]
+    fn cdbs_carry_their_fields() {
+        let c = cdb::write16(0x0102_0304_0506_0708, 9, true);
+        assert_eq!(c[0], opcode::WRITE_16);
+        assert_eq!(c[1], 0x08);
+        assert_eq!(&c[2..10], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&c[10..14], &[0, 0, 0, 9]);
+        assert_eq!(
+            cdb::inquiry(true, 0x83, 0x1234),
+            [0x12, 1, 0x83, 0x12, 0x34, 0]
+        );
+        assert_eq!(cdb::read_capacity16(32)[1], 0x10);
+    }
+
+    #[test]
+    fn good_maps_status_to_errors() {
+        let r = CommandResult {
+            response: 0,
+            status: status::CHECK_CONDITION,
+            sense: Some(Sense::illegal(
+                ironlun_scsi::sense::asc::INVALID_FIELD_IN_CDB,
+            )),
+            sense_bytes: Bytes::new(),
+            data_in: Bytes::new(),
+            residual: Residual::None,
+            data_in_pdus: 0,
+        };
+        assert_eq!(r.sense_triple(), Some((5, 0x24, 0)));
+        assert!(matches!(
+            r.good(),
+            Err(Error::Scsi {
+                status: 2,
+                sense: Some(_)
+            })
+        ));
+    }
+}
