@@ -7,11 +7,18 @@
 //! engine runs the command on the blocking pool; reads come back as Data-In PDUs of at most
 //! the initiator's MaxRecvDataSegmentLength with the status in the last one when there is no
 //! sense data (§11.7.4), otherwise a SCSI Response (§11.4). ErrorRecoveryLevel 0 only.
+//!
+//! Task management (§11.5, §4.2.3.3 standard multi-task abort semantics): a command enters its
+//! LU's task set at its CmdSN turn, before its Data-Out is in, so a TMF of any session reaches
+//! it in the engine; the engine tells the holding session (`TaskListener`), which ends the
+//! task — after the Data-Out of R2Ts already sent, for multi-task functions — with status TASK
+//! ABORTED or silently as the engine decided, and drops any later Data-Out for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ironlun_iscsi::negotiation::{self, Answer, Usage};
@@ -25,8 +32,8 @@ use ironlun_iscsi::{
     TextResponse, BHS_LEN, RESERVED_TAG,
 };
 use ironlun_target::{
-    DataDirection, Residual, ScsiRequest, ScsiResponse as EngineResponse, TaskAttr, TmfKind,
-    TmfResponse,
+    Abort, DataDirection, Received, Residual, ScsiRequest, ScsiResponse as EngineResponse,
+    TaskAttr, TmfKind, TmfResponse,
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -46,6 +53,12 @@ const MAX_HELD_TASKS: usize = 2 * crate::session::QUEUE_DEPTH as usize;
 const MAX_HELD_WRITE_BYTES: u64 = 512 << 20;
 /// Bound on a text request gathered over continuation PDUs.
 const MAX_TEXT_LEN: usize = 64 * 1024;
+/// ITTs of aborted tasks remembered so their late Data-Out is dropped without a Reject.
+const MAX_GONE: usize = 256;
+/// How long an aborted task waits for the Data-Out of R2Ts it already sent (RFC 7143
+/// §4.2.3.3 a) before it ends anyway: an initiator that stops answering must not hold up
+/// another initiator's TMF forever.
+const ABORTED_DATA_WAIT: Duration = Duration::from_secs(10);
 
 /// How the writer fills StatSN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +88,7 @@ struct OutstandingR2t {
 /// A command held by the fabric: waiting for its CmdSN turn or for Data-Out.
 struct Task {
     itt: u32,
+    cmd_sn: u32,
     lun: u64,
     lun_raw: [u8; 8],
     cdb: Vec<u8>,
@@ -90,7 +104,14 @@ struct Task {
     next_r2t_offset: u32,
     r2t_sn: u32,
     r2ts: VecDeque<OutstandingR2t>,
+    /// Its CmdSN turn came (it is an engine task from then on, see `engine`).
     admitted: bool,
+    /// Its place in the LU's task set, from admission until it runs: TMFs of every I_T
+    /// nexus reach it there (`TaskListener for Session`).
+    engine: Option<Received>,
+    /// A TMF aborted it while it waited for Data-Out: it ends as this once the R2Ts already
+    /// sent are answered; the data is discarded.
+    aborted: Option<Abort>,
     /// Non-immediate commands hold a window slot until their response is queued.
     counts_in_window: bool,
 }
@@ -118,6 +139,8 @@ pub(crate) struct Conn {
     stop_notify: Notify,
     stopped: AtomicBool,
     tasks: Mutex<HashMap<u32, Task>>,
+    /// Recently aborted tasks (see `MAX_GONE`).
+    gone: Mutex<VecDeque<u32>>,
     /// The initiator's MaxRecvDataSegmentLength (capped by ours to send): Data-In size.
     max_xmit: AtomicU32,
     /// Our declared MaxRecvDataSegmentLength.
@@ -212,6 +235,7 @@ pub(crate) async fn run(
         stop_notify: Notify::new(),
         stopped: AtomicBool::new(false),
         tasks: Mutex::new(HashMap::new()),
+        gone: Mutex::new(VecDeque::new()),
         max_xmit: AtomicU32::new(setup.max_xmit),
         max_recv: setup.max_recv,
         xmit_cap: setup.xmit_cap,
@@ -563,6 +587,7 @@ fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &[u8]) {
         (writes && !params.initial_r2t && !cmd.final_).then(|| params.first_burst_length.min(edtl));
     let task = Task {
         itt,
+        cmd_sn: cmd.cmd_sn,
         lun: lun_from_bytes(cmd.lun),
         lun_raw: cmd.lun,
         cdb,
@@ -577,6 +602,8 @@ fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &[u8]) {
         r2t_sn: 0,
         r2ts: VecDeque::new(),
         admitted: false,
+        engine: None,
+        aborted: None,
         counts_in_window: !cmd.immediate,
     };
     if !cmd.immediate && !conn.session.in_window(cmd.cmd_sn) {
@@ -590,27 +617,53 @@ fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &[u8]) {
     conn.tasks.lock().insert(itt, task);
     solicit(conn, itt);
     let c = conn.clone();
+    let counts = !cmd.immediate;
     let admitted = conn.ordered(
         cmd.cmd_sn,
         cmd.immediate,
-        Box::new(move || {
-            let mut tasks = c.tasks.lock();
-            match tasks.get_mut(&itt) {
-                Some(t) => t.admitted = true,
-                None => {
-                    // Aborted before its turn: its CmdSN slot is done.
-                    drop(tasks);
-                    c.session.finish_one();
-                    return;
-                }
-            }
-            drop(tasks);
-            try_execute(&c, itt);
-        }),
+        Box::new(move || admit(&c, itt, counts)),
     );
     if !admitted {
         conn.tasks.lock().remove(&itt);
     }
+}
+
+/// A command's CmdSN turn: it enters its LU's task set now, in command order, whether or
+/// not its Data-Out is in; it runs once it is.
+fn admit(conn: &Arc<Conn>, itt: u32, counts: bool) {
+    let Some(nexus) = conn.session.nexus.clone() else {
+        return;
+    };
+    let full = {
+        let mut tasks = conn.tasks.lock();
+        let Some(t) = tasks.get_mut(&itt) else {
+            // Aborted before its turn: its CmdSN slot is done.
+            drop(tasks);
+            if counts {
+                conn.session.finish_one();
+            }
+            return;
+        };
+        t.admitted = true;
+        // Under the tasks lock, so an abort (which takes it) finds the task with its entry.
+        match nexus.receive(t.lun, &t.cdb, u64::from(itt), t.attr) {
+            Ok(r) => {
+                t.engine = Some(r);
+                None
+            }
+            Err(resp) => tasks.remove(&itt).map(|t| (t, resp)),
+        }
+    };
+    if let Some((t, resp)) = full {
+        // TASK SET FULL: answered now; Data-Out already solicited is dropped when it comes.
+        conn.remember_gone(itt);
+        if t.counts_in_window {
+            conn.session.finish_one();
+        }
+        send_response(conn, itt, t.lun_raw, t.edtl, t.direction, resp);
+        return;
+    }
+    try_execute(conn, itt);
 }
 
 /// Commands the fabric will not hold: a write larger than it gathers (CHECK CONDITION,
@@ -651,7 +704,7 @@ fn solicit(conn: &Arc<Conn>, itt: u32) {
         let Some(t) = tasks.get_mut(&itt) else {
             return;
         };
-        if t.unsolicited_end.is_some() || t.data_complete() {
+        if t.unsolicited_end.is_some() || t.data_complete() || t.aborted.is_some() {
             return;
         }
         if t.next_r2t_offset < t.received {
@@ -698,9 +751,37 @@ fn data_out(conn: &Arc<Conn>, d: DataOut, data: Bytes, header: &[u8]) {
         let mut tasks = conn.tasks.lock();
         let Some(t) = tasks.get_mut(&d.itt) else {
             drop(tasks);
+            if conn.was_aborted(d.itt) {
+                // Data of a task we aborted and already ended (ABORT TASK does not wait for
+                // it, unsolicited data may trail): discarded silently at ERL 0, not rejected
+                // (RFC 7143 §4.2.3).
+                debug!(itt = d.itt, "Data-Out for an aborted task discarded");
+                return;
+            }
             conn.reject(reject_reason::INVALID_PDU_FIELD, header);
             return;
         };
+        if t.aborted.is_some() {
+            // The initiator keeps answering the R2Ts of affected tasks (RFC 7143 §4.2.3.3);
+            // the data is discarded and the task ends once those are answered.
+            if d.ttt != RESERVED_TAG {
+                if let Some(r) = t.r2ts.iter_mut().find(|r| r.ttt == d.ttt) {
+                    r.got = if d.final_ {
+                        r.len
+                    } else {
+                        r.got.saturating_add(len).min(r.len)
+                    };
+                }
+                t.r2ts.retain(|r| r.got < r.len);
+            }
+            let done = t.r2ts.is_empty();
+            let ended = if done { tasks.remove(&d.itt) } else { None };
+            drop(tasks);
+            if let Some(t) = ended {
+                end_aborted(conn, t);
+            }
+            return;
+        }
         let end = d.buffer_offset.checked_add(len);
         if d.ttt == RESERVED_TAG {
             // Unsolicited data: in order, within the first burst (§13.14).
@@ -765,11 +846,16 @@ fn try_execute(conn: &Arc<Conn>, itt: u32) {
     let task = {
         let mut tasks = conn.tasks.lock();
         match tasks.get(&itt) {
-            Some(t) if t.admitted && t.data_complete() => tasks.remove(&itt),
+            Some(t) if t.engine.is_some() && t.aborted.is_none() && t.data_complete() => {
+                tasks.remove(&itt)
+            }
             _ => None,
         }
     };
-    let Some(task) = task else {
+    let Some(mut task) = task else {
+        return;
+    };
+    let Some(entry) = task.engine.take() else {
         return;
     };
     let Some(nexus) = conn.session.nexus.clone() else {
@@ -794,7 +880,7 @@ fn try_execute(conn: &Arc<Conn>, itt: u32) {
         task.counts_in_window,
     );
     shared.runtime.spawn_blocking(move || {
-        let resp = nexus.execute(req);
+        let resp = nexus.execute_received(entry, req);
         if counts {
             c.session.finish_one();
         }
@@ -917,8 +1003,10 @@ fn send_tmf_response(conn: &Conn, itt: u32, response: u8) {
     );
 }
 
-/// Drop fabric-held tasks (waiting for data or CmdSN order) of this session matching `pick`.
-fn drop_fabric_tasks(session: &Session, pick: impl Fn(&Task) -> bool) -> usize {
+/// Abort the issuing session's tasks still waiting for their CmdSN turn that match `pick`
+/// (the engine does not know them yet). They end silently (own I_T nexus, SAM-5 §5.6); their
+/// CmdSN slot is finished when their turn comes.
+fn drop_unadmitted(session: &Session, pick: impl Fn(&Task) -> bool) -> usize {
     let conns: Vec<Arc<Conn>> = session.conns.lock().clone();
     let mut n = 0;
     for c in conns {
@@ -926,19 +1014,104 @@ fn drop_fabric_tasks(session: &Session, pick: impl Fn(&Task) -> bool) -> usize {
             let mut tasks = c.tasks.lock();
             let keys: Vec<u32> = tasks
                 .iter()
-                .filter(|(_, t)| pick(t))
+                .filter(|(_, t)| !t.admitted && pick(t))
                 .map(|(k, _)| *k)
                 .collect();
             keys.iter().filter_map(|k| tasks.remove(k)).collect()
         };
         for t in removed {
             n += 1;
-            if t.admitted && t.counts_in_window {
-                session.finish_one();
-            }
+            c.remember_gone(t.itt);
         }
     }
     n
+}
+
+impl Conn {
+    fn remember_gone(&self, itt: u32) {
+        let mut g = self.gone.lock();
+        if g.len() >= MAX_GONE {
+            g.pop_front();
+        }
+        g.push_back(itt);
+    }
+
+    fn was_aborted(&self, itt: u32) -> bool {
+        self.gone.lock().contains(&itt)
+    }
+}
+
+/// A TMF (of any session) aborted a task this connection holds: end it now, or — for a
+/// multi-task function with R2Ts outstanding — once the initiator has answered them (RFC 7143
+/// §4.2.3.3 a: the target waits for the issuing initiator's outstanding TTTs and may for
+/// third parties; waiting for both keeps one behaviour and lets the initiator finish its
+/// bursts). No further R2T is sent for it. False: no such task here.
+fn abort_held(conn: &Arc<Conn>, itt: u32, how: Abort, whole_set: bool) -> bool {
+    let ended = {
+        let mut tasks = conn.tasks.lock();
+        let Some(t) = tasks.get_mut(&itt) else {
+            return false;
+        };
+        if t.engine.is_none() {
+            // Not admitted: not in the task set, so not this TMF's task.
+            return false;
+        }
+        t.aborted = Some(how);
+        t.data = Vec::new();
+        t.unsolicited_end = None;
+        if whole_set && !t.r2ts.is_empty() {
+            let c = conn.clone();
+            conn.shared.runtime.spawn(async move {
+                tokio::time::sleep(ABORTED_DATA_WAIT).await;
+                let late = {
+                    let mut tasks = c.tasks.lock();
+                    match tasks.get(&itt) {
+                        Some(t) if t.aborted.is_some() => tasks.remove(&itt),
+                        _ => None,
+                    }
+                };
+                if let Some(t) = late {
+                    warn!(itt, "Data-Out of an aborted task never came; ending it");
+                    end_aborted(&c, t);
+                }
+            });
+            return true;
+        }
+        tasks.remove(&itt)
+    };
+    if let Some(t) = ended {
+        end_aborted(conn, t);
+    }
+    true
+}
+
+/// End a task a TMF aborted: its outcome (status TASK ABORTED, or nothing) goes out before it
+/// leaves the task set, so before the TMF's response (SAM-5 §7.1, RFC 7143 §4.2.3.3).
+fn end_aborted(conn: &Conn, t: Task) {
+    conn.remember_gone(t.itt);
+    if t.counts_in_window {
+        conn.session.finish_one();
+    }
+    if let Some(how) = t.aborted {
+        let resp = EngineResponse::aborted(how);
+        send_response(conn, t.itt, t.lun_raw, t.edtl, t.direction, resp);
+    }
+    // Dropping the task drops its `Received`: it leaves the task set and the TMF goes on.
+    drop(t);
+}
+
+impl ironlun_target::TaskListener for Session {
+    fn aborted(&self, tag: u64, how: Abort, whole_set: bool) {
+        let Ok(itt) = u32::try_from(tag) else {
+            return;
+        };
+        let conns: Vec<Arc<Conn>> = self.conns.lock().clone();
+        for c in conns {
+            if abort_held(&c, itt, how, whole_set) {
+                return;
+            }
+        }
+    }
 }
 
 /// Task management (§11.5) at ERL 0.
@@ -954,7 +1127,8 @@ fn task_management(conn: &Arc<Conn>, t: pdu::TaskMgmtRequest) {
     let kind = match t.function {
         tmf_function::ABORT_TASK => {
             let tag = t.referenced_task_tag;
-            if drop_fabric_tasks(&session, |x| x.itt == tag && x.lun == lun) > 0 {
+            // A task still waiting for its CmdSN turn is known to the fabric only.
+            if drop_unadmitted(&session, |x| x.itt == tag && x.lun == lun) > 0 {
                 finish(&session);
                 send_tmf_response(conn, t.itt, tmf_response::FUNCTION_COMPLETE);
                 return;
@@ -981,13 +1155,19 @@ fn task_management(conn: &Arc<Conn>, t: pdu::TaskMgmtRequest) {
             return;
         }
     };
+    // Every admitted task of every session is in its LU's task set: the engine aborts those,
+    // across all I_T nexuses, and tells their connections (`TaskListener for Session`). Only
+    // the issuing session's commands sent before this TMF but still behind a CmdSN gap (an
+    // immediate TMF over several connections) are the fabric's to drop (§4.2.3.3 b; target
+    // resets "plug" the whole CmdSN space before the TMF).
+    let before = |x: &Task| sn_before(x.cmd_sn, t.cmd_sn);
     match kind {
         TmfKind::AbortTask { .. } | TmfKind::ClearAca => {}
         TmfKind::TargetWarmReset | TmfKind::TargetColdReset => {
-            drop_fabric_tasks(&session, |_| true);
+            drop_unadmitted(&session, before);
         }
         _ => {
-            drop_fabric_tasks(&session, |x| x.lun == lun);
+            drop_unadmitted(&session, |x| x.lun == lun && before(x));
         }
     }
     let Some(nexus) = session.nexus.clone() else {
@@ -995,10 +1175,13 @@ fn task_management(conn: &Arc<Conn>, t: pdu::TaskMgmtRequest) {
         send_tmf_response(conn, t.itt, tmf_response::REJECTED);
         return;
     };
+    // The affected tasks are marked now, at the TMF's CmdSN turn, so commands after it are
+    // not affected (§4.2.3.3); waiting for them to end blocks, so it goes to the pool.
+    let pending = nexus.begin_task_management(lun, kind);
     let c = conn.clone();
     conn.shared.begin_command();
     conn.shared.runtime.spawn_blocking(move || {
-        let mut code = tmf_code(nexus.task_management(lun, kind));
+        let mut code = tmf_code(pending.wait());
         if let TmfKind::AbortTask { .. } = kind {
             if code == tmf_response::TASK_DOES_NOT_EXIST
                 && sn_before(t.ref_cmd_sn, t.cmd_sn)

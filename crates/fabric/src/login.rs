@@ -6,7 +6,7 @@
 //! (no target list, no key answers) leaks.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use ironlun_iscsi::chap::{self, ChapAlgorithm};
@@ -14,7 +14,7 @@ use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sende
 use ironlun_iscsi::pdu::login_status as st;
 use ironlun_iscsi::text::{self, TextCollector};
 use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
-use ironlun_target::{InitiatorPortId, LoginDenied};
+use ironlun_target::{InitiatorPortId, LoginDenied, TaskListener};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -667,6 +667,12 @@ impl Login<'_> {
             params,
             first.cmd_sn,
         ));
+        if let Some(n) = &session.nexus {
+            // TMFs of any I_T nexus reach the tasks this session still holds (conn.rs).
+            let w: Weak<Session> = Arc::downgrade(&session);
+            let l: Weak<dyn TaskListener> = w;
+            n.set_task_listener(l);
+        }
         registry.insert(session.clone());
         Ok((session, first.cid))
     }

@@ -12,6 +12,11 @@
 //!   (with [`Nexus::close`]) when the session ends (I_T nexus loss).
 //! * [`Nexus::execute`] runs one SCSI command to completion (blocking; call it from a thread
 //!   pool) and returns a [`ScsiResponse`]. [`Nexus::task_management`] runs a TMF.
+//! * A transport that holds a command before it can run (an iSCSI write collecting Data-Out)
+//!   enters it with [`Nexus::receive`] in command order and runs it later with
+//!   [`Nexus::execute_received`]; TMFs reach it meanwhile through its [`TaskListener`].
+//!   [`Nexus::begin_task_management`] applies a TMF at once (in command order) and
+//!   [`PendingTmf::wait`] blocks until its affected tasks have ended.
 //!
 //! Execution gates, in order (shared/DESIGN.md): pending unit attention, ALUA state,
 //! reservation conflict, opcode handler.
@@ -115,6 +120,37 @@ pub struct ScsiResponse {
     pub suppressed: bool,
 }
 
+impl ScsiResponse {
+    /// The end of a task a task management function aborted (SAM-5 §5.6): no response at all
+    /// ([`Abort::Silent`]) or status TASK ABORTED ([`Abort::TaskAborted`]).
+    pub fn aborted(how: Abort) -> ScsiResponse {
+        match how {
+            Abort::Silent => ScsiResponse {
+                suppressed: true,
+                ..ScsiResponse::default()
+            },
+            Abort::TaskAborted => ScsiResponse {
+                status: scsi::status::TASK_ABORTED,
+                ..ScsiResponse::default()
+            },
+        }
+    }
+}
+
+/// The transport's side of the tasks it received into a task set ([`Nexus::receive`]) but has
+/// not run yet ([`Nexus::execute_received`]) — e.g. an iSCSI write still collecting Data-Out.
+/// A TMF of any I_T nexus that aborts such a task (ABORT TASK, ABORT TASK SET, CLEAR TASK SET,
+/// LOGICAL UNIT RESET, target resets: SAM-5 §7) calls [`TaskListener::aborted`] and completes
+/// only after the transport has dropped the task's [`Received`] (SAM-5 §7.1).
+pub trait TaskListener: Send + Sync {
+    /// The task with initiator tag `tag` is aborted and ends as `how` says: the transport sends
+    /// [`ScsiResponse::aborted`]`(how)` for it (nothing for [`Abort::Silent`]), never runs it,
+    /// and drops its [`Received`]. `whole_set`: a multi-task function (anything but ABORT
+    /// TASK), for which a transport may first let transfers already solicited finish
+    /// (RFC 7143 §4.2.3.3). Called from the TMF's thread, with no engine lock held.
+    fn aborted(&self, tag: u64, how: Abort, whole_set: bool);
+}
+
 /// SAM-5 task management functions (RFC 7143 §11.5.1 function codes in comments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TmfKind {
@@ -170,8 +206,9 @@ mod ua;
 mod vpd;
 
 pub use device::{Device, DeviceConfig, DeviceInfo};
-pub use nexus::Nexus;
+pub use nexus::{Nexus, PendingTmf, Received};
 pub use port::{MappedLun, TargetPort};
+pub use tmf::Abort;
 
 /// Shared handle types.
 pub type DeviceRef = Arc<Device>;

@@ -8,7 +8,7 @@
 //! (RFC 7143 §11.4.5, SAM-5 §5.4.3).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwap;
 use ironlun_scsi::sense::{asc, key};
@@ -17,10 +17,10 @@ use ironlun_scsi::{status, Sense};
 use crate::device::Device;
 use crate::ops::{self, Cmd, OpInfo};
 use crate::port::{next_id, LunSlot, TargetPort, View};
-use crate::tmf::{Abort, Refused, Scope};
+use crate::tmf::{Abort, Entry, Refused, Scope};
 use crate::{
     alua, mode, sbc, spc, DataDirection, InitiatorPortId, Residual, ScsiRequest, ScsiResponse,
-    TaskAttr, TmfKind, TmfResponse,
+    TaskAttr, TaskListener, TmfKind, TmfResponse,
 };
 
 /// An I_T nexus.
@@ -31,6 +31,33 @@ pub struct Nexus {
     pub(crate) port: Arc<TargetPort>,
     pub(crate) view: ArcSwap<View>,
     closed: AtomicBool,
+    /// The transport told of aborts of the tasks it holds (see [`TaskListener`]).
+    listener: OnceLock<Weak<dyn TaskListener>>,
+}
+
+/// A task received into its LU's task set and not run yet ([`Nexus::receive`]). Dropping it
+/// without [`Nexus::execute_received`] withdraws the task (it never runs, nothing is sent).
+pub struct Received {
+    /// `None`: the LUN addresses no LU; the command is answered as such when executed.
+    slot: Option<Arc<LunSlot>>,
+    entry: Option<Entry>,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("lu", &self.slot.as_ref().map(|s| s.id))
+            .field("entry", &self.entry)
+            .finish()
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(e)) = (&self.slot, self.entry.take()) {
+            slot.device.tasks.withdraw(e);
+        }
+    }
 }
 
 /// Everything a handler needs about the command being run.
@@ -168,7 +195,14 @@ impl Nexus {
             port,
             view: ArcSwap::from_pointee(View::default()),
             closed: AtomicBool::new(false),
+            listener: OnceLock::new(),
         }
+    }
+
+    /// Register the transport's [`TaskListener`] for tasks it receives on this nexus (once;
+    /// later calls are ignored). Held weakly: the transport's session owns the nexus.
+    pub fn set_task_listener(&self, l: Weak<dyn TaskListener>) {
+        let _ = self.listener.set(l);
     }
 
     pub fn initiator(&self) -> &InitiatorPortId {
@@ -190,23 +224,68 @@ impl Nexus {
 
     /// Run one command to completion. Blocking.
     pub fn execute(&self, req: ScsiRequest) -> ScsiResponse {
-        let view = self.view.load();
-        let Some(slot) = view.luns.get(&req.lun).cloned() else {
-            drop(view);
+        match self.receive(req.lun, &req.cdb, req.tag, req.attr) {
+            Ok(r) => self.execute_received(r, req),
+            Err(full) => full,
+        }
+    }
+
+    /// Enter a task into its LU's task set when the transport receives the command in
+    /// command order, before its Data-Out is in (SAM-5 §8.2; the task counts for ORDERED
+    /// tasks and is reached by TMFs from then on). Never blocks. Err: the task set is full, and
+    /// this is the command's response (TASK SET FULL, SAM-5 §5.3.1). Run the task with
+    /// [`Nexus::execute_received`] (the same `lun` and `tag`); until then a TMF that aborts it
+    /// tells this nexus' [`TaskListener`].
+    pub fn receive(
+        &self,
+        lun: u64,
+        cdb: &[u8],
+        tag: u64,
+        attr: TaskAttr,
+    ) -> Result<Received, ScsiResponse> {
+        let Some(slot) = self.view.load().luns.get(&lun).cloned() else {
+            return Ok(Received {
+                slot: None,
+                entry: None,
+            });
+        };
+        let dev = &*slot.device;
+        let attr = match ops::lookup(cdb, dev.rsoc.load(Ordering::Relaxed)) {
+            Ok(o) if o.has(ops::F_HOQ) => TaskAttr::HeadOfQueue,
+            _ => attr,
+        };
+        let limit = dev.queue_depth() as usize;
+        let held_by = self.listener.get().cloned();
+        match dev
+            .tasks
+            .insert(self.id, slot.id, tag, attr, limit, held_by)
+        {
+            Ok(e) => Ok(Received {
+                slot: Some(slot),
+                entry: Some(e),
+            }),
+            Err(_) => {
+                let _ = self.after(&slot, Err(Fail::TaskSetFull));
+                Err(ScsiResponse {
+                    status: status::TASK_SET_FULL,
+                    ..ScsiResponse::default()
+                })
+            }
+        }
+    }
+
+    /// Run a task entered with [`Nexus::receive`] to completion (`req` now carries all of its
+    /// Data-Out). Blocking. A task aborted meanwhile ends as [`ScsiResponse::aborted`].
+    pub fn execute_received(&self, mut r: Received, req: ScsiRequest) -> ScsiResponse {
+        let (Some(slot), Some(entry)) = (r.slot.clone(), r.entry.take()) else {
             return respond(&req, spc::no_lun(self, &req), false);
         };
-        drop(view);
         let dev = &*slot.device;
         let cdb = req.cdb.as_slice();
         let found = ops::lookup(cdb, dev.rsoc.load(Ordering::Relaxed));
-        let attr = match found {
-            Ok(o) if o.has(ops::F_HOQ) => TaskAttr::HeadOfQueue,
-            _ => req.attr,
-        };
-        let limit = dev.queue_depth() as usize;
-        let ticket = match dev.tasks.enter(self.id, slot.id, req.tag, attr, limit) {
+        let ticket = match dev.tasks.start(entry) {
             Ok(t) => t,
-            Err(Refused::Aborted(a)) => return aborted(a),
+            Err(Refused::Aborted(a)) => return ScsiResponse::aborted(a),
             Err(Refused::Full) => {
                 let outcome = self.after(&slot, Err(Fail::TaskSetFull));
                 return respond(&req, outcome, false);
@@ -215,7 +294,7 @@ impl Nexus {
         let outcome = self.gates_and_run(&slot, &req, found);
         let outcome = self.after(&slot, outcome);
         if let Some(a) = dev.tasks.leave(ticket) {
-            return aborted(a);
+            return ScsiResponse::aborted(a);
         }
         respond(&req, outcome, dev.d_sense.load(Ordering::Relaxed))
     }
@@ -292,21 +371,35 @@ impl Nexus {
     /// Run a task management function for `lun`. Blocking: returns once the affected tasks
     /// have completed (SAM-5 §7).
     pub fn task_management(&self, lun: u64, tmf: TmfKind) -> TmfResponse {
+        self.begin_task_management(lun, tmf).wait()
+    }
+
+    /// The non-blocking first half of [`Nexus::task_management`], for a transport that must
+    /// apply TMFs in command order (RFC 7143 §4.2.3.3): every affected task is marked aborted
+    /// and every other effect (reservation release, unit attentions) applied before this
+    /// returns, so a command received afterwards is not affected; tasks a transport still
+    /// holds are handed to its [`TaskListener`]. [`PendingTmf::wait`] then blocks until the
+    /// affected tasks have ended and gives the response.
+    pub fn begin_task_management(&self, lun: u64, tmf: TmfKind) -> PendingTmf {
+        let done = |response| PendingTmf {
+            response,
+            waits: Vec::new(),
+        };
         match tmf {
             TmfKind::TargetWarmReset => {
-                self.target_reset(asc::SCSI_BUS_RESET_OCCURRED);
-                return TmfResponse::FunctionComplete;
+                return done(TmfResponse::FunctionComplete)
+                    .with_all(self.target_reset(asc::SCSI_BUS_RESET_OCCURRED));
             }
             TmfKind::TargetColdReset => {
-                self.target_reset(asc::POWER_ON_OCCURRED);
-                return TmfResponse::FunctionComplete;
+                return done(TmfResponse::FunctionComplete)
+                    .with_all(self.target_reset(asc::POWER_ON_OCCURRED));
             }
             _ => {}
         }
         let Some(slot) = self.view.load().luns.get(&lun).cloned() else {
-            return TmfResponse::LunDoesNotExist;
+            return done(TmfResponse::LunDoesNotExist);
         };
-        let dev = &*slot.device;
+        let dev = &slot.device;
         let others = if dev.tas.load(Ordering::Relaxed) {
             Abort::TaskAborted
         } else {
@@ -314,42 +407,49 @@ impl Nexus {
         };
         match tmf {
             TmfKind::AbortTask { tag } => {
-                let (_, n) =
-                    dev.tasks
-                        .abort(Scope::Tag { itl: slot.id, tag }, self.id, Abort::Silent);
-                if n == 0 {
-                    TmfResponse::TaskDoesNotExist
+                let m = dev
+                    .tasks
+                    .mark(Scope::Tag { itl: slot.id, tag }, self.id, Abort::Silent);
+                if m.tasks.is_empty() {
+                    done(TmfResponse::TaskDoesNotExist)
                 } else {
-                    TmfResponse::FunctionComplete
+                    done(TmfResponse::FunctionComplete).with(dev, m.tasks)
                 }
             }
             TmfKind::AbortTaskSet => {
-                dev.tasks.abort(Scope::Itl(slot.id), self.id, Abort::Silent);
-                TmfResponse::FunctionComplete
+                let m = dev.tasks.mark(Scope::Itl(slot.id), self.id, Abort::Silent);
+                done(TmfResponse::FunctionComplete).with(dev, m.tasks)
             }
             // NACA is not supported, so there is never an ACA condition to clear.
-            TmfKind::ClearAca => TmfResponse::NotSupported,
+            TmfKind::ClearAca => done(TmfResponse::NotSupported),
             TmfKind::ClearTaskSet => {
-                let (owners, _) = dev.tasks.abort(Scope::All, self.id, others);
+                let m = dev.tasks.mark(Scope::All, self.id, others);
                 if others == Abort::Silent {
                     // SAM-5 §7.4: TAS=0 → the other nexuses learn it from a unit attention.
-                    dev.raise_ua_for(asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, &owners);
+                    dev.raise_ua_for(asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, &m.owners);
                 }
-                TmfResponse::FunctionComplete
+                done(TmfResponse::FunctionComplete).with(dev, m.tasks)
             }
             TmfKind::LogicalUnitReset => {
-                lu_reset(dev, self.id, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);
-                TmfResponse::FunctionComplete
+                let marked = lu_reset(dev, self.id, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);
+                done(TmfResponse::FunctionComplete).with(dev, marked)
             }
-            TmfKind::TargetWarmReset | TmfKind::TargetColdReset => TmfResponse::FunctionComplete,
+            TmfKind::TargetWarmReset | TmfKind::TargetColdReset => {
+                done(TmfResponse::FunctionComplete)
+            }
         }
     }
 
     /// SAM-5 §6.3: a hard reset (warm) or power-on (cold) of every LU behind the port.
-    fn target_reset(&self, ua: ironlun_scsi::Asc) {
-        for dev in self.port.devices() {
-            lu_reset(&dev, self.id, ua);
-        }
+    fn target_reset(&self, ua: ironlun_scsi::Asc) -> Vec<(Arc<Device>, Vec<u64>)> {
+        self.port
+            .devices()
+            .into_iter()
+            .map(|dev| {
+                let marked = lu_reset(&dev, self.id, ua);
+                (dev, marked)
+            })
+            .collect()
     }
 
     /// I_T nexus loss (session ended): release SPC-2 reservations, forget its UAs, etc.
@@ -375,32 +475,60 @@ impl Drop for Nexus {
     }
 }
 
+/// A task management function whose affected tasks are marked aborted
+/// ([`Nexus::begin_task_management`]) but may not have ended yet.
+#[must_use = "the TMF's response is known only after wait()"]
+pub struct PendingTmf {
+    response: TmfResponse,
+    /// Per LU, the places of the marked tasks in its task set.
+    waits: Vec<(Arc<Device>, Vec<u64>)>,
+}
+
+impl std::fmt::Debug for PendingTmf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: usize = self.waits.iter().map(|(_, t)| t.len()).sum();
+        f.debug_struct("PendingTmf")
+            .field("response", &self.response)
+            .field("aborted", &n)
+            .finish()
+    }
+}
+
+impl PendingTmf {
+    fn with(mut self, dev: &Arc<Device>, tasks: Vec<u64>) -> PendingTmf {
+        self.waits.push((dev.clone(), tasks));
+        self
+    }
+
+    fn with_all(mut self, waits: Vec<(Arc<Device>, Vec<u64>)>) -> PendingTmf {
+        self.waits.extend(waits);
+        self
+    }
+
+    /// Block until every task the TMF aborted has left its task set (SAM-5 §7.1: the TMF
+    /// completes after them); the TMF's response.
+    pub fn wait(self) -> TmfResponse {
+        for (dev, tasks) in &self.waits {
+            dev.tasks.wait(tasks);
+        }
+        self.response
+    }
+}
+
 /// SAM-5 §6.3.3 logical unit reset: abort every task (other nexuses' per TAS), release the
 /// SPC-2 reservation, and raise `ua` on every I_T nexus of the LU — the requester included.
 /// Mode parameters are kept: MODE SELECT changes are the device's configuration here (no
-/// saved pages), as in LIO.
-fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) {
+/// saved pages), as in LIO. Returns the marked tasks; the caller waits for them.
+fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) -> Vec<u64> {
     let others = if dev.tas.load(Ordering::Relaxed) {
         Abort::TaskAborted
     } else {
         Abort::Silent
     };
-    dev.tasks.abort(Scope::All, own, others);
+    let m = dev.tasks.mark(Scope::All, own, others);
     dev.spc2.clear();
     dev.raise_ua(ua, None);
-}
-
-fn aborted(a: Abort) -> ScsiResponse {
-    match a {
-        Abort::Silent => ScsiResponse {
-            suppressed: true,
-            ..ScsiResponse::default()
-        },
-        Abort::TaskAborted => ScsiResponse {
-            status: status::TASK_ABORTED,
-            ..ScsiResponse::default()
-        },
-    }
+    m.tasks
 }
 
 fn run(c: &Ctx) -> Outcome {

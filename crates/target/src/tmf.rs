@@ -5,16 +5,23 @@
 //! task completed; an ORDERED task waits until every older task completed; HEAD OF QUEUE tasks
 //! run at once. A TMF marks tasks aborted, wakes those still waiting, and waits until every
 //! marked task has left the set (SAM-5 §7.1: the TMF completes after the tasks are aborted).
+//!
+//! A task enters the set when the transport receives it in command order ([`TaskSet::insert`]),
+//! which may be long before it runs ([`TaskSet::start`]): an iSCSI write first collects its
+//! Data-Out. A TMF reaches such a task like any other; its transport learns of it through the
+//! [`TaskListener`] it registered, ends the task, and the TMF completes once it has left.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Weak;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::TaskAttr;
+use crate::{TaskAttr, TaskListener};
 
 /// How an aborted task ends (SAM-5 §5.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Abort {
+pub enum Abort {
     /// Aborted by its own I_T nexus, or by another with TAS=0: no response is sent.
     Silent,
     /// Aborted by another I_T nexus with TAS=1: status TASK ABORTED.
@@ -27,6 +34,8 @@ struct Task {
     tag: u64,
     ordered: bool,
     abort: Option<Abort>,
+    /// The transport still holds the task (received, not started): it is told of an abort.
+    held_by: Option<Weak<dyn TaskListener>>,
 }
 
 #[derive(Default)]
@@ -41,6 +50,20 @@ struct Inner {
 pub(crate) struct TaskSet {
     inner: Mutex<Inner>,
     changed: Condvar,
+    /// Bumped (under `inner`) by every TMF that marks a task: a task that could run when it
+    /// was received and saw no TMF since starts without taking the lock again.
+    aborts: AtomicU64,
+}
+
+/// A task received into the set but not started, from [`TaskSet::insert`].
+#[derive(Debug)]
+pub(crate) struct Entry {
+    seq: u64,
+    attr: TaskAttr,
+    /// Its attribute let it run when it was received.
+    ready: bool,
+    /// `aborts` when it was received.
+    aborts: u64,
 }
 
 /// Why a task could not enter or run.
@@ -49,6 +72,14 @@ pub(crate) enum Refused {
     /// The task set already holds `queue_depth` tasks (SAM-5 §5.3.1 TASK SET FULL).
     Full,
     Aborted(Abort),
+}
+
+/// Tasks a TMF marked aborted ([`TaskSet::mark`]).
+pub(crate) struct Marked {
+    /// Their places in the set: the TMF completes once all have left.
+    pub tasks: Vec<u64>,
+    /// Nexus ids of their owners other than the TMF's own.
+    pub owners: Vec<u64>,
 }
 
 /// A task's place in the set, returned by [`TaskSet::enter`].
@@ -68,6 +99,7 @@ pub(crate) enum Scope {
 
 impl TaskSet {
     /// Add a task and block until its attribute lets it run. Err if it was aborted meanwhile.
+    #[cfg(test)]
     pub(crate) fn enter(
         &self,
         nexus: u64,
@@ -76,6 +108,21 @@ impl TaskSet {
         attr: TaskAttr,
         limit: usize,
     ) -> Result<Ticket, Refused> {
+        let e = self.insert(nexus, itl, tag, attr, limit, None)?;
+        self.start(e)
+    }
+
+    /// Add a task the transport received (SAM-5 §8.2: it joins the task set in command order),
+    /// without running it yet. `held_by` is told if a TMF aborts it before [`TaskSet::start`].
+    pub(crate) fn insert(
+        &self,
+        nexus: u64,
+        itl: u64,
+        tag: u64,
+        attr: TaskAttr,
+        limit: usize,
+        held_by: Option<Weak<dyn TaskListener>>,
+    ) -> Result<Entry, Refused> {
         let mut g = self.inner.lock();
         if g.tasks.len() >= limit {
             return Err(Refused::Full);
@@ -91,28 +138,65 @@ impl TaskSet {
                 tag,
                 ordered,
                 abort: None,
+                held_by,
             },
         );
         if ordered {
             g.ordered += 1;
         }
+        let ready = Self::may_run(&g, seq, attr);
+        Ok(Entry {
+            seq,
+            attr,
+            ready,
+            aborts: self.aborts.load(Ordering::Acquire),
+        })
+    }
+
+    fn may_run(g: &Inner, seq: u64, attr: TaskAttr) -> bool {
+        match attr {
+            TaskAttr::HeadOfQueue => true,
+            TaskAttr::Ordered => g.tasks.range(..seq).next().is_none(),
+            _ => g.ordered == 0 || !g.tasks.range(..seq).any(|(_, t)| t.ordered),
+        }
+    }
+
+    /// Run a received task: block until its attribute lets it run. Err if it was aborted.
+    pub(crate) fn start(&self, e: Entry) -> Result<Ticket, Refused> {
+        // Fast path: it could run on arrival and no TMF has marked anything since.
+        if e.ready && self.aborts.load(Ordering::Acquire) == e.aborts {
+            return Ok(Ticket(e.seq));
+        }
+        let seq = e.seq;
+        let mut g = self.inner.lock();
         loop {
-            let may_run = match attr {
-                TaskAttr::HeadOfQueue => true,
-                TaskAttr::Ordered => g.tasks.range(..seq).next().is_none(),
-                _ => g.ordered == 0 || !g.tasks.range(..seq).any(|(_, t)| t.ordered),
+            let Some(t) = g.tasks.get_mut(&seq) else {
+                // Only its owner removes a task; a missing one was never inserted.
+                return Err(Refused::Aborted(Abort::Silent));
             };
-            let abort = g.tasks.get(&seq).and_then(|t| t.abort);
-            if let Some(a) = abort {
+            // Running now: a TMF wakes it through the condvar, not through its transport.
+            t.held_by = None;
+            if let Some(a) = t.abort {
                 Self::remove(&mut g, seq);
                 drop(g);
                 self.changed.notify_all();
                 return Err(Refused::Aborted(a));
             }
-            if may_run {
+            if Self::may_run(&g, seq, e.attr) {
                 return Ok(Ticket(seq));
             }
             self.changed.wait(&mut g);
+        }
+    }
+
+    /// The transport dropped a received task without running it (ended by an abort, or its
+    /// connection went away).
+    pub(crate) fn withdraw(&self, e: Entry) {
+        let mut g = self.inner.lock();
+        let t = Self::remove(&mut g, e.seq);
+        drop(g);
+        if t.is_some_and(|t| t.ordered || t.abort.is_some()) {
+            self.changed.notify_all();
         }
     }
 
@@ -140,9 +224,24 @@ impl TaskSet {
     /// until all of them have left the set. Returns the nexus ids of the aborted tasks' owners
     /// (for COMMANDS CLEARED BY ANOTHER INITIATOR) and how many tasks were aborted.
     pub(crate) fn abort(&self, scope: Scope, own: u64, others: Abort) -> (Vec<u64>, usize) {
+        let nexus_loss = matches!(scope, Scope::Nexus(_));
+        let m = self.mark(scope, own, others);
+        // I_T nexus loss does not wait: the session is gone and nobody awaits the answer; its
+        // transport drops the tasks it holds itself.
+        if !nexus_loss {
+            self.wait(&m.tasks);
+        }
+        let n = m.tasks.len();
+        (m.owners, n)
+    }
+
+    /// The first half of [`TaskSet::abort`]: mark the tasks in `scope` and tell the
+    /// transports still holding some of them ([`TaskListener`]); never blocks on them.
+    pub(crate) fn mark(&self, scope: Scope, own: u64, others: Abort) -> Marked {
         let mut g = self.inner.lock();
         let mut marked = Vec::new();
         let mut owners = Vec::new();
+        let mut tell = Vec::new();
         for (seq, t) in g.tasks.iter_mut() {
             let hit = match scope {
                 Scope::Tag { itl, tag } => t.itl == itl && t.tag == tag,
@@ -151,28 +250,54 @@ impl TaskSet {
                 Scope::Nexus(n) => t.nexus == n,
             };
             if hit && t.abort.is_none() {
-                t.abort = Some(if t.nexus == own {
+                let how = if t.nexus == own {
                     Abort::Silent
                 } else {
                     others
-                });
+                };
+                t.abort = Some(how);
                 marked.push(*seq);
+                if let Some(l) = t.held_by.take() {
+                    tell.push((l, t.tag, how));
+                }
                 if t.nexus != own && !owners.contains(&t.nexus) {
                     owners.push(t.nexus);
                 }
             }
         }
         if marked.is_empty() {
-            return (owners, 0);
+            return Marked {
+                tasks: marked,
+                owners,
+            };
         }
+        self.aborts.fetch_add(1, Ordering::AcqRel);
+        drop(g);
         self.changed.notify_all();
-        // I_T nexus loss does not wait: the session is gone and nobody awaits the answer.
         if !matches!(scope, Scope::Nexus(_)) {
-            while marked.iter().any(|s| g.tasks.contains_key(s)) {
-                self.changed.wait(&mut g);
+            // Told without the lock, which the transport takes again to withdraw them.
+            let whole_set = !matches!(scope, Scope::Tag { .. });
+            for (l, tag, how) in tell {
+                if let Some(l) = l.upgrade() {
+                    l.aborted(tag, how, whole_set);
+                }
             }
         }
-        (owners, marked.len())
+        Marked {
+            tasks: marked,
+            owners,
+        }
+    }
+
+    /// The second half of [`TaskSet::abort`]: block until the marked tasks have left the set.
+    pub(crate) fn wait(&self, marked: &[u64]) {
+        if marked.is_empty() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        while marked.iter().any(|s| g.tasks.contains_key(s)) {
+            self.changed.wait(&mut g);
+        }
     }
 
     /// Number of tasks in the set (for tests and the `info` view).
@@ -241,6 +366,45 @@ mod tests {
         );
         if let Some(b) = blocker {
             assert_eq!(ts.leave(b), None);
+        }
+    }
+
+    /// A task its transport still holds is handed back to it; the TMF ends once it is
+    /// withdrawn, and a task received after the TMF is not affected.
+    #[test]
+    fn held_task_is_told_and_waited_for() {
+        struct Held {
+            ts: Arc<TaskSet>,
+            entry: Mutex<Option<Entry>>,
+            told: Mutex<Vec<(u64, Abort, bool)>>,
+        }
+        impl TaskListener for Held {
+            fn aborted(&self, tag: u64, how: Abort, whole_set: bool) {
+                self.told.lock().push((tag, how, whole_set));
+                if let Some(e) = self.entry.lock().take() {
+                    self.ts.withdraw(e);
+                }
+            }
+        }
+        let ts = Arc::new(TaskSet::default());
+        let held = Arc::new(Held {
+            ts: ts.clone(),
+            entry: Mutex::new(None),
+            told: Mutex::new(Vec::new()),
+        });
+        let weak: Weak<dyn TaskListener> = Arc::downgrade(&held) as Weak<Held>;
+        let e = ts.insert(2, 20, 9, TaskAttr::Simple, 8, Some(weak)).ok();
+        *held.entry.lock() = e;
+        let (owners, n) = ts.abort(Scope::All, 1, Abort::TaskAborted);
+        assert_eq!((owners, n), (vec![2], 1));
+        assert_eq!(*held.told.lock(), vec![(9, Abort::TaskAborted, true)]);
+        assert_eq!(ts.len(), 0);
+        // Received after the TMF: runs normally.
+        let later = ts.insert(2, 20, 10, TaskAttr::Simple, 8, None).ok();
+        let ticket = later.map(|e| ts.start(e));
+        assert!(matches!(ticket, Some(Ok(_))));
+        if let Some(Ok(t)) = ticket {
+            assert_eq!(ts.leave(t), None);
         }
     }
 }
