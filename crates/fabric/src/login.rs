@@ -673,7 +673,11 @@ impl Login<'_> {
             let l: Weak<dyn TaskListener> = w;
             n.set_task_listener(l);
         }
-        registry.insert(session.clone());
+        for old in registry.insert_replacing(session.clone()) {
+            // Lost a race with another login of this initiator port: the later one wins.
+            info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
+            old.close();
+        }
         Ok((session, first.cid))
     }
 }

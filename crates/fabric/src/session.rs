@@ -197,8 +197,30 @@ impl Registry {
         }
         None
     }
-    pub(crate) fn insert(&self, s: Arc<Session>) {
-        self.inner.lock().sessions.insert(s.tsih, s);
+    /// Register a new leading session and, in the same critical section, unregister every
+    /// other session of the same initiator port on the same target portal group (§6.3.5: one
+    /// session per InitiatorName + ISID). The caller closes what is returned. Doing the two
+    /// under one lock keeps racing logins with one ISID from leaving several sessions open.
+    pub(crate) fn insert_replacing(&self, s: Arc<Session>) -> Vec<Arc<Session>> {
+        let mut r = self.inner.lock();
+        let displaced: Vec<u16> = r
+            .sessions
+            .values()
+            .filter(|o| {
+                o.tsih != s.tsih
+                    && o.initiator == s.initiator
+                    && o.isid == s.isid
+                    && o.target == s.target
+                    && o.tpgt == s.tpgt
+            })
+            .map(|o| o.tsih)
+            .collect();
+        let out = displaced
+            .iter()
+            .filter_map(|t| r.sessions.remove(t))
+            .collect();
+        r.sessions.insert(s.tsih, s);
+        out
     }
     pub(crate) fn get(&self, tsih: u16) -> Option<Arc<Session>> {
         self.inner.lock().sessions.get(&tsih).cloned()
@@ -313,7 +335,7 @@ mod tests {
     fn tsih_is_nonzero_and_unique() {
         let r = Registry::default();
         let a = r.alloc_tsih().unwrap();
-        r.insert(Arc::new(Session::new(
+        r.insert_replacing(Arc::new(Session::new(
             a,
             "i".into(),
             [0; 6],
@@ -325,5 +347,40 @@ mod tests {
         )));
         let b = r.alloc_tsih().unwrap();
         assert!(a != 0 && b != 0 && a != b);
+    }
+
+    fn port_session(r: &Registry, isid: u8, target: &str) -> Arc<Session> {
+        let tsih = r.alloc_tsih().unwrap();
+        Arc::new(Session::new(
+            tsih,
+            "iqn.2026-11.test:i".into(),
+            [0x80, 0, 0, 0, 0, isid],
+            Some(target.into()),
+            1,
+            None,
+            OperationalParams::default(),
+            0,
+        ))
+    }
+
+    #[test]
+    fn a_new_session_displaces_only_its_own_initiator_port() {
+        let r = Registry::default();
+        let first = port_session(&r, 1, "iqn.2026-11.test:t");
+        assert!(r.insert_replacing(first.clone()).is_empty());
+        let other_isid = port_session(&r, 2, "iqn.2026-11.test:t");
+        assert!(r.insert_replacing(other_isid.clone()).is_empty());
+        let other_target = port_session(&r, 1, "iqn.2026-11.test:u");
+        assert!(r.insert_replacing(other_target.clone()).is_empty());
+
+        let again = port_session(&r, 1, "iqn.2026-11.test:t");
+        let displaced = r.insert_replacing(again.clone());
+        assert_eq!(displaced.len(), 1);
+        assert!(Arc::ptr_eq(&displaced[0], &first));
+        let mut left: Vec<u16> = r.all().iter().map(|s| s.tsih).collect();
+        left.sort_unstable();
+        let mut want = vec![other_isid.tsih, other_target.tsih, again.tsih];
+        want.sort_unstable();
+        assert_eq!(left, want);
     }
 }
