@@ -151,6 +151,17 @@ pub(crate) struct Conn {
     ping_ttt: AtomicU32,
     local: SocketAddr,
     text: Mutex<TextState>,
+    /// Commands ready to execute, and how many runners drain them (see `submit`).
+    runq: Mutex<RunQueue>,
+}
+
+/// A command's execution, ready to run on the blocking pool.
+type Run = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct RunQueue {
+    ready: VecDeque<Run>,
+    runners: usize,
 }
 
 pub(crate) struct ConnSetup {
@@ -247,6 +258,7 @@ pub(crate) async fn run(
             request_ttt: None,
             pending: None,
         }),
+        runq: Mutex::new(RunQueue::default()),
     });
     // Connection reinstatement (§6.3.4): a login with the CID of a live connection replaces it.
     {
@@ -879,14 +891,51 @@ fn try_execute(conn: &Arc<Conn>, itt: u32) {
         task.direction,
         task.counts_in_window,
     );
-    shared.runtime.spawn_blocking(move || {
-        let resp = nexus.execute_received(entry, req);
-        if counts {
-            c.session.finish_one();
+    submit(
+        conn,
+        Box::new(move || {
+            let resp = nexus.execute_received(entry, req);
+            if counts {
+                c.session.finish_one();
+            }
+            send_response(&c, itt, lun_raw, edtl, dir, resp);
+            c.shared.end_command();
+        }),
+    );
+}
+
+/// Queue a ready command. A blocking-pool runner drains the connection's queue until it is
+/// empty, so a busy connection hands commands to an already running thread instead of waking
+/// one per command (thread wake-ups dominated the 4 KiB path). Another runner starts only
+/// while the queue is longer than the number running, up to `runners_per_connection`.
+fn submit(conn: &Arc<Conn>, run: Run) {
+    let start = {
+        let mut q = conn.runq.lock();
+        q.ready.push_back(run);
+        let max = conn.shared.options.runners_per_connection.max(1);
+        let start = q.runners == 0 || (q.runners < max && q.ready.len() > q.runners);
+        if start {
+            q.runners += 1;
         }
-        send_response(&c, itt, lun_raw, edtl, dir, resp);
-        c.shared.end_command();
-    });
+        start
+    };
+    if start {
+        let c = conn.clone();
+        conn.shared.runtime.spawn_blocking(move || loop {
+            let next = {
+                let mut q = c.runq.lock();
+                let next = q.ready.pop_front();
+                if next.is_none() {
+                    q.runners -= 1;
+                }
+                next
+            };
+            match next {
+                Some(run) => run(),
+                None => return,
+            }
+        });
+    }
 }
 
 /// Turn an engine outcome into Data-In / SCSI Response PDUs.

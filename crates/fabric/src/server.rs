@@ -32,6 +32,10 @@ pub struct FabricOptions {
     pub nop_timeout: Duration,
     /// Connections accepted but not yet logged in; further ones are refused.
     pub max_pending_logins: usize,
+    /// Commands of one connection that may execute at once on the blocking pool. Each runner
+    /// drains the connection's queue of ready commands before it returns, so under load a
+    /// command costs no thread wake-up; more than one lets slow media overlap I/O.
+    pub runners_per_connection: usize,
 }
 
 impl Default for FabricOptions {
@@ -41,6 +45,7 @@ impl Default for FabricOptions {
             nop_interval: Duration::from_secs(15),
             nop_timeout: Duration::from_secs(15),
             max_pending_logins: 256,
+            runners_per_connection: 4,
         }
     }
 }
