@@ -101,11 +101,21 @@ async fn fileio_write_through_survives_kill9() {
     .await;
 }
 
+/// Without loop devices the iblock test cannot run: say so, or fail where the environment
+/// promises them (CI sets IRONLUN_REQUIRE_LOOP=1, as the backstore tests do).
+fn skip(why: &str) {
+    assert!(
+        std::env::var_os("IRONLUN_REQUIRE_LOOP").is_none(),
+        "iblock_survives_kill9 needs a loop device: {why}"
+    );
+    println!("SKIP iblock_survives_kill9: {why}");
+}
+
 #[tokio::test]
 async fn iblock_survives_kill9() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP iblock_survives_kill9: not root (losetup needs root)");
+        skip("not root (losetup needs root)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -140,14 +150,14 @@ impl LoopDevice {
                 })
             }
             Ok(o) => {
-                println!(
-                    "SKIP iblock_survives_kill9: losetup failed: {}",
+                skip(&format!(
+                    "losetup failed: {}",
                     String::from_utf8_lossy(&o.stderr).trim()
-                );
+                ));
                 None
             }
             Err(e) => {
-                println!("SKIP iblock_survives_kill9: cannot run losetup: {e}");
+                skip(&format!("cannot run losetup: {e}"));
                 None
             }
         }
