@@ -18,3 +18,15 @@ fi
 cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance.sh
+
+# A real Linux kernel initiator (open-iscsi + dm-multipath in a QEMU VM) needs the VM tool that
+# sits beside this repo in the project's shared/ folder; CI sets IRONLUN_REQUIRE_VM=1.
+VMI_TOOL=${VMI_TOOL:-../shared/tools/linux-initiator}
+if [ -x "$VMI_TOOL/run-scenario.sh" ] && [ "$(id -u)" = 0 ]; then
+  VMI_TOOL=$(cd "$VMI_TOOL" && pwd) tests/linux-initiator/basic.sh
+elif [ -n "${IRONLUN_REQUIRE_VM:-}" ]; then
+  echo "test-all: the Linux initiator VM tool is required but not usable at $VMI_TOOL" >&2
+  exit 1
+else
+  echo "test-all: skipping the Linux kernel initiator test (no VM tool at $VMI_TOOL, or not root)"
+fi
