@@ -7,11 +7,19 @@
 //! and a size is then required; an existing file's length is authoritative — a given size must
 //! equal it, so a typo never truncates or grows someone's image; a block device's size is its
 //! capacity, and a given size may export a prefix of it but not more.
+//!
+//! Resizing (see the crate docs): a regular file is `set_len` to the new size and fsynced
+//! (the length is metadata, fdatasync would not cover it); a block device is re-read and the
+//! same prefix rule applies. A reader-writer gate lets I/O run concurrently and makes a resize
+//! wait for I/O in flight, so no write that passed the old range check lands past a new end.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 
 use crate::error::{check_size, CreateError};
 use crate::sys::{self, PathKind};
@@ -49,7 +57,10 @@ impl FileIoOptions {
 pub struct FileIo {
     file: File,
     path: PathBuf,
-    size: u64,
+    /// Capacity in bytes; changes only under the `gate` write lock.
+    size: AtomicU64,
+    /// Held shared by I/O, exclusive by a resize.
+    gate: RwLock<()>,
     block: u32,
     write_back: bool,
     readonly: bool,
@@ -190,7 +201,8 @@ impl FileIo {
         Self {
             file,
             path: opts.path.clone(),
-            size,
+            size: AtomicU64::new(size),
+            gate: RwLock::new(()),
             block,
             write_back: opts.write_back,
             readonly: opts.readonly,
@@ -201,7 +213,7 @@ impl FileIo {
 
 impl Backstore for FileIo {
     fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     fn hw_block_size(&self) -> u32 {
@@ -209,7 +221,8 @@ impl Backstore for FileIo {
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
-        sys::check_range(buf.len(), off, self.size)?;
+        let _io = self.gate.read();
+        sys::check_range(buf.len(), off, self.size())?;
         sys::read_full_at(&self.file, buf, off)
     }
 
@@ -217,7 +230,8 @@ impl Backstore for FileIo {
         if self.readonly {
             return Err(sys::read_only_error());
         }
-        sys::check_range(buf.len(), off, self.size)?;
+        let _io = self.gate.read();
+        sys::check_range(buf.len(), off, self.size())?;
         sys::write_full_at(&self.file, buf, off)?;
         // Write-through (O_DSYNC) writes are already durable.
         if fua && self.write_back {
@@ -241,6 +255,58 @@ impl Backstore for FileIo {
         self.readonly
     }
 
+    fn resize(&self, new_size: u64) -> io::Result<u64> {
+        let path = self.path.as_path();
+        check_size(Some(path), new_size, self.block).map_err(sys::invalid)?;
+        let _all = self.gate.write();
+        if self.is_block_device {
+            let device_size = sys::block_device_size(&self.file)?;
+            if new_size > device_size {
+                return Err(sys::invalid(CreateError::SizeTooLarge {
+                    path: path.to_path_buf(),
+                    size: new_size,
+                    device_size,
+                }));
+            }
+        } else {
+            if self.readonly {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{}: opened read-only (readonly=1); a read-only file cannot be resized",
+                        path.display()
+                    ),
+                ));
+            }
+            let old = self.size();
+            self.file.set_len(new_size)?;
+            if let Err(e) = sys::sync_all(&self.file) {
+                // Not durable: put the old length back so that memory and disk agree.
+                let _ = self.file.set_len(old);
+                return Err(e);
+            }
+        }
+        self.size.store(new_size, Ordering::Release);
+        Ok(new_size)
+    }
+
+    fn rescan(&self) -> io::Result<u64> {
+        if !self.is_block_device {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: rescan is only for a block device; this is a regular file (use size=)",
+                    self.path.display()
+                ),
+            ));
+        }
+        let _all = self.gate.write();
+        let device_size = sys::block_device_size(&self.file)?;
+        check_size(Some(&self.path), device_size, self.block).map_err(sys::invalid)?;
+        self.size.store(device_size, Ordering::Release);
+        Ok(device_size)
+    }
+
     fn info(&self) -> String {
         format!(
             "fileio {} path={} size={} mode={}{}",
@@ -250,7 +316,7 @@ impl Backstore for FileIo {
                 "file"
             },
             self.path.display(),
-            self.size,
+            self.size(),
             if self.write_back {
                 "write-back"
             } else {

@@ -8,11 +8,18 @@
 //! pool of aligned bounce buffers. The write cache state (WCE) is the device's own, read from
 //! sysfs; with a volatile cache, FUA writes and SYNCHRONIZE CACHE end in fdatasync, which
 //! flushes the device cache.
+//!
+//! The capacity follows the device: [`Backstore::rescan`] re-reads it after the device was
+//! resized underneath (lvextend, `losetup -c`); I/O holds a reader-writer gate shared so a
+//! rescan waits for I/O in flight.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 
 use crate::aligned::{is_aligned, BouncePool, BOUNCE_SIZE};
 use crate::error::{check_size, CreateError};
@@ -40,7 +47,10 @@ impl IBlockOptions {
 pub struct IBlock {
     file: File,
     path: PathBuf,
-    size: u64,
+    /// Capacity in bytes; changes only under the `gate` write lock.
+    size: AtomicU64,
+    /// Held shared by I/O, exclusive by a rescan.
+    gate: RwLock<()>,
     block: u32,
     readonly: bool,
     write_cache: bool,
@@ -51,7 +61,7 @@ impl std::fmt::Debug for IBlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IBlock")
             .field("path", &self.path)
-            .field("size", &self.size)
+            .field("size", &self.size())
             .field("block", &self.block)
             .field("readonly", &self.readonly)
             .field("write_cache", &self.write_cache)
@@ -99,7 +109,8 @@ impl IBlock {
         Ok(Self {
             file,
             path: path.to_path_buf(),
-            size,
+            size: AtomicU64::new(size),
+            gate: RwLock::new(()),
             block,
             readonly: opts.readonly,
             write_cache,
@@ -114,7 +125,7 @@ impl IBlock {
 
     /// Checks range and block alignment of offset and length (O_DIRECT would fail with EINVAL).
     fn check(&self, len: usize, off: u64) -> io::Result<()> {
-        sys::check_range(len, off, self.size)?;
+        sys::check_range(len, off, self.size())?;
         let block = u64::from(self.block);
         if !off.is_multiple_of(block) || !(len as u64).is_multiple_of(block) {
             return Err(io::Error::new(
@@ -129,9 +140,18 @@ impl IBlock {
     }
 }
 
+impl IBlock {
+    /// Takes `device_size` as the capacity (the caller holds the gate exclusively).
+    fn adopt(&self, device_size: u64) -> io::Result<u64> {
+        check_size(Some(&self.path), device_size, self.block).map_err(sys::invalid)?;
+        self.size.store(device_size, Ordering::Release);
+        Ok(device_size)
+    }
+}
+
 impl Backstore for IBlock {
     fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     fn hw_block_size(&self) -> u32 {
@@ -139,6 +159,7 @@ impl Backstore for IBlock {
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        let _io = self.gate.read();
         self.check(buf.len(), off)?;
         if is_aligned(buf, self.block as usize) {
             return sys::read_full_at(&self.file, buf, off);
@@ -161,6 +182,7 @@ impl Backstore for IBlock {
         if self.readonly {
             return Err(sys::read_only_error());
         }
+        let _io = self.gate.read();
         self.check(buf.len(), off)?;
         if is_aligned(buf, self.block as usize) {
             sys::write_full_at(&self.file, buf, off)?;
@@ -199,11 +221,33 @@ impl Backstore for IBlock {
         self.readonly
     }
 
+    /// The size of a block device is the device's: `new_size` must be what it has now.
+    fn resize(&self, new_size: u64) -> io::Result<u64> {
+        let _all = self.gate.write();
+        let device_size = sys::block_device_size(&self.file)?;
+        if new_size != device_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: size {new_size} differs from the device's {device_size} bytes (resize the device itself, then rescan)",
+                    self.path.display()
+                ),
+            ));
+        }
+        self.adopt(device_size)
+    }
+
+    fn rescan(&self) -> io::Result<u64> {
+        let _all = self.gate.write();
+        let device_size = sys::block_device_size(&self.file)?;
+        self.adopt(device_size)
+    }
+
     fn info(&self) -> String {
         format!(
             "iblock path={} size={} block={} write_cache={}{}",
             self.path.display(),
-            self.size,
+            self.size(),
             self.block,
             if self.write_cache {
                 "write-back"

@@ -4,6 +4,15 @@
 //! Capacity and block-size rules follow SBC-3 §4.4 (logical blocks; capacity is a whole number
 //! of them) and the creation parameters follow rtslib's saveconfig plugin fields
 //! (fileio: dev/size/write_back; block: dev/readonly; ramdisk: size).
+//!
+//! Capacity is live: [`Backstore::resize`] and [`Backstore::rescan`] change it while I/O runs
+//! (the engine then raises CAPACITY DATA HAS CHANGED, SBC-3 §4.9 / SPC-4 §5.14). Per kind:
+//! * `rd_mcp`: grow or shrink to any size (shrinking frees the dropped chunks).
+//! * `fileio` on a regular file: `set_len` then fsync; shrinking discards the data past the new
+//!   end, so the control plane asks for it explicitly (`shrink=1`).
+//! * on a block device (`iblock`, `fileio`): the device is resized underneath (lvextend,
+//!   `losetup -c`); `rescan` adopts its new capacity, `resize(n)` does the same but only if the
+//!   device now has `n` bytes (fileio may also export a prefix of it, as at creation).
 
 use std::io;
 use std::path::PathBuf;
@@ -47,6 +56,24 @@ pub trait Backstore: Send + Sync + 'static {
     /// One-line human summary (kind, path, size, mode) for the device's `info` attribute.
     fn info(&self) -> String {
         String::new()
+    }
+    /// Change the capacity to `new_size` bytes (nonzero, a multiple of [`Self::hw_block_size`])
+    /// while I/O may be running; returns the new capacity. I/O in flight when the size shrinks
+    /// completes first; later I/O past the new end fails. On Err nothing changed.
+    fn resize(&self, new_size: u64) -> io::Result<u64> {
+        let _ = new_size;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backstore cannot be resized",
+        ))
+    }
+    /// Re-read the capacity of the block device underneath and adopt it (for when it was
+    /// resized outside: `lvextend`, `losetup -c`); returns the new capacity.
+    fn rescan(&self) -> io::Result<u64> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "rescan is only for a block device (use size= to resize)",
+        ))
     }
 }
 

@@ -3,7 +3,9 @@
 //! so a large RAM disk costs nothing until used. Never-written chunks read as zeroes.
 //!
 //! Concurrency: a two-level table (groups of chunks, each group created once via `OnceLock`)
-//! and one reader-writer lock per 64 KiB chunk; there is no lock shared by the whole disk.
+//! and one reader-writer lock per 64 KiB chunk. The table itself sits behind one reader-writer
+//! lock that I/O takes shared (readers never wait for each other) and only [`Backstore::resize`]
+//! takes exclusive, so a resize waits for I/O in flight and never pulls a chunk from under it.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,18 +25,20 @@ const CHUNKS_PER_GROUP: usize = 256;
 const RAMDISK_BLOCK: u32 = 512;
 
 type Chunk = RwLock<Option<Box<[u8]>>>;
+type Group = OnceLock<Box<[Chunk]>>;
 
 /// A lazily allocated RAM-backed store of a fixed capacity.
 pub struct RamDisk {
-    size: u64,
-    groups: Box<[OnceLock<Box<[Chunk]>>]>,
+    /// Capacity in bytes; changes only under the `groups` write lock.
+    size: AtomicU64,
+    groups: RwLock<Vec<Group>>,
     allocated_chunks: AtomicU64,
 }
 
 impl std::fmt::Debug for RamDisk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RamDisk")
-            .field("size", &self.size)
+            .field("size", &self.size())
             .field("allocated_bytes", &self.allocated_bytes())
             .finish()
     }
@@ -45,18 +49,24 @@ impl RamDisk {
     /// until written.
     pub fn new(size: u64) -> Result<Self, CreateError> {
         check_size(None, size, RAMDISK_BLOCK)?;
-        let too_big = || CreateError::SizeUnaddressable { path: None, size };
-        let chunks = size.div_ceil(RAMDISK_CHUNK as u64);
         let groups =
-            usize::try_from(chunks.div_ceil(CHUNKS_PER_GROUP as u64)).map_err(|_| too_big())?;
+            Self::group_count(size).ok_or(CreateError::SizeUnaddressable { path: None, size })?;
         let mut table = Vec::new();
-        table.try_reserve_exact(groups).map_err(|_| too_big())?;
+        table
+            .try_reserve_exact(groups)
+            .map_err(|_| CreateError::SizeUnaddressable { path: None, size })?;
         table.resize_with(groups, OnceLock::new);
         Ok(Self {
-            size,
-            groups: table.into_boxed_slice(),
+            size: AtomicU64::new(size),
+            groups: RwLock::new(table),
             allocated_chunks: AtomicU64::new(0),
         })
+    }
+
+    /// Groups needed to address `size` bytes, if that fits this machine's `usize`.
+    fn group_count(size: u64) -> Option<usize> {
+        let chunks = size.div_ceil(RAMDISK_CHUNK as u64);
+        usize::try_from(chunks.div_ceil(CHUNKS_PER_GROUP as u64)).ok()
     }
 
     /// Bytes of RAM currently holding data (a multiple of [`RAMDISK_CHUNK`]).
@@ -65,18 +75,44 @@ impl RamDisk {
     }
 
     /// The chunk holding byte `off`, if its group exists.
-    fn chunk(&self, off: u64) -> Option<&Chunk> {
+    fn chunk(groups: &[Group], off: u64) -> Option<&Chunk> {
         let (group, index) = Self::locate(off);
-        self.groups.get(group)?.get()?.get(index)
+        groups.get(group)?.get()?.get(index)
     }
 
     /// The chunk holding byte `off`, creating its group if needed.
-    fn chunk_or_create(&self, off: u64) -> Option<&Chunk> {
+    fn chunk_or_create(groups: &[Group], off: u64) -> Option<&Chunk> {
         let (group, index) = Self::locate(off);
-        let slot = self.groups.get(group)?;
+        let slot = groups.get(group)?;
         let chunks =
             slot.get_or_init(|| (0..CHUNKS_PER_GROUP).map(|_| RwLock::new(None)).collect());
         chunks.get(index)
+    }
+
+    /// Frees every chunk that lies wholly at or past byte `end` and zeroes the tail of the
+    /// chunk `end` falls in, so that growing again later shows zeroes there as it does for
+    /// any never-written region. The caller holds the table's write lock.
+    fn discard_from(&self, groups: &[Group], end: u64) {
+        let chunk = RAMDISK_CHUNK as u64;
+        if !end.is_multiple_of(chunk) {
+            if let Some(c) = Self::chunk(groups, end) {
+                if let Some(data) = c.write().as_deref_mut() {
+                    let within = (end % chunk) as usize;
+                    data[within..].fill(0);
+                }
+            }
+        }
+        let first_free = end.div_ceil(chunk);
+        let (group, index) = Self::locate(first_free * chunk);
+        for (g, slot) in groups.iter().enumerate().skip(group) {
+            let Some(chunks) = slot.get() else { continue };
+            let from = if g == group { index } else { 0 };
+            for c in chunks.iter().skip(from) {
+                if c.write().take().is_some() {
+                    self.allocated_chunks.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     fn locate(off: u64) -> (usize, usize) {
@@ -118,7 +154,7 @@ fn allocate_chunk() -> io::Result<Box<[u8]>> {
 
 impl Backstore for RamDisk {
     fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     fn hw_block_size(&self) -> u32 {
@@ -126,11 +162,12 @@ impl Backstore for RamDisk {
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
-        check_range(buf.len(), off, self.size)?;
+        let groups = self.groups.read();
+        check_range(buf.len(), off, self.size())?;
         let mut done = 0usize;
         for (at, within, n) in Self::pieces(off, buf.len()) {
             let dst = &mut buf[done..done + n];
-            match self.chunk(at) {
+            match Self::chunk(&groups, at) {
                 Some(chunk) => match chunk.read().as_deref() {
                     Some(data) => dst.copy_from_slice(&data[within..within + n]),
                     None => dst.fill(0),
@@ -143,17 +180,17 @@ impl Backstore for RamDisk {
     }
 
     fn write_at(&self, buf: &[u8], off: u64, _fua: bool) -> io::Result<()> {
-        check_range(buf.len(), off, self.size)?;
+        let groups = self.groups.read();
+        check_range(buf.len(), off, self.size())?;
         let mut done = 0usize;
         for (at, within, n) in Self::pieces(off, buf.len()) {
             let src = &buf[done..done + n];
             done += n;
-            let chunk = match self.chunk(at) {
+            let chunk = match Self::chunk(&groups, at) {
                 Some(chunk) => chunk,
                 // Zeroes over a never-written region change nothing: keep it unallocated.
                 None if src.iter().all(|b| *b == 0) => continue,
-                None => self
-                    .chunk_or_create(at)
+                None => Self::chunk_or_create(&groups, at)
                     .ok_or_else(|| io::Error::other("ramdisk: chunk table out of range"))?,
             };
             let mut guard = chunk.write();
@@ -180,10 +217,35 @@ impl Backstore for RamDisk {
         false
     }
 
+    /// Grows or shrinks the chunk table; shrinking frees the chunks past the new end.
+    fn resize(&self, new_size: u64) -> io::Result<u64> {
+        check_size(None, new_size, RAMDISK_BLOCK).map_err(crate::sys::invalid)?;
+        let too_big = || {
+            crate::sys::invalid(CreateError::SizeUnaddressable {
+                path: None,
+                size: new_size,
+            })
+        };
+        let count = Self::group_count(new_size).ok_or_else(too_big)?;
+        let mut groups = self.groups.write();
+        let old = self.size();
+        if new_size < old {
+            self.discard_from(&groups, new_size);
+            groups.truncate(count);
+            groups.shrink_to_fit();
+        } else if count > groups.len() {
+            let more = count - groups.len();
+            groups.try_reserve_exact(more).map_err(|_| too_big())?;
+            groups.resize_with(count, OnceLock::new);
+        }
+        self.size.store(new_size, Ordering::Release);
+        Ok(new_size)
+    }
+
     fn info(&self) -> String {
         format!(
             "rd_mcp size={} allocated={} chunk={}",
-            self.size,
+            self.size(),
             self.allocated_bytes(),
             RAMDISK_CHUNK
         )

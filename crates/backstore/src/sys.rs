@@ -171,6 +171,21 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     }
 }
 
+/// fsync (data and metadata such as the length), retried on EINTR.
+pub(crate) fn sync_all(file: &File) -> io::Result<()> {
+    loop {
+        match file.sync_all() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// A refused size change as an I/O error carrying the one-line reason.
+pub(crate) fn invalid(e: crate::CreateError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
 /// Rejects an access outside `[0, size)` so a caller's bug becomes an error, not a panic or a
 /// write past the configured capacity.
 pub(crate) fn check_range(len: usize, off: u64, size: u64) -> io::Result<()> {

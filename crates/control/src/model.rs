@@ -227,6 +227,16 @@ impl StorageObject {
         (&self.wwn, &self.vendor_id, &self.product_id, &self.revision)
     }
 
+    /// Record a capacity reached by a live resize. rd_mcp always saves its size; fileio saves
+    /// it where one was saved before (a file created with `size=`, or a prefix of a block
+    /// device). Otherwise the size is the file's or the device's own and nothing is saved:
+    /// the file's length or the device carries it across a restart.
+    pub fn record_size(&mut self, new_size: u64) {
+        if self.plugin == Kind::RdMcp || (self.plugin == Kind::FileIo && self.size.is_some()) {
+            self.size = Some(new_size);
+        }
+    }
+
     /// The `control` text: the creation parameters, LIO style `key=value` comma separated.
     pub fn control_text(&self) -> String {
         let mut parts = Vec::new();

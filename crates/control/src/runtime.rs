@@ -22,6 +22,10 @@ use crate::tree::Inspect;
 pub trait Runtime: Inspect + Send {
     /// Make the running system match `new`. On Err (one line) the running system is as before.
     fn apply(&mut self, new: &Config) -> impl Future<Output = Result<(), String>> + Send;
+    /// Resize the backstore of the live device `key` to `size` bytes, or rescan its block
+    /// device (`None`), and raise CAPACITY DATA HAS CHANGED if the capacity changed.
+    /// Returns (old, new) capacity. On Err (one line) nothing changed.
+    fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String>;
     /// Stop the fabric (drain sessions) and flush every backstore.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
 }
@@ -285,6 +289,9 @@ impl Inspect for EngineRuntime {
             .map(|n| (n.to_string(), e.device.attribute(n).unwrap_or_default()))
             .collect()
     }
+    fn device_size(&self, key: &DevKey) -> Option<u64> {
+        Some(self.devices.get(key)?.backstore.size())
+    }
     fn device_info(&self, key: &DevKey) -> Option<String> {
         let e = self.devices.get(key)?;
         let bs = &e.backstore;
@@ -464,6 +471,27 @@ impl EngineRuntime {
 impl Runtime for EngineRuntime {
     fn apply(&mut self, new: &Config) -> impl Future<Output = Result<(), String>> + Send {
         self.apply_inner(new)
+    }
+
+    fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String> {
+        let e = self
+            .devices
+            .get_mut(key)
+            .ok_or_else(|| format!("{key}: no such device"))?;
+        let old = e.backstore.size();
+        let new = match size {
+            Some(n) => e.backstore.resize(n),
+            None => e.backstore.rescan(),
+        }
+        .map_err(|err| format!("{key}/control: {err}"))?;
+        if new != old {
+            e.device.capacity_changed();
+            tracing::info!("{key}: capacity {old} -> {new} bytes");
+        }
+        // Keep the entry's parameters equal to what the tree will record, so the next apply
+        // sees the same backing and keeps this backstore.
+        e.so.record_size(new);
+        Ok((old, new))
     }
 
     async fn shutdown(&mut self) {

@@ -168,7 +168,13 @@ impl<R: Runtime> Control<R> {
             Request::Get { path } => {
                 tree::get(&self.cfg, &self.rt, &path).map_or_else(Response::refused, Response::ok)
             }
-            Request::Set { path, value } => self.mutate(Op::Set { path, value }).await,
+            Request::Set { path, value } => {
+                match tree::resize_request(&self.cfg, &self.rt, &path, &value) {
+                    Ok(Some(r)) => self.resize(r).await,
+                    Ok(None) => self.mutate(Op::Set { path, value }).await,
+                    Err(e) => Response::refused(e),
+                }
+            }
             Request::Create { path, args } => self.mutate(Op::Create { path, args }).await,
             Request::Delete { path } => self.mutate(Op::Delete { path }).await,
             Request::Link { src, dst } => self.mutate(Op::Link { src, dst }).await,
@@ -216,6 +222,38 @@ impl<R: Runtime> Control<R> {
             }
             Err(r) => r,
         }
+    }
+
+    /// A live capacity change: resize the backstore (which raises the unit attention), then
+    /// record and save the new size; if that fails, size the backstore back.
+    async fn resize(&mut self, r: tree::Resize) -> Response {
+        let (old, new) = match self.rt.resize(&r.key, r.size) {
+            Ok(x) => x,
+            Err(e) => return Response::refused(format!("{e}; nothing changed")),
+        };
+        let undo = |rt: &mut R| {
+            if old != new {
+                if let Err(e) = rt.resize(&r.key, Some(old)) {
+                    tracing::error!("{}: could not restore size {old}: {e}", r.key);
+                }
+            }
+        };
+        let (next, msg) = match tree::resized(&self.cfg, &self.rt, &r.key, old, new) {
+            Ok(x) => x,
+            Err(e) => {
+                undo(&mut self.rt);
+                return Response::refused(format!("{e}; nothing changed"));
+            }
+        };
+        if next != self.cfg {
+            if let Err(e) = persist::save(&self.config_path(), &next) {
+                undo(&mut self.rt);
+                return Response::failed(format!("{e}; change undone"));
+            }
+            self.cfg = next;
+        }
+        tracing::info!("{msg}");
+        Response::ok(msg)
     }
 
     /// Apply, then save; if the save fails, put the running system back.

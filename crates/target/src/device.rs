@@ -435,7 +435,11 @@ impl Device {
         Ok(())
     }
 
-    /// The backstore changed size: raise UA 2A/09 CAPACITY DATA HAS CHANGED on every nexus.
+    /// The backstore changed size: raise UA 2A/09 CAPACITY DATA HAS CHANGED on every nexus
+    /// (SBC-3 §4.9; SPC-4 §5.14: reported once per I_T nexus, on its next command).
+    /// Nothing here caches the capacity: READ CAPACITY, the mode parameter block descriptor
+    /// and every LBA range check read the backstore's size when they run, so they see the
+    /// new size as soon as the backstore has it; call this after resizing the backstore.
     pub fn capacity_changed(&self) {
         self.raise_ua(asc::CAPACITY_DATA_HAS_CHANGED, None);
     }
@@ -456,7 +460,7 @@ impl Device {
         self.block_size.load(Ordering::Relaxed)
     }
 
-    /// Number of logical blocks.
+    /// Number of logical blocks, read live from the backstore (it can be resized at any time).
     pub(crate) fn blocks(&self) -> u64 {
         self.backstore.size() / u64::from(self.block_size())
     }

@@ -205,7 +205,12 @@ pub(crate) fn verify(c: &Ctx) -> Outcome {
 pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
     let (lba, n, _) = lba_len(c.cdb);
     check_range(c.dev, lba, n)?;
-    let n = if n == 0 { c.dev.blocks() - lba } else { n };
+    // Saturating: the LU may have shrunk since the range check (live resize).
+    let n = if n == 0 {
+        c.dev.blocks().saturating_sub(lba)
+    } else {
+        n
+    };
     let bs = u64::from(c.dev.block_size());
     let per = u64::from(MAX_IO_BYTES) / bs;
     read_chunks(c.dev, lba, n.min(per), |_, _| Ok(()))?;

@@ -137,6 +137,18 @@ impl LoopDevice {
     }
 }
 
+impl LoopDevice {
+    /// `losetup -c`: make the loop device pick up its backing file's new length.
+    pub fn refresh_capacity(&self) {
+        let st = Command::new("losetup")
+            .arg("-c")
+            .arg(&self.dev)
+            .status()
+            .expect("run losetup -c");
+        assert!(st.success(), "losetup -c {} failed", self.dev.display());
+    }
+}
+
 impl Drop for LoopDevice {
     fn drop(&mut self) {
         let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();

@@ -8,6 +8,9 @@ use crate::tree::Inspect;
 struct FakeRuntime {
     applied: Vec<Config>,
     shut_down: bool,
+    /// Live capacities: a configured size, or 8 MiB for a device without one; a rescan
+    /// finds every device 1 MiB larger (block devices only).
+    sizes: std::collections::BTreeMap<DevKey, u64>,
 }
 
 impl ParamSchema for FakeRuntime {
@@ -26,6 +29,9 @@ impl Inspect for FakeRuntime {
     fn device_info(&self, _key: &DevKey) -> Option<String> {
         None
     }
+    fn device_size(&self, key: &DevKey) -> Option<u64> {
+        self.sizes.get(key).copied()
+    }
 }
 
 impl Runtime for FakeRuntime {
@@ -39,8 +45,27 @@ impl Runtime for FakeRuntime {
         if let Some(p) = busy {
             return Err(format!("{}: address in use", p.addr()));
         }
+        self.sizes.retain(|k, _| new.device(k).is_some());
+        for so in &new.storage_objects {
+            self.sizes
+                .entry(so.key())
+                .or_insert(so.size.unwrap_or(8 << 20));
+        }
         self.applied.push(new.clone());
         Ok(())
+    }
+    fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String> {
+        let old = *self
+            .sizes
+            .get(key)
+            .ok_or_else(|| format!("{key}: no such device"))?;
+        let new = match size {
+            Some(n) => n,
+            None if key.kind == crate::model::Kind::IBlock => old + (1 << 20),
+            None => return Err(format!("{key}/control: rescan is only for a block device")),
+        };
+        self.sizes.insert(key.clone(), new);
+        Ok((old, new))
     }
     async fn shutdown(&mut self) {
         self.shut_down = true;
@@ -231,4 +256,82 @@ async fn socket_round_trip_and_mode() {
     server.abort();
     control.lock().await.shutdown().await;
     assert!(control.lock().await.runtime().shut_down);
+}
+
+fn set_req(path: &str, value: &str) -> Request {
+    Request::Set {
+        path: path.into(),
+        value: value.into(),
+    }
+}
+
+#[tokio::test]
+async fn control_size_resizes_the_live_device_and_saves_the_new_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    assert!(c.handle(create("core/rd_mcp_0/r0", &["size=1M"])).await.ok);
+    assert!(
+        c.handle(create("core/iblock_0/b0", &["path=/dev/loop9"]))
+            .await
+            .ok
+    );
+    let key = DevKey::parse("core/rd_mcp_0/r0").expect("key");
+    let applies = c.runtime().applied.len();
+
+    let r = c
+        .handle(set_req("core/rd_mcp_0/r0/control", "size=4M"))
+        .await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.output.contains("1048576 -> 4194304"), "{r:?}");
+    assert_eq!(c.runtime().device_size(&key), Some(4 << 20));
+    assert_eq!(c.config().device(&key).and_then(|s| s.size), Some(4 << 20));
+    assert_eq!(&saved(dir.path()), c.config());
+    // The backstore is resized in place, never rebuilt by an apply.
+    assert_eq!(c.runtime().applied.len(), applies);
+
+    // Shrinking needs shrink=1; refused requests change nothing.
+    let before = c.config().clone();
+    let r = c
+        .handle(set_req("core/rd_mcp_0/r0/control", "size=2M"))
+        .await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.error.contains("add shrink=1"), "{r:?}");
+    assert_eq!(c.runtime().device_size(&key), Some(4 << 20));
+    let r = c
+        .handle(set_req("core/rd_mcp_0/r0/control", "rescan=1"))
+        .await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(c.config(), &before);
+    assert_eq!(&saved(dir.path()), &before);
+
+    let r = c
+        .handle(set_req("core/rd_mcp_0/r0/control", "size=2M,shrink=1"))
+        .await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(
+        saved(dir.path()).device(&key).and_then(|s| s.size),
+        Some(2 << 20)
+    );
+
+    // A rescan of an iblock device changes the live size; its size is not saved.
+    let before = c.config().clone();
+    let ib = DevKey::parse("core/iblock_0/b0").expect("key");
+    let r = c
+        .handle(set_req("core/iblock_0/b0/control", "rescan=1"))
+        .await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(c.runtime().device_size(&ib), Some(9 << 20));
+    assert_eq!(c.config(), &before);
+    // The runtime's own refusal (here: rescan of a device that is not a block device)
+    // comes back as a refusal.
+    assert!(
+        c.handle(create("core/fileio_0/f0", &["path=/srv/f0.img", "size=1M"]))
+            .await
+            .ok
+    );
+    let r = c
+        .handle(set_req("core/fileio_0/f0/control", "rescan=1"))
+        .await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.error.ends_with("nothing changed"), "{r:?}");
 }

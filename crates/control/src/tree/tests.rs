@@ -31,6 +31,9 @@ impl Inspect for Fake {
     fn device_info(&self, _key: &DevKey) -> Option<String> {
         None
     }
+    fn device_size(&self, _key: &DevKey) -> Option<u64> {
+        None
+    }
 }
 
 const T: &str = "iqn.2026-11.org.ironlun:t1";
@@ -625,4 +628,164 @@ fn wwn_changes_only_while_not_exported_and_serials_are_unique() {
         c.storage_objects[0].attributes.get("emulate_tpu"),
         Some(&AttrValue::Int(1))
     );
+}
+
+/// `resize_request` on `example()` plus an rd_mcp and an iblock device.
+fn resize_cfg() -> Config {
+    let c = create(&example(), "core/rd_mcp_0/r0", &["size=1M"]).expect("rd");
+    create(&c, "core/iblock_0/b0", &["path=/dev/loop7"]).expect("iblock")
+}
+
+fn req(cfg: &Config, path: &str, value: &str) -> Result<Option<Resize>, String> {
+    resize_request(cfg, &Fake, path, value)
+}
+
+#[test]
+fn control_writes_parse_into_resizes() {
+    let c = resize_cfg();
+    let key = |p: &str| DevKey::parse(p).expect("key");
+    assert_eq!(
+        req(&c, "core/fileio_0/disk0/control", "size=2G"),
+        Ok(Some(Resize {
+            key: key("core/fileio_0/disk0"),
+            size: Some(2 << 30)
+        }))
+    );
+    // A whole control line with only the size changed is accepted.
+    assert_eq!(
+        req(
+            &c,
+            "/core/fileio_0/disk0/control",
+            "path=/srv/disk0.img,size=3G,write_back=1"
+        ),
+        Ok(Some(Resize {
+            key: key("core/fileio_0/disk0"),
+            size: Some(3 << 30)
+        }))
+    );
+    assert_eq!(
+        req(&c, "core/rd_mcp_0/r0/control", "size=512K,shrink=1"),
+        Ok(Some(Resize {
+            key: key("core/rd_mcp_0/r0"),
+            size: Some(512 << 10)
+        }))
+    );
+    assert_eq!(
+        req(&c, "core/iblock_0/b0/control", "rescan=1"),
+        Ok(Some(Resize {
+            key: key("core/iblock_0/b0"),
+            size: None
+        }))
+    );
+    assert_eq!(
+        req(&c, "core/fileio_0/disk0/control", " rescan=1 "),
+        Ok(Some(Resize {
+            key: key("core/fileio_0/disk0"),
+            size: None
+        }))
+    );
+    // Other paths are plain mutations.
+    assert_eq!(req(&c, &format!("iscsi/{T}/tpgt_1/enable"), "1"), Ok(None));
+    assert_eq!(req(&c, "core/rd_mcp_0/r0/enable", "1"), Ok(None));
+    // mutate() itself does not apply a resize: only the daemon can.
+    let e = set(&c, "core/rd_mcp_0/r0/control", "size=2M").expect_err("live only");
+    assert!(e.contains("live capacity change"), "{e}");
+}
+
+#[test]
+fn bad_control_writes_name_the_field() {
+    let c = resize_cfg();
+    let fio = "core/fileio_0/disk0/control";
+    for (path, value, needle) in [
+        (fio, "size=0", "size must not be zero"),
+        (
+            fio,
+            "size=1000",
+            "not a multiple of the 512-byte logical block size",
+        ),
+        (
+            fio,
+            "size=512M",
+            "smaller than the current 1073741824 bytes",
+        ),
+        (fio, "size=512M,shrink=0", "add shrink=1"),
+        (fio, "size=1X", "size: invalid size"),
+        (fio, "size=2G,rescan=1", "not both"),
+        (fio, "rescan=0", "rescan: '0' is not valid"),
+        (fio, "rescan=1,shrink=1", "shrink=1 goes with size="),
+        (fio, "shrink=1", "expected size="),
+        (fio, "", "expected size="),
+        (fio, "size", "is not key=value"),
+        (fio, "size=2G,size=3G", "size given twice"),
+        (fio, "colour=blue", "unknown key 'colour'"),
+        (fio, "path=/srv/other.img,size=2G", "path cannot be changed"),
+        (fio, "write_back=0,size=2G", "write_back cannot be changed"),
+        ("core/rd_mcp_0/r0/control", "rescan=1", "rd_mcp takes size="),
+        (
+            "core/rd_mcp_0/r9/control",
+            "size=2M",
+            "core/rd_mcp_0/r9: no such device",
+        ),
+        (
+            "core/iblock_0/b0/control",
+            "size=1G",
+            "current size is unknown",
+        ),
+    ] {
+        let e = req(&c, path, value).expect_err(value);
+        assert!(e.contains(needle), "{value:?}: {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+    // The LU block size counts, not the backstore's.
+    let c4k = {
+        let mut c = resize_cfg();
+        c.device_mut(&DevKey::parse("core/rd_mcp_0/r0").expect("key"))
+            .expect("rd")
+            .attributes
+            .insert("block_size".into(), AttrValue::Int(4096));
+        c
+    };
+    struct NoLive;
+    impl ParamSchema for NoLive {
+        fn param_defaults(&self) -> Vec<(String, String)> {
+            Fake.param_defaults()
+        }
+        fn validate_param(&self, k: &str, v: &str) -> Result<(), String> {
+            Fake.validate_param(k, v)
+        }
+    }
+    impl Inspect for NoLive {
+        fn device_attributes(&self, _key: &DevKey) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn device_info(&self, _key: &DevKey) -> Option<String> {
+            None
+        }
+        fn device_size(&self, _key: &DevKey) -> Option<u64> {
+            None
+        }
+    }
+    let e = resize_request(&c4k, &NoLive, "core/rd_mcp_0/r0/control", "size=2050K")
+        .expect_err("unaligned to 4096");
+    assert!(e.contains("4096-byte logical block"), "{e}");
+}
+
+#[test]
+fn resized_records_the_size_where_one_is_saved() {
+    let c = resize_cfg();
+    let rd = DevKey::parse("core/rd_mcp_0/r0").expect("key");
+    let (n, msg) = resized(&c, &Fake, &rd, 1 << 20, 4 << 20).expect("rd");
+    assert_eq!(n.device(&rd).and_then(|s| s.size), Some(4 << 20));
+    assert!(msg.contains("1048576 -> 4194304"), "{msg}");
+    let fio = DevKey::parse("core/fileio_0/disk0").expect("key");
+    let (n, _) = resized(&c, &Fake, &fio, 1 << 30, 2 << 30).expect("fileio");
+    assert_eq!(
+        get(&n, &Fake, "core/fileio_0/disk0/control"),
+        Ok("path=/srv/disk0.img,size=2147483648,write_back=1".into())
+    );
+    // iblock saves no size: the device carries it.
+    let ib = DevKey::parse("core/iblock_0/b0").expect("key");
+    let (n, msg) = resized(&c, &Fake, &ib, 8 << 20, 8 << 20).expect("iblock");
+    assert_eq!(n, c);
+    assert!(msg.contains("unchanged"), "{msg}");
 }

@@ -1,0 +1,441 @@
+//! End to end: live resize of an exported LU (SBC-3 §4.9 CAPACITY DATA HAS CHANGED) through
+//! the real CLI against the real daemon, seen by two initiator sessions; the new size
+//! survives a restart. Also the CLI's refusals, and an iblock rescan over a loop device.
+//! Daemons listen on ports 3470-3489.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use ironlun_initiator::scsi::cdb;
+use ironlun_initiator::{LoginConfig, Session};
+use ironlun_scsi::status;
+use support::{clear_ua, good, guard, iqn, pattern, BIN, BLOCK, TARGET, TPG};
+
+const MIB: u64 = 1 << 20;
+const PORT_FIRST: u16 = 3470;
+const PORT_COUNT: u16 = 20;
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+/// UNIT ATTENTION / CAPACITY DATA HAS CHANGED.
+const CAPACITY_CHANGED: (u8, u8, u8) = (0x06, 0x2A, 0x09);
+
+/// `ironlun serve` on a state directory that outlives it (so it can be restarted).
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    /// First start: a free port of our range, the built-in default config.
+    fn first(dir: &Path) -> Daemon {
+        for _ in 0..PORT_COUNT {
+            let port = PORT_FIRST + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % PORT_COUNT;
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            if let Some(d) = Daemon::start(dir, port) {
+                return d;
+            }
+        }
+        panic!("no free port in 3470-3489 for the daemon");
+    }
+
+    /// Start on `dir` (restoring its config.json if there is one); None if it exited.
+    fn start(dir: &Path, port: u16) -> Option<Daemon> {
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--state-dir")
+            .arg(dir)
+            .arg("--portal")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ironlun serve");
+        let mut d = Daemon {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let sock = dir.join("control.sock");
+        loop {
+            if let Ok(Some(_)) = d.child.try_wait() {
+                return None;
+            }
+            if sock.exists() && TcpStream::connect(d.addr()).is_ok() {
+                return Some(d);
+            }
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn cli_output(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("run ironlun CLI")
+    }
+
+    /// A CLI command that must succeed; its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let o = self.cli_output(args);
+        assert!(
+            o.status.success(),
+            "ironlun {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A CLI command that must be refused: exit 2 and one line on stderr; that line.
+    fn refused(&self, args: &[&str]) -> String {
+        let o = self.cli_output(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        err
+    }
+
+    /// SIGTERM (sessions drained, devices flushed) and wait for a clean exit.
+    fn stop(mut self) {
+        // SAFETY: kill(2) on the pid of our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                assert!(st.success(), "daemon exit status {st}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Log in to the default target (demo mode) and consume the first unit attentions of `lun`.
+async fn login(d: &Daemon, who: &str, lun: u64) -> Session {
+    let cfg = LoginConfig::normal(&iqn(who), TARGET);
+    let s = guard("login", Session::login(d.addr(), &cfg))
+        .await
+        .unwrap_or_else(|e| panic!("login failed: {e}"));
+    clear_ua(&s, lun).await;
+    s
+}
+
+async fn tur(s: &Session, lun: u64) -> ironlun_initiator::CommandResult {
+    guard("TEST UNIT READY", s.test_unit_ready(lun))
+        .await
+        .unwrap()
+}
+
+async fn capacity(s: &Session, lun: u64) -> u64 {
+    guard("READ CAPACITY(16)", s.read_capacity16(lun))
+        .await
+        .unwrap()
+        .blocks()
+}
+
+/// READ CAPACITY(16) that must end in CHECK CONDITION; its sense triple.
+async fn capacity_fails(s: &Session, lun: u64) -> Option<(u8, u8, u8)> {
+    let r = guard(
+        "READ CAPACITY(16)",
+        s.command(lun, &cdb::read_capacity16(32), None, 32, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, status::CHECK_CONDITION, "{r:?}");
+    r.sense_triple()
+}
+
+/// Add a fileio LU of `size` bytes as LUN 1 of the default TPG; returns its image path.
+fn add_fileio_lun(d: &Daemon, size: &str) -> PathBuf {
+    let img = d.dir.join("disk0.img");
+    d.cli(&[
+        "create",
+        "core/fileio_0/disk0",
+        &format!("path={}", img.display()),
+        &format!("size={size}"),
+    ]);
+    d.cli(&[
+        "create",
+        &format!("{TPG}/lun/lun_1"),
+        "dev=core/fileio_0/disk0",
+    ]);
+    img
+}
+
+const CONTROL: &str = "core/fileio_0/disk0/control";
+
+#[tokio::test]
+async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::first(dir.path());
+    let img = add_fileio_lun(&d, "8M");
+    let a = login(&d, "resize-a", 1).await;
+    let b = login(&d, "resize-b", 1).await;
+    clear_ua(&a, 0).await;
+    clear_ua(&b, 0).await;
+    let old_blocks = 8 * MIB / u64::from(BLOCK);
+    assert_eq!(capacity(&a, 1).await, old_blocks);
+    // Before the resize the block after the end is out of range.
+    let r = guard("read past the end", a.read16(1, old_blocks, 1, BLOCK))
+        .await
+        .unwrap();
+    assert_eq!(r.sense_triple(), Some((0x05, 0x21, 0x00)), "{r:?}");
+
+    let out = d.cli(&["set", CONTROL, "size=16M"]);
+    assert!(out.contains("8388608 -> 16777216"), "{out}");
+    let new_blocks = 16 * MIB / u64::from(BLOCK);
+    assert_eq!(std::fs::metadata(&img).expect("stat image").len(), 16 * MIB);
+
+    // Session A: the next command reports the unit attention, exactly once.
+    let r = tur(&a, 1).await;
+    assert_eq!(r.status, status::CHECK_CONDITION, "{r:?}");
+    assert_eq!(r.sense_triple(), Some(CAPACITY_CHANGED));
+    assert_eq!(tur(&a, 1).await.status, status::GOOD);
+    assert_eq!(capacity(&a, 1).await, new_blocks);
+    // Session B: its own, on its next command (here READ CAPACITY itself), exactly once.
+    assert_eq!(capacity_fails(&b, 1).await, Some(CAPACITY_CHANGED));
+    assert_eq!(capacity(&b, 1).await, new_blocks);
+    assert_eq!(tur(&b, 1).await.status, status::GOOD);
+    // The other LU did not change: no unit attention there.
+    assert_eq!(tur(&a, 0).await.status, status::GOOD);
+    assert_eq!(tur(&b, 0).await.status, status::GOOD);
+
+    // Write past the old end from B, read it back from A; the new last block is in range.
+    let data = pattern(77, 8 * BLOCK as usize);
+    let lba = old_blocks + 100;
+    let r = guard(
+        "write past the old end",
+        b.write16(1, lba, data.clone(), BLOCK, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, status::GOOD, "{r:?}");
+    let back = good(guard("read", a.read16(1, lba, 8, BLOCK)).await, "read back");
+    assert_eq!(&back[..], &data[..]);
+    good(
+        guard("read last", a.read16(1, new_blocks - 1, 1, BLOCK)).await,
+        "read the new last block",
+    );
+    let r = guard("read past the new end", a.read16(1, new_blocks, 1, BLOCK))
+        .await
+        .unwrap();
+    assert_eq!(r.sense_triple(), Some((0x05, 0x21, 0x00)), "{r:?}");
+
+    // The new size is in the tree and in config.json.
+    let control = d.cli(&["get", CONTROL]);
+    assert!(control.contains("size=16777216"), "{control}");
+    let saved = std::fs::read_to_string(dir.path().join("config.json")).expect("config.json");
+    let json: serde_json::Value = serde_json::from_str(&saved).expect("config.json parses");
+    let so = json["storage_objects"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["name"] == "disk0"))
+        .expect("disk0 saved");
+    assert_eq!(so["size"], serde_json::json!(16 * MIB));
+
+    // Restart: the LU comes back with the new size and the data past the old end.
+    drop((a, b));
+    let port = d.port;
+    d.stop();
+    let d = Daemon::start(dir.path(), port).expect("restart on the same port");
+    let c = login(&d, "resize-c", 1).await;
+    assert_eq!(capacity(&c, 1).await, new_blocks);
+    let back = good(
+        guard("read", c.read16(1, lba, 8, BLOCK)).await,
+        "read after restart",
+    );
+    assert_eq!(&back[..], &data[..]);
+    assert!(d.cli(&["get", CONTROL]).contains("size=16777216"));
+}
+
+#[tokio::test]
+async fn refused_resizes_change_nothing_and_shrink_needs_asking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::first(dir.path());
+    let img = add_fileio_lun(&d, "8M");
+    let s = login(&d, "resize-refused", 1).await;
+    let blocks = 8 * MIB / u64::from(BLOCK);
+    let saved_before = std::fs::read(dir.path().join("config.json")).expect("config.json");
+
+    for (value, needle) in [
+        ("size=0", "size must not be zero"),
+        (
+            "size=16777300",
+            "not a multiple of the 512-byte logical block size",
+        ),
+        ("size=4M", "add shrink=1"),
+        ("size=lots", "size: invalid size"),
+        ("rescan=1", "rescan is only for a block device"),
+        ("size=16M,rescan=1", "not both"),
+        ("write_back=0", "write_back cannot be changed"),
+        ("colour=blue", "unknown key 'colour'"),
+    ] {
+        let err = d.refused(&["set", CONTROL, value]);
+        assert!(err.contains(needle), "{value}: {err}");
+        assert!(err.contains(CONTROL), "{value}: names the field: {err}");
+    }
+    let err = d.refused(&["set", "core/rd_mcp_0/ramdisk0/control", "rescan=1"]);
+    assert!(err.contains("rd_mcp takes size="), "{err}");
+    let err = d.refused(&["set", "core/fileio_0/nosuch/control", "size=1G"]);
+    assert!(err.contains("no such device"), "{err}");
+    // Nothing changed: size, file, saved config, and no unit attention.
+    assert_eq!(std::fs::metadata(&img).expect("stat").len(), 8 * MIB);
+    assert_eq!(
+        std::fs::read(dir.path().join("config.json")).expect("config.json"),
+        saved_before
+    );
+    assert_eq!(tur(&s, 1).await.status, status::GOOD);
+    assert_eq!(capacity(&s, 1).await, blocks);
+
+    // Same size: accepted, no change, no unit attention.
+    let out = d.cli(&["set", CONTROL, "size=8M"]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(tur(&s, 1).await.status, status::GOOD);
+
+    // An explicit shrink: announced, and the dropped blocks are out of range.
+    let out = d.cli(&["set", CONTROL, "size=4M,shrink=1"]);
+    assert!(out.contains("8388608 -> 4194304"), "{out}");
+    assert_eq!(std::fs::metadata(&img).expect("stat").len(), 4 * MIB);
+    assert_eq!(capacity_fails(&s, 1).await, Some(CAPACITY_CHANGED));
+    assert_eq!(capacity(&s, 1).await, blocks / 2);
+    let r = guard("read past the new end", s.read16(1, blocks / 2, 1, BLOCK))
+        .await
+        .unwrap();
+    assert_eq!(r.sense_triple(), Some((0x05, 0x21, 0x00)), "{r:?}");
+
+    // A ramdisk grows too.
+    let out = d.cli(&["set", "core/rd_mcp_0/ramdisk0/control", "size=2G"]);
+    assert!(out.contains("-> 2147483648"), "{out}");
+    clear_ua(&s, 0).await;
+    assert_eq!(capacity(&s, 0).await, 2 * 1024 * MIB / u64::from(BLOCK));
+}
+
+/// A loop device over a sparse file, detached on drop (also when the test fails).
+struct Loop {
+    dev: String,
+    file: PathBuf,
+}
+
+impl Loop {
+    fn attach(file: PathBuf) -> Option<Loop> {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&file)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Loop {
+                dev: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                file,
+            }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                if std::env::var_os("IRONLUN_REQUIRE_LOOP").is_some() {
+                    panic!("loop device required: {why}");
+                }
+                eprintln!("SKIP: losetup: {why} (needs root and util-linux)");
+                None
+            }
+        }
+    }
+
+    /// `truncate -s` the backing file, then `losetup -c`.
+    fn grow(&self, size: u64) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.file)
+            .expect("open backing file");
+        f.set_len(size).expect("grow backing file");
+        let st = Command::new("losetup")
+            .arg("-c")
+            .arg(&self.dev)
+            .status()
+            .expect("losetup -c");
+        assert!(st.success(), "losetup -c {}", self.dev);
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+#[tokio::test]
+async fn iblock_rescan_after_the_device_grew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lo.img");
+    std::fs::File::create(&file)
+        .and_then(|f| f.set_len(8 * MIB))
+        .expect("backing file");
+    let Some(lo) = Loop::attach(file) else {
+        return;
+    };
+    let state = dir.path().join("state");
+    let d = Daemon::first(&state);
+    d.cli(&["create", "core/iblock_0/lo0", &format!("path={}", lo.dev)]);
+    d.cli(&[
+        "create",
+        &format!("{TPG}/lun/lun_1"),
+        "dev=core/iblock_0/lo0",
+    ]);
+    let s = login(&d, "resize-iblock", 1).await;
+    assert_eq!(capacity(&s, 1).await, 8 * MIB / u64::from(BLOCK));
+
+    lo.grow(12 * MIB);
+    // The size given must be the device's; a size for iblock is only a check.
+    let err = d.refused(&["set", "core/iblock_0/lo0/control", "size=16M"]);
+    assert!(
+        err.contains("differs from the device's 12582912 bytes"),
+        "{err}"
+    );
+    assert_eq!(tur(&s, 1).await.status, status::GOOD, "nothing changed");
+
+    let out = d.cli(&["set", "core/iblock_0/lo0/control", "rescan=1"]);
+    assert!(out.contains("8388608 -> 12582912"), "{out}");
+    assert_eq!(capacity_fails(&s, 1).await, Some(CAPACITY_CHANGED));
+    assert_eq!(capacity(&s, 1).await, 12 * MIB / u64::from(BLOCK));
+    let data = pattern(5, BLOCK as usize * 2);
+    let lba = 10 * MIB / u64::from(BLOCK);
+    let r = guard(
+        "write past the old end",
+        s.write16(1, lba, data.clone(), BLOCK, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, status::GOOD, "{r:?}");
+    let back = good(guard("read", s.read16(1, lba, 2, BLOCK)).await, "read back");
+    assert_eq!(&back[..], &data[..]);
+    drop(s);
+    d.stop();
+    drop(lo);
+}
