@@ -13,7 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod robust_support;
+mod support;
 
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
@@ -23,7 +23,7 @@ use std::process::Command;
 use ironlun_initiator::iscsi::pdu::task_attr;
 use ironlun_initiator::scsi::cdb;
 use ironlun_initiator::Session;
-use robust_support::*;
+use support::*;
 
 /// Our daemons' ports (3420-3449 of helper H6's 3400-3449).
 const PORTS: std::ops::Range<u16> = 3420..3450;
@@ -267,14 +267,14 @@ async fn wce(s: &Session) -> bool {
 }
 
 async fn run(mode: Mode, dev: &str, create: &[&str], backing: &Path) {
-    let mut d = Daemon::start(PORTS);
+    let mut d = Daemon::start_in(PORTS);
     let mut args = vec!["create", dev];
     args.extend_from_slice(create);
     d.cli(&args);
     let lun_path = format!("{TPG}/lun/lun_{LUN}");
     d.cli(&["create", &lun_path, &format!("dev={dev}")]);
 
-    let s = login(d.addr(), normal(&format!("durable-{}", d.port)), LUN).await;
+    let s = login_at(d.addr(), normal(&format!("durable-{}", d.port)), LUN).await;
     match mode {
         Mode::FileWriteBack => assert!(wce(&s).await, "write-back fileio must report WCE=1"),
         Mode::FileWriteThrough => assert!(!wce(&s).await, "write-through fileio must report WCE=0"),
@@ -373,7 +373,7 @@ async fn run(mode: Mode, dev: &str, create: &[&str], backing: &Path) {
     }
     check_open_mode(&d, mode, backing);
 
-    let s = login(d.addr(), normal(&format!("durable-again-{}", d.port)), LUN).await;
+    let s = login_at(d.addr(), normal(&format!("durable-again-{}", d.port)), LUN).await;
     let cap = guard("READ CAPACITY(16)", s.read_capacity16(LUN))
         .await
         .unwrap();

@@ -7,146 +7,19 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::Command;
 
 use ironlun_initiator::scsi::cdb;
-use ironlun_initiator::{LoginConfig, Session};
+use ironlun_initiator::Session;
 use ironlun_scsi::status;
-use support::{clear_ua, good, guard, iqn, pattern, BIN, BLOCK, TARGET, TPG};
+use support::{clear_ua, good, guard, login_at, normal, pattern, Daemon, BLOCK, TPG};
 
 const MIB: u64 = 1 << 20;
-const PORT_FIRST: u16 = 3470;
-const PORT_COUNT: u16 = 20;
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+const PORTS: Range<u16> = 3470..3490;
 /// UNIT ATTENTION / CAPACITY DATA HAS CHANGED.
 const CAPACITY_CHANGED: (u8, u8, u8) = (0x06, 0x2A, 0x09);
-
-/// `ironlun serve` on a state directory that outlives it (so it can be restarted).
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Daemon {
-    /// First start: a free port of our range, the built-in default config.
-    fn first(dir: &Path) -> Daemon {
-        for _ in 0..PORT_COUNT {
-            let port = PORT_FIRST + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % PORT_COUNT;
-            if TcpListener::bind(("127.0.0.1", port)).is_err() {
-                continue;
-            }
-            if let Some(d) = Daemon::start(dir, port) {
-                return d;
-            }
-        }
-        panic!("no free port in 3470-3489 for the daemon");
-    }
-
-    /// Start on `dir` (restoring its config.json if there is one); None if it exited.
-    fn start(dir: &Path, port: u16) -> Option<Daemon> {
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(dir)
-            .arg("--portal")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ironlun serve");
-        let mut d = Daemon {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let sock = dir.join("control.sock");
-        loop {
-            if let Ok(Some(_)) = d.child.try_wait() {
-                return None;
-            }
-            if sock.exists() && TcpStream::connect(d.addr()).is_ok() {
-                return Some(d);
-            }
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn cli_output(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .expect("run ironlun CLI")
-    }
-
-    /// A CLI command that must succeed; its stdout.
-    fn cli(&self, args: &[&str]) -> String {
-        let o = self.cli_output(args);
-        assert!(
-            o.status.success(),
-            "ironlun {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// A CLI command that must be refused: exit 2 and one line on stderr; that line.
-    fn refused(&self, args: &[&str]) -> String {
-        let o = self.cli_output(args);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
-        err
-    }
-
-    /// SIGTERM (sessions drained, devices flushed) and wait for a clean exit.
-    fn stop(mut self) {
-        // SAFETY: kill(2) on the pid of our own child process.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                assert!(st.success(), "daemon exit status {st}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Log in to the default target (demo mode) and consume the first unit attentions of `lun`.
-async fn login(d: &Daemon, who: &str, lun: u64) -> Session {
-    let cfg = LoginConfig::normal(&iqn(who), TARGET);
-    let s = guard("login", Session::login(d.addr(), &cfg))
-        .await
-        .unwrap_or_else(|e| panic!("login failed: {e}"));
-    clear_ua(&s, lun).await;
-    s
-}
 
 async fn tur(s: &Session, lun: u64) -> ironlun_initiator::CommandResult {
     guard("TEST UNIT READY", s.test_unit_ready(lun))
@@ -175,7 +48,7 @@ async fn capacity_fails(s: &Session, lun: u64) -> Option<(u8, u8, u8)> {
 
 /// Add a fileio LU of `size` bytes as LUN 1 of the default TPG; returns its image path.
 fn add_fileio_lun(d: &Daemon, size: &str) -> PathBuf {
-    let img = d.dir.join("disk0.img");
+    let img = d.state_dir().join("disk0.img");
     d.cli(&[
         "create",
         "core/fileio_0/disk0",
@@ -194,11 +67,10 @@ const CONTROL: &str = "core/fileio_0/disk0/control";
 
 #[tokio::test]
 async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::first(dir.path());
+    let mut d = Daemon::start_in(PORTS);
     let img = add_fileio_lun(&d, "8M");
-    let a = login(&d, "resize-a", 1).await;
-    let b = login(&d, "resize-b", 1).await;
+    let a = login_at(d.addr(), normal("resize-a"), 1).await;
+    let b = login_at(d.addr(), normal("resize-b"), 1).await;
     clear_ua(&a, 0).await;
     clear_ua(&b, 0).await;
     let old_blocks = 8 * MIB / u64::from(BLOCK);
@@ -252,7 +124,7 @@ async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
     // The new size is in the tree and in config.json.
     let control = d.cli(&["get", CONTROL]);
     assert!(control.contains("size=16777216"), "{control}");
-    let saved = std::fs::read_to_string(dir.path().join("config.json")).expect("config.json");
+    let saved = std::fs::read_to_string(d.state_dir().join("config.json")).expect("config.json");
     let json: serde_json::Value = serde_json::from_str(&saved).expect("config.json parses");
     let so = json["storage_objects"]
         .as_array()
@@ -262,10 +134,9 @@ async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
 
     // Restart: the LU comes back with the new size and the data past the old end.
     drop((a, b));
-    let port = d.port;
     d.stop();
-    let d = Daemon::start(dir.path(), port).expect("restart on the same port");
-    let c = login(&d, "resize-c", 1).await;
+    d.restart();
+    let c = login_at(d.addr(), normal("resize-c"), 1).await;
     assert_eq!(capacity(&c, 1).await, new_blocks);
     let back = good(
         guard("read", c.read16(1, lba, 8, BLOCK)).await,
@@ -277,12 +148,11 @@ async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
 
 #[tokio::test]
 async fn refused_resizes_change_nothing_and_shrink_needs_asking() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::first(dir.path());
+    let d = Daemon::start_in(PORTS);
     let img = add_fileio_lun(&d, "8M");
-    let s = login(&d, "resize-refused", 1).await;
+    let s = login_at(d.addr(), normal("resize-refused"), 1).await;
     let blocks = 8 * MIB / u64::from(BLOCK);
-    let saved_before = std::fs::read(dir.path().join("config.json")).expect("config.json");
+    let saved_before = std::fs::read(d.state_dir().join("config.json")).expect("config.json");
 
     for (value, needle) in [
         ("size=0", "size must not be zero"),
@@ -308,7 +178,7 @@ async fn refused_resizes_change_nothing_and_shrink_needs_asking() {
     // Nothing changed: size, file, saved config, and no unit attention.
     assert_eq!(std::fs::metadata(&img).expect("stat").len(), 8 * MIB);
     assert_eq!(
-        std::fs::read(dir.path().join("config.json")).expect("config.json"),
+        std::fs::read(d.state_dir().join("config.json")).expect("config.json"),
         saved_before
     );
     assert_eq!(tur(&s, 1).await.status, status::GOOD);
@@ -400,15 +270,14 @@ async fn iblock_rescan_after_the_device_grew() {
     let Some(lo) = Loop::attach(file) else {
         return;
     };
-    let state = dir.path().join("state");
-    let d = Daemon::first(&state);
+    let mut d = Daemon::start_in(PORTS);
     d.cli(&["create", "core/iblock_0/lo0", &format!("path={}", lo.dev)]);
     d.cli(&[
         "create",
         &format!("{TPG}/lun/lun_1"),
         "dev=core/iblock_0/lo0",
     ]);
-    let s = login(&d, "resize-iblock", 1).await;
+    let s = login_at(d.addr(), normal("resize-iblock"), 1).await;
     assert_eq!(capacity(&s, 1).await, 8 * MIB / u64::from(BLOCK));
 
     lo.grow(12 * MIB);

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod robust_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +22,8 @@ use ironlun_initiator::iscsi::{
 use ironlun_initiator::scsi::cdb;
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::{Bytes, Error, Session};
-use robust_support::*;
+use support::raw::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,9 +144,9 @@ impl Ctx {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_traffic_leaves_the_daemon_and_other_sessions_intact() {
     raise_fd_limit(4096);
-    let d = Daemon::start(PORTS);
+    let d = Daemon::start_in(PORTS);
     let addr = d.addr();
-    let healthy_session = login(addr, normal("healthy"), 0).await;
+    let healthy_session = login_at(addr, normal("healthy"), 0).await;
     let healthy = Healthy::start(healthy_session.clone());
     healthy.progress("warm-up", 20).await;
     let baseline_kib = d.rss_kib();
@@ -242,7 +243,7 @@ async fn hostile_traffic_leaves_the_daemon_and_other_sessions_intact() {
     cx.checkpoint("ISID reuse storm").await;
 
     // The daemon is alive, answers a fresh login, and the healthy session never failed.
-    let fresh = login(addr, normal("fresh"), 0).await;
+    let fresh = login_at(addr, normal("fresh"), 0).await;
     let data = pattern(7, 65536);
     good(
         guard(

@@ -1,16 +1,29 @@
-//! Shared helpers of the end-to-end tests: start the real `ironlun serve` on a temporary
-//! state directory and a port of our own (3361-3399), configure it with the real CLI, and
-//! log in with `ironlun-initiator`.
+//! Shared helpers of the end-to-end, robustness and durability tests: the real
+//! `ironlun serve` on a temporary state directory and a free port of the test file's own
+//! range (restartable after SIGTERM or `kill -9` on the same state directory), the real CLI
+//! against it, and login / TEST UNIT READY / data helpers over `ironlun-initiator`.
+//! Raw-PDU traffic (RFC 7143 framing driven field by field) is in [`raw`].
+//!
+//! Port ranges, one per test binary group so parallel binaries never collide:
+//! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
+//! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]).
 
+// Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod raw;
+
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::ops::Range;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use ironlun_initiator::{Error, LoginConfig, Session};
-use ironlun_scsi::{sense, status};
+use ironlun_initiator::scsi_codes::{sense, status};
+use ironlun_initiator::{Bytes, CommandResult, Error, LoginConfig, Session};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ironlun");
 /// The target of the daemon's built-in default config.
@@ -18,56 +31,94 @@ pub const TARGET: &str = "iqn.2026-11.org.ironlun:default";
 pub const TPG: &str = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1";
 pub const BLOCK: u32 = 512;
 
-const PORT_FIRST: u16 = 3361;
-const PORT_COUNT: u16 = 39;
+/// The ports of [`Daemon::start`] (e2e_io, e2e_login, e2e_tmf).
+pub const E2E_PORTS: Range<u16> = 3361..3400;
+/// Rotates the first port tried so consecutive starts in one binary do not probe the same
+/// (just released, possibly still lingering) port first.
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// A running daemon; killed and reaped on drop.
+/// A running daemon; killed and reaped on drop. Its state directory is `state/` in a temp dir
+/// and its stderr goes to `daemon.log` beside (not inside) it, printed when a test panics.
 pub struct Daemon {
-    child: Child,
+    child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    log: PathBuf,
 }
 
 impl Daemon {
-    /// Start `ironlun serve` with the built-in default config on a free port of our range
-    /// and wait until its portal accepts connections and its control socket exists.
+    /// `ironlun serve` with the built-in default config on a free port of [`E2E_PORTS`].
     pub fn start() -> Daemon {
-        for _ in 0..PORT_COUNT {
-            let port = PORT_FIRST + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % PORT_COUNT;
-            // Skip ports someone else holds (another helper's daemon, a leftover).
+        Daemon::start_in(E2E_PORTS)
+    }
+
+    /// `ironlun serve` with the built-in default config on a free port of `ports`, once its
+    /// portal accepts connections and its control socket answers.
+    pub fn start_in(ports: Range<u16>) -> Daemon {
+        let count = ports.end.saturating_sub(ports.start);
+        for _ in 0..count {
+            let port = ports.start + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % count;
+            // Skip ports someone holds (another helper's daemon, a leftover, a parallel test).
             if TcpListener::bind(("127.0.0.1", port)).is_err() {
                 continue;
             }
             let dir = tempfile::tempdir().expect("tempdir");
-            let child = Command::new(BIN)
-                .arg("serve")
-                .arg("--state-dir")
-                .arg(dir.path())
-                .arg("--portal")
-                .arg(format!("127.0.0.1:{port}"))
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn ironlun serve");
-            let mut d = Daemon { child, dir, port };
+            let log = dir.path().join("daemon.log");
+            let mut d = Daemon {
+                child: None,
+                dir,
+                port,
+                log,
+            };
+            d.spawn();
             if d.wait_ready() {
                 return d;
             }
             // Lost a race for the port (the daemon exited): try the next one.
         }
-        panic!("no free port in 3361-3399 for the daemon");
+        panic!(
+            "no free port in {}-{} for the daemon",
+            ports.start,
+            ports.end.saturating_sub(1)
+        );
     }
 
+    /// The state directory (config.json, control.sock, file backstores of the tests).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--portal")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn ironlun serve");
+        self.child = Some(child);
+    }
+
+    /// Wait until the control socket answers and the portal accepts; false if the daemon
+    /// exited first.
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let sock = self.dir.path().join("control.sock");
+        let sock = self.state_dir().join("control.sock");
         loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if !self.alive() {
                 return false;
             }
-            if sock.exists() && TcpStream::connect(self.addr()).is_ok() {
+            // A stale socket of a killed daemon exists but refuses connections.
+            if UnixStream::connect(&sock).is_ok() && TcpStream::connect(self.addr()).is_ok() {
                 return true;
             }
             assert!(Instant::now() < deadline, "daemon did not come up");
@@ -79,11 +130,92 @@ impl Daemon {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// Still running (not exited)?
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL (std's `Child::kill` sends SIGKILL on Unix) and reap; returns the exit status.
+    pub fn kill9(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("daemon running");
+        c.kill().expect("SIGKILL the daemon");
+        c.wait().expect("reap the daemon")
+    }
+
+    /// SIGTERM (sessions drained, devices flushed) and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on the pid of our own child process, not yet reaped.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = self.child.as_mut().expect("daemon running");
+            if let Some(st) = c.try_wait().expect("wait") {
+                self.child = None;
+                assert!(st.success(), "daemon exit status {st}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start the daemon again on the same state directory and port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running daemon");
+        self.spawn();
+        assert!(
+            self.wait_ready(),
+            "daemon did not restart: {}",
+            self.log_tail(30)
+        );
+    }
+
+    /// Resident set size of the daemon in KiB (VmRSS of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// The open-file flags (octal `flags:` of /proc/<pid>/fdinfo) of the daemon's descriptor
+    /// on `path`, if it has one.
+    pub fn fd_flags(&self, path: &Path) -> Option<u32> {
+        let pid = self.pid();
+        let want = std::fs::canonicalize(path).ok()?;
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            if std::fs::read_link(e.path()).ok().as_deref() != Some(want.as_path()) {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                e.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            return info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+        }
+        None
+    }
+
     /// Run a CLI command against this daemon.
     pub fn cli_output(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .arg("--state-dir")
-            .arg(self.dir.path())
+            .arg(self.state_dir())
             .args(args)
             .output()
             .expect("run ironlun CLI")
@@ -99,6 +231,15 @@ impl Daemon {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A CLI command that must be refused: exit 2 and one line on stderr; that line.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let o = self.cli_output(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        err
     }
 
     /// Leave demo mode and allow `initiator` with LUN 0 mapped, CHAP required with
@@ -122,12 +263,29 @@ impl Daemon {
         }
         self.cli(&["set", &format!("{TPG}/attrib/authentication"), "1"]);
     }
+
+    /// The last `n` lines of the daemon's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+            let _ = f.read_to_string(&mut s);
+        }
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- daemon log (tail) ---\n{}", self.log_tail(40));
+        }
     }
 }
 
@@ -145,18 +303,24 @@ pub fn iqn(who: &str) -> String {
     format!("iqn.2026-11.org.example:{who}")
 }
 
-/// Log in to the default target as `who` with `cfg` adjustments, and consume the unit
-/// attentions a new I_T nexus reports first.
-pub async fn login(d: &Daemon, cfg: LoginConfig) -> Session {
-    let s = guard("login", Session::login(d.addr(), &cfg))
-        .await
-        .unwrap_or_else(|e| panic!("login failed: {e}"));
-    clear_ua(&s, 0).await;
-    s
-}
-
 pub fn normal(who: &str) -> LoginConfig {
     LoginConfig::normal(&iqn(who), TARGET)
+}
+
+/// Log in to `d`'s default target with `cfg` and consume the unit attentions a new I_T
+/// nexus reports first on LUN 0.
+pub async fn login(d: &Daemon, cfg: LoginConfig) -> Session {
+    login_at(d.addr(), cfg, 0).await
+}
+
+/// Log in at `addr` with `cfg` and consume the unit attentions of the new I_T nexus on
+/// `lun`.
+pub async fn login_at(addr: SocketAddr, cfg: LoginConfig, lun: u64) -> Session {
+    let s = guard("login", Session::login(addr, &cfg))
+        .await
+        .unwrap_or_else(|e| panic!("login failed: {e}"));
+    clear_ua(&s, lun).await;
+    s
 }
 
 /// TEST UNIT READY until GOOD; anything but GOOD or a UNIT ATTENTION fails.
@@ -192,11 +356,8 @@ pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
     out
 }
 
-/// Unwrap a command result's data (status GOOD required).
-pub fn good(
-    r: Result<ironlun_initiator::CommandResult, Error>,
-    what: &str,
-) -> ironlun_initiator::Bytes {
+/// A command's data (status GOOD required).
+pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
     match r {
         Ok(r) => r
             .clone()
