@@ -164,18 +164,7 @@ impl FileIo {
             })
             .open(path)
             .map_err(|e| CreateError::from_io(path, "open", e))?;
-        let device_size = sys::block_device_size(&file)
-            .map_err(|e| CreateError::from_io(path, "BLKGETSIZE64", e))?;
-        let block = sys::block_device_logical_block_size(&file)
-            .map_err(|e| CreateError::from_io(path, "BLKSSZGET", e))?;
-        if !opts.readonly
-            && sys::block_device_read_only(&file)
-                .map_err(|e| CreateError::from_io(path, "BLKROGET", e))?
-        {
-            return Err(CreateError::ReadOnly {
-                path: path.to_path_buf(),
-            });
-        }
+        let (device_size, block) = sys::probe_block_device(&file, path, opts.readonly)?;
         let size = match opts.size {
             Some(size) if size > device_size => {
                 return Err(CreateError::SizeTooLarge {

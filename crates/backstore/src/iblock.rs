@@ -92,18 +92,7 @@ impl IBlock {
             .custom_flags(libc::O_DIRECT | libc::O_EXCL)
             .open(path)
             .map_err(|e| CreateError::from_io(path, "open", e))?;
-        let size = sys::block_device_size(&file)
-            .map_err(|e| CreateError::from_io(path, "BLKGETSIZE64", e))?;
-        let block = sys::block_device_logical_block_size(&file)
-            .map_err(|e| CreateError::from_io(path, "BLKSSZGET", e))?;
-        if !opts.readonly
-            && sys::block_device_read_only(&file)
-                .map_err(|e| CreateError::from_io(path, "BLKROGET", e))?
-        {
-            return Err(CreateError::ReadOnly {
-                path: path.to_path_buf(),
-            });
-        }
+        let (size, block) = sys::probe_block_device(&file, path, opts.readonly)?;
         check_size(Some(path), size, block)?;
         let write_cache = !opts.readonly && sys::block_device_has_write_cache(&file);
         Ok(Self {

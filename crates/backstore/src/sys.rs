@@ -98,6 +98,28 @@ pub(crate) fn block_device_read_only(file: &File) -> io::Result<bool> {
     Ok(ro != 0)
 }
 
+/// What an opened block device offers a backstore: its size in bytes and logical block size.
+/// Refuses a device the kernel marks read-only when the backstore wants to write to it.
+pub(crate) fn probe_block_device(
+    file: &File,
+    path: &Path,
+    readonly: bool,
+) -> Result<(u64, u32), crate::CreateError> {
+    use crate::CreateError;
+    let size =
+        block_device_size(file).map_err(|e| CreateError::from_io(path, "BLKGETSIZE64", e))?;
+    let block = block_device_logical_block_size(file)
+        .map_err(|e| CreateError::from_io(path, "BLKSSZGET", e))?;
+    if !readonly
+        && block_device_read_only(file).map_err(|e| CreateError::from_io(path, "BLKROGET", e))?
+    {
+        return Err(CreateError::ReadOnly {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((size, block))
+}
+
 /// Does the block device behind `file` have a volatile write cache? Reads
 /// `/sys/dev/block/<maj>:<min>/queue/write_cache` (a partition's queue is its parent's).
 /// Unknown counts as "yes": telling an initiator to flush when it need not is only slower.
