@@ -5,10 +5,12 @@
 //! * [`opcode`] — operation codes and service actions (SPC-4 Annex D, SBC-3 §5).
 //! * [`sense`] — sense keys, additional sense codes and the [`sense::Sense`] value with its
 //!   fixed / descriptor encodings and parser (SPC-4 §4.5).
+//! * [`pr`] — persistent reservation codes and iSCSI TransportIDs (SPC-4 §6.15, §6.16, §7.6.4.6).
 //! * [`cdb`] — CDB length by group code and big-endian field readers that never panic.
 
 pub mod cdb;
 pub mod opcode;
+pub mod pr;
 pub mod sense;
 
 pub use sense::{Asc, FieldPointer, Sense, SenseParseError};

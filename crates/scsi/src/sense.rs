@@ -55,6 +55,7 @@ pub mod asc {
     pub const INVALID_FIELD_IN_CDB: Asc = Asc::new(0x24, 0x00);
     pub const LOGICAL_UNIT_NOT_SUPPORTED: Asc = Asc::new(0x25, 0x00);
     pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = Asc::new(0x26, 0x00);
+    pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: Asc = Asc::new(0x26, 0x04);
     pub const WRITE_PROTECTED: Asc = Asc::new(0x27, 0x00);
     pub const SOFTWARE_WRITE_PROTECTED: Asc = Asc::new(0x27, 0x02);
     pub const POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED: Asc = Asc::new(0x29, 0x00);
@@ -76,6 +77,7 @@ pub mod asc {
     pub const INQUIRY_DATA_HAS_CHANGED: Asc = Asc::new(0x3F, 0x03);
     pub const REPORTED_LUNS_DATA_HAS_CHANGED: Asc = Asc::new(0x3F, 0x0E);
     pub const INTERNAL_TARGET_FAILURE: Asc = Asc::new(0x44, 0x00);
+    pub const INSUFFICIENT_REGISTRATION_RESOURCES: Asc = Asc::new(0x55, 0x04);
 }
 
 /// The sense-key-specific field pointer (SPC-4 §4.5.2.4.2): which CDB byte (C/D = 1) or

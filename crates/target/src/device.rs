@@ -11,7 +11,9 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
+use crate::ops::{F_PR, F_RSOC};
 use crate::port::LunSlot;
+use crate::pr::PrUnit;
 use crate::reservation::Spc2Reservation;
 use crate::tmf::TaskSet;
 
@@ -65,11 +67,14 @@ struct Wwn {
 pub(crate) const COMPANY_ID: u32 = 0x001405;
 
 /// Where the device is exported, for MULTIP, REPORT TARGET PORT GROUPS and "not while exported".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Export {
     pub port: u64,
     pub rtpi: u16,
     pub lun: u64,
+    /// The port's target name and TPGT (REGISTER AND MOVE names its destination by RTPI).
+    pub target: String,
+    pub tpgt: u16,
 }
 
 /// A logical unit.
@@ -100,8 +105,11 @@ pub struct Device {
     pub(crate) d_sense: AtomicBool,
     pub(crate) swp: AtomicBool,
     pub(crate) stopped: AtomicBool,
+    pub(crate) emulate_pr: AtomicBool,
+    pub(crate) force_pr_aptpl: AtomicBool,
     pub(crate) tasks: TaskSet,
     pub(crate) spc2: Spc2Reservation,
+    pub(crate) pr: PrUnit,
     slots: Mutex<Vec<Weak<LunSlot>>>,
     exports: Mutex<Vec<Export>>,
 }
@@ -171,8 +179,6 @@ fn not_yet(name: &str) -> Option<&'static str> {
         "emulate_caw" => "COMPARE AND WRITE is not supported yet",
         "emulate_tpu" => "UNMAP is not supported yet",
         "emulate_tpws" => "WRITE SAME with UNMAP is not supported yet",
-        "emulate_pr" => "persistent reservations are not supported yet",
-        "force_pr_aptpl" => "persistent reservations are not supported yet",
         "emulate_rest_reord" => "only unrestricted reordering (0) is supported",
         _ => return None,
     })
@@ -237,8 +243,11 @@ impl Device {
             d_sense: AtomicBool::new(false),
             swp: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            emulate_pr: AtomicBool::new(true),
+            force_pr_aptpl: AtomicBool::new(false),
             tasks: TaskSet::default(),
             spc2: Spc2Reservation::default(),
+            pr: PrUnit::default(),
             slots: Mutex::new(Vec::new()),
             exports: Mutex::new(Vec::new()),
         }))
@@ -308,6 +317,8 @@ impl Device {
             "emulate_fua_write" => b(&self.fua_write),
             "emulate_model_alias" => b(&self.model_alias),
             "emulate_rsoc" => b(&self.rsoc),
+            "emulate_pr" => b(&self.emulate_pr),
+            "force_pr_aptpl" => b(&self.force_pr_aptpl),
             "emulate_tas" => b(&self.tas),
             "emulate_ua_intlck_ctrl" => u32::from(self.ua_intlck.load(Ordering::Relaxed)),
             "emulate_write_cache" => b(&self.write_cache),
@@ -392,6 +403,19 @@ impl Device {
                 self.model_alias.store(v, Ordering::Relaxed);
             }
             "emulate_rsoc" => self.rsoc.store(parse_bool(name, value)?, Ordering::Relaxed),
+            // Both are frozen while exported (LIO refuses force_pr_aptpl then; emulate_pr
+            // likewise here so that reservations initiators hold never silently stop
+            // being enforced).
+            "emulate_pr" | "force_pr_aptpl" => {
+                let v = parse_bool(name, value)?;
+                self.refuse_if_exported(name)?;
+                let a = if name == "emulate_pr" {
+                    &self.emulate_pr
+                } else {
+                    &self.force_pr_aptpl
+                };
+                a.store(v, Ordering::Relaxed);
+            }
             "is_nonrot" => self
                 .nonrot
                 .store(parse_bool(name, value)?, Ordering::Relaxed),
@@ -504,6 +528,23 @@ impl Device {
 
     pub(crate) fn serial(&self) -> String {
         self.wwn.read().serial.clone()
+    }
+
+    /// Opcode table flags whose entries are switched off (`emulate_rsoc`, `emulate_pr`).
+    pub(crate) fn hidden_ops(&self) -> u16 {
+        let mut h = 0;
+        if !self.rsoc.load(Ordering::Relaxed) {
+            h |= F_RSOC;
+        }
+        if !self.emulate_pr.load(Ordering::Relaxed) {
+            h |= F_PR;
+        }
+        h
+    }
+
+    /// Every live I_T_L nexus of this LU.
+    pub(crate) fn live_slots(&self) -> Vec<Arc<LunSlot>> {
+        self.slots.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
     pub(crate) fn register_slot(&self, slot: &Arc<LunSlot>) {

@@ -24,13 +24,14 @@
 //! Modules: `device` (LU, attributes), `port` (target ports, LUN tables, ACLs, nexus views),
 //! `nexus` (pipeline, TMF entry), `ops` (opcode table), `spc` / `vpd` / `mode` (SPC-4
 //! commands), `sbc` (SBC-3 commands), `ua` (unit attentions), `tmf` (task sets), `reservation`
-//! (SPC-2), `alua` (target port groups).
+//! (SPC-2), [`pr`] (persistent reservations, SPC-4 §5.13; the contract with the control plane),
+//! `alua` (target port groups).
 
 use std::sync::Arc;
 
 pub use ironlun_scsi as scsi;
 
-/// SCSI initiator port identity: iSCSI name + ISID (SPC-4 §7.6.4.6 "iqn…,i,0x<isid>").
+/// SCSI initiator port identity: iSCSI name + ISID (SPC-4 §7.6.4.6 `iqn…,i,0x<isid>`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InitiatorPortId {
     /// The initiator node name (e.g. `iqn.1994-05.com.redhat:host1`), as sent at login.
@@ -192,6 +193,8 @@ pub enum LoginDenied {
     Disabled,
 }
 
+pub mod pr;
+pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
 mod device;
 mod mode;

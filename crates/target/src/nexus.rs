@@ -2,7 +2,8 @@
 //!
 //! [`Nexus::execute`] resolves the LUN through the nexus' view, enters the LU's task set, then
 //! applies the gates in order — pending unit attention, opcode / CDB validation, ALUA state,
-//! reservation conflict, stopped / write-protected medium — before the opcode handler. The
+//! reservation conflict (SPC-2, then persistent), stopped / write-protected medium — before
+//! the opcode handler. The
 //! handler's outcome becomes a [`ScsiResponse`] in one place (`respond`), where data is cut to
 //! the allocation length and the transport's expected length and the residual is computed
 //! (RFC 7143 §11.4.5, SAM-5 §5.4.3).
@@ -17,6 +18,7 @@ use ironlun_scsi::{status, Sense};
 use crate::device::Device;
 use crate::ops::{self, Cmd, OpInfo};
 use crate::port::{next_id, LunSlot, TargetPort, View};
+use crate::pr::{self, NexusIdent};
 use crate::tmf::{Abort, Entry, Refused, Scope};
 use crate::{
     alua, mode, sbc, spc, DataDirection, InitiatorPortId, Residual, ScsiRequest, ScsiResponse,
@@ -29,6 +31,8 @@ pub struct Nexus {
     initiator: InitiatorPortId,
     initiator_port_name: String,
     pub(crate) port: Arc<TargetPort>,
+    /// Initiator and target port names, as persistent reservations match them.
+    pub(crate) ident: Arc<NexusIdent>,
     pub(crate) view: ArcSwap<View>,
     closed: AtomicBool,
     /// The transport told of aborts of the tasks it holds (see [`TaskListener`]).
@@ -68,6 +72,8 @@ pub(crate) struct Ctx<'a> {
     pub cdb: &'a [u8],
     pub req: &'a ScsiRequest,
     pub op: &'static OpInfo,
+    /// The task's place in its LU's task set.
+    pub task: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -191,6 +197,12 @@ impl Nexus {
         Nexus {
             id: next_id(),
             initiator_port_name: initiator.port_name(),
+            ident: Arc::new(NexusIdent {
+                initiator: initiator.clone(),
+                target: port.target_name().to_string(),
+                tpgt: port.tpgt(),
+                rtpi: port.rtpi(),
+            }),
             initiator,
             port,
             view: ArcSwap::from_pointee(View::default()),
@@ -250,7 +262,7 @@ impl Nexus {
             });
         };
         let dev = &*slot.device;
-        let attr = match ops::lookup(cdb, dev.rsoc.load(Ordering::Relaxed)) {
+        let attr = match ops::lookup(cdb, dev.hidden_ops()) {
             Ok(o) if o.has(ops::F_HOQ) => TaskAttr::HeadOfQueue,
             _ => attr,
         };
@@ -282,7 +294,7 @@ impl Nexus {
         };
         let dev = &*slot.device;
         let cdb = req.cdb.as_slice();
-        let found = ops::lookup(cdb, dev.rsoc.load(Ordering::Relaxed));
+        let found = ops::lookup(cdb, dev.hidden_ops());
         let ticket = match dev.tasks.start(entry) {
             Ok(t) => t,
             Err(Refused::Aborted(a)) => return ScsiResponse::aborted(a),
@@ -291,7 +303,7 @@ impl Nexus {
                 return respond(&req, outcome, false);
             }
         };
-        let outcome = self.gates_and_run(&slot, &req, found);
+        let outcome = self.gates_and_run(&slot, &req, found, ticket.seq());
         let outcome = self.after(&slot, outcome);
         if let Some(a) = dev.tasks.leave(ticket) {
             return ScsiResponse::aborted(a);
@@ -304,6 +316,7 @@ impl Nexus {
         slot: &LunSlot,
         req: &ScsiRequest,
         found: Result<&'static OpInfo, Sense>,
+        task: u64,
     ) -> Outcome {
         let dev = &*slot.device;
         let cdb = req.cdb.as_slice();
@@ -328,6 +341,10 @@ impl Nexus {
         if !o.has(ops::F_RES_OK) && dev.spc2.conflicts(self.id) {
             return Err(Fail::ReservationConflict);
         }
+        // Persistent reservation held (SPC-4 §5.13.1, SBC-3 §4.17).
+        if !o.has(ops::F_PR_FREE) && pr::conflicts(dev, &self.ident, o, cdb) {
+            return Err(Fail::ReservationConflict);
+        }
         // Gate 4: medium state.
         if o.has(ops::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
             // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
@@ -348,6 +365,7 @@ impl Nexus {
             cdb,
             req,
             op: o,
+            task,
         };
         run(&ctx)
     }
@@ -553,6 +571,8 @@ fn run(c: &Ctx) -> Outcome {
         Cmd::StartStopUnit => sbc::start_stop_unit(c),
         Cmd::ReadCapacity10 => sbc::read_capacity_10(c),
         Cmd::ReadCapacity16 => sbc::read_capacity_16(c),
+        Cmd::PersistentReserveIn => pr::persistent_reserve_in(c),
+        Cmd::PersistentReserveOut => pr::persistent_reserve_out(c),
     }
 }
 

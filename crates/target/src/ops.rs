@@ -32,22 +32,36 @@ pub(crate) enum Cmd {
     ReportTargetPortGroups,
     ReportSupportedOpcodes,
     ReportSupportedTmfs,
+    PersistentReserveIn,
+    PersistentReserveOut,
 }
 
 /// Changes the medium: refused on a write-protected LU (SBC-3 §4.11).
-pub(crate) const F_WRITE: u8 = 1;
+pub(crate) const F_WRITE: u16 = 1;
 /// Accesses the medium: refused while the LU is stopped (SBC-3 §4.20).
-pub(crate) const F_MEDIA: u8 = 2;
+pub(crate) const F_MEDIA: u16 = 2;
 /// Allowed while another I_T nexus holds an SPC-2 reservation (SPC-2 §5.5.1).
-pub(crate) const F_RES_OK: u8 = 4;
+pub(crate) const F_RES_OK: u16 = 4;
 /// Not blocked by a pending unit attention (SAM-5 §5.14).
-pub(crate) const F_UA_EXEMPT: u8 = 8;
+pub(crate) const F_UA_EXEMPT: u16 = 8;
 /// Always runs as HEAD OF QUEUE (as LIO does for INQUIRY and REPORT LUNS).
-pub(crate) const F_HOQ: u8 = 16;
+pub(crate) const F_HOQ: u16 = 16;
 /// DPO/FUA bits in CDB byte 1 exist only while the LU advertises DPOFUA.
-pub(crate) const F_DPOFUA: u8 = 32;
+pub(crate) const F_DPOFUA: u16 = 32;
 /// Present only while `emulate_rsoc` is on.
-pub(crate) const F_RSOC: u8 = 64;
+pub(crate) const F_RSOC: u16 = 64;
+
+/// Present only while `emulate_pr` is on (PERSISTENT RESERVE IN/OUT, SPC-2 RESERVE/RELEASE,
+/// as LIO).
+pub(crate) const F_PR: u16 = 128;
+/// Persistent reservations never block it here (SPC-4 §5.13.1 table 62 / SBC-3 table 13
+/// "allowed" for every type; PR and SPC-2 reservation commands decide in their handlers).
+pub(crate) const F_PR_FREE: u16 = 256;
+/// Read class of the PR tables: allowed through Write Exclusive (and to registrants through
+/// the registrants-only / all-registrants types), conflicts with Exclusive Access. Opcodes
+/// with neither PR flag are the write class: only holders (and registrants for the RO/AR
+/// types) may run them.
+pub(crate) const F_PR_READ: u16 = 512;
 
 pub(crate) struct OpInfo {
     pub opcode: u8,
@@ -56,13 +70,13 @@ pub(crate) struct OpInfo {
     /// CDB usage data (SPC-4 §6.35.3): byte 0 the opcode, the service action field holding
     /// the service action, every other bit 1 where the device server evaluates it.
     pub usage: &'static [u8],
-    pub flags: u8,
+    pub flags: u16,
     /// Recommended command timeout in seconds (RCTD command timeouts descriptor).
     pub timeout: u32,
 }
 
 impl OpInfo {
-    pub(crate) fn has(&self, f: u8) -> bool {
+    pub(crate) fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
 
@@ -83,7 +97,7 @@ const fn e(
     sa: Option<u8>,
     cmd: Cmd,
     usage: &'static [u8],
-    flags: u8,
+    flags: u16,
     timeout: u32,
 ) -> OpInfo {
     OpInfo {
@@ -105,7 +119,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::TestUnitReady,
         &[0x00, 0, 0, 0, 0, 0],
-        F_MEDIA,
+        F_MEDIA | F_PR_FREE,
         5,
     ),
     e(
@@ -113,7 +127,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::RequestSense,
         &[0x03, 0x01, 0, 0, 0xFF, 0],
-        F_UA_EXEMPT | F_RES_OK,
+        F_UA_EXEMPT | F_RES_OK | F_PR_FREE,
         5,
     ),
     e(
@@ -121,7 +135,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Read,
         &[0x08, 0x1F, 0xFF, 0xFF, 0xFF, 0],
-        F_MEDIA,
+        F_MEDIA | F_PR_READ,
         30,
     ),
     e(
@@ -137,7 +151,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Inquiry,
         &[0x12, 0x01, 0xFF, 0xFF, 0xFF, 0],
-        F_UA_EXEMPT | F_RES_OK | F_HOQ,
+        F_UA_EXEMPT | F_RES_OK | F_HOQ | F_PR_FREE,
         5,
     ),
     e(
@@ -153,7 +167,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Reserve,
         &[0x16, 0, 0, 0, 0, 0],
-        0,
+        F_PR | F_PR_FREE,
         5,
     ),
     e(
@@ -161,7 +175,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Release,
         &[0x17, 0, 0, 0, 0, 0],
-        F_RES_OK,
+        F_RES_OK | F_PR | F_PR_FREE,
         5,
     ),
     e(
@@ -169,7 +183,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::ModeSense6,
         &[0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0],
-        0,
+        F_PR_READ,
         5,
     ),
     e(
@@ -185,7 +199,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::ReadCapacity10,
         &[0x25, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0],
-        F_MEDIA,
+        F_MEDIA | F_PR_FREE,
         5,
     ),
     e(
@@ -193,7 +207,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Read,
         &[0x28, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
     e(
@@ -217,7 +231,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Verify,
         &[0x2F, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
     e(
@@ -225,7 +239,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::PreFetch,
         &[0x34, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
-        F_MEDIA,
+        F_MEDIA | F_PR_READ,
         30,
     ),
     e(
@@ -249,7 +263,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Reserve,
         &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        0,
+        F_PR | F_PR_FREE,
         5,
     ),
     e(
@@ -257,7 +271,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::Release,
         &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        F_RES_OK,
+        F_RES_OK | F_PR | F_PR_FREE,
         5,
     ),
     e(
@@ -265,7 +279,103 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::ModeSense10,
         &[0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0],
-        0,
+        F_PR_READ,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_IN,
+        Some(0),
+        Cmd::PersistentReserveIn,
+        &[0x5E, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_IN,
+        Some(1),
+        Cmd::PersistentReserveIn,
+        &[0x5E, 1, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_IN,
+        Some(2),
+        Cmd::PersistentReserveIn,
+        &[0x5E, 2, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_IN,
+        Some(3),
+        Cmd::PersistentReserveIn,
+        &[0x5E, 3, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(0),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 0, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(1),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 1, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(2),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 2, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(3),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 3, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(4),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 4, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(5),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 5, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(6),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 6, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(7),
+        Cmd::PersistentReserveOut,
+        &[0x5F, 7, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0],
+        F_PR | F_PR_FREE,
         5,
     ),
     e(
@@ -276,7 +386,7 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x88, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x1F, 0,
         ],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
     e(
@@ -309,7 +419,7 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x8F, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x1F, 0,
         ],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
     e(
@@ -320,7 +430,7 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x90, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x1F, 0,
         ],
-        F_MEDIA,
+        F_MEDIA | F_PR_READ,
         30,
     ),
     e(
@@ -342,7 +452,7 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x9E, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x01, 0,
         ],
-        F_MEDIA,
+        F_MEDIA | F_PR_FREE,
         5,
     ),
     e(
@@ -350,7 +460,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         None,
         Cmd::ReportLuns,
         &[0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
-        F_UA_EXEMPT | F_RES_OK | F_HOQ,
+        F_UA_EXEMPT | F_RES_OK | F_HOQ | F_PR_FREE,
         5,
     ),
     e(
@@ -358,7 +468,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         Some(op::mi::REPORT_TARGET_PORT_GROUPS),
         Cmd::ReportTargetPortGroups,
         &[0xA3, 0xE0 | 0x0A, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
-        F_RES_OK,
+        F_RES_OK | F_PR_FREE,
         5,
     ),
     e(
@@ -368,7 +478,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         &[
             0xA3, 0x0C, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0,
         ],
-        F_RES_OK | F_RSOC,
+        F_RES_OK | F_RSOC | F_PR_READ,
         5,
     ),
     e(
@@ -376,7 +486,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         Some(op::mi::REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS),
         Cmd::ReportSupportedTmfs,
         &[0xA3, 0x0D, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
-        F_RES_OK,
+        F_RES_OK | F_PR_READ,
         5,
     ),
     e(
@@ -386,7 +496,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         &[
             0xA8, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
         ],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
     e(
@@ -416,7 +526,7 @@ pub(crate) static OPS: &[OpInfo] = &[
         &[
             0xAF, 0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0,
         ],
-        F_MEDIA | F_DPOFUA,
+        F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
 ];
@@ -451,26 +561,23 @@ pub(crate) fn entries(opcode: u8) -> &'static [OpInfo] {
 /// Find the entry for a CDB. Unknown opcode → INVALID COMMAND OPERATION CODE; known
 /// service-action opcode with an unsupported service action → INVALID FIELD IN CDB pointing
 /// at the SERVICE ACTION field (SPC-4 §4.2.5.2; libiscsi accepts either for such opcodes).
-pub(crate) fn lookup(cdb: &[u8], rsoc: bool) -> Result<&'static OpInfo, Sense> {
+/// Entries carrying any flag in `hidden` (features switched off) do not exist.
+pub(crate) fn lookup(cdb: &[u8], hidden: u16) -> Result<&'static OpInfo, Sense> {
     let opcode = *cdb
         .first()
         .ok_or(Sense::illegal(asc::INVALID_COMMAND_OPERATION_CODE))?;
-    let list = entries(opcode);
-    let Some(first) = list.first() else {
+    let mut list = entries(opcode).iter().filter(|o| o.flags & hidden == 0);
+    let Some(first) = list.next() else {
         return Err(Sense::illegal(asc::INVALID_COMMAND_OPERATION_CODE));
     };
-    let found = if first.sa.is_some() {
-        let sa = ironlun_scsi::cdb::byte(cdb, 1) & 0x1F;
-        list.iter()
-            .find(|o| o.sa == Some(sa) && (rsoc || !o.has(F_RSOC)))
-            .ok_or(Sense::invalid_cdb_field(1, Some(4)))?
-    } else {
-        first
-    };
-    if found.has(F_RSOC) && !rsoc {
-        return Err(Sense::invalid_cdb_field(1, Some(4)));
+    if first.sa.is_none() {
+        return Ok(first);
     }
-    Ok(found)
+    let sa = ironlun_scsi::cdb::byte(cdb, 1) & 0x1F;
+    std::iter::once(first)
+        .chain(list)
+        .find(|o| o.sa == Some(sa))
+        .ok_or(Sense::invalid_cdb_field(1, Some(4)))
 }
 
 /// Check every CDB bit against the usage data: a set bit the device server does not use is
@@ -518,12 +625,16 @@ mod tests {
 
     #[test]
     fn lookup_distinguishes_opcode_and_service_action_errors() {
-        assert!(lookup(&[0x28; 16], true).is_ok());
-        let e = lookup(&[0xE0; 16], true).err();
+        assert!(lookup(&[0x28; 16], 0).is_ok());
+        let e = lookup(&[0xE0; 16], 0).err();
         assert_eq!(e.map(|s| s.asc), Some(asc::INVALID_COMMAND_OPERATION_CODE));
-        let e = lookup(&[0x9E, 0x12, 0, 0], true).err();
+        let e = lookup(&[0x9E, 0x12, 0, 0], 0).err();
         assert_eq!(e.and_then(|s| s.field_pointer).map(|f| f.field), Some(1));
-        assert!(lookup(&[0xA3, 0x0C], false).is_err());
+        assert!(lookup(&[0xA3, 0x0C], F_RSOC).is_err());
+        let e = lookup(&[0x5E, 0, 0, 0], F_PR).err();
+        assert_eq!(e.map(|s| s.asc), Some(asc::INVALID_COMMAND_OPERATION_CODE));
+        let e = lookup(&[0x5F, 0x08, 0, 0], 0).err();
+        assert_eq!(e.and_then(|s| s.field_pointer).map(|f| f.field), Some(1));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use crate::device::{Device, Export};
 use crate::nexus::Nexus;
+use crate::pr::NexusIdent;
 use crate::ua::UaQueue;
 use crate::{InitiatorPortId, LoginDenied};
 
@@ -29,6 +30,8 @@ pub(crate) struct LunSlot {
     pub id: u64,
     /// The I_T nexus id.
     pub nexus: u64,
+    /// Who the I_T nexus is (persistent reservations address nexuses by name).
+    pub ident: Arc<NexusIdent>,
     pub device: Arc<Device>,
     pub write_protect: AtomicBool,
     pub ua: UaQueue,
@@ -130,7 +133,7 @@ impl TargetPort {
             return Err(LoginDenied::NotAuthorized(initiator.name));
         };
         let nexus = Arc::new(Nexus::new(initiator, self.clone()));
-        let view = build_view(mapping, None, nexus.id, true);
+        let view = build_view(mapping, None, &nexus, true);
         nexus.view.store(Arc::new(view));
         let mut list = self.nexuses.lock();
         list.retain(|w| w.strong_count() > 0);
@@ -177,6 +180,8 @@ impl TargetPort {
             port: self.id,
             rtpi: self.rtpi,
             lun,
+            target: self.name.clone(),
+            tpgt: self.tpgt,
         });
         cfg.luns.insert(lun, dev);
         self.refresh(&cfg);
@@ -284,7 +289,7 @@ impl TargetPort {
         for n in self.sessions() {
             let old = n.view.load_full();
             let mapping = cfg.mapping(&n.initiator().name).unwrap_or_default();
-            let view = build_view(mapping, Some(&old), n.id, false);
+            let view = build_view(mapping, Some(&old), &n, false);
             let changed = inventory(&old) != inventory(&view);
             if changed {
                 for s in view.luns.values() {
@@ -313,7 +318,7 @@ fn inventory(v: &View) -> Vec<(u64, u64)> {
 fn build_view(
     mapping: Vec<(u64, Arc<Device>, bool)>,
     old: Option<&View>,
-    nexus: u64,
+    nexus: &Nexus,
     fresh: bool,
 ) -> View {
     let mut luns = HashMap::new();
@@ -335,7 +340,8 @@ fn build_view(
                 };
                 let s = Arc::new(LunSlot {
                     id: next_id(),
-                    nexus,
+                    nexus: nexus.id,
+                    ident: nexus.ident.clone(),
                     device: dev.clone(),
                     write_protect: AtomicBool::new(wp),
                     ua: UaQueue::with(initial),

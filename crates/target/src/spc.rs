@@ -10,7 +10,7 @@ use ironlun_scsi::sense::{asc, key};
 use ironlun_scsi::{opcode as op, Sense};
 
 use crate::nexus::{Ctx, Done, Fail, Nexus, Outcome};
-use crate::ops::{self, OpInfo, F_RSOC, OPS};
+use crate::ops::{self, OpInfo, OPS};
 use crate::{vpd, ScsiRequest};
 
 /// A command addressed to a LUN this nexus cannot reach (SPC-4 §4.6.4 / SAM-5 §5.9.1
@@ -21,7 +21,7 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
     let cdb = req.cdb.as_slice();
     let not_supported = Sense::illegal(asc::LOGICAL_UNIT_NOT_SUPPORTED);
     let opcode = byte(cdb, 0);
-    let Ok(o) = ops::lookup(cdb, true) else {
+    let Ok(o) = ops::lookup(cdb, 0) else {
         return Err(not_supported.into());
     };
     match opcode {
@@ -111,8 +111,8 @@ pub(crate) fn report_luns(nexus: &Nexus, cdb: &[u8]) -> Outcome {
     Ok(Done::data(data, alloc))
 }
 
-fn visible(o: &OpInfo, rsoc: bool) -> bool {
-    rsoc || !o.has(F_RSOC)
+fn visible(o: &OpInfo, hidden: u16) -> bool {
+    o.flags & hidden == 0
 }
 
 fn timeouts(o: &OpInfo) -> [u8; 12] {
@@ -130,11 +130,11 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
     let req_op = byte(c.cdb, 3);
     let req_sa = be16(c.cdb, 4);
     let alloc = u64::from(be32(c.cdb, 6));
-    let rsoc_on = c.dev.rsoc.load(Ordering::Relaxed);
+    let hidden = c.dev.hidden_ops();
     let dpofua = c.dev.dpofua();
     if options == 0 {
         let mut data = vec![0u8; 4];
-        for o in OPS.iter().filter(|o| visible(o, rsoc_on)) {
+        for o in OPS.iter().filter(|o| visible(o, hidden)) {
             let sa = u16::from(o.sa.unwrap_or(0));
             let mut flags = 0u8;
             if rctd {
@@ -157,7 +157,7 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
     }
     let list: Vec<&OpInfo> = ops::entries(req_op)
         .iter()
-        .filter(|o| visible(o, rsoc_on))
+        .filter(|o| visible(o, hidden))
         .collect();
     let has_sa = ops::entries(req_op).iter().any(|o| o.sa.is_some());
     let found = match options {
@@ -209,7 +209,15 @@ pub(crate) fn rstmf(c: &Ctx) -> Outcome {
 }
 
 /// SPC-2 RESERVE(6)/(10): a logical-unit reservation for this I_T nexus.
+/// With persistent reservations (CRH = 1, SPC-4 §5.13.3): GOOD without effect for a PR
+/// holder or a registrant under a registrants-only / all-registrants reservation; otherwise
+/// RESERVATION CONFLICT while any registration exists.
 pub(crate) fn reserve(c: &Ctx) -> Outcome {
+    match crate::pr::spc2_exemption(c.dev, &c.nexus.ident) {
+        Some(true) => return Ok(Done::good()),
+        Some(false) => return Err(Fail::ReservationConflict),
+        None => {}
+    }
     c.dev
         .spc2
         .reserve(c.nexus.id, c.nexus.initiator_port_name())
@@ -218,7 +226,11 @@ pub(crate) fn reserve(c: &Ctx) -> Outcome {
 }
 
 /// SPC-2 RELEASE(6)/(10): GOOD whether or not this nexus held the reservation.
+/// The CRH exemptions of RESERVE leave any SPC-2 reservation alone (SPC-4 §5.13.3).
 pub(crate) fn release(c: &Ctx) -> Outcome {
+    if crate::pr::spc2_exemption(c.dev, &c.nexus.ident) == Some(true) {
+        return Ok(Done::good());
+    }
     c.dev.spc2.release(c.nexus.id);
     Ok(Done::good())
 }

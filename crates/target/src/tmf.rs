@@ -85,6 +85,13 @@ pub(crate) struct Marked {
 /// A task's place in the set, returned by [`TaskSet::enter`].
 pub(crate) struct Ticket(u64);
 
+impl Ticket {
+    /// The task's place in the set (to exclude it from [`Scope::Preempted`]).
+    pub(crate) fn seq(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Which tasks a TMF affects.
 pub(crate) enum Scope {
     /// ABORT TASK: one tag on one I_T_L nexus.
@@ -95,6 +102,9 @@ pub(crate) enum Scope {
     All,
     /// I_T nexus loss: every task of one I_T nexus.
     Nexus(u64),
+    /// PREEMPT AND ABORT (SPC-4 §5.13.11.2.5): every task of these I_T_L nexuses except one
+    /// task (the PERSISTENT RESERVE OUT itself, by its place in the set).
+    Preempted { itls: Vec<u64>, except: u64 },
 }
 
 impl TaskSet {
@@ -243,11 +253,12 @@ impl TaskSet {
         let mut owners = Vec::new();
         let mut tell = Vec::new();
         for (seq, t) in g.tasks.iter_mut() {
-            let hit = match scope {
-                Scope::Tag { itl, tag } => t.itl == itl && t.tag == tag,
-                Scope::Itl(itl) => t.itl == itl,
+            let hit = match &scope {
+                Scope::Tag { itl, tag } => t.itl == *itl && t.tag == *tag,
+                Scope::Itl(itl) => t.itl == *itl,
                 Scope::All => true,
-                Scope::Nexus(n) => t.nexus == n,
+                Scope::Nexus(n) => t.nexus == *n,
+                Scope::Preempted { itls, except } => *seq != *except && itls.contains(&t.itl),
             };
             if hit && t.abort.is_none() {
                 let how = if t.nexus == own {
