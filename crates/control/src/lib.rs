@@ -7,6 +7,8 @@
 //! * [`tree`] — paths: `ls`/`get` and the mutations `set`/`create`/`delete`/`link`, each
 //!   returning a new validated [`model::Config`] or one line of error.
 //! * [`persist`] — atomic, durable `config.json`.
+//! * [`pr`] — persistent reservations: the APTPL file (`<state-dir>/pr/aptpl_<serial>`), the
+//!   `pr/` view and the `pr show` report.
 //! * [`runtime`] — making the engine (ironlun-target) and the fabric (ironlun-fabric) match a
 //!   config, with rollback when a step fails.
 //! * [`service`] — the daemon side: one mutation at a time, validate → apply → save, and the
@@ -15,6 +17,7 @@
 pub mod model;
 pub mod names;
 pub mod persist;
+pub mod pr;
 pub mod runtime;
 pub mod service;
 pub mod tree;

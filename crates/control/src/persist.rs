@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{Config, ParamSchema};
 
@@ -41,16 +42,20 @@ pub fn save(path: &Path, cfg: &Config) -> Result<(), String> {
         .map_err(|e| format!("cannot save {}: {e}", path.display()))
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+/// Write `data` to `path` atomically and durably, mode 0600: a temp file in the same
+/// directory, written and fsynced, renamed over `path`, then the directory fsynced. After a
+/// crash `path` holds the old or the new content, never a mix. Shared by `config.json` and
+/// the APTPL files ([`crate::pr`]).
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config".into());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per process and call: two writers in one daemon never share a temp file.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{seq}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -68,6 +73,23 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Remove `path` durably (the directory is fsynced after the unlink). A missing file is not
+/// an error.
+pub(crate) fn remove_durable(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => File::open(parent_dir(path))?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 #[cfg(test)]

@@ -6,16 +6,24 @@
 //! every step, including binding the portals, succeeded; changes already made to live objects
 //! are undone when a later step fails. Live objects are kept when they did not change, so a
 //! ramdisk keeps its data and sessions keep running across unrelated changes.
+//!
+//! Persistent reservations: every device built here gets its APTPL store
+//! ([`crate::pr::AptplFile`]) and, if `<state-dir>/pr/aptpl_<serial>` exists, its saved state
+//! is restored while the device is being built, i.e. before any of its LUNs is exported and
+//! before [`Fabric::apply`] binds a portal. A file that cannot be read or restored fails the
+//! build (at start: the daemon does not start).
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
-use ironlun_target::{Device, DeviceConfig, MappedLun, TargetPort};
+use ironlun_target::{Device, DeviceConfig, MappedLun, PrState, TargetPort};
 
 use crate::model::{Chap, Config, DevKey, Kind, ParamSchema, StorageObject, Tpg};
+use crate::pr::{self, AptplFile, PrView};
 use crate::tree::Inspect;
 
 /// The effectful side of the control plane. Implemented by [`EngineRuntime`]; tests use fakes.
@@ -28,12 +36,17 @@ pub trait Runtime: Inspect + Send {
     fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String>;
     /// Stop the fabric (drain sessions) and flush every backstore.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+    /// The administrator's clear of the live device `key`'s persistent reservations: drop
+    /// every registration and the reservation (persisted if APTPL is active). Returns the
+    /// state that was dropped. Err: one line.
+    fn pr_clear(&mut self, key: &DevKey) -> Result<PrState, String>;
 }
 
 struct DevEntry {
     so: StorageObject,
     backstore: Arc<dyn Backstore>,
     device: Arc<Device>,
+    aptpl: AptplFile,
 }
 
 /// What the engine has been told about one target port.
@@ -56,14 +69,21 @@ pub struct EngineRuntime {
     fabric: Arc<Fabric>,
     devices: BTreeMap<DevKey, DevEntry>,
     ports: BTreeMap<(String, u16), PortEntry>,
+    /// `<state-dir>/pr`: the APTPL files.
+    pr_dir: PathBuf,
 }
 
 impl EngineRuntime {
-    pub fn new(fabric: Arc<Fabric>) -> EngineRuntime {
+    /// A runtime keeping its APTPL files under `<state_dir>/pr`.
+    pub fn new(fabric: Arc<Fabric>, state_dir: &Path) -> EngineRuntime {
         EngineRuntime {
             fabric,
             devices: BTreeMap::new(),
             ports: BTreeMap::new(),
+            // Absolute, so that messages and `pr show` name the file unambiguously.
+            pr_dir: std::path::absolute(state_dir)
+                .unwrap_or_else(|_| state_dir.to_path_buf())
+                .join(pr::PR_DIR),
         }
     }
 
@@ -92,8 +112,15 @@ fn spec(so: &StorageObject) -> BackstoreSpec {
     }
 }
 
-/// A new engine device on `backstore` with the identity and attributes of `so`.
-fn build_device(so: &StorageObject, backstore: Arc<dyn Backstore>) -> Result<Arc<Device>, String> {
+/// A new engine device on `backstore` with the identity and attributes of `so`, its APTPL
+/// store attached and its persistent reservation state restored: `carry` (the state of the
+/// live device this one replaces, same unit serial) or else the APTPL file, if there is one.
+fn build_device(
+    so: &StorageObject,
+    backstore: Arc<dyn Backstore>,
+    aptpl: &AptplFile,
+    carry: Option<PrState>,
+) -> Result<Arc<Device>, String> {
     let key = so.key();
     let block_size = match so.attributes.get("block_size") {
         Some(v) => v
@@ -111,6 +138,32 @@ fn build_device(so: &StorageObject, backstore: Arc<dyn Backstore>) -> Result<Arc
         block_size,
     };
     let device = Device::new(config, backstore).map_err(|e| format!("{key}: {e}"))?;
+    // Restore before the store is attached (nothing to write back) and before attributes
+    // such as force_pr_aptpl are set (which may persist the current state).
+    const FIX: &str =
+        "fix or remove the file (removing it drops the saved registrations and reservation)";
+    let carried = carry.is_some();
+    let state = match carry {
+        Some(s) => Some(s),
+        None => aptpl
+            .load()
+            .map_err(|e| format!("{key}: persistent reservations: {e}; {FIX}"))?,
+    };
+    if let Some(state) = state.filter(|s| *s != PrState::default()) {
+        let summary = pr::summary(&state);
+        if carried {
+            device.restore_pr_state(state).map_err(|e| {
+                format!("{key}: persistent reservations of the replaced device: {e}")
+            })?;
+        } else {
+            let file = aptpl.path().display();
+            device
+                .restore_pr_state(state)
+                .map_err(|e| format!("{key}: persistent reservations: {file}: {e}; {FIX}"))?;
+            tracing::info!("{key}: restored persistent reservations from {file}: {summary}");
+        }
+    }
+    device.set_aptpl_store(Some(Arc::new(aptpl.clone())));
     for (name, value) in &so.attributes {
         if name != "block_size" {
             device
@@ -289,6 +342,18 @@ impl Inspect for EngineRuntime {
             .map(|n| (n.to_string(), e.device.attribute(n).unwrap_or_default()))
             .collect()
     }
+    fn device_pr(&self, key: &DevKey) -> Option<PrView> {
+        let e = self.devices.get(key)?;
+        let attr = |n: &str| e.device.attribute(n).is_some_and(|v| v == "1");
+        Some(PrView {
+            state: e.device.pr_state(),
+            emulate_pr: attr("emulate_pr"),
+            force_aptpl: attr("force_pr_aptpl"),
+            spc2_holder: e.device.info().spc2_holder,
+            file: e.aptpl.path().to_path_buf(),
+            file_present: e.aptpl.exists(),
+        })
+    }
     fn device_size(&self, key: &DevKey) -> Option<u64> {
         Some(self.devices.get(key)?.backstore.size())
     }
@@ -361,13 +426,18 @@ impl EngineRuntime {
                             so: so.clone(),
                             backstore: cur.backstore.clone(),
                             device: cur.device.clone(),
+                            aptpl: cur.aptpl.clone(),
                         }
                     } else {
-                        match build_device(so, cur.backstore.clone()) {
+                        // Same unit serial: the LU keeps its persistent reservations.
+                        let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
+                        let carry = (cur.so.wwn == so.wwn).then(|| cur.device.pr_state());
+                        match build_device(so, cur.backstore.clone(), &aptpl, carry) {
                             Ok(device) => DevEntry {
                                 so: so.clone(),
                                 backstore: cur.backstore.clone(),
                                 device,
+                                aptpl,
                             },
                             Err(e) => {
                                 self.undo(attr_undo, Vec::new());
@@ -377,15 +447,17 @@ impl EngineRuntime {
                     }
                 }
                 _ => {
+                    let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
                     let built = spec(so)
                         .open()
                         .map_err(|e| format!("{key}: {e}"))
-                        .and_then(|bs| build_device(so, bs.clone()).map(|d| (bs, d)));
+                        .and_then(|bs| build_device(so, bs.clone(), &aptpl, None).map(|d| (bs, d)));
                     match built {
                         Ok((backstore, device)) => DevEntry {
                             so: so.clone(),
                             backstore,
                             device,
+                            aptpl,
                         },
                         Err(e) => {
                             self.undo(attr_undo, Vec::new());
@@ -461,6 +533,24 @@ impl EngineRuntime {
                     tracing::warn!("{key}: flush on removal: {e}");
                 }
             }
+            let same_device = devices
+                .get(&key)
+                .is_some_and(|d: &DevEntry| Arc::ptr_eq(&d.device, &old.device));
+            if !same_device {
+                // A retired device object must not write the file any more (a replacement
+                // with the same serial has its own store).
+                old.device.set_aptpl_store(None);
+            }
+            let serial_lives_on = devices.values().any(|d| d.so.wwn == old.so.wwn);
+            if !serial_lives_on && old.aptpl.exists() {
+                // Kept on purpose (as LIO does): deleting a device is not a reason to forget
+                // the reservations initiators made persistent. See docs/cli.md.
+                tracing::warn!(
+                    "{key}: no device has unit serial '{1}' any more; its persistent reservation state stays in {0} and is restored if a device with that serial is created again (`ironlun pr clear --force` before deleting drops it)",
+                    old.aptpl.path().display(),
+                    old.so.wwn
+                );
+            }
         }
         self.devices = devices;
         self.ports = ports;
@@ -492,6 +582,16 @@ impl Runtime for EngineRuntime {
         // sees the same backing and keeps this backstore.
         e.so.record_size(new);
         Ok((old, new))
+    }
+
+    fn pr_clear(&mut self, key: &DevKey) -> Result<PrState, String> {
+        let e = self
+            .devices
+            .get(key)
+            .ok_or_else(|| format!("{key}: no such device"))?;
+        e.device
+            .pr_clear()
+            .map_err(|err| format!("{key}: pr clear: {err}"))
     }
 
     async fn shutdown(&mut self) {

@@ -9,6 +9,7 @@
 //! {"op":"ls","path":"iscsi"}            {"op":"get","path":"…"}      {"op":"set","path":"…","value":"1"}
 //! {"op":"create","path":"…","args":["size=1G"]}   {"op":"delete","path":"…"}
 //! {"op":"link","src":"…","dst":"…"}     {"op":"save","file":null|"/abs"}  {"op":"restore","file":"/abs"}
+//! {"op":"pr_show","path":"core/…/<dev>"}  {"op":"pr_clear","path":"core/…/<dev>","force":true}
 //! → {"ok":true,"output":"…"}  |  {"ok":false,"error":"one line","code":2}
 //! ```
 //! `code` is the CLI exit status: 2 = refused (bad input or could not be applied; nothing
@@ -22,8 +23,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
-use crate::model::Config;
+use crate::model::{Config, DevKey};
 use crate::persist;
+use crate::pr;
 use crate::runtime::Runtime;
 use crate::tree::{self, Op};
 
@@ -67,6 +69,16 @@ pub enum Request {
     },
     Restore {
         file: String,
+    },
+    /// The persistent reservation report of a device.
+    PrShow {
+        path: String,
+    },
+    /// Drop a device's registrations and reservation; refused unless `force`.
+    PrClear {
+        path: String,
+        #[serde(default)]
+        force: bool,
     },
 }
 
@@ -207,6 +219,57 @@ impl<R: Runtime> Control<R> {
                     Err(e) => Response::refused(format!("{e}; nothing changed")),
                 }
             }
+            Request::PrShow { path } => match self.pr_view(&path) {
+                Ok((key, view)) => {
+                    let serial = self
+                        .cfg
+                        .device(&key)
+                        .map(|s| s.wwn.clone())
+                        .unwrap_or_default();
+                    Response::ok(pr::report(&key, &serial, &view, &self.cfg.luns_of(&key)))
+                }
+                Err(e) => Response::refused(e),
+            },
+            Request::PrClear { path, force } => self.pr_clear(&path, force),
+        }
+    }
+
+    /// The device at `path` and its live PR state; Err (refused): bad path, no such device,
+    /// not running.
+    fn pr_view(&self, path: &str) -> Result<(DevKey, pr::PrView), String> {
+        let key = DevKey::parse(path)?;
+        if self.cfg.device(&key).is_none() {
+            return Err(format!("{key}: no such device"));
+        }
+        let view = self
+            .rt
+            .device_pr(&key)
+            .ok_or_else(|| format!("{key}: the device is not running"))?;
+        Ok((key, view))
+    }
+
+    /// `pr clear`: an administrator drops a stale reservation (e.g. its host died). Logged
+    /// loudly with everything that was dropped.
+    fn pr_clear(&mut self, path: &str, force: bool) -> Response {
+        let (key, view) = match self.pr_view(path) {
+            Ok(x) => x,
+            Err(e) => return Response::refused(e),
+        };
+        if !force {
+            return Response::refused(format!(
+                "pr clear {key}: refusing without --force: it drops every registration and the reservation ({}), taking away the fencing of the initiators that hold them",
+                pr::summary(&view.state)
+            ));
+        }
+        match self.rt.pr_clear(&key) {
+            Ok(dropped) => {
+                let summary = pr::summary(&dropped);
+                tracing::warn!(
+                    "{key}: persistent reservations cleared by the administrator (pr clear --force); dropped {summary}"
+                );
+                Response::ok(pr::cleared_text(&key, &dropped))
+            }
+            Err(e) => Response::failed(e),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Layout mirrors LIO's configfs (`/sys/kernel/config/target`, see research lio.md §5.1):
 //! `core/<kind>_<n>/<dev>/…`, `core/alua/lu_gps/default_lu_gp`, `iscsi/discovery_auth/…`,
-//! `iscsi/<target>/tpgt_<n>/{enable,rtpi,attrib,auth,param,np,lun,acls}`.
+//! `iscsi/<target>/tpgt_<n>/{enable,rtpi,attrib,auth,param,np,lun,acls}`. A running device
+//! also shows its live persistent reservation state, read-only, under `pr/` ([`crate::pr`]).
 //!
 //! Everything here is pure: a mutation takes the current [`Config`] and returns the new one (or
 //! one line of error and no change). Applying the new tree to the engine and the fabric is the
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 
 use crate::model::*;
 use crate::names::validate_iscsi_name;
+use crate::pr::{self, PrView};
 
 /// Live values the tree shows but does not own: the fabric's `param/` schema and the engine's
 /// device attributes.
@@ -28,6 +30,10 @@ pub trait Inspect: ParamSchema {
     fn device_info(&self, key: &DevKey) -> Option<String>;
     /// Current capacity in bytes of a live device's backstore.
     fn device_size(&self, key: &DevKey) -> Option<u64>;
+    /// Live persistent reservation state of a device (`None`: not running, and no `pr/`).
+    fn device_pr(&self, _key: &DevKey) -> Option<PrView> {
+        None
+    }
 }
 
 /// A mutation of the tree.
@@ -149,28 +155,36 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
             so.control_text()
         )
     });
-    dir(
-        so.name.clone(),
+    let mut children = vec![
+        leaf("control", so.control_text()),
+        leaf("enable", "1"),
+        leaf("info", info),
+        dir(
+            "attrib",
+            attrs.into_iter().map(|(k, v)| leaf(k, v)).collect(),
+        ),
+    ];
+    if let Some(view) = insp.device_pr(&key) {
+        let exports = cfg.luns_of(&key);
+        children.push(dir(
+            "pr",
+            pr::tree_leaves(&view, &exports)
+                .into_iter()
+                .map(|(k, v)| leaf(k, v))
+                .collect(),
+        ));
+    }
+    children.push(dir(
+        "wwn",
         vec![
-            leaf("control", so.control_text()),
-            leaf("enable", "1"),
-            leaf("info", info),
-            dir(
-                "attrib",
-                attrs.into_iter().map(|(k, v)| leaf(k, v)).collect(),
-            ),
-            dir(
-                "wwn",
-                vec![
-                    leaf("company_id", COMPANY_ID),
-                    leaf("product_id", so.product_id.clone()),
-                    leaf("revision", so.revision.clone()),
-                    leaf("vendor_id", so.vendor_id.clone()),
-                    leaf("vpd_unit_serial", so.wwn.clone()),
-                ],
-            ),
+            leaf("company_id", COMPANY_ID),
+            leaf("product_id", so.product_id.clone()),
+            leaf("revision", so.revision.clone()),
+            leaf("vendor_id", so.vendor_id.clone()),
+            leaf("vpd_unit_serial", so.wwn.clone()),
         ],
-    )
+    ));
+    dir(so.name.clone(), children)
 }
 
 fn auth_nodes(chap: &Chap) -> Vec<Node> {
@@ -317,7 +331,9 @@ fn write_node(out: &mut String, node: &Node, depth: usize) {
             } else {
                 value.as_str()
             };
-            out.push_str(&format!("{pad}{name} = {shown}\n"));
+            // Multi-line values (pr/ registrations) continue indented under their name.
+            let cont = format!("\n{pad}    ");
+            out.push_str(&format!("{pad}{name} = {}\n", shown.replace('\n', &cont)));
         }
         Node::Link {
             name,
@@ -352,6 +368,7 @@ enum Loc<'a> {
     DeviceLeaf(DevKey, &'a str),
     DeviceAttr(DevKey, &'a str),
     DeviceWwn(DevKey, &'a str),
+    DevicePr(DevKey, &'a str),
     DiscoveryAuth(&'a str),
     Target(String),
     Tpg(String, u16),
@@ -414,10 +431,11 @@ fn locate(path: &str) -> Result<Loc<'_>, String> {
             match rest {
                 [] => Loc::Device(key),
                 [leaf @ ("control" | "enable" | "info")] => Loc::DeviceLeaf(key, leaf),
-                ["attrib"] | ["wwn"] => fixed(),
+                ["attrib"] | ["wwn"] | ["pr"] => fixed(),
                 ["attrib", name] => Loc::DeviceAttr(key, name),
                 ["wwn", name] => Loc::DeviceWwn(key, name),
-                [g @ ("pr" | "alua"), ..] => {
+                ["pr", name] => Loc::DevicePr(key, name),
+                [g @ "alua", ..] => {
                     return Err(format!(
                         "{key}/{g}: not available in this build (the engine does not expose it)"
                     ))
@@ -602,6 +620,20 @@ fn set(cfg: &mut Config, insp: &dyn Inspect, path: &str, value: &str) -> Result<
                 }
                 _ => return Err(format!("{at}: read-only (creation parameters are given to create)")),
             }
+        }
+        Loc::DevicePr(key, name) => {
+            if cfg.device(&key).is_none() {
+                return Err(format!("{key}: no such device"));
+            }
+            if pr::TREE_LEAVES.contains(&name) {
+                return Err(format!(
+                    "{at}: read-only (live persistent reservation state; initiators change it with PERSISTENT RESERVE OUT, an administrator drops it with `ironlun pr clear {key} --force`)"
+                ));
+            }
+            return Err(format!(
+                "{at}: unknown attribute; pr/ has (read-only) {}",
+                pr::TREE_LEAVES.join(", ")
+            ));
         }
         Loc::DiscoveryAuth(name) => {
             let da = &mut cfg.discovery_auth;

@@ -75,6 +75,30 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Persistent reservations of a device: show them, or drop them after a host died
+    Pr {
+        #[command(subcommand)]
+        cmd: PrCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrCmd {
+    /// Print a device's persistent reservations: APTPL, holder, type, PRgeneration and
+    /// every registration (key, initiator port, target port)
+    Show {
+        /// The device, core/<kind>_<n>/<name>
+        dev: String,
+    },
+    /// Drop every registration and the reservation of a device (logged; persisted if
+    /// APTPL is active). Initiators lose their fencing: needs --force
+    Clear {
+        /// The device, core/<kind>_<n>/<name>
+        dev: String,
+        /// Really drop them
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +117,19 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
         Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
+        cmd => match request_of(cmd) {
+            Some(req) => req,
+            None => return ExitCode::from(2),
+        },
+    };
+    let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
+    client(&socket, &req)
+}
+
+/// The control request of a client command (`None` for `serve`).
+fn request_of(cmd: Cmd) -> Option<Request> {
+    Some(match cmd {
+        Cmd::Serve { .. } => return None,
         Cmd::Ls { path } => Request::Ls {
             path: path.unwrap_or_default(),
         },
@@ -114,9 +151,13 @@ fn main() -> ExitCode {
         } => Request::Restore {
             file: absolute(&file).to_string_lossy().into_owned(),
         },
-    };
-    let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
-    client(&socket, &req)
+        Cmd::Pr {
+            cmd: PrCmd::Show { dev },
+        } => Request::PrShow { path: dev },
+        Cmd::Pr {
+            cmd: PrCmd::Clear { dev, force },
+        } => Request::PrClear { path: dev, force },
+    })
 }
 
 /// The daemon resolves paths itself, and its working directory is not ours.
@@ -267,7 +308,9 @@ fn urls(cfg: &Config) -> Vec<String> {
 
 async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Result<(), String> {
     create_state_dir(state_dir)?;
-    let runtime = EngineRuntime::new(Fabric::new());
+    // The runtime restores each device's APTPL file while building it, before any portal
+    // is bound (Control::start → apply): an unreadable file stops the start here.
+    let runtime = EngineRuntime::new(Fabric::new(), state_dir);
     let saved = state_dir.join(CONFIG_FILE);
     let initial = if saved.exists() {
         if config.is_some() {
@@ -323,4 +366,68 @@ async fn shutdown_signal() -> Result<(), String> {
         _ = int.recv() => tracing::info!("SIGINT"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Request>, clap::Error> {
+        let mut all = vec!["ironlun"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).map(|c| request_of(c.cmd))
+    }
+
+    #[test]
+    fn pr_commands_parse_to_their_requests() {
+        let dev = "core/rd_mcp_0/ramdisk0";
+        assert_eq!(
+            parse(&["pr", "show", dev]).ok().flatten(),
+            Some(Request::PrShow { path: dev.into() })
+        );
+        assert_eq!(
+            parse(&["pr", "clear", dev]).ok().flatten(),
+            Some(Request::PrClear {
+                path: dev.into(),
+                force: false
+            })
+        );
+        assert_eq!(
+            parse(&["pr", "clear", "--force", dev]).ok().flatten(),
+            Some(Request::PrClear {
+                path: dev.into(),
+                force: true
+            })
+        );
+        assert_eq!(
+            parse(&["--state-dir", "/tmp/s", "pr", "clear", dev, "--force"])
+                .ok()
+                .flatten(),
+            Some(Request::PrClear {
+                path: dev.into(),
+                force: true
+            })
+        );
+    }
+
+    #[test]
+    fn pr_usage_errors_are_refused_by_the_parser() {
+        for args in [
+            &["pr"][..],
+            &["pr", "show"],
+            &["pr", "clear"],
+            &["pr", "show", "a", "b"],
+            &["pr", "drop", "core/rd_mcp_0/r0"],
+            &["pr", "clear", "core/rd_mcp_0/r0", "--forse"],
+        ] {
+            let e = parse(args).expect_err("usage error");
+            // clap exits 2 for usage errors, like a refused request.
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn serve_is_not_a_request() {
+        assert_eq!(parse(&["serve"]).ok().flatten(), None);
+    }
 }

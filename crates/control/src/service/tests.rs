@@ -11,6 +11,8 @@ struct FakeRuntime {
     /// Live capacities: a configured size, or 8 MiB for a device without one; a rescan
     /// finds every device 1 MiB larger (block devices only).
     sizes: std::collections::BTreeMap<DevKey, u64>,
+    /// Live PR state of every running device.
+    pr: std::collections::BTreeMap<DevKey, ironlun_target::PrState>,
 }
 
 impl ParamSchema for FakeRuntime {
@@ -32,6 +34,16 @@ impl Inspect for FakeRuntime {
     fn device_size(&self, key: &DevKey) -> Option<u64> {
         self.sizes.get(key).copied()
     }
+    fn device_pr(&self, key: &DevKey) -> Option<crate::pr::PrView> {
+        Some(crate::pr::PrView {
+            state: self.pr.get(key)?.clone(),
+            emulate_pr: true,
+            force_aptpl: false,
+            spc2_holder: None,
+            file: format!("/fake/pr/aptpl_{}", key.name).into(),
+            file_present: false,
+        })
+    }
 }
 
 impl Runtime for FakeRuntime {
@@ -46,6 +58,10 @@ impl Runtime for FakeRuntime {
             return Err(format!("{}: address in use", p.addr()));
         }
         self.sizes.retain(|k, _| new.device(k).is_some());
+        self.pr.retain(|k, _| new.device(k).is_some());
+        for so in &new.storage_objects {
+            self.pr.entry(so.key()).or_default();
+        }
         for so in &new.storage_objects {
             self.sizes
                 .entry(so.key())
@@ -69,6 +85,20 @@ impl Runtime for FakeRuntime {
     }
     async fn shutdown(&mut self) {
         self.shut_down = true;
+    }
+    fn pr_clear(&mut self, key: &DevKey) -> Result<ironlun_target::PrState, String> {
+        let s = self
+            .pr
+            .get_mut(key)
+            .ok_or_else(|| format!("{key}: no such device"))?;
+        let generation = s.generation.wrapping_add(1);
+        Ok(std::mem::replace(
+            s,
+            ironlun_target::PrState {
+                generation,
+                ..Default::default()
+            },
+        ))
     }
 }
 
@@ -334,4 +364,76 @@ async fn control_size_resizes_the_live_device_and_saves_the_new_size() {
         .await;
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.error.ends_with("nothing changed"), "{r:?}");
+}
+
+#[tokio::test]
+async fn pr_show_and_pr_clear() {
+    use ironlun_target::{PrRegistration, PrReservation, PrState};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    assert!(c.handle(create("core/rd_mcp_0/r0", &["size=1M"])).await.ok);
+    let key = DevKey::parse("core/rd_mcp_0/r0").expect("key");
+    let show = |p: &str| Request::PrShow { path: p.into() };
+    let clear = |p: &str, force| Request::PrClear {
+        path: p.into(),
+        force,
+    };
+
+    let r = c.handle(show("core/rd_mcp_0/r0")).await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.output.contains("Registrations:  0"), "{}", r.output);
+
+    // Bad paths and unknown devices are refused (exit 2), whatever the force.
+    for (req, needle) in [
+        (show("core/rd_mcp_0/nope"), "no such device"),
+        (show("iscsi/x"), "not a device path"),
+        (clear("core/rd_mcp_0/nope", true), "no such device"),
+        (clear("core/fileio_0/r0", false), "no such device"),
+    ] {
+        let r = c.handle(req).await;
+        assert!(!r.ok && r.code == 2 && r.error.contains(needle), "{r:?}");
+    }
+
+    let state = PrState {
+        generation: 3,
+        aptpl: false,
+        registrations: vec![PrRegistration {
+            key: 0x42,
+            initiator: "iqn.2026-11.org.example:dead".into(),
+            isid: Some([0x40, 0, 1, 0x37, 0, 0]),
+            target: "iqn.2026-11.org.ironlun:svc".into(),
+            tpgt: 1,
+            rtpi: 1,
+            all_tg_pt: false,
+        }],
+        reservation: Some(PrReservation { holder: 0, kind: 1 }),
+    };
+    c.rt.pr.insert(key.clone(), state.clone());
+
+    // Without force: refused with one line saying what would go, nothing changes.
+    let r = c.handle(clear("core/rd_mcp_0/r0", false)).await;
+    assert!(!r.ok && r.code == 2, "{r:?}");
+    assert!(
+        r.error.contains("--force") && r.error.contains("dead,i,0x400001370000"),
+        "{r:?}"
+    );
+    assert_eq!(c.rt.pr.get(&key), Some(&state));
+
+    let r = c.handle(clear("core/rd_mcp_0/r0", true)).await;
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.output
+            .starts_with("cleared core/rd_mcp_0/r0: dropped PRgeneration 0x00000003"),
+        "{}",
+        r.output
+    );
+    assert!(r.output.contains("key 0x0000000000000042"), "{}", r.output);
+    assert_eq!(c.rt.pr.get(&key).map(|s| s.registrations.len()), Some(0));
+
+    // The request protocol: op names and the force default.
+    let req: Request =
+        serde_json::from_str(r#"{"op":"pr_clear","path":"core/rd_mcp_0/r0"}"#).expect("json");
+    assert_eq!(req, clear("core/rd_mcp_0/r0", false));
+    let req: Request = serde_json::from_str(r#"{"op":"pr_show","path":"p"}"#).expect("json");
+    assert_eq!(req, show("p"));
 }

@@ -457,6 +457,33 @@ fn bad_inputs_are_one_line_errors_and_change_nothing() {
                 path: "core/fileio_0/disk0/pr/res_holder".into(),
                 value: "3".into(),
             },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/pr/res_aptpl_metadata".into(),
+                value: "x".into(),
+            },
+            "unknown attribute; pr/ has (read-only) res_aptpl_active",
+        ),
+        (
+            Op::Create {
+                path: "core/fileio_0/disk0/pr/res_type".into(),
+                args: vec![],
+            },
+            "cannot be created",
+        ),
+        (
+            Op::Delete {
+                path: "core/fileio_0/disk0/pr".into(),
+            },
+            "cannot be deleted",
+        ),
+        (
+            Op::Set {
+                path: "core/fileio_0/disk0/alua/default_tg_pt_gp/x".into(),
+                value: "3".into(),
+            },
             "not available",
         ),
     ];
@@ -788,4 +815,113 @@ fn resized_records_the_size_where_one_is_saved() {
     let (n, msg) = resized(&c, &Fake, &ib, 8 << 20, 8 << 20).expect("iblock");
     assert_eq!(n, c);
     assert!(msg.contains("unchanged"), "{msg}");
+}
+
+/// Fake with live PR state for every device: one registration holding a reservation.
+struct WithPr;
+
+impl ParamSchema for WithPr {
+    fn param_defaults(&self) -> Vec<(String, String)> {
+        Fake.param_defaults()
+    }
+    fn validate_param(&self, k: &str, v: &str) -> Result<(), String> {
+        Fake.validate_param(k, v)
+    }
+}
+
+impl Inspect for WithPr {
+    fn device_attributes(&self, key: &DevKey) -> Vec<(String, String)> {
+        Fake.device_attributes(key)
+    }
+    fn device_info(&self, _key: &DevKey) -> Option<String> {
+        None
+    }
+    fn device_size(&self, _key: &DevKey) -> Option<u64> {
+        None
+    }
+    fn device_pr(&self, _key: &DevKey) -> Option<crate::pr::PrView> {
+        use ironlun_target::{PrRegistration, PrReservation, PrState};
+        Some(crate::pr::PrView {
+            state: PrState {
+                generation: 0x12,
+                aptpl: true,
+                registrations: vec![PrRegistration {
+                    key: 0xfeed,
+                    initiator: I.into(),
+                    isid: Some([0x23, 0xd0, 0, 0, 0, 1]),
+                    target: T.into(),
+                    tpgt: 1,
+                    rtpi: 1,
+                    all_tg_pt: false,
+                }],
+                reservation: Some(PrReservation { holder: 0, kind: 3 }),
+            },
+            emulate_pr: true,
+            force_aptpl: false,
+            spc2_holder: None,
+            file: "/s/pr/aptpl_x".into(),
+            file_present: true,
+        })
+    }
+}
+
+#[test]
+fn pr_shows_live_state_read_only() {
+    let c = example();
+    let dev = "core/fileio_0/disk0";
+    assert_eq!(
+        get(&c, &WithPr, &format!("{dev}/pr/res_pr_generation")),
+        Ok("0x00000012".into())
+    );
+    assert_eq!(
+        get(&c, &WithPr, &format!("{dev}/pr/res_pr_type")),
+        Ok("SPC-3 Reservation Type: Exclusive Access".into())
+    );
+    assert_eq!(
+        get(&c, &WithPr, &format!("{dev}/pr/res_holder")),
+        Ok(format!(
+            "SPC-3 Reservation: iSCSI Initiator: {I},i,0x23d000000001"
+        ))
+    );
+    // The holder's LUN comes from the config: lun_0 of tpgt_1 exports the device.
+    let tg = get(&c, &WithPr, &format!("{dev}/pr/res_pr_holder_tg_port")).expect("tg port");
+    assert!(
+        tg.ends_with("iSCSI Portal Group Tag: 1 iSCSI Logical Unit: 0"),
+        "{tg}"
+    );
+    // ls keeps one entry per leaf; continuation lines are indented below it.
+    let out = ls(&c, &WithPr, &format!("{dev}/pr")).expect("ls");
+    assert_eq!(
+        out,
+        format!(
+            "pr/\n  res_aptpl_active = APTPL Bit Status: Activated\n  \
+             res_holder = SPC-3 Reservation: iSCSI Initiator: {I},i,0x23d000000001\n  \
+             res_pr_all_tgt_pts = SPC-3 Reservation: Single Target Port registration\n  \
+             res_pr_generation = 0x00000012\n  \
+             res_pr_holder_tg_port = SPC-3 Reservation: iSCSI Target Node Endpoint: {T}\n      \
+             SPC-3 Reservation: Relative Port Identifier Tag: 1 iSCSI Portal Group Tag: 1 iSCSI Logical Unit: 0\n  \
+             res_pr_registered_i_pts = SPC-3 PR Registrations:\n      \
+             iSCSI Node: {I},i,0x23d000000001 Key: 0x000000000000feed Target Port: {T},t,0x0001 RTPI: 1\n  \
+             res_pr_type = SPC-3 Reservation Type: Exclusive Access\n  \
+             res_type = SPC3_PERSISTENT_RESERVATIONS\n"
+        )
+    );
+    for leaf in crate::pr::TREE_LEAVES {
+        let e = mutate(
+            &c,
+            &WithPr,
+            &Op::Set {
+                path: format!("{dev}/pr/{leaf}"),
+                value: "0".into(),
+            },
+        )
+        .expect_err("read-only");
+        assert!(e.contains("read-only") && e.contains("pr clear"), "{e}");
+    }
+    // A device that is not running has no pr/.
+    assert_eq!(
+        get(&c, &Fake, &format!("{dev}/pr/res_type")),
+        Err(format!("{dev}/pr: no such object"))
+    );
+    assert!(!ls(&c, &Fake, dev).expect("ls").contains("pr/"));
 }
