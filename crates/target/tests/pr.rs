@@ -580,6 +580,17 @@ fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
 fn register_and_move_to_another_port() {
     let r = pr_rig();
     register(&r.a, 0xA);
+    // SPC-4 §5.13.8: no persistent reservation to move → ILLEGAL REQUEST, INVALID FIELD IN
+    // CDB, and nothing changes.
+    let before = r.dev.pr_state();
+    let s = check(prout(
+        &r.a,
+        RAM,
+        0,
+        ram_params(0xA, 0xC, 0, 2, &tid("iqn.c", Some(3))),
+    ));
+    assert_eq!(kaq(&s), (5, 0x24, 0));
+    assert_eq!(r.dev.pr_state(), before);
     reserve(&r.a, 0xA, WE);
     let g = read_keys(&r.a).0;
     let dest = tid("iqn.c", Some(3));

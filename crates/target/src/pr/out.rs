@@ -452,6 +452,11 @@ impl Run<'_, '_> {
         }
         let held = match &self.old.reservation {
             Some(r) if !kind::is_all_registrants(r.kind) && r.holder == i => r.kind,
+            // SPC-4 §5.13.8: with no persistent reservation established there is nothing to
+            // move: ILLEGAL REQUEST, INVALID FIELD IN CDB (no single field is at fault, so no
+            // field pointer; LIO answers the same).
+            None => return Err(Sense::illegal(asc::INVALID_FIELD_IN_CDB).into()),
+            // Held by another nexus, or an all-registrants type (no single holder to move).
             _ => return Err(Fail::ReservationConflict),
         };
         let Some((tid, at)) = self.p.tids.first() else {
