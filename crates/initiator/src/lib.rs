@@ -11,6 +11,8 @@
 //!   (§4.2.5.2), Data-In reassembly (§11.7), NOP (§11.18-19), task management (§11.5), text
 //!   and SendTargets discovery (§11.10, Appendix C), logout (§11.14).
 //! * [`scsi`]: CDB builders and helpers for common commands (SPC-4, SBC-3).
+//! * [`pr`]: persistent reservations (SPC-4 §5.13, §6.15, §6.16): PR IN / OUT encoders,
+//!   parsers and iSCSI TransportIDs.
 //!
 //! Nothing the target sends can panic this crate: malformed or unexpected PDUs become errors
 //! or [`session::Event`]s.
@@ -19,6 +21,7 @@
 
 pub mod connection;
 pub mod login;
+pub mod pr;
 pub mod scsi;
 pub mod session;
 

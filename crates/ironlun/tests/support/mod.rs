@@ -366,3 +366,88 @@ pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
         Err(e) => panic!("{what}: {e}"),
     }
 }
+
+// ---- Persistent reservations (e2e_pr, e2e_aptpl; helper P3's ports 3540-3589) ----
+
+/// The second TPG of the default target made by [`Daemon::add_tpg2`].
+pub const TPG2: &str = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_2";
+/// The built-in default config's device.
+pub const RAMDISK: &str = "core/rd_mcp_0/ramdisk0";
+static NEXT_PORT2: AtomicU16 = AtomicU16::new(0);
+
+impl Daemon {
+    /// Add [`TPG2`] on the default target: the same device as LUN 0, demo mode read-write,
+    /// enabled, its portal on a free port of `ports`. Returns that portal's address.
+    pub fn add_tpg2(&self, ports: Range<u16>) -> SocketAddr {
+        self.cli(&["create", TPG2]);
+        self.cli(&[
+            "create",
+            &format!("{TPG2}/lun/lun_0"),
+            &format!("dev={RAMDISK}"),
+        ]);
+        self.cli(&["set", &format!("{TPG2}/attrib/generate_node_acls"), "1"]);
+        self.cli(&[
+            "set",
+            &format!("{TPG2}/attrib/demo_mode_write_protect"),
+            "0",
+        ]);
+        let count = ports.end.saturating_sub(ports.start);
+        let mut bound = None;
+        for _ in 0..count {
+            let port = ports.start + NEXT_PORT2.fetch_add(1, Ordering::Relaxed) % count;
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            // Another test may take the port between the probe and the bind: try the next.
+            let o = self.cli_output(&["create", &format!("{TPG2}/np/127.0.0.1:{port}")]);
+            if o.status.success() {
+                bound = Some(port);
+                break;
+            }
+        }
+        let port = bound.expect("no free port for tpgt_2");
+        self.cli(&["set", &format!("{TPG2}/enable"), "1"]);
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// The RELATIVE TARGET PORT IDENTIFIER of a TPG (`iscsi/<iqn>/tpgt_<t>`).
+    pub fn rtpi(&self, tpg: &str) -> u16 {
+        let v = self.cli(&["get", &format!("{tpg}/rtpi")]);
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("rtpi of {tpg}: {v:?}"))
+    }
+
+    /// The unit serial number of a device (`core/<kind>_<n>/<name>`).
+    pub fn unit_serial(&self, dev: &str) -> String {
+        self.cli(&["get", &format!("{dev}/wwn/vpd_unit_serial")])
+            .trim()
+            .to_string()
+    }
+
+    /// Start again on the same state directory expecting the daemon to refuse: returns its
+    /// exit status once it exits; fails the test if it comes up instead.
+    pub fn restart_refused(&mut self) -> ExitStatus {
+        assert!(self.child.is_none(), "restart of a running daemon");
+        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let sock = self.state_dir().join("control.sock");
+        loop {
+            let c = self.child.as_mut().expect("daemon spawned");
+            if let Some(st) = c.try_wait().expect("wait") {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                !(UnixStream::connect(&sock).is_ok() && TcpStream::connect(self.addr()).is_ok()),
+                "the daemon came up: {}",
+                self.log_tail(20)
+            );
+            assert!(
+                Instant::now() < deadline,
+                "daemon neither came up nor exited"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
