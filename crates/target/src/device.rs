@@ -11,6 +11,7 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
+use crate::alua::{AluaUnit, PortLun};
 use crate::ops::{F_PR, F_RSOC};
 use crate::port::LunSlot;
 use crate::pr::PrUnit;
@@ -67,7 +68,7 @@ struct Wwn {
 pub(crate) const COMPANY_ID: u32 = 0x001405;
 
 /// Where the device is exported, for MULTIP, REPORT TARGET PORT GROUPS and "not while exported".
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Export {
     pub port: u64,
     pub rtpi: u16,
@@ -75,11 +76,15 @@ pub(crate) struct Export {
     /// The port's target name and TPGT (REGISTER AND MOVE names its destination by RTPI).
     pub target: String,
     pub tpgt: u16,
+    /// The port LUN's target port group and secondary state.
+    pub alua: Arc<PortLun>,
 }
 
 /// A logical unit.
 pub struct Device {
     pub(crate) id: u64,
+    /// Itself, for LU group membership.
+    pub(crate) me: Weak<Device>,
     name: String,
     wwn: RwLock<Wwn>,
     pub(crate) backstore: Arc<dyn Backstore>,
@@ -110,6 +115,7 @@ pub struct Device {
     pub(crate) tasks: TaskSet,
     pub(crate) spc2: Spc2Reservation,
     pub(crate) pr: PrUnit,
+    pub(crate) alua: AluaUnit,
     slots: Mutex<Vec<Weak<LunSlot>>>,
     exports: Mutex<Vec<Export>>,
 }
@@ -213,8 +219,9 @@ impl Device {
         check_ascii("vpd_unit_serial", &config.unit_serial, 253)?;
         let wc = backstore.write_cache();
         let bs = config.block_size;
-        Ok(Arc::new(Device {
+        Ok(Arc::new_cyclic(|me| Device {
             id: next_id(),
+            me: me.clone(),
             name: config.name,
             wwn: RwLock::new(Wwn {
                 vendor,
@@ -248,6 +255,7 @@ impl Device {
             tasks: TaskSet::default(),
             spc2: Spc2Reservation::default(),
             pr: PrUnit::default(),
+            alua: AluaUnit::default(),
             slots: Mutex::new(Vec::new()),
             exports: Mutex::new(Vec::new()),
         }))

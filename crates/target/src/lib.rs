@@ -18,6 +18,12 @@
 //!   [`Nexus::begin_task_management`] applies a TMF at once (in command order) and
 //!   [`PendingTmf::wait`] blocks until its affected tasks have ended.
 //!
+//! * ALUA (SPC-4 §5.11; the contract with the control plane in /work/alua-contract.md):
+//!   [`Device::alua_groups`] and friends manage target port groups and their LIO attributes,
+//!   [`TargetPort::set_lun_alua_group`] / [`TargetPort::set_lun_alua_offline`] the per-port-LUN
+//!   membership and secondary state, [`LuGroup`] the LU groups, [`AluaObserver`] hears about
+//!   changes the engine makes itself, [`Device::restore_alua_group_state`] restores at start.
+//!
 //! Execution gates, in order (shared/DESIGN.md): pending unit attention, ALUA state,
 //! reservation conflict, opcode handler.
 //!
@@ -196,6 +202,7 @@ pub enum LoginDenied {
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
+pub use alua::{AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
 mod device;
 mod mode;
 mod nexus;

@@ -30,6 +30,7 @@ pub(crate) enum Cmd {
     ReadCapacity16,
     ReportLuns,
     ReportTargetPortGroups,
+    SetTargetPortGroups,
     ReportSupportedOpcodes,
     ReportSupportedTmfs,
     PersistentReserveIn,
@@ -488,6 +489,14 @@ pub(crate) static OPS: &[OpInfo] = &[
         &[0xA3, 0x0D, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
         F_RES_OK | F_PR_READ,
         5,
+    ),
+    e(
+        op::MAINTENANCE_OUT,
+        Some(op::mo::SET_TARGET_PORT_GROUPS),
+        Cmd::SetTargetPortGroups,
+        &[0xA4, 0x0A, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
+        0,
+        30,
     ),
     e(
         op::READ_12,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use ironlun_scsi::sense::asc;
 use parking_lot::Mutex;
 
+use crate::alua::{self, PortLun};
 use crate::device::{Device, Export};
 use crate::nexus::Nexus;
 use crate::pr::NexusIdent;
@@ -33,6 +34,8 @@ pub(crate) struct LunSlot {
     /// Who the I_T nexus is (persistent reservations address nexuses by name).
     pub ident: Arc<NexusIdent>,
     pub device: Arc<Device>,
+    /// ALUA membership of the port LUN this nexus reaches the LU through.
+    pub alua: Arc<PortLun>,
     pub write_protect: AtomicBool,
     pub ua: UaQueue,
 }
@@ -63,34 +66,40 @@ pub struct MappedLun {
 #[derive(Default)]
 struct PortConfig {
     luns: BTreeMap<u64, Arc<Device>>,
+    /// ALUA membership of each port LUN (same keys as `luns`).
+    alua: BTreeMap<u64, Arc<PortLun>>,
     acls: BTreeMap<String, Vec<MappedLun>>,
     demo: bool,
     demo_write_protect: bool,
 }
 
 impl PortConfig {
-    /// (initiator LUN, device, write_protect) for an initiator node name; None = no access.
-    fn mapping(&self, initiator: &str) -> Option<Vec<(u64, Arc<Device>, bool)>> {
+    /// (initiator LUN, device, write_protect, port LUN ALUA) for an initiator node name;
+    /// None = no access.
+    fn mapping(&self, initiator: &str) -> Option<Vec<Mapped>> {
+        let entry = |tpg_lun: u64, lun: u64, wp: bool| {
+            let d = self.luns.get(&tpg_lun)?;
+            let a = self.alua.get(&tpg_lun)?;
+            Some((lun, d.clone(), wp, a.clone()))
+        };
         if let Some(acl) = self.acls.get(initiator) {
             // An explicit ACL wins over demo mode, as in LIO.
             return Some(
                 acl.iter()
-                    .filter_map(|m| {
-                        self.luns
-                            .get(&m.tpg_lun)
-                            .map(|d| (m.mapped_lun, d.clone(), m.write_protect))
-                    })
+                    .filter_map(|m| entry(m.tpg_lun, m.mapped_lun, m.write_protect))
                     .collect(),
             );
         }
         self.demo.then(|| {
             self.luns
-                .iter()
-                .map(|(l, d)| (*l, d.clone(), self.demo_write_protect))
+                .keys()
+                .filter_map(|l| entry(*l, *l, self.demo_write_protect))
                 .collect()
         })
     }
 }
+
+type Mapped = (u64, Arc<Device>, bool, Arc<PortLun>);
 
 /// An SPC-4 target port.
 pub struct TargetPort {
@@ -176,14 +185,17 @@ impl TargetPort {
         if cfg.luns.contains_key(&lun) {
             return Err(format!("lun_{lun}: already exists on this target port"));
         }
+        let alua = Arc::new(PortLun::new(dev.alua.default_group()));
         dev.add_export(Export {
             port: self.id,
             rtpi: self.rtpi,
             lun,
             target: self.name.clone(),
             tpgt: self.tpgt,
+            alua: alua.clone(),
         });
         cfg.luns.insert(lun, dev);
+        cfg.alua.insert(lun, alua);
         self.refresh(&cfg);
         Ok(())
     }
@@ -193,9 +205,64 @@ impl TargetPort {
         let Some(dev) = cfg.luns.remove(&lun) else {
             return Err(format!("lun_{lun}: no such LUN on this target port"));
         };
+        cfg.alua.remove(&lun);
         dev.remove_export(self.id, lun);
         self.refresh(&cfg);
         Ok(())
+    }
+
+    /// `lun/lun_<n>/alua_tg_pt_gp`: put this port's LUN into a target port group of its
+    /// device (INQUIRY DATA HAS CHANGED 3F/03 to the nexuses that see the LUN).
+    pub fn set_lun_alua_group(&self, lun: u64, group: &str) -> Result<(), String> {
+        let (dev, pl) = self.port_lun(lun)?;
+        alua::set_port_lun_group(&dev, &pl, group)
+    }
+
+    /// The target port group of this port's LUN `lun`.
+    pub fn lun_alua_group(&self, lun: u64) -> Option<String> {
+        let (_, pl) = self.port_lun(lun).ok()?;
+        let name = pl.group.load().name.clone();
+        Some(name)
+    }
+
+    /// `lun/lun_<n>/alua_tg_pt_offline`: the secondary state Offline of this port LUN (an
+    /// admin change: status 0x02; other nexuses of the LU get 2A/06).
+    pub fn set_lun_alua_offline(&self, lun: u64, offline: bool) -> Result<(), String> {
+        let (dev, pl) = self.port_lun(lun)?;
+        alua::set_port_lun_offline(&dev, &pl, offline, alua::STATUS_BY_ADMIN, None);
+        Ok(())
+    }
+
+    pub fn lun_alua_offline(&self, lun: u64) -> Option<bool> {
+        let (_, pl) = self.port_lun(lun).ok()?;
+        Some(pl.offline.load(Ordering::Acquire))
+    }
+
+    /// `lun/lun_<n>/alua_tg_pt_status`: 0 none, 1 set by STPG, 2 set by the administrator.
+    pub fn lun_alua_offline_status(&self, lun: u64) -> Option<u8> {
+        let (_, pl) = self.port_lun(lun).ok()?;
+        Some(pl.offline_status.load(Ordering::Relaxed))
+    }
+
+    /// Start-up restore of the secondary Offline state: no UA.
+    pub fn restore_lun_alua_offline(
+        &self,
+        lun: u64,
+        offline: bool,
+        status: u8,
+    ) -> Result<(), String> {
+        let (_, pl) = self.port_lun(lun)?;
+        pl.offline.store(offline, Ordering::Release);
+        pl.offline_status.store(status.min(2), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn port_lun(&self, lun: u64) -> Result<(Arc<Device>, Arc<PortLun>), String> {
+        let cfg = self.cfg.lock();
+        match (cfg.luns.get(&lun), cfg.alua.get(&lun)) {
+            (Some(d), Some(a)) => Ok((d.clone(), a.clone())),
+            _ => Err(format!("lun_{lun}: no such LUN on this target port")),
+        }
     }
 
     /// The port's LUN table.
@@ -315,17 +382,12 @@ fn inventory(v: &View) -> Vec<(u64, u64)> {
     x
 }
 
-fn build_view(
-    mapping: Vec<(u64, Arc<Device>, bool)>,
-    old: Option<&View>,
-    nexus: &Nexus,
-    fresh: bool,
-) -> View {
+fn build_view(mapping: Vec<Mapped>, old: Option<&View>, nexus: &Nexus, fresh: bool) -> View {
     let mut luns = HashMap::new();
-    for (lun, dev, wp) in mapping {
+    for (lun, dev, wp, alua) in mapping {
         let reuse = old
             .and_then(|o| o.luns.get(&lun))
-            .filter(|s| Arc::ptr_eq(&s.device, &dev))
+            .filter(|s| Arc::ptr_eq(&s.device, &dev) && Arc::ptr_eq(&s.alua, &alua))
             .cloned();
         let slot = match reuse {
             Some(s) => {
@@ -343,6 +405,7 @@ fn build_view(
                     nexus: nexus.id,
                     ident: nexus.ident.clone(),
                     device: dev.clone(),
+                    alua,
                     write_protect: AtomicBool::new(wp),
                     ua: UaQueue::with(initial),
                 });

@@ -48,7 +48,7 @@ pub(crate) fn standard_inquiry(c: &Ctx) -> Vec<u8> {
     let dev = c.dev;
     let mut d = standard_common(&dev.vendor(), &dev.product(), &dev.revision());
     d[0] = device_type::DIRECT_ACCESS;
-    d[5] = alua::tpgs_bits();
+    d[5] = alua::tpgs_bits(c.slot);
     if dev.exports().len() > 1 {
         d[6] |= 0x10; // MULTIP
     }
@@ -185,6 +185,9 @@ fn device_identification(c: &Ctx) -> Vec<u8> {
     ));
     let tpg = alua::group_of(c.slot).to_be_bytes();
     b.extend(designator(BINARY, true, PORT, 0x5, &[0, 0, tpg[0], tpg[1]]));
+    // Logical unit group (SPC-4 §7.8.6.8): the device's LU group, 0 = default_lu_gp.
+    let lug = alua::lu_group_of(c.dev).to_be_bytes();
+    b.extend(designator(BINARY, false, LU, 0x6, &[0, 0, lug[0], lug[1]]));
     b.extend(designator(
         UTF8,
         true,

@@ -9,7 +9,7 @@ use ironlun_target::scsi::{status, Sense};
 use ironlun_target::*;
 
 #[test]
-fn standard_inquiry_is_96_bytes_spc4_with_implicit_alua_and_cmdque() {
+fn standard_inquiry_is_96_bytes_spc4_with_implicit_and_explicit_alua_and_cmdque() {
     let r = rig();
     let d = cmd_in(&r.a, &[0x12, 0, 0, 0x01, 0x00, 0], 256);
     assert_eq!(d.len(), 96);
@@ -17,7 +17,11 @@ fn standard_inquiry_is_96_bytes_spc4_with_implicit_alua_and_cmdque() {
     assert_eq!(d[2], 0x06);
     assert_eq!(d[3] & 0x0F, 0x02);
     assert_eq!(d[4] as usize, 96 - 5);
-    assert_eq!(d[5] & 0x30, 0x10, "TPGS implicit");
+    assert_eq!(
+        d[5] & 0x30,
+        0x30,
+        "TPGS implicit and explicit (LIO default)"
+    );
     assert_eq!(d[7] & 0x02, 0x02, "CmdQue");
     assert_eq!(&d[8..16], b"IRONLUN ");
     assert_eq!(&d[16..32], b"ramdisk0        ");
@@ -87,7 +91,10 @@ fn vpd_pages_list_serial_and_lio_style_identifiers() {
         }
         at += 4 + d[at + 3] as usize;
     }
-    assert_eq!(kinds, vec![(3, 0), (1, 0), (4, 1), (5, 1), (8, 1), (8, 2)]);
+    assert_eq!(
+        kinds,
+        vec![(3, 0), (1, 0), (4, 1), (5, 1), (6, 0), (8, 1), (8, 2)]
+    );
     let d = cmd_in(&r.a, &[0x12, 1, 0xB0, 0, 255, 0], 255);
     assert_eq!(d[3], 0x3C);
     let max = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
@@ -436,10 +443,11 @@ fn rstmf_and_rtpg() {
     let d = cmd_in(&r.a, &[0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], 256);
     assert_eq!(
         d,
-        vec![0, 0, 0, 12, 0x00, 0x01, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+        vec![0, 0, 0, 12, 0x00, 0xCF, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
     );
     let d = cmd_in(&r.a, &[0xA3, 0x2A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], 256);
-    assert_eq!(&d[..8], &[0, 0, 0, 12, 0x10, 0, 0, 0]);
+    // Extended header: 4 header bytes after the length field plus one 12-byte descriptor.
+    assert_eq!(&d[..8], &[0, 0, 0, 16, 0x10, 0, 0, 0]);
     let d = cmd_in(&r.a, &[0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0], 256);
     assert_eq!(d, vec![0, 0, 0, 12]);
     let s = cmd_fail(&r.a, &[0xA3, 0x4A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
