@@ -4,6 +4,7 @@
 //! Layers, from pure to effectful:
 //! * [`names`] — iSCSI name rules (RFC 7143 §4.2.7).
 //! * [`model`] — the tree's data ([`model::Config`]) and whole-tree validation.
+//! * [`alua`] — target port groups and LU groups: saved form, attribute rules, `alua show`.
 //! * [`tree`] — paths: `ls`/`get` and the mutations `set`/`create`/`delete`/`link`, each
 //!   returning a new validated [`model::Config`] or one line of error.
 //! * [`persist`] — atomic, durable `config.json`.
@@ -14,6 +15,7 @@
 //! * [`service`] — the daemon side: one mutation at a time, validate → apply → save, and the
 //!   line-delimited JSON protocol on `<state-dir>/control.sock`.
 
+pub mod alua;
 pub mod model;
 pub mod names;
 pub mod persist;

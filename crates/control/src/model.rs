@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alua::{AluaTpg, LuGp};
 use crate::names::validate_iscsi_name;
 
 /// Version written in `config.json`; files of other versions are refused.
@@ -172,6 +173,13 @@ pub struct StorageObject {
     /// `attrib/<name>` values set by the user (only those; others keep the engine default).
     #[serde(default)]
     pub attributes: BTreeMap<String, AttrValue>,
+    /// `alua/<group>/`: target port groups (rtslib `alua_tpgs`), including
+    /// `default_tg_pt_gp` once it was changed; states and statuses are saved too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alua_tpgs: Vec<AluaTpg>,
+    /// `alua_lu_gp`: the LU group the device joined (none: `default_lu_gp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alua_lu_gp: Option<String>,
 }
 
 /// An attribute value in JSON: rtslib writes integers as numbers, other values as strings.
@@ -402,6 +410,43 @@ pub struct Lun {
     pub index: u64,
     /// Tree path of the device, `core/<kind>_<n>/<name>`.
     pub storage_object: String,
+    /// `alua_tg_pt_gp`: the device's target port group this LUN's port is in (rtslib's key;
+    /// none: `default_tg_pt_gp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alua_tg_pt_gp_name: Option<String>,
+    /// `alua_tg_pt_offline`: secondary state Offline.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alua_tg_pt_offline: bool,
+    /// `alua_tg_pt_status`: how the offline flag last changed (0 none, 1 SET TARGET PORT
+    /// GROUPS, 2 administrator).
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub alua_tg_pt_status: u8,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+impl Lun {
+    /// A LUN in `default_tg_pt_gp`, online.
+    pub fn new(index: u64, storage_object: String) -> Lun {
+        Lun {
+            index,
+            storage_object,
+            alua_tg_pt_gp_name: None,
+            alua_tg_pt_offline: false,
+            alua_tg_pt_status: 0,
+        }
+    }
+    /// The target port group this LUN is in.
+    pub fn tg_pt_gp(&self) -> &str {
+        self.alua_tg_pt_gp_name
+            .as_deref()
+            .unwrap_or(crate::alua::DEFAULT_TG_PT_GP)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -516,6 +561,9 @@ pub struct Config {
     pub discovery_auth: DiscoveryAuth,
     #[serde(default)]
     pub targets: Vec<Target>,
+    /// `core/alua/lu_gps/<name>` other than `default_lu_gp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alua_lu_gps: Vec<LuGp>,
 }
 
 impl Default for Config {
@@ -525,6 +573,7 @@ impl Default for Config {
             storage_objects: Vec::new(),
             discovery_auth: DiscoveryAuth::default(),
             targets: Vec::new(),
+            alua_lu_gps: Vec::new(),
         }
     }
 }
@@ -744,7 +793,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        self.validate_alua()
     }
 }
 

@@ -12,6 +12,15 @@
 //! is restored while the device is being built, i.e. before any of its LUNs is exported and
 //! before [`Fabric::apply`] binds a portal. A file that cannot be read or restored fails the
 //! build (at start: the daemon does not start).
+//!
+//! ALUA (SPC-4 §5.11; lio.md §3.6-3.8): each device's target port groups, their attributes
+//! and its LU group are made to match the config, and each TPG LUN's group and offline flag.
+//! A group or LUN that is new to the engine gets its saved state, status, preferred bit and
+//! offline flag restored without a transition (no unit attention, no delay); a change of a
+//! live group's state is an implicit transition. Every device reports the changes the engine
+//! makes by itself (SET TARGET PORT GROUPS, end of a transition) through an
+//! [`AluaObserver`] that wakes the service ([`EngineRuntime::take_alua_events`]), which folds
+//! them into the config ([`Runtime::alua_refresh`]) and saves it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,8 +29,10 @@ use std::sync::Arc;
 
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
-use ironlun_target::{Device, DeviceConfig, MappedLun, PrState, TargetPort};
+use ironlun_target::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::alua::{self, AluaTpg};
 use crate::model::{Chap, Config, DevKey, Kind, ParamSchema, StorageObject, Tpg};
 use crate::pr::{self, AptplFile, PrView};
 use crate::tree::Inspect;
@@ -40,6 +51,27 @@ pub trait Runtime: Inspect + Send {
     /// every registration and the reservation (persisted if APTPL is active). Returns the
     /// state that was dropped. Err: one line.
     fn pr_clear(&mut self, key: &DevKey) -> Result<PrState, String>;
+    /// `cfg` with the ALUA state the engine changed by itself folded in: each group's state
+    /// (kept as saved while a transition is under way), status and preferred bit, each TPG
+    /// LUN's offline flag and its status. The runtime's own record follows, so the next
+    /// [`Runtime::apply`] does not see these as changes.
+    fn alua_refresh(&mut self, cfg: &Config) -> Config {
+        cfg.clone()
+    }
+}
+
+/// An action that undoes one ALUA change already made to a live object.
+type Undo = Box<dyn FnOnce() + Send>;
+
+/// Wakes the service when a device's ALUA state changed by itself. Called on engine threads:
+/// only queues the device name (the save happens on the service's task).
+struct AluaEvents(UnboundedSender<String>);
+
+impl AluaObserver for AluaEvents {
+    fn alua_changed(&self, device_name: &str) {
+        // A closed channel means the daemon is stopping; nothing left to save.
+        let _ = self.0.send(device_name.to_string());
+    }
 }
 
 struct DevEntry {
@@ -71,12 +103,23 @@ pub struct EngineRuntime {
     ports: BTreeMap<(String, u16), PortEntry>,
     /// `<state-dir>/pr`: the APTPL files.
     pr_dir: PathBuf,
+    /// LU groups other than `default_lu_gp`, by name.
+    lu_gps: BTreeMap<String, Arc<LuGroup>>,
+    alua_tx: UnboundedSender<String>,
+    alua_rx: Option<UnboundedReceiver<String>>,
+    /// ALUA changes made by the apply under way, to undo if a later step fails.
+    alua_undo: Vec<Undo>,
 }
 
 impl EngineRuntime {
     /// A runtime keeping its APTPL files under `<state_dir>/pr`.
     pub fn new(fabric: Arc<Fabric>, state_dir: &Path) -> EngineRuntime {
+        let (alua_tx, alua_rx) = tokio::sync::mpsc::unbounded_channel();
         EngineRuntime {
+            lu_gps: BTreeMap::new(),
+            alua_undo: Vec::new(),
+            alua_tx,
+            alua_rx: Some(alua_rx),
             fabric,
             devices: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -85,6 +128,12 @@ impl EngineRuntime {
                 .unwrap_or_else(|_| state_dir.to_path_buf())
                 .join(pr::PR_DIR),
         }
+    }
+
+    /// The names of devices whose ALUA state the engine changed by itself; hand it to
+    /// [`crate::service::watch_alua`]. `None` after the first call.
+    pub fn take_alua_events(&mut self) -> Option<UnboundedReceiver<String>> {
+        self.alua_rx.take()
     }
 
     /// Addresses the fabric listens on.
@@ -357,6 +406,12 @@ impl Inspect for EngineRuntime {
     fn device_size(&self, key: &DevKey) -> Option<u64> {
         Some(self.devices.get(key)?.backstore.size())
     }
+    fn alua_group_attribute(&self, key: &DevKey, group: &str, attr: &str) -> Option<String> {
+        self.devices
+            .get(key)?
+            .device
+            .alua_group_attribute(group, attr)
+    }
     fn device_info(&self, key: &DevKey) -> Option<String> {
         let e = self.devices.get(key)?;
         let bs = &e.backstore;
@@ -383,6 +438,9 @@ impl EngineRuntime {
         attrs: Vec<(Arc<Device>, String, String)>,
         ports: Vec<(Arc<TargetPort>, PortState, PortState)>,
     ) {
+        for u in std::mem::take(&mut self.alua_undo).into_iter().rev() {
+            u();
+        }
         for (port, mut now, before) in ports.into_iter().rev() {
             if let Err(e) = sync_port(&port, &mut now, &before) {
                 tracing::error!("rollback of target port {}: {e}", port.target_name());
@@ -396,6 +454,24 @@ impl EngineRuntime {
     }
 
     async fn apply_inner(&mut self, new: &Config) -> Result<(), String> {
+        self.alua_undo.clear();
+        // LU groups: kept while their name and id stay, so members stay members.
+        let lu_gps: BTreeMap<String, Arc<LuGroup>> = new
+            .alua_lu_gps
+            .iter()
+            .map(|g| {
+                let keep = self
+                    .lu_gps
+                    .get(&g.name)
+                    .filter(|x| x.id() == g.lu_gp_id)
+                    .cloned();
+                (
+                    g.name.clone(),
+                    keep.unwrap_or_else(|| LuGroup::new(&g.name, g.lu_gp_id)),
+                )
+            })
+            .collect();
+        let mut drop_groups: Vec<(Arc<Device>, DevKey, Vec<AluaTpg>)> = Vec::new();
         // 1. Devices: reuse, change attributes live, rebuild on the same backstore, or create.
         let mut devices = BTreeMap::new();
         let mut attr_undo: Vec<(Arc<Device>, String, String)> = Vec::new();
@@ -466,6 +542,30 @@ impl EngineRuntime {
                     }
                 }
             };
+            let old = self
+                .devices
+                .get(&key)
+                .filter(|cur| Arc::ptr_eq(&cur.device, &entry.device))
+                .map(|cur| cur.so.clone());
+            let groups = sync_device_alua(
+                &entry.device,
+                &key,
+                old.as_ref(),
+                so,
+                &lu_gps,
+                &mut self.alua_undo,
+            );
+            if groups.is_ok() && old.is_none() {
+                let obs = AluaEvents(self.alua_tx.clone());
+                entry.device.set_alua_observer(Some(Arc::new(obs)));
+            }
+            match groups {
+                Ok(gone) => drop_groups.push((entry.device.clone(), key.clone(), gone)),
+                Err(e) => {
+                    self.undo(attr_undo, Vec::new());
+                    return Err(e);
+                }
+            }
             devices.insert(key, entry);
         }
 
@@ -489,7 +589,8 @@ impl EngineRuntime {
                     _ => (TargetPort::new(&t.wwn, g.tag, g.rtpi), PortState::default()),
                 };
                 let mut now = before.clone();
-                let result = sync_port(&port, &mut now, &want);
+                let result = sync_port(&port, &mut now, &want)
+                    .and_then(|()| sync_port_alua(&port, g, &before, &want, &mut self.alua_undo));
                 port_undo.push((port.clone(), now.clone(), before));
                 if let Err(e) = result {
                     self.undo(attr_undo, port_undo);
@@ -503,6 +604,25 @@ impl EngineRuntime {
                         state: now,
                     },
                 );
+            }
+        }
+
+        // 2b. Groups no longer configured, now that no LUN is in them.
+        for (dev, key, gone) in drop_groups {
+            for g in gone {
+                if let Err(e) = dev.delete_alua_group(&g.name) {
+                    self.undo(attr_undo, port_undo);
+                    return Err(format!("{key}/alua/{}: {e}", g.name));
+                }
+                let d = dev.clone();
+                self.alua_undo.push(Box::new(move || {
+                    let back = d
+                        .create_alua_group(&g.name, g.tg_pt_gp_id)
+                        .and_then(|()| restore_group(&d, &g));
+                    if let Err(e) = back {
+                        tracing::error!("rollback of ALUA group {}: {e}", g.name);
+                    }
+                }));
             }
         }
 
@@ -538,8 +658,10 @@ impl EngineRuntime {
                 .is_some_and(|d: &DevEntry| Arc::ptr_eq(&d.device, &old.device));
             if !same_device {
                 // A retired device object must not write the file any more (a replacement
-                // with the same serial has its own store).
+                // with the same serial has its own store), nor report ALUA changes.
                 old.device.set_aptpl_store(None);
+                old.device.set_alua_observer(None);
+                old.device.set_lu_group(None);
             }
             let serial_lives_on = devices.values().any(|d| d.so.wwn == old.so.wwn);
             if !serial_lives_on && old.aptpl.exists() {
@@ -554,6 +676,8 @@ impl EngineRuntime {
         }
         self.devices = devices;
         self.ports = ports;
+        self.lu_gps = lu_gps;
+        self.alua_undo.clear();
         Ok(())
     }
 }
@@ -594,6 +718,54 @@ impl Runtime for EngineRuntime {
             .map_err(|err| format!("{key}: pr clear: {err}"))
     }
 
+    fn alua_refresh(&mut self, cfg: &Config) -> Config {
+        let mut next = cfg.clone();
+        for so in &mut next.storage_objects {
+            let key = so.key();
+            let Some(e) = self.devices.get_mut(&key) else {
+                continue;
+            };
+            for g in so.alua_groups() {
+                let live = |a: &str| e.device.alua_group_attribute(&g.name, a);
+                let state = live("alua_access_state").and_then(|v| alua::parse_state(&v));
+                let status = live("alua_access_status").and_then(|v| alua::parse_status(&v));
+                let preferred = live("preferred").and_then(|v| v.parse::<u8>().ok());
+                let mut want = g.clone();
+                if let Some(st) = state.filter(|st| !alua::is_transitioning(*st)) {
+                    want.alua_access_state = st;
+                }
+                if let Some(st) = status {
+                    want.alua_access_status = st;
+                }
+                if let Some(p) = preferred.filter(|p| *p <= 1) {
+                    want.preferred = p;
+                }
+                if want != g {
+                    if let Some(slot) = so.alua_group_mut(&g.name) {
+                        *slot = want;
+                    }
+                }
+            }
+            e.so.alua_tpgs = so.alua_tpgs.clone();
+        }
+        for t in &mut next.targets {
+            for g in &mut t.tpgs {
+                let Some(p) = self.ports.get(&(t.wwn.clone(), g.tag)) else {
+                    continue;
+                };
+                for l in &mut g.luns {
+                    if let Some(off) = p.port.lun_alua_offline(l.index) {
+                        l.alua_tg_pt_offline = off;
+                    }
+                    if let Some(st) = p.port.lun_alua_offline_status(l.index) {
+                        l.alua_tg_pt_status = st.min(2);
+                    }
+                }
+            }
+        }
+        next
+    }
+
     async fn shutdown(&mut self) {
         self.fabric.shutdown().await;
         for (key, d) in &self.devices {
@@ -603,4 +775,159 @@ impl Runtime for EngineRuntime {
             }
         }
     }
+}
+
+/// Settable group attributes other than state, status and preferred, in the order they are
+/// given to the engine (the supported states before anything that depends on them).
+const GROUP_SETTINGS: &[&str] = &[
+    "alua_access_type",
+    "alua_support_transitioning",
+    "alua_support_offline",
+    "alua_support_lba_dependent",
+    "alua_support_unavailable",
+    "alua_support_standby",
+    "alua_support_active_optimized",
+    "alua_support_active_nonoptimized",
+    "nonop_delay_msecs",
+    "trans_delay_msecs",
+    "implicit_trans_secs",
+];
+
+/// Give a group that is new to the engine its saved attributes, then its state, status and
+/// preferred bit as a restore (not a transition).
+fn restore_group(dev: &Device, g: &AluaTpg) -> Result<(), String> {
+    for a in GROUP_SETTINGS {
+        dev.set_alua_group_attribute(&g.name, a, &g.get(a).unwrap_or_default())?;
+    }
+    dev.restore_alua_group_state(
+        &g.name,
+        g.alua_access_state,
+        g.alua_access_status,
+        g.preferred == 1,
+    )
+}
+
+/// Make `dev`'s groups and LU group match `so`. `old`: what `dev` was last given (`None`: the
+/// device is new to the engine). Returns the groups to delete once no LUN is in them.
+fn sync_device_alua(
+    dev: &Arc<Device>,
+    key: &DevKey,
+    old: Option<&StorageObject>,
+    so: &StorageObject,
+    lu_gps: &BTreeMap<String, Arc<LuGroup>>,
+    undo: &mut Vec<Undo>,
+) -> Result<Vec<AluaTpg>, String> {
+    let live = dev.alua_groups();
+    let old_groups = old.map(StorageObject::alua_groups).unwrap_or_default();
+    for g in so.alua_groups() {
+        let at = format!("{key}/alua/{}", g.name);
+        let err = |e: String| format!("{at}: {e}");
+        if !live.contains(&g.name) {
+            dev.create_alua_group(&g.name, g.tg_pt_gp_id).map_err(err)?;
+            let (d, name) = (dev.clone(), g.name.clone());
+            undo.push(Box::new(move || {
+                if let Err(e) = d.delete_alua_group(&name) {
+                    tracing::error!("rollback of ALUA group {name}: {e}");
+                }
+            }));
+        }
+        let Some(before) = old_groups.iter().find(|x| x.name == g.name) else {
+            // New to the engine (new device or new group): a restore, no transition.
+            restore_group(dev, &g).map_err(err)?;
+            continue;
+        };
+        // A live group: change what changed; the state last, as an implicit transition.
+        let mut order: Vec<&str> = GROUP_SETTINGS.to_vec();
+        order.extend(["preferred", "alua_access_state"]);
+        if before.alua_access_state == g.alua_access_state {
+            order.push("alua_access_status");
+        }
+        for a in order {
+            let (was, want) = (
+                before.get(a).unwrap_or_default(),
+                g.get(a).unwrap_or_default(),
+            );
+            if was == want {
+                continue;
+            }
+            dev.set_alua_group_attribute(&g.name, a, &want)
+                .map_err(err)?;
+            let (d, name) = (dev.clone(), g.name.clone());
+            undo.push(Box::new(move || {
+                if let Err(e) = d.set_alua_group_attribute(&name, a, &was) {
+                    tracing::error!("rollback of ALUA group {name} {a}: {e}");
+                }
+            }));
+        }
+    }
+    let want_lu = so.alua_lu_gp.as_ref().and_then(|n| lu_gps.get(n)).cloned();
+    let cur_lu = dev.lu_group();
+    let same = match (&cur_lu, &want_lu) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if !same {
+        dev.set_lu_group(want_lu);
+        let d = dev.clone();
+        undo.push(Box::new(move || d.set_lu_group(cur_lu)));
+    }
+    let wanted = so.alua_groups();
+    Ok(old_groups
+        .into_iter()
+        .filter(|g| live.contains(&g.name) && !wanted.iter().any(|w| w.name == g.name))
+        .collect())
+}
+
+/// Make each TPG LUN's group and offline flag match the config. A LUN new to the port gets
+/// its saved offline flag and status restored; a live LUN's offline change is a secondary
+/// state change by the administrator.
+fn sync_port_alua(
+    port: &Arc<TargetPort>,
+    tpg: &Tpg,
+    before: &PortState,
+    want: &PortState,
+    undo: &mut Vec<Undo>,
+) -> Result<(), String> {
+    for l in &tpg.luns {
+        let at = format!("lun/lun_{}", l.index);
+        let cur = port.lun_alua_group(l.index);
+        if cur.as_deref() != Some(l.tg_pt_gp()) {
+            port.set_lun_alua_group(l.index, l.tg_pt_gp())
+                .map_err(|e| format!("{at}/alua_tg_pt_gp: {e}"))?;
+            if let Some(cur) = cur {
+                let (p, idx) = (port.clone(), l.index);
+                undo.push(Box::new(move || {
+                    if let Err(e) = p.set_lun_alua_group(idx, &cur) {
+                        tracing::error!("rollback of LUN {idx} ALUA group: {e}");
+                    }
+                }));
+            }
+        }
+        let off = port.lun_alua_offline(l.index).unwrap_or(false);
+        let status = port.lun_alua_offline_status(l.index).unwrap_or(0);
+        let fresh = match (before.luns.get(&l.index), want.luns.get(&l.index)) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            _ => true,
+        };
+        if fresh {
+            if off != l.alua_tg_pt_offline || status != l.alua_tg_pt_status {
+                port.restore_lun_alua_offline(l.index, l.alua_tg_pt_offline, l.alua_tg_pt_status)
+                    .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
+            }
+        } else if off != l.alua_tg_pt_offline {
+            port.set_lun_alua_offline(l.index, l.alua_tg_pt_offline)
+                .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
+            let (p, idx) = (port.clone(), l.index);
+            undo.push(Box::new(move || {
+                let back = p
+                    .set_lun_alua_offline(idx, off)
+                    .and_then(|()| p.restore_lun_alua_offline(idx, off, status));
+                if let Err(e) = back {
+                    tracing::error!("rollback of LUN {idx} offline flag: {e}");
+                }
+            }));
+        }
+    }
+    Ok(())
 }

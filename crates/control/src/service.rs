@@ -10,6 +10,7 @@
 //! {"op":"create","path":"…","args":["size=1G"]}   {"op":"delete","path":"…"}
 //! {"op":"link","src":"…","dst":"…"}     {"op":"save","file":null|"/abs"}  {"op":"restore","file":"/abs"}
 //! {"op":"pr_show","path":"core/…/<dev>"}  {"op":"pr_clear","path":"core/…/<dev>","force":true}
+//! {"op":"alua_show","path":"core/…/<dev>"}
 //! → {"ok":true,"output":"…"}  |  {"ok":false,"error":"one line","code":2}
 //! ```
 //! `code` is the CLI exit status: 2 = refused (bad input or could not be applied; nothing
@@ -23,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
+use crate::alua;
 use crate::model::{Config, DevKey};
 use crate::persist;
 use crate::pr;
@@ -79,6 +81,10 @@ pub enum Request {
         path: String,
         #[serde(default)]
         force: bool,
+    },
+    /// The ALUA report of a device: every target port group and its member ports.
+    AluaShow {
+        path: String,
     },
 }
 
@@ -231,6 +237,7 @@ impl<R: Runtime> Control<R> {
                 Err(e) => Response::refused(e),
             },
             Request::PrClear { path, force } => self.pr_clear(&path, force),
+            Request::AluaShow { path } => self.alua_show(&path),
         }
     }
 
@@ -270,6 +277,46 @@ impl<R: Runtime> Control<R> {
                 Response::ok(pr::cleared_text(&key, &dropped))
             }
             Err(e) => Response::failed(e),
+        }
+    }
+
+    /// `alua show`: groups with their live state and status (saved ones if not running).
+    fn alua_show(&self, path: &str) -> Response {
+        let key = match DevKey::parse(path) {
+            Ok(k) => k,
+            Err(e) => return Response::refused(format!("alua show: {e}")),
+        };
+        let Some(so) = self.cfg.device(&key) else {
+            return Response::refused(format!("alua show: {key}: no such device"));
+        };
+        let live = |g: &str| {
+            let state = self.rt.alua_group_attribute(&key, g, "alua_access_state");
+            let status = self.rt.alua_group_attribute(&key, g, "alua_access_status");
+            Some(alua::LiveState {
+                state: alua::parse_state(&state?)?,
+                status: alua::parse_status(&status?)?,
+            })
+        };
+        Response::ok(alua::report(&key, &self.cfg, so, &live))
+    }
+
+    /// Fold the ALUA changes the engine made by itself (SET TARGET PORT GROUPS, the end of a
+    /// transition) into the config and save it, so that states survive a restart.
+    pub fn sync_alua(&mut self) {
+        let next = self.rt.alua_refresh(&self.cfg);
+        if next == self.cfg {
+            return;
+        }
+        match persist::save(&self.config_path(), &next) {
+            Ok(()) => {
+                tracing::info!("saved ALUA state changed by the engine");
+                self.cfg = next;
+            }
+            // Kept unsaved in memory too: the next successful save (any change) carries it.
+            Err(e) => {
+                tracing::error!("{e}");
+                self.cfg = next;
+            }
         }
     }
 
@@ -327,6 +374,9 @@ impl<R: Runtime> Control<R> {
         if let Err(e) = self.rt.apply(&new).await {
             return Err(Response::refused(format!("{e}; nothing changed")));
         }
+        // An implicit transition has just set its group's status (and maybe the states of
+        // devices in the same LU group): save what the engine now has.
+        let new = self.rt.alua_refresh(&new);
         if let Err(e) = persist::save(&self.config_path(), &new) {
             if let Err(back) = self.rt.apply(&self.cfg).await {
                 tracing::error!("could not restore the running config after a failed save: {back}");
@@ -339,6 +389,19 @@ impl<R: Runtime> Control<R> {
 
     pub async fn shutdown(&mut self) {
         self.rt.shutdown().await;
+    }
+}
+
+/// Save ALUA changes the engine reports (device names from
+/// [`crate::runtime::EngineRuntime::take_alua_events`]) until the sender is gone. A burst of
+/// reports costs one save.
+pub async fn watch_alua<R: Runtime + 'static>(
+    control: Arc<Mutex<Control<R>>>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    while events.recv().await.is_some() {
+        while events.try_recv().is_ok() {}
+        control.lock().await.sync_alua();
     }
 }
 

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use crate::alua::{self, AluaTpg, LuGp, DEFAULT_LU_GP, DEFAULT_TG_PT_GP, GROUP_ATTRIBUTES};
 use crate::model::*;
 use crate::names::validate_iscsi_name;
 use crate::pr::{self, PrView};
@@ -32,6 +33,11 @@ pub trait Inspect: ParamSchema {
     fn device_size(&self, key: &DevKey) -> Option<u64>;
     /// Live persistent reservation state of a device (`None`: not running, and no `pr/`).
     fn device_pr(&self, _key: &DevKey) -> Option<PrView> {
+        None
+    }
+    /// Live value of a running device's target port group attribute (the engine's
+    /// `alua_group_attribute`); `None`: not running (the saved value is shown).
+    fn alua_group_attribute(&self, _key: &DevKey, _group: &str, _attr: &str) -> Option<String> {
         None
     }
 }
@@ -118,21 +124,26 @@ fn render_core(cfg: &Config, insp: &dyn Inspect) -> Node {
         .into_iter()
         .map(|((k, n), devs)| dir(format!("{}_{}", k.tree_name(), n), devs))
         .collect();
-    let members: Vec<String> = cfg
-        .storage_objects
-        .iter()
-        .map(|s| format!("{}_{}/{}", s.plugin.tree_name(), s.hba, s.name))
+    let lu_gps = cfg
+        .lu_gps()
+        .into_iter()
+        .map(|g| {
+            let members: Vec<String> = cfg
+                .storage_objects
+                .iter()
+                .filter(|s| s.lu_gp() == g.name)
+                .map(|s| format!("{}_{}/{}", s.plugin.tree_name(), s.hba, s.name))
+                .collect();
+            dir(
+                g.name.clone(),
+                vec![
+                    leaf("lu_gp_id", g.lu_gp_id.to_string()),
+                    leaf("members", members.join(" ")),
+                ],
+            )
+        })
         .collect();
-    children.push(dir(
-        "alua",
-        vec![dir(
-            "lu_gps",
-            vec![dir(
-                "default_lu_gp",
-                vec![leaf("lu_gp_id", "0"), leaf("members", members.join(" "))],
-            )],
-        )],
-    ));
+    children.push(dir("alua", vec![dir("lu_gps", lu_gps)]));
     dir("core", children)
 }
 
@@ -155,7 +166,14 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
             so.control_text()
         )
     });
+    let groups = so
+        .alua_groups()
+        .into_iter()
+        .map(|g| render_alua_group(cfg, &key, &g, insp))
+        .collect();
     let mut children = vec![
+        dir("alua", groups),
+        leaf("alua_lu_gp", so.lu_gp()),
         leaf("control", so.control_text()),
         leaf("enable", "1"),
         leaf("info", info),
@@ -185,6 +203,37 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
         ],
     ));
     dir(so.name.clone(), children)
+}
+
+/// A group's attributes: saved values, with the engine's live state and status (a transition
+/// in progress shows as 15, Transitioning), all as LIO's numbers.
+fn render_alua_group(cfg: &Config, key: &DevKey, g: &AluaTpg, insp: &dyn Inspect) -> Node {
+    let leaves = GROUP_ATTRIBUTES
+        .iter()
+        .map(|a| {
+            let value = match *a {
+                "members" => cfg
+                    .alua_members(key, &g.name)
+                    .iter()
+                    .map(|m| format!("iscsi/{}/tpgt_{}/lun_{}", m.target, m.tpgt, m.lun))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                "alua_access_state" => insp
+                    .alua_group_attribute(key, &g.name, a)
+                    .and_then(|v| alua::parse_state(&v))
+                    .unwrap_or(g.alua_access_state)
+                    .to_string(),
+                "alua_access_status" => insp
+                    .alua_group_attribute(key, &g.name, a)
+                    .and_then(|v| alua::parse_status(&v))
+                    .unwrap_or(g.alua_access_status)
+                    .to_string(),
+                _ => g.get(a).unwrap_or_default(),
+            };
+            leaf(*a, value)
+        })
+        .collect();
+    dir(g.name.clone(), leaves)
 }
 
 fn auth_nodes(chap: &Chap) -> Vec<Node> {
@@ -238,7 +287,11 @@ fn render_tpg(g: &Tpg, defaults: &[(String, String)]) -> Node {
         .map(|l| Node::Link {
             name: format!("lun_{}", l.index),
             target: l.storage_object.clone(),
-            children: vec![],
+            children: vec![
+                leaf("alua_tg_pt_gp", l.tg_pt_gp()),
+                leaf("alua_tg_pt_offline", bool_text(l.alua_tg_pt_offline)),
+                leaf("alua_tg_pt_status", l.alua_tg_pt_status.to_string()),
+            ],
         })
         .collect();
     let acls = g
@@ -369,6 +422,11 @@ enum Loc<'a> {
     DeviceAttr(DevKey, &'a str),
     DeviceWwn(DevKey, &'a str),
     DevicePr(DevKey, &'a str),
+    AluaGroup(DevKey, String),
+    AluaGroupAttr(DevKey, String, &'a str),
+    LuGp(String),
+    LuGpAttr(String, &'a str),
+    LunAttr(String, u16, u64, &'a str),
     DiscoveryAuth(&'a str),
     Target(String),
     Tpg(String, u16),
@@ -415,7 +473,22 @@ fn locate(path: &str) -> Result<Loc<'_>, String> {
     let fixed = || Loc::Fixed(s.join("/"));
     Ok(match s.as_slice() {
         [] | ["core"] | ["iscsi"] => fixed(),
-        ["core", "alua", ..] => fixed(),
+        ["core", "alua"] | ["core", "alua", "lu_gps"] => fixed(),
+        ["core", "alua", "lu_gps", name, rest @ ..] => {
+            let at = format!("core/alua/lu_gps/{name}");
+            alua::validate_group_name(&at, name)?;
+            match rest {
+                [] => Loc::LuGp((*name).to_string()),
+                [attr] => Loc::LuGpAttr((*name).to_string(), attr),
+                _ => return Err(format!("{}: no such object", s.join("/"))),
+            }
+        }
+        ["core", "alua", ..] => {
+            return Err(format!(
+                "{}: no such object; core/alua has lu_gps/<name>",
+                s.join("/")
+            ))
+        }
         ["core", hba] => {
             Kind::parse_hba(hba)?;
             fixed()
@@ -430,16 +503,21 @@ fn locate(path: &str) -> Result<Loc<'_>, String> {
             };
             match rest {
                 [] => Loc::Device(key),
-                [leaf @ ("control" | "enable" | "info")] => Loc::DeviceLeaf(key, leaf),
-                ["attrib"] | ["wwn"] | ["pr"] => fixed(),
+                [leaf @ ("control" | "enable" | "info" | "alua_lu_gp")] => {
+                    Loc::DeviceLeaf(key, leaf)
+                }
+                ["attrib"] | ["wwn"] | ["pr"] | ["alua"] => fixed(),
+                ["alua", g, rest @ ..] => {
+                    alua::validate_group_name(&format!("{key}/alua"), g)?;
+                    match rest {
+                        [] => Loc::AluaGroup(key, (*g).to_string()),
+                        [attr] => Loc::AluaGroupAttr(key, (*g).to_string(), attr),
+                        _ => return Err(format!("{}: no such object", s.join("/"))),
+                    }
+                }
                 ["attrib", name] => Loc::DeviceAttr(key, name),
                 ["wwn", name] => Loc::DeviceWwn(key, name),
                 ["pr", name] => Loc::DevicePr(key, name),
-                [g @ "alua", ..] => {
-                    return Err(format!(
-                        "{key}/{g}: not available in this build (the engine does not expose it)"
-                    ))
-                }
                 _ => return Err(format!("{}: no such object", s.join("/"))),
             }
         }
@@ -463,6 +541,7 @@ fn locate(path: &str) -> Result<Loc<'_>, String> {
                         ["param", n] => Loc::TpgParam(t, g, n),
                         ["np", a] => Loc::Np(t, g, parse_portal(&at, a)?),
                         ["lun", l] => Loc::Lun(t, g, parse_lun(&at, l)?),
+                        ["lun", l, attr] => Loc::LunAttr(t, g, parse_lun(&at, l)?, attr),
                         ["acls", i, rest @ ..] => {
                             validate_iscsi_name("initiator name", i)?;
                             let i = (*i).to_string();
@@ -597,6 +676,91 @@ fn set(cfg: &mut Config, insp: &dyn Inspect, path: &str, value: &str) -> Result<
                     "product_id" => so.product_id = value.to_string(),
                     "revision" => so.revision = value.to_string(),
                     _ => so.wwn = value.to_string(),
+                }
+            }
+        }
+        Loc::DeviceLeaf(key, "alua_lu_gp") => {
+            let names: Vec<String> = cfg.lu_gps().into_iter().map(|g| g.name).collect();
+            if !names.iter().any(|n| n == value) {
+                return Err(format!(
+                    "{at}: LU group '{value}' does not exist; valid: {} (create core/alua/lu_gps/<name> lu_gp_id=<n> first)",
+                    names.join(", ")
+                ));
+            }
+            let so = cfg
+                .device_mut(&key)
+                .ok_or_else(|| format!("{key}: no such device"))?;
+            so.alua_lu_gp = (value != DEFAULT_LU_GP).then(|| value.to_string());
+        }
+        Loc::AluaGroupAttr(key, g, attr) => {
+            let so = cfg
+                .device_mut(&key)
+                .ok_or_else(|| format!("{key}: no such device"))?;
+            let names: Vec<String> = so.alua_groups().into_iter().map(|x| x.name).collect();
+            let group = so.alua_group_mut(&g).ok_or_else(|| {
+                format!(
+                    "{key}/alua/{g}: no such group; groups: {}",
+                    names.join(", ")
+                )
+            })?;
+            group.set(&at, attr, value)?;
+        }
+        Loc::LuGpAttr(name, attr) => {
+            if !cfg.lu_gps().iter().any(|x| x.name == name) {
+                return Err(format!("core/alua/lu_gps/{name}: no such LU group"));
+            }
+            return Err(match attr {
+                "lu_gp_id" => format!("{at}: read-only (given when the group is created)"),
+                "members" => format!(
+                    "{at}: read-only (a device joins with core/<kind>_<n>/<dev>/alua_lu_gp)"
+                ),
+                _ => format!("{at}: unknown attribute; valid: lu_gp_id, members (both read-only)"),
+            });
+        }
+        Loc::LunAttr(t, g, l, attr) => {
+            let devs = cfg.clone();
+            let tpg = need_tpg(cfg, &t, g)?;
+            let lun = tpg
+                .luns
+                .iter_mut()
+                .find(|x| x.index == l)
+                .ok_or_else(|| format!("iscsi/{t}/tpgt_{g}/lun/lun_{l}: no such LUN"))?;
+            match attr {
+                "alua_tg_pt_gp" => {
+                    let so = DevKey::parse(&lun.storage_object)
+                        .ok()
+                        .and_then(|k| devs.device(&k))
+                        .ok_or_else(|| format!("{at}: the LUN's device does not exist"))?;
+                    // LIO: writing NULL puts the LUN back into the default group.
+                    let name = if value == "NULL" { DEFAULT_TG_PT_GP } else { value };
+                    if so.alua_group(name).is_none() {
+                        let names: Vec<String> =
+                            so.alua_groups().into_iter().map(|x| x.name).collect();
+                        return Err(format!(
+                            "{at}: '{value}' is not a target port group of {}; valid: {}",
+                            so.key(),
+                            names.join(", ")
+                        ));
+                    }
+                    lun.alua_tg_pt_gp_name = (name != DEFAULT_TG_PT_GP).then(|| name.to_string());
+                }
+                "alua_tg_pt_offline" => {
+                    let on = parse_bool(&at, value)?;
+                    if on != lun.alua_tg_pt_offline {
+                        lun.alua_tg_pt_offline = on;
+                        // Changed by the administrator: implicit (LIO's configfs write).
+                        lun.alua_tg_pt_status = 2;
+                    }
+                }
+                "alua_tg_pt_status" => {
+                    return Err(format!(
+                        "{at}: read-only (0 none, 1 changed by SET TARGET PORT GROUPS, 2 changed by the administrator)"
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "{at}: unknown attribute; valid: alua_tg_pt_gp, alua_tg_pt_offline, alua_tg_pt_status (read-only)"
+                    ))
                 }
             }
         }
@@ -770,6 +934,8 @@ fn set(cfg: &mut Config, insp: &dyn Inspect, path: &str, value: &str) -> Result<
         | Loc::Tpg(..)
         | Loc::Np(..)
         | Loc::Acl(..)
+        | Loc::AluaGroup(..)
+        | Loc::LuGp(_)
         | Loc::MappedLun(..) => {
             return Err(format!(
                 "{at}: not an attribute (set takes a leaf such as …/enable)"
@@ -979,6 +1145,8 @@ fn create(cfg: &mut Config, path: &str, args: &BTreeMap<String, String>) -> Resu
                 },
                 readonly: arg("readonly").map(|v| parse_bool(&format!("{at}: readonly"), v)).transpose()?.unwrap_or(false),
                 attributes,
+                alua_tpgs: Vec::new(),
+                alua_lu_gp: None,
             };
             if key.kind == Kind::RdMcp && (args.contains_key("write_back") || args.contains_key("readonly")) {
                 return Err(format!("create {at}: rd_mcp takes size= only (write_back/readonly are for fileio/iblock)"));
@@ -1059,9 +1227,58 @@ fn create(cfg: &mut Config, path: &str, args: &BTreeMap<String, String>) -> Resu
             let wp = arg("write_protect").map(|v| parse_bool(&format!("create {at}: write_protect"), v)).transpose()?;
             add_mapped_lun(cfg, &t, g, &i, m, tpg_lun, wp.unwrap_or(false))
         }
+        Loc::AluaGroup(key, name) => {
+            only_keys(&at, args, &["tg_pt_gp_id"])?;
+            let so = cfg.device_mut(&key).ok_or_else(|| format!("{key}: no such device"))?;
+            if so.alua_group(&name).is_some() {
+                return Err(format!("{at}: already exists"));
+            }
+            let used: Vec<u16> = so.alua_groups().iter().map(|g| g.tg_pt_gp_id).collect();
+            let id = match arg("tg_pt_gp_id") {
+                Some(v) => {
+                    let id = alua::parse_group_id(&at, "tg_pt_gp_id", v)?;
+                    if let Some(other) = so.alua_groups().into_iter().find(|g| g.tg_pt_gp_id == id) {
+                        return Err(format!(
+                            "create {at}: tg_pt_gp_id {id} is already used by {key}/alua/{}; ids must be unique per device",
+                            other.name
+                        ));
+                    }
+                    id
+                }
+                None => (1..=u16::MAX)
+                    .find(|i| !used.contains(i))
+                    .ok_or_else(|| format!("create {at}: no free tg_pt_gp_id"))?,
+            };
+            so.alua_tpgs.push(AluaTpg::new(&name, id));
+            Ok(format!("created {at} (tg_pt_gp_id {id})"))
+        }
+        Loc::LuGp(name) => {
+            only_keys(&at, args, &["lu_gp_id"])?;
+            if cfg.lu_gps().iter().any(|g| g.name == name) {
+                return Err(format!("{at}: already exists"));
+            }
+            let used: Vec<u16> = cfg.lu_gps().iter().map(|g| g.lu_gp_id).collect();
+            let id = match arg("lu_gp_id") {
+                Some(v) => {
+                    let id = alua::parse_group_id(&at, "lu_gp_id", v)?;
+                    if let Some(other) = cfg.lu_gps().into_iter().find(|g| g.lu_gp_id == id) {
+                        return Err(format!(
+                            "create {at}: lu_gp_id {id} is already used by core/alua/lu_gps/{}; ids must be unique",
+                            other.name
+                        ));
+                    }
+                    id
+                }
+                None => (1..=u16::MAX)
+                    .find(|i| !used.contains(i))
+                    .ok_or_else(|| format!("create {at}: no free lu_gp_id"))?,
+            };
+            cfg.alua_lu_gps.push(LuGp { name, lu_gp_id: id });
+            Ok(format!("created {at} (lu_gp_id {id})"))
+        }
         Loc::Fixed(p) if p.is_empty() || p == "core" || p == "iscsi" => Err(format!("{at}: already exists")),
         _ => Err(format!(
-            "{at}: cannot be created; create a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn> or acls/<iqn>/lun_<n>"
+            "{at}: cannot be created; create a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn>, acls/<iqn>/lun_<n>, core/<kind>_<n>/<dev>/alua/<group> or core/alua/lu_gps/<group>"
         )),
     }
 }
@@ -1075,10 +1292,7 @@ fn add_lun(cfg: &mut Config, t: &str, g: u16, l: u64, dev: &str) -> Result<Strin
     if tpg.lun(l).is_some() {
         return Err(format!("iscsi/{t}/tpgt_{g}/lun/lun_{l}: already exists"));
     }
-    tpg.luns.push(Lun {
-        index: l,
-        storage_object: key.to_string(),
-    });
+    tpg.luns.push(Lun::new(l, key.to_string()));
     tpg.luns.sort_by_key(|x| x.index);
     Ok(format!("created iscsi/{t}/tpgt_{g}/lun/lun_{l} -> {key}"))
 }
@@ -1210,8 +1424,44 @@ fn delete(cfg: &mut Config, path: &str) -> Result<String, String> {
             }
             Ok(format!("deleted {at}"))
         }
+        Loc::AluaGroup(key, name) => {
+            let so = cfg.device(&key).ok_or_else(|| format!("{key}: no such device"))?;
+            if name == DEFAULT_TG_PT_GP {
+                return Err(format!("{at}: {DEFAULT_TG_PT_GP} always exists and cannot be deleted"));
+            }
+            if so.alua_group(&name).is_none() {
+                return Err(format!("{at}: no such group"));
+            }
+            let members = cfg.alua_members(&key, &name);
+            if let Some(m) = members.first() {
+                return Err(format!(
+                    "{at}: the group still has {} member port(s), e.g. iscsi/{}/tpgt_{}/lun/lun_{}; move them to another group (…/alua_tg_pt_gp) first",
+                    members.len(), m.target, m.tpgt, m.lun
+                ));
+            }
+            if let Some(so) = cfg.device_mut(&key) {
+                so.alua_tpgs.retain(|g| g.name != name);
+            }
+            Ok(format!("deleted {at}"))
+        }
+        Loc::LuGp(name) => {
+            if name == DEFAULT_LU_GP {
+                return Err(format!("{at}: {DEFAULT_LU_GP} always exists and cannot be deleted"));
+            }
+            if !cfg.alua_lu_gps.iter().any(|g| g.name == name) {
+                return Err(format!("{at}: no such LU group"));
+            }
+            if let Some(so) = cfg.storage_objects.iter().find(|s| s.lu_gp() == name) {
+                return Err(format!(
+                    "{at}: {} is still in it; set its alua_lu_gp to another group first",
+                    so.key()
+                ));
+            }
+            cfg.alua_lu_gps.retain(|g| g.name != name);
+            Ok(format!("deleted {at}"))
+        }
         _ => Err(format!(
-            "{at}: cannot be deleted; delete a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn> or acls/<iqn>/lun_<n>"
+            "{at}: cannot be deleted; delete a device, target, tpgt_<n>, np/<ip>:<port>, lun/lun_<n>, acls/<iqn>, acls/<iqn>/lun_<n>, core/<kind>_<n>/<dev>/alua/<group> or core/alua/lu_gps/<group>"
         )),
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ironlun_control::model::Config;
+use ironlun_control::model::{Config, DevKey};
 use ironlun_control::persist;
 use ironlun_control::runtime::EngineRuntime;
 use ironlun_control::service::{self, Control, Request, CONFIG_FILE, SOCKET_FILE};
@@ -80,6 +80,40 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PrCmd,
     },
+    /// Asymmetric access (ALUA) of a device: list its target port groups, change a group's
+    /// access state (an implicit transition) or preferred bit
+    Alua {
+        #[command(subcommand)]
+        cmd: AluaCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AluaCmd {
+    /// Every target port group of a device: id, access type, primary state (name and code),
+    /// status, preferred bit, delays, supported states and member ports (with RTPI)
+    Show {
+        /// The device, core/<kind>_<n>/<name>
+        dev: String,
+    },
+    /// Change a group's primary access state (implicit transition; unit attention 2A/06)
+    SetState {
+        /// The device, core/<kind>_<n>/<name>
+        dev: String,
+        /// The target port group's name
+        group: String,
+        /// ao, ano, s, u, o or t (or the code: 0, 1, 2, 3, 14, 15)
+        state: String,
+    },
+    /// Set or clear a group's preferred bit (PREF in REPORT TARGET PORT GROUPS)
+    SetPref {
+        /// The device, core/<kind>_<n>/<name>
+        dev: String,
+        /// The target port group's name
+        group: String,
+        /// on or off
+        value: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,18 +152,34 @@ fn main() -> ExitCode {
     let req = match cli.cmd {
         Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
         cmd => match request_of(cmd) {
-            Some(req) => req,
-            None => return ExitCode::from(2),
+            Ok(Some(req)) => req,
+            Ok(None) => return ExitCode::from(2),
+            Err(e) => {
+                eprintln!("ironlun: {e}");
+                return ExitCode::from(2);
+            }
         },
     };
     let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
     client(&socket, &req)
 }
 
-/// The control request of a client command (`None` for `serve`).
-fn request_of(cmd: Cmd) -> Option<Request> {
-    Some(match cmd {
-        Cmd::Serve { .. } => return None,
+/// The tree path of a device's group attribute; Err: one line naming the bad argument.
+fn group_attr(dev: &str, group: &str, attr: &str) -> Result<String, String> {
+    let key = DevKey::parse(dev).map_err(|e| format!("alua: device: {e}"))?;
+    if group.is_empty() || group.contains('/') {
+        return Err(format!(
+            "alua: group '{group}' is not valid; give a group name as listed by `ironlun alua show {key}`"
+        ));
+    }
+    Ok(format!("{key}/alua/{group}/{attr}"))
+}
+
+/// The control request of a client command (`Ok(None)` for `serve`); Err: a bad argument
+/// (one line), nothing is sent.
+fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
+    Ok(Some(match cmd {
+        Cmd::Serve { .. } => return Ok(None),
         Cmd::Ls { path } => Request::Ls {
             path: path.unwrap_or_default(),
         },
@@ -157,7 +207,33 @@ fn request_of(cmd: Cmd) -> Option<Request> {
         Cmd::Pr {
             cmd: PrCmd::Clear { dev, force },
         } => Request::PrClear { path: dev, force },
-    })
+        Cmd::Alua {
+            cmd: AluaCmd::Show { dev },
+        } => Request::AluaShow { path: dev },
+        Cmd::Alua {
+            cmd: AluaCmd::SetState { dev, group, state },
+        } => Request::Set {
+            path: group_attr(&dev, &group, "alua_access_state")?,
+            value: state,
+        },
+        Cmd::Alua {
+            cmd: AluaCmd::SetPref { dev, group, value },
+        } => {
+            let v = match value.as_str() {
+                "on" | "1" => "1",
+                "off" | "0" => "0",
+                _ => {
+                    return Err(format!(
+                        "alua set-pref: preferred '{value}' is not valid; expected on or off"
+                    ))
+                }
+            };
+            Request::Set {
+                path: group_attr(&dev, &group, "preferred")?,
+                value: v.to_string(),
+            }
+        }
+    }))
 }
 
 /// The daemon resolves paths itself, and its working directory is not ours.
@@ -309,8 +385,10 @@ fn urls(cfg: &Config) -> Vec<String> {
 async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Result<(), String> {
     create_state_dir(state_dir)?;
     // The runtime restores each device's APTPL file while building it, before any portal
-    // is bound (Control::start → apply): an unreadable file stops the start here.
-    let runtime = EngineRuntime::new(Fabric::new(), state_dir);
+    // is bound (Control::start → apply): an unreadable file stops the start here. ALUA
+    // groups, states and offline flags are restored from config.json the same way.
+    let mut runtime = EngineRuntime::new(Fabric::new(), state_dir);
+    let alua_events = runtime.take_alua_events();
     let saved = state_dir.join(CONFIG_FILE);
     let initial = if saved.exists() {
         if config.is_some() {
@@ -346,6 +424,9 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
         socket.display()
     );
     let control = Arc::new(tokio::sync::Mutex::new(control));
+    if let Some(events) = alua_events {
+        tokio::spawn(service::watch_alua(control.clone(), events));
+    }
     tokio::select! {
         () = service::serve(listener, control.clone()) => {}
         r = shutdown_signal() => r?,
@@ -375,7 +456,43 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Option<Request>, clap::Error> {
         let mut all = vec!["ironlun"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).map(|c| request_of(c.cmd))
+        Cli::try_parse_from(all).map(|c| request_of(c.cmd).ok().flatten())
+    }
+
+    #[test]
+    fn alua_commands_are_tree_sets() {
+        let dev = "core/rd_mcp_0/r0";
+        assert_eq!(
+            parse(&["alua", "show", dev]).ok().flatten(),
+            Some(Request::AluaShow { path: dev.into() })
+        );
+        assert_eq!(
+            parse(&["alua", "set-state", dev, "west", "ano"])
+                .ok()
+                .flatten(),
+            Some(Request::Set {
+                path: format!("{dev}/alua/west/alua_access_state"),
+                value: "ano".into()
+            })
+        );
+        assert_eq!(
+            parse(&["alua", "set-pref", dev, "west", "on"])
+                .ok()
+                .flatten(),
+            Some(Request::Set {
+                path: format!("{dev}/alua/west/preferred"),
+                value: "1".into()
+            })
+        );
+        let bad = |args: &[&str]| {
+            let mut all = vec!["ironlun"];
+            all.extend_from_slice(args);
+            let cli = Cli::try_parse_from(all).expect("parses");
+            request_of(cli.cmd).expect_err("refused")
+        };
+        assert!(bad(&["alua", "set-pref", dev, "west", "yes"]).contains("expected on or off"));
+        assert!(bad(&["alua", "set-state", "core/r0", "west", "s"]).contains("device"));
+        assert!(bad(&["alua", "set-state", dev, "a/b", "s"]).contains("group"));
     }
 
     #[test]

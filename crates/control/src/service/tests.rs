@@ -13,6 +13,9 @@ struct FakeRuntime {
     sizes: std::collections::BTreeMap<DevKey, u64>,
     /// Live PR state of every running device.
     pr: std::collections::BTreeMap<DevKey, ironlun_target::PrState>,
+    /// A state the "engine" put group `west` of every device in by itself (as after SET
+    /// TARGET PORT GROUPS), with status 1.
+    stpg_state: Option<u8>,
 }
 
 impl ParamSchema for FakeRuntime {
@@ -85,6 +88,18 @@ impl Runtime for FakeRuntime {
     }
     async fn shutdown(&mut self) {
         self.shut_down = true;
+    }
+    fn alua_refresh(&mut self, cfg: &Config) -> Config {
+        let mut next = cfg.clone();
+        if let Some(st) = self.stpg_state {
+            for so in &mut next.storage_objects {
+                if let Some(g) = so.alua_group_mut("west") {
+                    g.alua_access_state = st;
+                    g.alua_access_status = 1;
+                }
+            }
+        }
+        next
     }
     fn pr_clear(&mut self, key: &DevKey) -> Result<ironlun_target::PrState, String> {
         let s = self
@@ -436,4 +451,53 @@ async fn pr_show_and_pr_clear() {
     assert_eq!(req, clear("core/rd_mcp_0/r0", false));
     let req: Request = serde_json::from_str(r#"{"op":"pr_show","path":"p"}"#).expect("json");
     assert_eq!(req, show("p"));
+}
+
+#[tokio::test]
+async fn alua_changes_of_the_engine_are_saved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = started(dir.path()).await;
+    let dev = "core/rd_mcp_0/r0";
+    for req in [
+        create(dev, &["size=1M"]),
+        create(&format!("{dev}/alua/west"), &["tg_pt_gp_id=1"]),
+    ] {
+        let r = c.handle(req).await;
+        assert!(r.ok, "{r:?}");
+    }
+    let key = DevKey::parse(dev).expect("key");
+    let west = |cfg: &Config| {
+        cfg.device(&key)
+            .and_then(|s| s.alua_group("west"))
+            .expect("west")
+    };
+    // Nothing changed by the engine: nothing to save.
+    let before = std::fs::read(dir.path().join(CONFIG_FILE)).expect("file");
+    c.sync_alua();
+    assert_eq!(
+        std::fs::read(dir.path().join(CONFIG_FILE)).expect("file"),
+        before
+    );
+    // The engine moved west to Standby by itself (STPG): folded in and saved.
+    c.rt.stpg_state = Some(2);
+    c.sync_alua();
+    let g = west(&saved(dir.path()));
+    assert_eq!((g.alua_access_state, g.alua_access_status), (2, 1));
+    assert_eq!(west(c.config()), g);
+    // `alua show` reports it; an unknown device is refused.
+    let r = c.handle(Request::AluaShow { path: dev.into() }).await;
+    assert!(
+        r.ok && r.output.contains("west (id 1)\n") && r.output.contains("Standby (0x02)"),
+        "{r:?}"
+    );
+    assert!(
+        r.output.contains("Altered by Explicit STPG (0x01)"),
+        "{r:?}"
+    );
+    let r = c
+        .handle(Request::AluaShow {
+            path: "core/rd_mcp_0/nope".into(),
+        })
+        .await;
+    assert_eq!(r.code, 2, "{r:?}");
 }

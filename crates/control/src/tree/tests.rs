@@ -484,7 +484,7 @@ fn bad_inputs_are_one_line_errors_and_change_nothing() {
                 path: "core/fileio_0/disk0/alua/default_tg_pt_gp/x".into(),
                 value: "3".into(),
             },
-            "not available",
+            "unknown attribute; valid: alua_access_state",
         ),
     ];
     for (op, needle) in cases.into_iter().chain(more) {
@@ -924,4 +924,297 @@ fn pr_shows_live_state_read_only() {
         Err(format!("{dev}/pr: no such object"))
     );
     assert!(!ls(&c, &Fake, dev).expect("ls").contains("pr/"));
+}
+
+fn alua_example() -> Config {
+    let mut c = example();
+    let dev = "core/fileio_0/disk0";
+    c = create(&c, &format!("{dev}/alua/west"), &["tg_pt_gp_id=1"]).expect("west");
+    c = create(&c, &format!("{dev}/alua/east"), &[]).expect("east (auto id)");
+    c = create(&c, &format!("iscsi/{T}/tpgt_2"), &[]).expect("tpg2");
+    create(
+        &c,
+        &format!("iscsi/{T}/tpgt_2/lun/lun_0"),
+        &["dev=core/fileio_0/disk0"],
+    )
+    .expect("lun")
+}
+
+#[test]
+fn alua_groups_luns_and_lu_groups_through_the_tree() {
+    let dev = "core/fileio_0/disk0";
+    let mut c = alua_example();
+    let so = c.device(&DevKey::parse(dev).expect("key")).expect("dev");
+    let ids: Vec<(String, u16)> = so
+        .alua_groups()
+        .into_iter()
+        .map(|g| (g.name, g.tg_pt_gp_id))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("default_tg_pt_gp".into(), 0),
+            ("east".into(), 2),
+            ("west".into(), 1)
+        ]
+    );
+    let l1 = format!("iscsi/{T}/tpgt_1/lun/lun_0");
+    let l2 = format!("iscsi/{T}/tpgt_2/lun/lun_0");
+    assert_eq!(
+        get(&c, &Fake, &format!("{l1}/alua_tg_pt_gp")),
+        Ok("default_tg_pt_gp".into())
+    );
+    c = set(&c, &format!("{l1}/alua_tg_pt_gp"), "west").expect("move");
+    c = set(&c, &format!("{l2}/alua_tg_pt_gp"), "east").expect("move");
+    assert_eq!(
+        get(&c, &Fake, &format!("{dev}/alua/west/members")),
+        Ok(format!("iscsi/{T}/tpgt_1/lun_0"))
+    );
+    assert_eq!(
+        get(&c, &Fake, &format!("{dev}/alua/default_tg_pt_gp/members")),
+        Ok(String::new())
+    );
+    c = set(&c, &format!("{dev}/alua/east/alua_access_state"), "s").expect("standby");
+    assert_eq!(
+        get(&c, &Fake, &format!("{dev}/alua/east/alua_access_state")),
+        Ok("2".into())
+    );
+    assert_eq!(
+        get(&c, &Fake, &format!("{dev}/alua/east/alua_access_status")),
+        Ok("2".into())
+    );
+    c = set(&c, &format!("{dev}/alua/west/preferred"), "1").expect("pref");
+    c = set(
+        &c,
+        &format!("{dev}/alua/default_tg_pt_gp/trans_delay_msecs"),
+        "2000",
+    )
+    .expect("delay");
+    c = set(&c, &format!("{l2}/alua_tg_pt_offline"), "1").expect("offline");
+    assert_eq!(
+        get(&c, &Fake, &format!("{l2}/alua_tg_pt_status")),
+        Ok("2".into())
+    );
+    // LU groups.
+    c = create(&c, "core/alua/lu_gps/pair", &["lu_gp_id=7"]).expect("lu gp");
+    c = set(&c, &format!("{dev}/alua_lu_gp"), "pair").expect("join");
+    assert_eq!(
+        get(&c, &Fake, "core/alua/lu_gps/pair/members"),
+        Ok("fileio_0/disk0".into())
+    );
+    assert_eq!(
+        get(&c, &Fake, "core/alua/lu_gps/default_lu_gp/members"),
+        Ok(String::new())
+    );
+    let out = ls(&c, &Fake, dev).expect("ls");
+    for needle in [
+        "  alua/
+    default_tg_pt_gp/
+",
+        "      trans_delay_msecs = 2000
+",
+        "  alua_lu_gp = pair
+",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+
+    // Refusals: one line, nothing changed.
+    let refusals: Vec<(Op, &str)> = vec![
+        (
+            Op::Delete {
+                path: format!("{dev}/alua/west"),
+            },
+            "member port",
+        ),
+        (
+            Op::Delete {
+                path: format!("{dev}/alua/default_tg_pt_gp"),
+            },
+            "cannot be deleted",
+        ),
+        (
+            Op::Delete {
+                path: "core/alua/lu_gps/pair".into(),
+            },
+            "still in it",
+        ),
+        (
+            Op::Delete {
+                path: "core/alua/lu_gps/default_lu_gp".into(),
+            },
+            "cannot be deleted",
+        ),
+        (
+            Op::Create {
+                path: format!("{dev}/alua/dup"),
+                args: vec!["tg_pt_gp_id=1".into()],
+            },
+            "already used",
+        ),
+        (
+            Op::Create {
+                path: format!("{dev}/alua/zero"),
+                args: vec!["tg_pt_gp_id=0".into()],
+            },
+            "expected 1-65535",
+        ),
+        (
+            Op::Create {
+                path: format!("{dev}/alua/big"),
+                args: vec!["tg_pt_gp_id=65536".into()],
+            },
+            "expected 1-65535",
+        ),
+        (
+            Op::Create {
+                path: format!("{dev}/alua/west"),
+                args: vec![],
+            },
+            "already exists",
+        ),
+        (
+            Op::Create {
+                path: format!("{dev}/alua/b@d"),
+                args: vec![],
+            },
+            "group name",
+        ),
+        (
+            Op::Create {
+                path: "core/alua/lu_gps/x".into(),
+                args: vec!["lu_gp_id=7".into()],
+            },
+            "already used",
+        ),
+        (
+            Op::Set {
+                path: format!("{dev}/alua/west/alua_access_state"),
+                value: "x".into(),
+            },
+            "expected ao (0)",
+        ),
+        (
+            Op::Set {
+                path: format!("{dev}/alua/west/alua_access_state"),
+                value: "4".into(),
+            },
+            "expected ao (0)",
+        ),
+        (
+            Op::Set {
+                path: format!("{dev}/alua/west/tg_pt_gp_id"),
+                value: "9".into(),
+            },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: format!("{dev}/alua/nope/preferred"),
+                value: "1".into(),
+            },
+            "no such group",
+        ),
+        (
+            Op::Set {
+                path: format!("{dev}/alua_lu_gp"),
+                value: "nope".into(),
+            },
+            "does not exist",
+        ),
+        (
+            Op::Set {
+                path: format!("{l1}/alua_tg_pt_gp"),
+                value: "nope".into(),
+            },
+            "not a target port group",
+        ),
+        (
+            Op::Set {
+                path: format!("{l1}/alua_tg_pt_offline"),
+                value: "2".into(),
+            },
+            "expected 0 or 1",
+        ),
+        (
+            Op::Set {
+                path: format!("{l1}/alua_tg_pt_status"),
+                value: "1".into(),
+            },
+            "read-only",
+        ),
+        (
+            Op::Set {
+                path: "core/alua/lu_gps/pair/lu_gp_id".into(),
+                value: "3".into(),
+            },
+            "read-only",
+        ),
+    ];
+    for (op, needle) in refusals {
+        let e = mutate(&c, &Fake, &op)
+            .map(|_| ())
+            .expect_err(&format!("{op:?}"));
+        assert!(e.contains(needle), "{op:?}: {e}");
+        assert!(!e.contains('\n'), "{op:?}: {e}");
+    }
+
+    // Moving the LUNs out lets the groups go; NULL is the default group (LIO).
+    c = set(&c, &format!("{l1}/alua_tg_pt_gp"), "NULL").expect("null");
+    c = delete(&c, &format!("{dev}/alua/west")).expect("delete west");
+    c = set(&c, &format!("{dev}/alua_lu_gp"), "default_lu_gp").expect("leave");
+    c = delete(&c, "core/alua/lu_gps/pair").expect("delete lu gp");
+    assert!(c.alua_lu_gps.is_empty());
+}
+
+#[test]
+fn alua_state_round_trips_through_config_json() {
+    let dev = "core/fileio_0/disk0";
+    let mut c = alua_example();
+    c = set(
+        &c,
+        &format!("iscsi/{T}/tpgt_2/lun/lun_0/alua_tg_pt_gp"),
+        "east",
+    )
+    .expect("move");
+    c = set(&c, &format!("{dev}/alua/east/alua_access_state"), "ano").expect("ano");
+    c = set(&c, &format!("{dev}/alua/east/preferred"), "1").expect("pref");
+    c = set(
+        &c,
+        &format!("{dev}/alua/default_tg_pt_gp/alua_access_state"),
+        "u",
+    )
+    .expect("u");
+    c = set(
+        &c,
+        &format!("iscsi/{T}/tpgt_2/lun/lun_0/alua_tg_pt_offline"),
+        "1",
+    )
+    .expect("off");
+    c = create(&c, "core/alua/lu_gps/pair", &["lu_gp_id=7"]).expect("lu gp");
+    c = set(&c, &format!("{dev}/alua_lu_gp"), "pair").expect("join");
+    let text = crate::persist::to_json(&c);
+    for needle in [
+        "\"alua_tpgs\"",
+        "\"alua_tg_pt_gp_name\": \"east\"",
+        "\"alua_lu_gps\"",
+        "\"alua_tg_pt_offline\": true",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in {text}");
+    }
+    let back = crate::persist::from_json(&text, &Fake).expect("loads");
+    assert_eq!(back, c);
+    // A file naming a group the device does not have is refused.
+    let bad = text.replace(
+        "\"alua_tg_pt_gp_name\": \"east\"",
+        "\"alua_tg_pt_gp_name\": \"gone\"",
+    );
+    let e = crate::persist::from_json(&bad, &Fake).expect_err("bad group");
+    assert!(e.contains("alua_tg_pt_gp") && e.contains("gone"), "{e}");
+    let bad = text.replace("\"tg_pt_gp_id\": 2", "\"tg_pt_gp_id\": 1");
+    let e = crate::persist::from_json(&bad, &Fake).expect_err("dup id");
+    assert!(e.contains("already used"), "{e}");
+    // A config without ALUA keys (older files) loads with the defaults.
+    let plain = crate::persist::to_json(&example());
+    assert!(!plain.contains("alua"), "{plain}");
 }
