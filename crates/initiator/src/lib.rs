@@ -13,12 +13,15 @@
 //! * [`scsi`]: CDB builders and helpers for common commands (SPC-4, SBC-3).
 //! * [`pr`]: persistent reservations (SPC-4 §5.13, §6.15, §6.16): PR IN / OUT encoders,
 //!   parsers and iSCSI TransportIDs.
+//! * [`alua`]: asymmetric logical unit access (SPC-4 §5.16): REPORT / SET TARGET PORT
+//!   GROUPS, Device Identification VPD designators, INQUIRY TPGS, and a path chooser.
 //!
 //! Nothing the target sends can panic this crate: malformed or unexpected PDUs become errors
 //! or [`session::Event`]s.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod alua;
 pub mod connection;
 pub mod login;
 pub mod pr;

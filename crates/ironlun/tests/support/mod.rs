@@ -451,3 +451,36 @@ impl Daemon {
         }
     }
 }
+
+// ---- ALUA (e2e_alua; helper A3's ports 3640-3689) ----
+
+static NEXT_PORT3: AtomicU16 = AtomicU16::new(0);
+
+impl Daemon {
+    /// Add target `iqn` with `tpgt_1` exporting `dev` as LUN 0, demo mode read-write, enabled,
+    /// its portal on a free port of `ports`. Returns the TPG path and the portal's address.
+    pub fn add_target(&self, iqn: &str, dev: &str, ports: Range<u16>) -> (String, SocketAddr) {
+        let tpg = format!("iscsi/{iqn}/tpgt_1");
+        self.cli(&["create", &tpg]);
+        self.cli(&["create", &format!("{tpg}/lun/lun_0"), &format!("dev={dev}")]);
+        self.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
+        self.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
+        let count = ports.end.saturating_sub(ports.start);
+        let mut bound = None;
+        for _ in 0..count {
+            let port = ports.start + NEXT_PORT3.fetch_add(1, Ordering::Relaxed) % count;
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            // Another test may take the port between the probe and the bind: try the next.
+            let o = self.cli_output(&["create", &format!("{tpg}/np/127.0.0.1:{port}")]);
+            if o.status.success() {
+                bound = Some(port);
+                break;
+            }
+        }
+        let port = bound.unwrap_or_else(|| panic!("no free port for {tpg}"));
+        self.cli(&["set", &format!("{tpg}/enable"), "1"]);
+        (tpg, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+}
