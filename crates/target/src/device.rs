@@ -12,10 +12,11 @@ use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::alua::{AluaUnit, PortLun};
-use crate::ops::{F_PR, F_RSOC};
+use crate::ops::{F_CAW, F_PR, F_RSOC};
 use crate::port::LunSlot;
 use crate::pr::PrUnit;
 use crate::reservation::Spc2Reservation;
+use crate::stripe::StripeLocks;
 use crate::tmf::TaskSet;
 
 /// Largest single data transfer, in bytes (VPD B0h MAXIMUM TRANSFER LENGTH; bounds the
@@ -23,6 +24,11 @@ use crate::tmf::TaskSet;
 pub(crate) const MAX_IO_BYTES: u32 = 8 << 20;
 /// `hw_queue_depth`: tasks one LU accepts before TASK SET FULL.
 pub(crate) const HW_QUEUE_DEPTH: u32 = 128;
+/// Largest COMPARE AND WRITE, in logical blocks (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH; a
+/// one-byte field). More than LIO's 1: ESXi uses one block, other initiators update larger
+/// on-disk structures atomically. Capped so that the Data-Out (twice this) stays within
+/// [`MAX_IO_BYTES`] at every block size.
+pub(crate) const MAX_CAW_BLOCKS: u32 = 128;
 
 /// Device identity and attributes given at creation (LIO `wwn/` and `attrib/`).
 #[derive(Clone, Debug)]
@@ -111,6 +117,9 @@ pub struct Device {
     pub(crate) swp: AtomicBool,
     pub(crate) stopped: AtomicBool,
     pub(crate) emulate_pr: AtomicBool,
+    pub(crate) emulate_caw: AtomicBool,
+    /// Makes COMPARE AND WRITE atomic against every write to its blocks.
+    pub(crate) stripes: StripeLocks,
     pub(crate) force_pr_aptpl: AtomicBool,
     pub(crate) tasks: TaskSet,
     pub(crate) spc2: Spc2Reservation,
@@ -182,7 +191,6 @@ const ATTRIBUTES: &[&str] = &[
 fn not_yet(name: &str) -> Option<&'static str> {
     Some(match name {
         "emulate_3pc" => "EXTENDED COPY is not supported yet",
-        "emulate_caw" => "COMPARE AND WRITE is not supported yet",
         "emulate_tpu" => "UNMAP is not supported yet",
         "emulate_tpws" => "WRITE SAME with UNMAP is not supported yet",
         "emulate_rest_reord" => "only unrestricted reordering (0) is supported",
@@ -251,6 +259,8 @@ impl Device {
             swp: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             emulate_pr: AtomicBool::new(true),
+            emulate_caw: AtomicBool::new(true),
+            stripes: StripeLocks::default(),
             force_pr_aptpl: AtomicBool::new(false),
             tasks: TaskSet::default(),
             spc2: Spc2Reservation::default(),
@@ -326,6 +336,7 @@ impl Device {
             "emulate_model_alias" => b(&self.model_alias),
             "emulate_rsoc" => b(&self.rsoc),
             "emulate_pr" => b(&self.emulate_pr),
+            "emulate_caw" => b(&self.emulate_caw),
             "force_pr_aptpl" => b(&self.force_pr_aptpl),
             "emulate_tas" => b(&self.tas),
             "emulate_ua_intlck_ctrl" => u32::from(self.ua_intlck.load(Ordering::Relaxed)),
@@ -411,6 +422,10 @@ impl Device {
                 self.model_alias.store(v, Ordering::Relaxed);
             }
             "emulate_rsoc" => self.rsoc.store(parse_bool(name, value)?, Ordering::Relaxed),
+            // Live, as in LIO: COMPARE AND WRITE (and its RSOC entry, VPD B0h limit) come and go.
+            "emulate_caw" => self
+                .emulate_caw
+                .store(parse_bool(name, value)?, Ordering::Relaxed),
             // Both are frozen while exported (LIO refuses force_pr_aptpl then; emulate_pr
             // likewise here so that reservations initiators hold never silently stop
             // being enforced).
@@ -501,6 +516,15 @@ impl Device {
         MAX_IO_BYTES / self.block_size()
     }
 
+    /// MAXIMUM COMPARE AND WRITE LENGTH in blocks; 0 while `emulate_caw` is off.
+    pub(crate) fn max_caw_blocks(&self) -> u32 {
+        if self.emulate_caw.load(Ordering::Relaxed) {
+            MAX_CAW_BLOCKS.min(self.hw_max_sectors() / 2)
+        } else {
+            0
+        }
+    }
+
     pub(crate) fn optimal_sectors(&self) -> u32 {
         self.optimal_sectors.load(Ordering::Relaxed)
     }
@@ -538,7 +562,8 @@ impl Device {
         self.wwn.read().serial.clone()
     }
 
-    /// Opcode table flags whose entries are switched off (`emulate_rsoc`, `emulate_pr`).
+    /// Opcode table flags whose entries are switched off (`emulate_rsoc`, `emulate_pr`,
+    /// `emulate_caw`).
     pub(crate) fn hidden_ops(&self) -> u16 {
         let mut h = 0;
         if !self.rsoc.load(Ordering::Relaxed) {
@@ -546,6 +571,9 @@ impl Device {
         }
         if !self.emulate_pr.load(Ordering::Relaxed) {
             h |= F_PR;
+        }
+        if !self.emulate_caw.load(Ordering::Relaxed) {
+            h |= F_CAW;
         }
         h
     }

@@ -29,8 +29,8 @@
 //!
 //! Modules: `device` (LU, attributes), `port` (target ports, LUN tables, ACLs, nexus views),
 //! `nexus` (pipeline, TMF entry), `ops` (opcode table), `spc` / `vpd` / `mode` (SPC-4
-//! commands), `sbc` (SBC-3 commands), `ua` (unit attentions), `tmf` (task sets), `reservation`
-//! (SPC-2), [`pr`] (persistent reservations, SPC-4 §5.13; the contract with the control plane),
+//! commands), `sbc` (SBC-3 commands), `stripe` (range locks making COMPARE AND WRITE atomic),
+//! `ua` (unit attentions), `tmf` (task sets), `reservation` (SPC-2), [`pr`] (persistent reservations, SPC-4 §5.13; the contract with the control plane),
 //! `alua` (target port groups).
 
 use std::sync::Arc;
@@ -211,6 +211,7 @@ mod port;
 mod reservation;
 mod sbc;
 mod spc;
+mod stripe;
 mod tmf;
 mod ua;
 mod vpd;

@@ -567,6 +567,7 @@ fn run(c: &Ctx) -> Outcome {
         Cmd::Read => sbc::read(c),
         Cmd::Write => sbc::write(c),
         Cmd::WriteVerify => sbc::write_verify(c),
+        Cmd::CompareAndWrite => sbc::compare_and_write(c),
         Cmd::Verify => sbc::verify(c),
         Cmd::PreFetch => sbc::pre_fetch(c),
         Cmd::SyncCache => sbc::sync_cache(c),

@@ -15,6 +15,7 @@ pub(crate) enum Cmd {
     Read,
     Write,
     WriteVerify,
+    CompareAndWrite,
     Verify,
     PreFetch,
     SyncCache,
@@ -63,6 +64,8 @@ pub(crate) const F_PR_FREE: u16 = 256;
 /// with neither PR flag are the write class: only holders (and registrants for the RO/AR
 /// types) may run them.
 pub(crate) const F_PR_READ: u16 = 512;
+/// Present only while `emulate_caw` is on (COMPARE AND WRITE, as LIO).
+pub(crate) const F_CAW: u16 = 1024;
 
 pub(crate) struct OpInfo {
     pub opcode: u8,
@@ -388,6 +391,18 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x1F, 0,
         ],
         F_MEDIA | F_DPOFUA | F_PR_READ,
+        30,
+    ),
+    // COMPARE AND WRITE (SBC-3 §5.2): WRPROTECT is not supported (no protection
+    // information), so byte 1 carries only DPO and FUA; byte 13 is NUMBER OF LOGICAL BLOCKS.
+    e(
+        op::COMPARE_AND_WRITE,
+        None,
+        Cmd::CompareAndWrite,
+        &[
+            0x89, 0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA | F_CAW,
         30,
     ),
     e(

@@ -1,9 +1,12 @@
 //! SBC-3 block commands: READ/WRITE(6/10/12/16) (§5.7-5.10, §5.32-5.35), WRITE AND VERIFY
-//! (§5.36-5.38), VERIFY (§5.27-5.29), PRE-FETCH (§5.4-5.5), SYNCHRONIZE CACHE (§5.22-5.23),
-//! READ CAPACITY (§5.15-5.16) and START STOP UNIT (§5.21).
+//! (§5.36-5.38), VERIFY (§5.27-5.29), COMPARE AND WRITE (§5.2), PRE-FETCH (§5.4-5.5),
+//! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16) and START STOP UNIT (§5.21).
 //!
 //! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
 //! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
+//!
+//! Atomicity: every write holds its range's stripe locks shared, COMPARE AND WRITE holds them
+//! exclusive across read, compare and write (`stripe`).
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -94,9 +97,12 @@ fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail
     let data = c.write_data(n * bs, bs)?;
     if !data.is_empty() {
         let fua = durable || !c.dev.write_cache.load(Ordering::Relaxed);
+        let off = lba * bs;
         c.dev
-            .backstore
-            .write_at(data, lba * bs, fua)
+            .stripes
+            .shared(off, data.len() as u64, || {
+                c.dev.backstore.write_at(data, off, fua)
+            })
             .map_err(|e| io_fail(e, true))?;
     }
     Ok((lba, n, data))
@@ -197,6 +203,51 @@ pub(crate) fn verify(c: &Ctx) -> Outcome {
         _ => Ok(()),
     })?;
     Ok(Done::consumed(want))
+}
+
+/// COMPARE AND WRITE (SBC-3 §5.2): the Data-Out holds NUMBER OF LOGICAL BLOCKS of verify data
+/// then as many of write data. Under the range's exclusive stripe locks the blocks are read and
+/// compared with the verify data; any difference ends in MISCOMPARE with INFORMATION = the
+/// Data-Out offset of the first differing byte and nothing written, otherwise the write data is
+/// written (durably with FUA or WCE=0).
+pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
+    let lba = be64(c.cdb, 2);
+    let n = u64::from(byte(c.cdb, 13));
+    if n > u64::from(c.dev.max_caw_blocks()) {
+        return Err(Sense::invalid_cdb_field(13, Some(7)).into());
+    }
+    check_range(c.dev, lba, n)?;
+    let bs = u64::from(c.dev.block_size());
+    let len = n * bs;
+    // The Data-Out must be exactly both halves: a partial compare-and-write has no meaning.
+    // A different length contradicts NUMBER OF LOGICAL BLOCKS → INVALID FIELD IN CDB pointing
+    // at it, nothing done (as LIO rejects any length mismatch of a write CDB; this also catches
+    // initiators whose block count wrapped the one-byte field to 0).
+    let data = c.data_out(2 * len).map_err(|_| Fail::Check {
+        sense: Sense::invalid_cdb_field(13, Some(7)),
+        want: Some(2 * len),
+    })?;
+    // "A NUMBER OF LOGICAL BLOCKS field set to zero specifies that no read operations shall be
+    // performed, no logical block data shall be transferred ... not considered an error."
+    if n == 0 {
+        return Ok(Done::good());
+    }
+    let (verify, new) = data.split_at(len as usize);
+    let fua = fua_bit(c.cdb) || !c.dev.write_cache.load(Ordering::Relaxed);
+    let off = lba * bs;
+    c.dev.stripes.exclusive(off, len, || {
+        let mut cur = vec![0u8; len as usize];
+        c.dev
+            .backstore
+            .read_at(&mut cur, off)
+            .map_err(|e| io_fail(e, false))?;
+        compare(0, verify, &cur)?;
+        c.dev
+            .backstore
+            .write_at(new, off, fua)
+            .map_err(|e| io_fail(e, true))
+    })?;
+    Ok(Done::consumed(2 * len))
 }
 
 /// PRE-FETCH: reads the range into the backstore's cache (the page cache for fileio).

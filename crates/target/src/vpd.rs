@@ -101,6 +101,8 @@ pub(crate) fn page(c: &Ctx, code: u8) -> Option<Vec<u8>> {
 fn block_limits(dev: &Device) -> Vec<u8> {
     let mut b = vec![0u8; 0x3C];
     b[0] = 0x01; // WSNZ
+                 // MAXIMUM COMPARE AND WRITE LENGTH (byte 5 of the page); at most 128, fits the byte.
+    b[1] = u8::try_from(dev.max_caw_blocks()).unwrap_or(u8::MAX);
     b[2..4].copy_from_slice(&1u16.to_be_bytes()); // OPTIMAL TRANSFER LENGTH GRANULARITY
     b[4..8].copy_from_slice(&dev.hw_max_sectors().to_be_bytes());
     b[8..12].copy_from_slice(&dev.optimal_sectors().to_be_bytes());

@@ -173,7 +173,7 @@ fn report_luns_select_report_and_truncation() {
 #[test]
 fn unsupported_opcodes_and_service_actions() {
     let r = rig();
-    for op in [0x41, 0x42, 0x89, 0x83, 0x1E, 0x4D, 0xC0] {
+    for op in [0x41, 0x42, 0x83, 0x1E, 0x4D, 0xC0] {
         let s = cmd_fail(&r.a, &[op, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(kaq(&s), (5, 0x20, 0), "opcode {op:#x}");
     }
@@ -466,9 +466,11 @@ fn attributes_validate_and_report() {
         .set_attribute("block_size", "4096")
         .expect_err("exported");
     assert!(e.starts_with("block_size:"), "{e}");
-    let e = r.dev.set_attribute("emulate_caw", "1").expect_err("caw");
-    assert!(e.contains("COMPARE AND WRITE"), "{e}");
+    assert_eq!(r.dev.attribute("emulate_caw").as_deref(), Some("1"));
+    let e = r.dev.set_attribute("emulate_caw", "2").expect_err("caw");
+    assert!(e.starts_with("emulate_caw:"), "{e}");
     assert!(r.dev.set_attribute("emulate_caw", "0").is_ok());
+    assert_eq!(r.dev.attribute("emulate_caw").as_deref(), Some("0"));
     assert!(r.dev.set_attribute("queue_depth", "0").is_err());
     assert!(r.dev.set_attribute("emulate_fua_write", "2").is_err());
     assert!(r.dev.set_attribute("hw_block_size", "512").is_err());
