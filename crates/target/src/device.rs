@@ -22,6 +22,9 @@ use crate::tmf::TaskSet;
 /// Largest single data transfer, in bytes (VPD B0h MAXIMUM TRANSFER LENGTH; bounds the
 /// buffers one command can make us allocate).
 pub(crate) const MAX_IO_BYTES: u32 = 8 << 20;
+/// Default MAXIMUM WRITE SAME LENGTH: the largest WRITE SAME(10) count, as LIO's iblock and
+/// rd backends report.
+const DEFAULT_MAX_WRITE_SAME_LEN: u32 = 0xFFFF;
 /// `hw_queue_depth`: tasks one LU accepts before TASK SET FULL.
 pub(crate) const HW_QUEUE_DEPTH: u32 = 128;
 /// Largest COMPARE AND WRITE, in logical blocks (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH; a
@@ -249,7 +252,7 @@ impl Device {
             model_alias: AtomicBool::new(false),
             queue_depth: AtomicU32::new(HW_QUEUE_DEPTH),
             optimal_sectors: AtomicU32::new(MAX_IO_BYTES / bs),
-            max_write_same_len: AtomicU32::new(0),
+            max_write_same_len: AtomicU32::new(DEFAULT_MAX_WRITE_SAME_LEN),
             max_unmap_lba_count: AtomicU32::new(0),
             max_unmap_block_desc_count: AtomicU32::new(0),
             unmap_granularity: AtomicU32::new(0),
@@ -514,6 +517,11 @@ impl Device {
 
     pub(crate) fn hw_max_sectors(&self) -> u32 {
         MAX_IO_BYTES / self.block_size()
+    }
+
+    /// MAXIMUM WRITE SAME LENGTH in blocks (VPD B0h); 0 = no limit reported.
+    pub(crate) fn max_write_same_blocks(&self) -> u32 {
+        self.max_write_same_len.load(Ordering::Relaxed)
     }
 
     /// MAXIMUM COMPARE AND WRITE LENGTH in blocks; 0 while `emulate_caw` is off.

@@ -568,6 +568,7 @@ fn run(c: &Ctx) -> Outcome {
         Cmd::Write => sbc::write(c),
         Cmd::WriteVerify => sbc::write_verify(c),
         Cmd::CompareAndWrite => sbc::compare_and_write(c),
+        Cmd::WriteSame => sbc::write_same(c),
         Cmd::Verify => sbc::verify(c),
         Cmd::PreFetch => sbc::pre_fetch(c),
         Cmd::SyncCache => sbc::sync_cache(c),

@@ -16,6 +16,7 @@ pub(crate) enum Cmd {
     Write,
     WriteVerify,
     CompareAndWrite,
+    WriteSame,
     Verify,
     PreFetch,
     SyncCache,
@@ -254,6 +255,16 @@ pub(crate) static OPS: &[OpInfo] = &[
         F_MEDIA,
         60,
     ),
+    // WRITE SAME(10) (SBC-3 §5.45): byte 1 (WRPROTECT, ANCHOR, UNMAP, obsolete PBDATA/LBDATA)
+    // is unsupported: no protection information, no logical block provisioning.
+    e(
+        op::WRITE_SAME_10,
+        None,
+        Cmd::WriteSame,
+        &[0x41, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE,
+        60,
+    ),
     e(
         op::MODE_SELECT_10,
         None,
@@ -458,6 +469,18 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x1F, 0,
         ],
         F_MEDIA,
+        60,
+    ),
+    // WRITE SAME(16) (SBC-3 §5.46): as WRITE SAME(10), byte 1 also holds NDOB (unsupported).
+    e(
+        op::WRITE_SAME_16,
+        None,
+        Cmd::WriteSame,
+        &[
+            0x93, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE,
         60,
     ),
     e(

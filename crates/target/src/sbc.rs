@@ -1,6 +1,7 @@
 //! SBC-3 block commands: READ/WRITE(6/10/12/16) (§5.7-5.10, §5.32-5.35), WRITE AND VERIFY
 //! (§5.36-5.38), VERIFY (§5.27-5.29), COMPARE AND WRITE (§5.2), PRE-FETCH (§5.4-5.5),
-//! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16) and START STOP UNIT (§5.21).
+//! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16), START STOP UNIT (§5.21) and
+//! WRITE SAME(10)/(16) without unmap (§5.45-5.46).
 //!
 //! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
 //! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
@@ -27,7 +28,8 @@ fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
             let n = if n == 0 { 256 } else { u64::from(n) };
             (u64::from(be24(cdb, 1) & 0x1F_FFFF), n, 4)
         }
-        o if o >> 5 == 1 => (u64::from(be32(cdb, 2)), u64::from(be16(cdb, 7)), 7),
+        // Groups 1 and 2 are the 10-byte CDBs (WRITE SAME(10) is in group 2).
+        o if matches!(o >> 5, 1 | 2) => (u64::from(be32(cdb, 2)), u64::from(be16(cdb, 7)), 7),
         o if o >> 5 == 5 => (u64::from(be32(cdb, 2)), u64::from(be32(cdb, 6)), 6),
         _ => (be64(cdb, 2), u64::from(be32(cdb, 10)), 10),
     }
@@ -248,6 +250,43 @@ pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
             .map_err(|e| io_fail(e, true))
     })?;
     Ok(Done::consumed(2 * len))
+}
+
+/// Bytes WRITE SAME writes per backstore call (and per shared stripe-lock hold).
+const WRITE_SAME_CHUNK: u64 = 1 << 20;
+
+/// WRITE SAME(10)/(16) (SBC-3 §5.45, §5.46): the one Data-Out block is written to every LBA of
+/// the range, in chunks of repeated copies, each under its range's shared stripe locks so a
+/// concurrent COMPARE AND WRITE sees either none or all of a chunk. WSNZ is reported (VPD B0h),
+/// so NUMBER OF LOGICAL BLOCKS 0 is INVALID FIELD IN CDB, as is one above MAXIMUM WRITE SAME
+/// LENGTH. UNMAP, ANCHOR, NDOB, the obsolete PBDATA/LBDATA and WRPROTECT are outside the CDB
+/// usage data (no logical block provisioning, no protection information), so `ops::validate`
+/// rejects them with their bit pointer. The Data-Out must be exactly one block.
+pub(crate) fn write_same(c: &Ctx) -> Outcome {
+    let (lba, n, len_at) = lba_len(c.cdb);
+    let max = u64::from(c.dev.max_write_same_blocks());
+    // MAXIMUM WRITE SAME LENGTH 0 means "no limit reported" (SBC-3 §6.5.3).
+    if n == 0 || (max != 0 && n > max) {
+        return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
+    }
+    check_range(c.dev, lba, n)?;
+    let bs = u64::from(c.dev.block_size());
+    let block = c.data_out(bs)?;
+    let per = (WRITE_SAME_CHUNK / bs).clamp(1, n);
+    let pattern = block.repeat(per as usize);
+    let fua = !c.dev.write_cache.load(Ordering::Relaxed);
+    let mut done = 0;
+    while done < n {
+        let k = per.min(n - done);
+        let piece = pattern.get(..(k * bs) as usize).unwrap_or(&pattern);
+        let off = (lba + done) * bs;
+        c.dev
+            .stripes
+            .shared(off, k * bs, || c.dev.backstore.write_at(piece, off, fua))
+            .map_err(|e| io_fail(e, true))?;
+        done += k;
+    }
+    Ok(Done::consumed(bs))
 }
 
 /// PRE-FETCH: reads the range into the backstore's cache (the page cache for fileio).

@@ -106,6 +106,8 @@ fn block_limits(dev: &Device) -> Vec<u8> {
     b[2..4].copy_from_slice(&1u16.to_be_bytes()); // OPTIMAL TRANSFER LENGTH GRANULARITY
     b[4..8].copy_from_slice(&dev.hw_max_sectors().to_be_bytes());
     b[8..12].copy_from_slice(&dev.optimal_sectors().to_be_bytes());
+    // MAXIMUM WRITE SAME LENGTH (bytes 36..44 of the page).
+    b[32..40].copy_from_slice(&u64::from(dev.max_write_same_blocks()).to_be_bytes());
     b
 }
 
