@@ -16,25 +16,8 @@ pub const DEFAULT_TG_PT_GP: &str = "default_tg_pt_gp";
 /// The LU group every device is in unless it joined another one (id 0).
 pub const DEFAULT_LU_GP: &str = "default_lu_gp";
 
-/// Group attribute names in display order (LIO's configfs names; `members` is read-only).
-pub const GROUP_ATTRIBUTES: &[&str] = &[
-    "alua_access_state",
-    "alua_access_status",
-    "alua_access_type",
-    "alua_support_transitioning",
-    "alua_support_offline",
-    "alua_support_lba_dependent",
-    "alua_support_unavailable",
-    "alua_support_standby",
-    "alua_support_active_optimized",
-    "alua_support_active_nonoptimized",
-    "preferred",
-    "nonop_delay_msecs",
-    "trans_delay_msecs",
-    "implicit_trans_secs",
-    "tg_pt_gp_id",
-    "members",
-];
+/// Group attribute names in display order: the engine's list (LIO configfs names).
+pub use ironlun_target::ALUA_GROUP_ATTRIBUTES as GROUP_ATTRIBUTES;
 
 /// Maxima of the delay attributes (LIO's limits, lio.md §3.1).
 pub const MAX_NONOP_DELAY_MSECS: u32 = 10_000;

@@ -14,26 +14,8 @@ use crate::scsi::CommandResult;
 use crate::session::Session;
 use crate::{Error, Result};
 
-/// PERSISTENT RESERVE OUT service actions (SPC-4 Table 171).
-pub mod out_sa {
-    pub const REGISTER: u8 = 0x00;
-    pub const RESERVE: u8 = 0x01;
-    pub const RELEASE: u8 = 0x02;
-    pub const CLEAR: u8 = 0x03;
-    pub const PREEMPT: u8 = 0x04;
-    pub const PREEMPT_AND_ABORT: u8 = 0x05;
-    pub const REGISTER_AND_IGNORE_EXISTING_KEY: u8 = 0x06;
-    pub const REGISTER_AND_MOVE: u8 = 0x07;
-    pub const REPLACE_LOST_RESERVATION: u8 = 0x08;
-}
-
-/// PERSISTENT RESERVE IN service actions (SPC-4 Table 162).
-pub mod in_sa {
-    pub const READ_KEYS: u8 = 0x00;
-    pub const READ_RESERVATION: u8 = 0x01;
-    pub const REPORT_CAPABILITIES: u8 = 0x02;
-    pub const READ_FULL_STATUS: u8 = 0x03;
-}
+/// PERSISTENT RESERVE IN/OUT service actions: the codes the target uses too.
+pub use ironlun_scsi::pr::{in_sa, out_sa};
 
 /// SCSI transport protocol identifier of iSCSI (SPC-4 Table 444).
 pub const PROTOCOL_ISCSI: u8 = 0x5;

@@ -267,8 +267,8 @@ impl AluaUnit {
     }
 }
 
-/// Group attribute names in display order (LIO `alua/<group>/`).
-const GROUP_ATTRIBUTES: &[&str] = &[
+/// Group attribute names in display order (LIO `alua/<group>/`; `members` is read-only).
+pub const GROUP_ATTRIBUTES: &[&str] = &[
     "alua_access_state",
     "alua_access_status",
     "alua_access_type",

@@ -202,7 +202,9 @@ pub enum LoginDenied {
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
-pub use alua::{AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
+pub use alua::{
+    AluaObserver, LuGroup, DEFAULT_GROUP_NAME, GROUP_ATTRIBUTES as ALUA_GROUP_ATTRIBUTES,
+};
 mod device;
 mod mode;
 mod nexus;
