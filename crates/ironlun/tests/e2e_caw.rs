@@ -10,6 +10,8 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::Barrier;
+
 use ironlun_initiator::iscsi::pdu::task_attr;
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::Session;
@@ -17,6 +19,8 @@ use support::*;
 
 const HB: u64 = 64;
 const SUCCESSES: u64 = 200;
+const LOCKSTEP: u64 = 20;
+const SESSIONS: usize = 8;
 const BS: usize = BLOCK as usize;
 
 fn caw_cdb(lba: u64) -> [u8; 16] {
@@ -50,6 +54,44 @@ async fn read_hb(s: &Session) -> Vec<u8> {
     good(guard("read", s.read16(0, HB, 1, BLOCK)).await, "read").to_vec()
 }
 
+/// One heartbeat attempt from value `v`: true when the CAW won. A MISCOMPARE must carry the
+/// offset where beat(v) first differs from some later value the block held (none exists for a
+/// false miscompare, where the block still holds v).
+async fn attempt(s: &Session, v: u64) -> bool {
+    let data = [beat(v), beat(v + 1)].concat();
+    let r = guard(
+        "COMPARE AND WRITE",
+        s.command(0, &caw_cdb(HB), Some(data), 0, task_attr::SIMPLE),
+    )
+    .await
+    .unwrap();
+    if r.status == status::GOOD {
+        return true;
+    }
+    assert_eq!(r.status, status::CHECK_CONDITION, "{r:?}");
+    let sn = r.sense.expect("sense");
+    assert_eq!(sn.key, sense::key::MISCOMPARE, "{r:?}");
+    assert_eq!((sn.asc.asc, sn.asc.ascq), (0x1D, 0x00), "{r:?}");
+    let off = sn.information.expect("INFORMATION");
+    let now = value(&read_hb(s).await);
+    assert!(now > v, "miscompare although the block still held {v}");
+    assert!(
+        (v + 1..=now).any(|w| first_diff(&beat(v), &beat(w)) == Some(off)),
+        "offset {off} matches no value in {v}..={now}"
+    );
+    false
+}
+
+async fn read_beat(s: &Session) -> u64 {
+    let cur = read_hb(s).await;
+    let v = value(&cur);
+    assert_eq!(cur, beat(v), "torn heartbeat block");
+    v
+}
+
+/// The first rounds run in lockstep (every session reads the same v, then every session sends
+/// its CAW), so contention is certain rather than left to the scheduler: exactly one CAW per
+/// round wins and the other seven miscompare. Then the sessions run free until SUCCESSES.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heartbeats_from_eight_sessions_lose_nothing() {
     let d = Daemon::start_in(3700..3720);
@@ -60,7 +102,7 @@ async fn heartbeats_from_eight_sessions_lose_nothing() {
     );
     let done = Arc::new(AtomicBool::new(false));
     let successes = Arc::new(AtomicU64::new(0));
-    let miscompares = Arc::new(AtomicU64::new(0));
+    let round = Arc::new(Barrier::new(SESSIONS));
 
     let writer = {
         let s = login(&d, normal("caw-writer")).await;
@@ -78,57 +120,52 @@ async fn heartbeats_from_eight_sessions_lose_nothing() {
         })
     };
     let mut tasks = Vec::new();
-    for i in 0..8 {
+    for i in 0..SESSIONS {
         let s = login(&d, normal(&format!("caw-{i}"))).await;
-        let (successes, miscompares) = (successes.clone(), miscompares.clone());
+        let (successes, round) = (successes.clone(), round.clone());
         tasks.push(tokio::spawn(async move {
-            let mut mine = 0u64;
-            while successes.load(Ordering::SeqCst) < SUCCESSES {
-                let cur = read_hb(&s).await;
-                let v = value(&cur);
-                assert_eq!(cur, beat(v), "torn heartbeat block");
-                let data = [beat(v), beat(v + 1)].concat();
-                let r = guard(
-                    "COMPARE AND WRITE",
-                    s.command(0, &caw_cdb(HB), Some(data), 0, task_attr::SIMPLE),
-                )
-                .await
-                .unwrap();
-                if r.status == status::GOOD {
-                    mine += 1;
+            let (mut won, mut lost) = (0u64, 0u64);
+            for _ in 0..LOCKSTEP {
+                round.wait().await;
+                let v = read_beat(&s).await;
+                round.wait().await;
+                if attempt(&s, v).await {
+                    won += 1;
                     successes.fetch_add(1, Ordering::SeqCst);
-                    continue;
+                } else {
+                    lost += 1;
                 }
-                assert_eq!(r.status, status::CHECK_CONDITION, "{r:?}");
-                let sn = r.sense.expect("sense");
-                assert_eq!(sn.key, sense::key::MISCOMPARE, "{r:?}");
-                assert_eq!((sn.asc.asc, sn.asc.ascq), (0x1D, 0x00), "{r:?}");
-                let off = sn.information.expect("INFORMATION");
-                miscompares.fetch_add(1, Ordering::SeqCst);
-                // The block held a later value w at the compare; the offset is where beat(v)
-                // and beat(w) first differ (none exists for a false miscompare, w == v).
-                let now = value(&read_hb(&s).await);
-                assert!(now > v, "miscompare although the block still held {v}");
-                assert!(
-                    (v + 1..=now).any(|w| first_diff(&beat(v), &beat(w)) == Some(off)),
-                    "offset {off} matches no value in {v}..={now}"
-                );
             }
-            mine
+            let mut free = 0u64;
+            while successes.load(Ordering::SeqCst) < SUCCESSES {
+                let v = read_beat(&s).await;
+                if attempt(&s, v).await {
+                    free += 1;
+                    successes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            (won, lost, free)
         }));
     }
-    let mut total = 0;
+    let (mut won, mut lost, mut total) = (0, 0, 0);
     for t in tasks {
-        total += guard("heartbeat session", t).await.unwrap();
+        let (w, l, f) = guard("heartbeat session", t).await.unwrap();
+        won += w;
+        lost += l;
+        total += w + f;
     }
     done.store(true, Ordering::Relaxed);
     let k = guard("writer", writer).await.unwrap();
+    assert_eq!(won, LOCKSTEP, "one winner per lockstep round");
+    assert_eq!(
+        lost,
+        LOCKSTEP * (SESSIONS as u64 - 1),
+        "the rest of each round miscompare"
+    );
     assert_eq!(read_hb(&init).await, beat(total), "lost update");
     assert!(total >= SUCCESSES);
     for lba in [HB - 1, HB + 1] {
         let back = good(guard("read", init.read16(0, lba, 1, BLOCK)).await, "read");
         assert_eq!(&back[..], &vec![k; BS][..], "neighbour {lba}");
     }
-    // Serialising 8 sessions on one block: some must have lost a race.
-    assert!(miscompares.load(Ordering::SeqCst) > 0);
 }

@@ -234,27 +234,31 @@ fn first_diff(a: &[u8], b: &[u8]) -> Option<u64> {
 /// 8 nexuses update one heartbeat block with COMPARE AND WRITE (read v, CAW v → v+1, retry on
 /// MISCOMPARE) while writers hammer the neighbouring blocks of the same stripe: no update is
 /// lost, every miscompare names the first byte where the compare data differed from a value the
-/// block really held, and neighbours are untouched by the CAWs.
+/// block really held, and neighbours are untouched by the CAWs. The first rounds run in
+/// lockstep (all read the same v, then all CAW), so contention is certain, not left to the
+/// scheduler: exactly one CAW per round wins and the other seven miscompare.
 #[test]
 fn concurrent_heartbeats_lose_no_update_and_report_exact_offsets() {
     let r = rig();
     const HB: u32 = 100;
+    const LOCKSTEP: u64 = 40;
     const TARGET: u64 = 1600;
+    const N: usize = 8;
     cmd_out(&r.a, &write10(HB, 1, 0), beat(0));
     let done = Arc::new(AtomicBool::new(false));
     let successes = Arc::new(AtomicU64::new(0));
-    let miscompares = Arc::new(AtomicU64::new(0));
-    let nexuses: Vec<Arc<Nexus>> = (0..8)
+    let nexuses: Vec<Arc<Nexus>> = (0..N)
         .map(|i| {
             let n = r
                 .port
-                .open_nexus(initiator("iqn.hb", 10 + i))
+                .open_nexus(initiator("iqn.hb", 10 + i as u8))
                 .expect("nexus");
             drain_ua(&n, 0);
             n
         })
         .collect();
-    let start = Arc::new(Barrier::new(nexuses.len() + 3));
+    let start = Arc::new(Barrier::new(N + 3));
+    let round = Arc::new(Barrier::new(N));
     let mut writers = Vec::new();
     for (w, lba) in [(0u8, HB - 1), (1, HB + 1)] {
         let (n, done, start) = (r.b.clone(), done.clone(), start.clone());
@@ -268,52 +272,75 @@ fn concurrent_heartbeats_lose_no_update_and_report_exact_offsets() {
             k ^ w
         }));
     }
+    // One heartbeat attempt from value `v`: true when the CAW won. A miscompare must name the
+    // first byte where beat(v) differs from some later value the block held.
+    fn attempt(n: &Nexus, hb: u32, v: u64) -> bool {
+        let resp = run_caw(n, u64::from(hb), 1, 0, [beat(v), beat(v + 1)].concat());
+        if resp.status == status::GOOD {
+            return true;
+        }
+        let off = miscompare_offset(&resp);
+        let now = value(&read_blocks(n, hb, 1));
+        assert!(now > v, "miscompare although the block still held {v}");
+        assert!(
+            (v + 1..=now).any(|w| first_diff(&beat(v), &beat(w)) == Some(off)),
+            "offset {off} matches no value in {v}..={now}"
+        );
+        false
+    }
+    fn read_beat(n: &Nexus, hb: u32) -> u64 {
+        let cur = read_blocks(n, hb, 1);
+        let v = value(&cur);
+        assert_eq!(cur, beat(v), "torn heartbeat block");
+        v
+    }
     let mut hbs = Vec::new();
     for n in nexuses {
-        let start = start.clone();
-        let (successes, miscompares) = (successes.clone(), miscompares.clone());
+        let (start, round, successes) = (start.clone(), round.clone(), successes.clone());
         hbs.push(thread::spawn(move || {
             start.wait();
-            let mut mine = 0u64;
-            while successes.load(Ordering::SeqCst) < TARGET {
-                let cur = read_blocks(&n, HB, 1);
-                let v = value(&cur);
-                assert_eq!(cur, beat(v), "torn heartbeat block");
-                let resp = run_caw(&n, u64::from(HB), 1, 0, [beat(v), beat(v + 1)].concat());
-                if resp.status == status::GOOD {
-                    mine += 1;
+            let (mut won, mut lost) = (0u64, 0u64);
+            for _ in 0..LOCKSTEP {
+                round.wait();
+                let v = read_beat(&n, HB);
+                round.wait();
+                if attempt(&n, HB, v) {
+                    won += 1;
                     successes.fetch_add(1, Ordering::SeqCst);
-                    continue;
+                } else {
+                    lost += 1;
                 }
-                miscompares.fetch_add(1, Ordering::SeqCst);
-                let off = miscompare_offset(&resp);
-                // The block held some later value w when compared; the offset is where beat(v)
-                // and beat(w) first differ. A false miscompare (w == v) has no such w.
-                let now = value(&read_blocks(&n, HB, 1));
-                assert!(now > v, "miscompare although the block still held {v}");
-                assert!(
-                    (v + 1..=now).any(|w| first_diff(&beat(v), &beat(w)) == Some(off)),
-                    "offset {off} matches no value in {v}..={now}"
-                );
             }
-            mine
+            let mut free = 0u64;
+            while successes.load(Ordering::SeqCst) < TARGET {
+                let v = read_beat(&n, HB);
+                if attempt(&n, HB, v) {
+                    free += 1;
+                    successes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            (won, lost, free)
         }));
     }
     start.wait();
-    let per: Vec<u64> = hbs.into_iter().map(|h| h.join().expect("hb")).collect();
+    let per: Vec<(u64, u64, u64)> = hbs.into_iter().map(|h| h.join().expect("hb")).collect();
     done.store(true, Ordering::Relaxed);
     let last: Vec<u8> = writers
         .into_iter()
         .map(|h| h.join().expect("writer"))
         .collect();
-    let total: u64 = per.iter().sum();
+    let won: u64 = per.iter().map(|p| p.0).sum();
+    let lost: u64 = per.iter().map(|p| p.1).sum();
+    let total: u64 = won + per.iter().map(|p| p.2).sum::<u64>();
+    assert_eq!(won, LOCKSTEP, "one winner per lockstep round");
+    assert_eq!(
+        lost,
+        LOCKSTEP * (N as u64 - 1),
+        "the rest of each round miscompare"
+    );
     let final_block = read_blocks(&r.a, HB, 1);
     assert_eq!(final_block, beat(total), "lost update");
     assert_eq!(successes.load(Ordering::SeqCst), total);
-    assert!(
-        miscompares.load(Ordering::SeqCst) > 0,
-        "no contention at all"
-    );
     assert_eq!(read_blocks(&r.a, HB - 1, 1), vec![last[0]; BS]);
     assert_eq!(read_blocks(&r.a, HB + 1, 1), vec![last[1]; BS]);
 }
