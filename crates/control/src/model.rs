@@ -279,10 +279,58 @@ pub struct TpgAttributes {
     /// Every LUN mapped through an explicit ACL is write protected.
     #[serde(default)]
     pub prod_mode_write_protect: u8,
+    /// Seconds of silence before a NOP-In ping (0: no pings), LIO's `nopin_timeout`
+    /// (a node-ACL attribute there; here it applies to every session of the TPG).
+    #[serde(
+        default = "default_nopin_timeout",
+        skip_serializing_if = "is_default_nopin_timeout"
+    )]
+    pub nopin_timeout: u8,
+    /// Seconds to wait for the NOP-Out answering a ping before dropping the connection.
+    #[serde(
+        default = "default_nopin_response_timeout",
+        skip_serializing_if = "is_default_nopin_response_timeout"
+    )]
+    pub nopin_response_timeout: u8,
 }
 
 fn one() -> u8 {
     1
+}
+
+/// Default `nopin_timeout` / `nopin_response_timeout`, seconds.
+pub const NOPIN_TIMEOUT: u8 = 15;
+pub const NOPIN_RESPONSE_TIMEOUT: u8 = 15;
+/// Largest value of either (LIO's NA_NOPIN_TIMEOUT_MAX / NA_NOPIN_RESPONSE_TIMEOUT_MAX).
+pub const NOPIN_MAX: u8 = 60;
+/// Smallest nonzero value of either (LIO's *_MIN).
+pub const NOPIN_MIN: u8 = 3;
+
+fn default_nopin_timeout() -> u8 {
+    NOPIN_TIMEOUT
+}
+fn default_nopin_response_timeout() -> u8 {
+    NOPIN_RESPONSE_TIMEOUT
+}
+fn is_default_nopin_timeout(v: &u8) -> bool {
+    *v == NOPIN_TIMEOUT
+}
+fn is_default_nopin_response_timeout(v: &u8) -> bool {
+    *v == NOPIN_RESPONSE_TIMEOUT
+}
+
+/// Check one TPG attribute value: the two keep-alive times are seconds, the rest 0/1.
+pub fn check_tpg_attribute(name: &str, v: u8) -> Result<(), String> {
+    match name {
+        "nopin_timeout" if v == 0 || (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
+        "nopin_timeout" => Err(format!(
+            "must be 0 (no NOP-In pings) or {NOPIN_MIN}-{NOPIN_MAX} seconds"
+        )),
+        "nopin_response_timeout" if (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
+        "nopin_response_timeout" => Err(format!("must be {NOPIN_MIN}-{NOPIN_MAX} seconds")),
+        _ if v <= 1 => Ok(()),
+        _ => Err("must be 0 or 1".to_string()),
+    }
 }
 
 impl Default for TpgAttributes {
@@ -293,6 +341,8 @@ impl Default for TpgAttributes {
             generate_node_acls: 0,
             demo_mode_write_protect: 1,
             prod_mode_write_protect: 0,
+            nopin_timeout: NOPIN_TIMEOUT,
+            nopin_response_timeout: NOPIN_RESPONSE_TIMEOUT,
         }
     }
 }
@@ -302,6 +352,8 @@ pub const TPG_ATTRIBUTES: &[&str] = &[
     "authentication",
     "demo_mode_write_protect",
     "generate_node_acls",
+    "nopin_response_timeout",
+    "nopin_timeout",
     "prod_mode_write_protect",
 ];
 
@@ -312,6 +364,8 @@ impl TpgAttributes {
             "generate_node_acls" => self.generate_node_acls,
             "demo_mode_write_protect" => self.demo_mode_write_protect,
             "prod_mode_write_protect" => self.prod_mode_write_protect,
+            "nopin_timeout" => self.nopin_timeout,
+            "nopin_response_timeout" => self.nopin_response_timeout,
             _ => return None,
         })
     }
@@ -321,6 +375,8 @@ impl TpgAttributes {
             "generate_node_acls" => &mut self.generate_node_acls,
             "demo_mode_write_protect" => &mut self.demo_mode_write_protect,
             "prod_mode_write_protect" => &mut self.prod_mode_write_protect,
+            "nopin_timeout" => &mut self.nopin_timeout,
+            "nopin_response_timeout" => &mut self.nopin_response_timeout,
             _ => return None,
         })
     }
@@ -721,9 +777,8 @@ impl Config {
                     ));
                 }
                 for name in TPG_ATTRIBUTES {
-                    if g.attributes.get(name).unwrap_or(0) > 1 {
-                        return Err(format!("{at}/attrib/{name} must be 0 or 1"));
-                    }
+                    check_tpg_attribute(name, g.attributes.get(name).unwrap_or(0))
+                        .map_err(|e| format!("{at}/attrib/{name} {e}"))?;
                 }
                 for (k, v) in &g.parameters {
                     if !defaults.contains(k) {

@@ -26,9 +26,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
-use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
+use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, NopIn, TargetConfig, TpgConfig};
 use ironlun_target::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -356,6 +357,15 @@ fn fabric_config(cfg: &Config, ports: &BTreeMap<(String, u16), PortEntry>) -> Fa
                             .map(|a| (a.node_wwn.clone(), auth(&a.chap)))
                             .collect(),
                         params: g.parameters.clone(),
+                        nopin: Some(match g.attributes.nopin_timeout {
+                            0 => NopIn::Off,
+                            t => NopIn::Every {
+                                interval: Duration::from_secs(u64::from(t)),
+                                response: Duration::from_secs(u64::from(
+                                    g.attributes.nopin_response_timeout,
+                                )),
+                            },
+                        }),
                     })
                 })
                 .collect(),

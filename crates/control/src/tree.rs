@@ -851,7 +851,16 @@ fn set(cfg: &mut Config, insp: &dyn Inspect, path: &str, value: &str) -> Result<
                     TPG_ATTRIBUTES.join(", ")
                 )
             })?;
-            *slot = u8::from(parse_bool(&at, value)?);
+            *slot = if name.starts_with("nopin") {
+                let v = value
+                    .trim()
+                    .parse::<u8>()
+                    .map_err(|_| format!("{at}: invalid value {value:?}; expected seconds"))?;
+                crate::model::check_tpg_attribute(name, v).map_err(|e| format!("{at}: {e}"))?;
+                v
+            } else {
+                u8::from(parse_bool(&at, value)?)
+            };
         }
         Loc::TpgAuth(t, g, name) => {
             validate_chap_value(&at, value)?;

@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     auth: AuthConfig::default(),
                     acl_auth: BTreeMap::new(),
                     params: BTreeMap::new(),
+                    nopin: None,
                 }],
             }],
             discovery_auth: None,

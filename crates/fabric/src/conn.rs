@@ -162,6 +162,8 @@ type Run = Box<dyn FnOnce() + Send>;
 struct RunQueue {
     ready: VecDeque<Run>,
     runners: usize,
+    /// Runners inside a command (the rest are about to pop the next one or exit).
+    busy: usize,
 }
 
 pub(crate) struct ConnSetup {
@@ -379,6 +381,23 @@ async fn reader(conn: &Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut, dige
         max_data: conn.max_recv,
     };
     let opts = conn.shared.options.clone();
+    // The TPG's keep-alive, else the server default.
+    let nopin = conn
+        .session
+        .target
+        .as_deref()
+        .and_then(|t| {
+            let cfg = conn.shared.config.read().clone();
+            cfg.targets
+                .iter()
+                .find(|x| x.name == t)
+                .and_then(|x| x.tpgs.iter().find(|g| g.tpgt == conn.session.tpgt))
+                .and_then(|g| g.nopin)
+        })
+        .unwrap_or(crate::NopIn::Every {
+            interval: opts.nop_interval,
+            response: opts.nop_timeout,
+        });
     let mut last_rx = tokio::time::Instant::now();
     let mut ping_sent: Option<tokio::time::Instant> = None;
     loop {
@@ -413,9 +432,11 @@ async fn reader(conn: &Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut, dige
         if let Ok(pdu::FrameCheck::Incomplete(n)) = pdu::check_frame(&buf, digests, conn.max_recv) {
             buf.reserve(n.max(4096));
         }
-        let deadline = match ping_sent {
-            Some(t) => t + opts.nop_timeout,
-            None => last_rx + opts.nop_interval,
+        // With pings off, a deadline a day away that is simply renewed.
+        let deadline = match (nopin, ping_sent) {
+            (crate::NopIn::Every { response, .. }, Some(t)) => t + response,
+            (crate::NopIn::Every { interval, .. }, None) => last_rx + interval,
+            (crate::NopIn::Off, _) => tokio::time::Instant::now() + Duration::from_secs(86_400),
         };
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
@@ -424,6 +445,9 @@ async fn reader(conn: &Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut, dige
             },
             _ = conn.stop_notify.notified() => return,
             _ = tokio::time::sleep_until(deadline) => {
+                if nopin == crate::NopIn::Off {
+                    continue;
+                }
                 if ping_sent.is_some() {
                     warn!(initiator = %conn.session.initiator, "no answer to NOP-In; closing connection");
                     return;
@@ -907,13 +931,16 @@ fn try_execute(conn: &Arc<Conn>, itt: u32) {
 /// Queue a ready command. A blocking-pool runner drains the connection's queue until it is
 /// empty, so a busy connection hands commands to an already running thread instead of waking
 /// one per command (thread wake-ups dominated the 4 KiB path). Another runner starts only
-/// while the queue is longer than the number running, up to `runners_per_connection`.
+/// while the queue is longer than the number of idle runners, up to `runners_per_connection`:
+/// a runner blocked in a long command (a SANITIZE, a large EXTENDED COPY) does not count, so
+/// the commands behind it still run.
 fn submit(conn: &Arc<Conn>, run: Run) {
     let start = {
         let mut q = conn.runq.lock();
         q.ready.push_back(run);
         let max = conn.shared.options.runners_per_connection.max(1);
-        let start = q.runners == 0 || (q.runners < max && q.ready.len() > q.runners);
+        let idle = q.runners - q.busy;
+        let start = q.runners == 0 || (q.runners < max && q.ready.len() > idle);
         if start {
             q.runners += 1;
         }
@@ -925,13 +952,17 @@ fn submit(conn: &Arc<Conn>, run: Run) {
             let next = {
                 let mut q = c.runq.lock();
                 let next = q.ready.pop_front();
-                if next.is_none() {
-                    q.runners -= 1;
+                match next {
+                    Some(_) => q.busy += 1,
+                    None => q.runners -= 1,
                 }
                 next
             };
             match next {
-                Some(run) => run(),
+                Some(run) => {
+                    run();
+                    c.runq.lock().busy -= 1;
+                }
                 None => return,
             }
         });

@@ -46,6 +46,23 @@ pub struct TpgConfig {
     /// `param/<Key>` overrides of the RFC 7143 defaults the target offers/accepts,
     /// e.g. "HeaderDigest" → "CRC32C,None", "MaxRecvDataSegmentLength" → "262144".
     pub params: BTreeMap<String, String>,
+    /// `attrib/nopin_timeout`: idle time before the target pings a connection with a NOP-In;
+    /// `None` disables the pings (and with them the dead-connection check). `None` in a
+    /// config built without the attribute means the server default (`FabricOptions`).
+    pub nopin: Option<NopIn>,
+}
+
+/// Keep-alive of a TPG's connections (LIO's `nopin_timeout` / `nopin_response_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NopIn {
+    /// No NOP-In pings: an idle connection stays up however long the initiator is silent.
+    Off,
+    /// Ping after `interval` of silence; drop the connection when no NOP-Out answers within
+    /// `response`.
+    Every {
+        interval: std::time::Duration,
+        response: std::time::Duration,
+    },
 }
 
 /// One target (`iscsi/<iqn>`).

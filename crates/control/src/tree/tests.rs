@@ -1218,3 +1218,28 @@ fn alua_state_round_trips_through_config_json() {
     let plain = crate::persist::to_json(&example());
     assert!(!plain.contains("alua"), "{plain}");
 }
+
+#[test]
+fn nopin_attributes_take_seconds_and_zero_turns_pings_off() {
+    let c = example();
+    let tp = format!("iscsi/{T}/tpgt_1");
+    let c = set(&c, &format!("{tp}/attrib/nopin_timeout"), "0").expect("off");
+    assert_eq!(c.targets[0].tpgs[0].attributes.nopin_timeout, 0);
+    let c = set(&c, &format!("{tp}/attrib/nopin_response_timeout"), "60").expect("60");
+    assert_eq!(c.targets[0].tpgs[0].attributes.nopin_response_timeout, 60);
+    for (name, bad) in [
+        ("nopin_timeout", "2"),
+        ("nopin_timeout", "61"),
+        ("nopin_timeout", "x"),
+        ("nopin_response_timeout", "0"),
+    ] {
+        let e = set(&c, &format!("{tp}/attrib/{name}"), bad).expect_err(bad);
+        assert!(e.contains(name) && e.contains("seconds"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+    // Defaults are not written to the saved config; other values are.
+    let json = serde_json::to_string(&example()).expect("json");
+    assert!(!json.contains("nopin"), "{json}");
+    let json = serde_json::to_string(&c).expect("json");
+    assert!(json.contains("\"nopin_timeout\":0"), "{json}");
+}

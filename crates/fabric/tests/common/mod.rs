@@ -57,6 +57,7 @@ pub fn tpg(port: Arc<TargetPort>, tpgt: u16, portal: SocketAddr) -> TpgConfig {
         auth: AuthConfig::default(),
         acl_auth: BTreeMap::new(),
         params: BTreeMap::new(),
+        nopin: None,
     }
 }
 
