@@ -15,7 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,6 +65,20 @@ pub struct FileIo {
     write_back: bool,
     readonly: bool,
     is_block_device: bool,
+    /// How this store deallocates (probed at open).
+    unmap: UnmapKind,
+}
+
+/// How a fileio store gives space back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnmapKind {
+    /// Read-only, or the filesystem / device cannot.
+    None,
+    /// Punch holes in the regular file; holes read as zeroes. The granularity is the
+    /// filesystem's block size.
+    PunchHole { granularity: u64 },
+    /// BLKDISCARD on the block device.
+    Discard(sys::DiscardInfo),
 }
 
 impl FileIo {
@@ -187,7 +201,9 @@ impl FileIo {
         block: u32,
         is_block_device: bool,
     ) -> Self {
+        let unmap = Self::probe_unmap(&file, opts, size, is_block_device);
         Self {
+            unmap,
             file,
             path: opts.path.clone(),
             size: AtomicU64::new(size),
@@ -200,7 +216,112 @@ impl FileIo {
     }
 }
 
+impl FileIo {
+    /// Finds out whether (and how) this store can deallocate. A regular file's filesystem is
+    /// asked by punching a hole past the end of the file (KEEP_SIZE: nothing changes), which
+    /// fails with EOPNOTSUPP where hole punching is not offered.
+    fn probe_unmap(file: &File, opts: &FileIoOptions, size: u64, block_dev: bool) -> UnmapKind {
+        if opts.readonly {
+            return UnmapKind::None;
+        }
+        if block_dev {
+            let info = sys::block_device_discard_info(file);
+            return if info.supported {
+                UnmapKind::Discard(info)
+            } else {
+                UnmapKind::None
+            };
+        }
+        let granularity = file.metadata().map(|m| m.blksize()).unwrap_or(0);
+        match sys::punch_hole(file, size, u64::from(FILE_BLOCK)) {
+            Ok(()) => UnmapKind::PunchHole { granularity },
+            Err(_) => UnmapKind::None,
+        }
+    }
+}
+
+impl FileIo {
+    /// BLKDISCARD takes only whole device blocks: the aligned middle of the range is
+    /// discarded, the partial device blocks at either end are written with zeroes (through
+    /// the page cache, as any fileio write), so the whole range reads as zeroes when the
+    /// device's discard does.
+    fn discard(&self, off: u64, len: u64) -> io::Result<()> {
+        let lbs = u64::from(self.block);
+        let end = off + len;
+        let (a, b) = (off.div_ceil(lbs) * lbs, end / lbs * lbs);
+        let zero = |from: u64, to: u64| -> io::Result<()> {
+            if to > from {
+                let n = usize::try_from(to - from).map_err(io::Error::other)?;
+                sys::write_full_at(&self.file, &vec![0u8; n], from)?;
+            }
+            Ok(())
+        };
+        if a >= b {
+            return zero(off, end);
+        }
+        zero(off, a)?;
+        zero(b, end)?;
+        sys::discard(&self.file, a, b - a)
+    }
+}
+
 impl Backstore for FileIo {
+    fn supports_unmap(&self) -> bool {
+        self.unmap != UnmapKind::None
+    }
+
+    fn unmap_zeroes(&self) -> bool {
+        match self.unmap {
+            UnmapKind::None => false,
+            UnmapKind::PunchHole { .. } => true,
+            UnmapKind::Discard(info) => info.zeroes,
+        }
+    }
+
+    fn unmap_granularity(&self) -> u64 {
+        match self.unmap {
+            UnmapKind::None => 0,
+            UnmapKind::PunchHole { granularity } => granularity,
+            UnmapKind::Discard(info) => info.granularity,
+        }
+    }
+
+    fn unmap(&self, off: u64, len: u64) -> io::Result<()> {
+        let _io = self.gate.read();
+        sys::check_span(off, len, self.size())?;
+        if len == 0 {
+            return Ok(());
+        }
+        match self.unmap {
+            UnmapKind::None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{}: cannot deallocate blocks", self.path.display()),
+            )),
+            UnmapKind::PunchHole { .. } => {
+                sys::punch_hole(&self.file, off, len)?;
+                // Write-through: O_DSYNC covers writes, not fallocate; sync the new extent map
+                // so that deallocation is as durable as a write.
+                if !self.write_back {
+                    sys::sync_data(&self.file)?;
+                }
+                Ok(())
+            }
+            UnmapKind::Discard(_) => self.discard(off, len),
+        }
+    }
+
+    fn provisioning(&self, off: u64, len: u64, max: usize) -> io::Result<Vec<crate::Extent>> {
+        let _io = self.gate.read();
+        sys::check_span(off, len, self.size())?;
+        if self.is_block_device || len == 0 {
+            // A block device does not tell which of its blocks hold space.
+            let mut v = Vec::new();
+            sys::push_extent(&mut v, off, len, crate::Provisioning::Mapped);
+            return Ok(v);
+        }
+        sys::file_extents(&self.file, off, len, max)
+    }
+
     fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }

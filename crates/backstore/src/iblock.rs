@@ -55,6 +55,8 @@ pub struct IBlock {
     readonly: bool,
     write_cache: bool,
     bounce: BouncePool,
+    /// Discard support of the device (sysfs, read at open).
+    discard: sys::DiscardInfo,
 }
 
 impl std::fmt::Debug for IBlock {
@@ -95,7 +97,13 @@ impl IBlock {
         let (size, block) = sys::probe_block_device(&file, path, opts.readonly)?;
         check_size(Some(path), size, block)?;
         let write_cache = !opts.readonly && sys::block_device_has_write_cache(&file);
+        let discard = if opts.readonly {
+            sys::DiscardInfo::default()
+        } else {
+            sys::block_device_discard_info(&file)
+        };
         Ok(Self {
+            discard,
             file,
             path: path.to_path_buf(),
             size: AtomicU64::new(size),
@@ -224,6 +232,36 @@ impl Backstore for IBlock {
             ));
         }
         self.adopt(device_size)
+    }
+
+    fn supports_unmap(&self) -> bool {
+        self.discard.supported
+    }
+
+    fn unmap_zeroes(&self) -> bool {
+        self.discard.zeroes
+    }
+
+    fn unmap_granularity(&self) -> u64 {
+        self.discard.granularity
+    }
+
+    fn unmap(&self, off: u64, len: u64) -> io::Result<()> {
+        let _io = self.gate.read();
+        sys::check_span(off, len, self.size())?;
+        if len == 0 {
+            return Ok(());
+        }
+        if !self.discard.supported {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: the device does not accept discards",
+                    self.path.display()
+                ),
+            ));
+        }
+        sys::discard(&self.file, off, len)
     }
 
     fn rescan(&self) -> io::Result<u64> {

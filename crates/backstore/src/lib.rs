@@ -13,6 +13,15 @@
 //! * on a block device (`iblock`, `fileio`): the device is resized underneath (lvextend,
 //!   `losetup -c`); `rescan` adopts its new capacity, `resize(n)` does the same but only if the
 //!   device now has `n` bytes (fileio may also export a prefix of it, as at creation).
+//!
+//! Logical block provisioning (SBC-3 §4.7): [`Backstore::unmap`] gives a byte range's space
+//! back and [`Backstore::provisioning`] tells which ranges hold space. Per kind:
+//! * `fileio` on a regular file: `fallocate(PUNCH_HOLE | KEEP_SIZE)`; status from
+//!   `lseek(SEEK_DATA / SEEK_HOLE)`; holes read as zeroes.
+//! * `fileio` / `iblock` on a block device: `BLKDISCARD` when the queue accepts discards;
+//!   zeroes are promised only for a loop device (its discard punches the backing file);
+//!   status is "mapped" (a block device does not say).
+//! * `rd_mcp`: whole chunks are freed, partial ones zeroed; status from allocated chunks.
 
 use std::io;
 use std::path::PathBuf;
@@ -31,6 +40,28 @@ pub use fileio::{FileIo, FileIoOptions};
 pub use iblock::{IBlock, IBlockOptions};
 pub use ramdisk::{RamDisk, RAMDISK_CHUNK};
 pub use size::parse_size;
+
+/// Provisioning status of an extent (SBC-3 §4.7.1): holding space or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioning {
+    Mapped,
+    Deallocated,
+}
+
+/// A byte extent and its provisioning status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub off: u64,
+    pub len: u64,
+    pub state: Provisioning,
+}
+
+fn no_unmap() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this backstore cannot deallocate blocks",
+    )
+}
 
 /// Positional block storage. All offsets and lengths are in bytes and are multiples of the
 /// LU block size (the engine checks ranges before calling). Implementations are blocking and
@@ -66,6 +97,37 @@ pub trait Backstore: Send + Sync + 'static {
             io::ErrorKind::Unsupported,
             "this backstore cannot be resized",
         ))
+    }
+    /// Can [`Self::unmap`] deallocate blocks here (filesystem hole punching, device discard)?
+    fn supports_unmap(&self) -> bool {
+        false
+    }
+    /// Do deallocated bytes read back as zeroes (SBC-3 LBPRZ)?
+    fn unmap_zeroes(&self) -> bool {
+        false
+    }
+    /// The unit in which deallocation really frees space, in bytes (filesystem block, discard
+    /// granularity, RAM chunk); 0 when unknown.
+    fn unmap_granularity(&self) -> u64 {
+        0
+    }
+    /// Deallocate `[off, off+len)`. Space not freed whole (a partial granule) is zeroed when
+    /// [`Self::unmap_zeroes`] holds, so the range always reads as it promises.
+    fn unmap(&self, off: u64, len: u64) -> io::Result<()> {
+        let _ = (off, len);
+        Err(no_unmap())
+    }
+    /// Provisioning status of `[off, off+len)` as consecutive extents in order from `off`,
+    /// at most `max` of them (the last may then end before `off+len`). A store that cannot
+    /// tell reports everything mapped.
+    fn provisioning(&self, off: u64, len: u64, max: usize) -> io::Result<Vec<Extent>> {
+        sys::check_span(off, len, self.size())?;
+        let _ = max;
+        Ok(vec![Extent {
+            off,
+            len,
+            state: Provisioning::Mapped,
+        }])
     }
     /// Re-read the capacity of the block device underneath and adopt it (for when it was
     /// resized outside: `lvextend`, `losetup -c`); returns the new capacity.

@@ -208,6 +208,79 @@ impl Backstore for RamDisk {
         Ok(())
     }
 
+    fn supports_unmap(&self) -> bool {
+        true
+    }
+
+    fn unmap_zeroes(&self) -> bool {
+        true
+    }
+
+    fn unmap_granularity(&self) -> u64 {
+        RAMDISK_CHUNK as u64
+    }
+
+    /// Frees every chunk the range covers whole (or up to the end of the disk) and zeroes the
+    /// covered part of the others; a chunk left all zeroes is freed too.
+    fn unmap(&self, off: u64, len: u64) -> io::Result<()> {
+        let groups = self.groups.read();
+        let size = self.size();
+        crate::sys::check_span(off, len, size)?;
+        let mut at = off;
+        let end = off + len;
+        while at < end {
+            let within = (at % RAMDISK_CHUNK as u64) as usize;
+            let n = ((RAMDISK_CHUNK - within) as u64).min(end - at) as usize;
+            let whole = within == 0 && (n == RAMDISK_CHUNK || at + n as u64 == size);
+            if let Some(chunk) = Self::chunk(&groups, at) {
+                let mut guard = chunk.write();
+                let free = match guard.as_deref_mut() {
+                    Some(_) if whole => true,
+                    Some(data) => {
+                        data[within..within + n].fill(0);
+                        data.iter().all(|b| *b == 0)
+                    }
+                    None => false,
+                };
+                if free && guard.take().is_some() {
+                    self.allocated_chunks.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn provisioning(&self, off: u64, len: u64, max: usize) -> io::Result<Vec<crate::Extent>> {
+        use crate::Provisioning::{Deallocated, Mapped};
+        let groups = self.groups.read();
+        crate::sys::check_span(off, len, self.size())?;
+        let chunk = RAMDISK_CHUNK as u64;
+        let group_bytes = chunk * CHUNKS_PER_GROUP as u64;
+        let end = off + len;
+        let mut out = Vec::new();
+        let mut at = off;
+        while at < end && out.len() <= max.max(1) {
+            let (group, _) = Self::locate(at);
+            let (step, state) = match groups.get(group).and_then(|g| g.get()) {
+                // A group never touched: skip all of it at once.
+                None => (group_bytes - at % group_bytes, Deallocated),
+                Some(_) => {
+                    let mapped = Self::chunk(&groups, at).is_some_and(|c| c.read().is_some());
+                    (
+                        chunk - at % chunk,
+                        if mapped { Mapped } else { Deallocated },
+                    )
+                }
+            };
+            let n = step.min(end - at);
+            crate::sys::push_extent(&mut out, at, n, state);
+            at += n;
+        }
+        out.truncate(max.max(1));
+        Ok(out)
+    }
+
     /// RAM has no cache to flush; data lives as long as the process.
     fn flush(&self) -> io::Result<()> {
         Ok(())

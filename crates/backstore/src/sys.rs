@@ -8,29 +8,31 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-/// `_IOR(0x12, 114, size_t)` from `<linux/fs.h>`; the `libc` crate does not export it.
-/// The direction bits sit differently on the architectures with a 3-bit direction field.
-#[cfg(any(
+/// The architectures whose ioctl numbers have a 3-bit direction field (`_IOC_NONE` = 1,
+/// `_IOC_READ` = 2 at bit 29) rather than the generic 2-bit one (`_IOC_READ` = 2 at bit 30).
+const THREE_BIT_IOC_DIR: bool = cfg!(any(
     target_arch = "mips",
     target_arch = "mips64",
     target_arch = "powerpc",
     target_arch = "powerpc64",
     target_arch = "sparc",
     target_arch = "sparc64"
-))]
-const BLKGETSIZE64: libc::Ioctl = 0x4008_1272;
-#[cfg(not(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-const BLKGETSIZE64: libc::Ioctl = 0x8008_1272;
+));
 
-/// `_IO(0x12, 94)` from `<linux/fs.h>`: is the block device read-only? (No direction bits.)
-const BLKROGET: libc::Ioctl = 0x125e;
+/// `_IOR(0x12, 114, size_t)` from `<linux/fs.h>`; the `libc` crate does not export it.
+const BLKGETSIZE64: libc::Ioctl = if THREE_BIT_IOC_DIR {
+    0x4008_1272
+} else {
+    0x8008_1272
+};
+
+/// `_IO(0x12, 94)` from `<linux/fs.h>`: is the block device read-only? (`_IO` carries no
+/// direction bits, except the 1 of `_IOC_NONE` on the 3-bit-direction architectures.)
+const BLKROGET: libc::Ioctl = if THREE_BIT_IOC_DIR {
+    0x2000_125e
+} else {
+    0x125e
+};
 
 /// What a configured path points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,4 +226,190 @@ pub(crate) fn check_range(len: usize, off: u64, size: u64) -> io::Result<()> {
 /// The error a write to a read-only store returns.
 pub(crate) fn read_only_error() -> io::Error {
     io::Error::from_raw_os_error(libc::EROFS)
+}
+
+/// `_IO(0x12, 119)` from `<linux/fs.h>`: discard a byte range of a block device. The `_IO`
+/// direction bits are 1 (not 0) on the architectures with a 3-bit direction field.
+const BLKDISCARD: libc::Ioctl = if THREE_BIT_IOC_DIR {
+    0x2000_1277
+} else {
+    0x1277
+};
+
+fn to_off(v: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(v).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("byte offset {v} is too large"),
+        )
+    })
+}
+
+/// Deallocates `[off, off+len)` of a regular file without changing its length
+/// (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`). Partial filesystem blocks at
+/// either end are zeroed instead, so the whole range reads as zeroes afterwards.
+pub(crate) fn punch_hole(file: &File, off: u64, len: u64) -> io::Result<()> {
+    let (o, l) = (to_off(off)?, to_off(len)?);
+    loop {
+        // SAFETY: fallocate only reads its integer arguments; the fd is owned by `file` and
+        // open for the duration of the call.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                o,
+                l,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `lseek(fd, off, whence)` for SEEK_DATA / SEEK_HOLE; `None` when there is no data at or
+/// after `off` (ENXIO: `off` is at or past the end of the file, or only a hole follows).
+fn seek(file: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    let o = to_off(off)?;
+    // SAFETY: lseek only reads its integer arguments; the fd is owned by `file`. It moves the
+    // file position, which nothing here uses (all I/O is positional).
+    let rc = unsafe { libc::lseek(file.as_raw_fd(), o, whence) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(rc as u64))
+}
+
+/// Start of the first data at or after `off` in a regular file (None: only holes follow).
+pub(crate) fn seek_data(file: &File, off: u64) -> io::Result<Option<u64>> {
+    seek(file, off, libc::SEEK_DATA)
+}
+
+/// Start of the first hole at or after `off` (the end of the file counts as a hole).
+pub(crate) fn seek_hole(file: &File, off: u64) -> io::Result<Option<u64>> {
+    seek(file, off, libc::SEEK_HOLE)
+}
+
+/// Discards `[off, off+len)` of a block device (`BLKDISCARD`). The kernel also drops the
+/// range from the page cache, so buffered (fileio) readers see the device's new contents.
+pub(crate) fn discard(file: &File, off: u64, len: u64) -> io::Result<()> {
+    let range: [u64; 2] = [off, len];
+    // SAFETY: BLKDISCARD reads two u64 (start, length) through the pointer, which points at a
+    // live local array; the fd is owned by `file` and open for the duration of the call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKDISCARD, range.as_ptr()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What a block device offers for deallocation, from sysfs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DiscardInfo {
+    /// The device accepts discards (`queue/discard_max_bytes` > 0).
+    pub supported: bool,
+    /// `queue/discard_granularity` in bytes (0 unknown).
+    pub granularity: u64,
+    /// Discarded blocks are known to read back as zeroes. Only a loop device over a file
+    /// promises that (its discard punches a hole in the file); the kernel no longer reports
+    /// it for other devices, so we stay conservative.
+    pub zeroes: bool,
+}
+
+/// Reads `/sys/dev/block/<maj>:<min>/…` for the device behind `file` (a partition's queue
+/// limits are its parent's).
+pub(crate) fn block_device_discard_info(file: &File) -> DiscardInfo {
+    let Ok(meta) = file.metadata() else {
+        return DiscardInfo::default();
+    };
+    let rdev = meta.rdev();
+    let base = format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev));
+    let read_u64 = |name: &str| -> Option<u64> {
+        [
+            format!("{base}/queue/{name}"),
+            format!("{base}/../queue/{name}"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.trim().parse().ok())
+    };
+    let max = read_u64("discard_max_bytes").unwrap_or(0);
+    let backing = std::fs::read_to_string(format!("{base}/loop/backing_file")).unwrap_or_default();
+    DiscardInfo {
+        supported: max > 0,
+        granularity: read_u64("discard_granularity").unwrap_or(0),
+        zeroes: max > 0 && !backing.trim().is_empty(),
+    }
+}
+
+/// [`check_range`] for a byte span too long for a buffer (unmap, provisioning status).
+pub(crate) fn check_span(off: u64, len: u64, size: u64) -> io::Result<()> {
+    match off.checked_add(len) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("range of {len} bytes at byte {off} exceeds capacity {size}"),
+        )),
+    }
+}
+
+/// Appends `(off, len, state)` to `out`, merging with the last extent when the states match.
+pub(crate) fn push_extent(
+    out: &mut Vec<crate::Extent>,
+    off: u64,
+    len: u64,
+    state: crate::Provisioning,
+) {
+    if len == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last.state == state && last.off + last.len == off {
+            last.len += len;
+            return;
+        }
+    }
+    out.push(crate::Extent { off, len, state });
+}
+
+/// Data and holes of a regular file over `[off, off+len)` (at most `max` extents), from
+/// SEEK_DATA / SEEK_HOLE. Past the end of the file is a hole (reads as zeroes).
+pub(crate) fn file_extents(
+    file: &File,
+    off: u64,
+    len: u64,
+    max: usize,
+) -> io::Result<Vec<crate::Extent>> {
+    use crate::Provisioning::{Deallocated, Mapped};
+    let end = off.saturating_add(len);
+    let mut out = Vec::new();
+    let mut at = off;
+    while at < end && out.len() < max.max(1) {
+        match seek_data(file, at)? {
+            None => {
+                push_extent(&mut out, at, end - at, Deallocated);
+                break;
+            }
+            Some(d) if d > at => {
+                let d = d.min(end);
+                push_extent(&mut out, at, d - at, Deallocated);
+                at = d;
+            }
+            Some(_) => {
+                let h = seek_hole(file, at)?.unwrap_or(end).clamp(at + 1, end);
+                push_extent(&mut out, at, h - at, Mapped);
+                at = h;
+            }
+        }
+    }
+    out.truncate(max.max(1));
+    Ok(out)
 }
