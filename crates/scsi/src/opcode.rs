@@ -29,6 +29,7 @@ pub const WRITE_BUFFER: u8 = 0x3B;
 pub const READ_BUFFER: u8 = 0x3C;
 pub const WRITE_SAME_10: u8 = 0x41;
 pub const UNMAP: u8 = 0x42;
+pub const SANITIZE: u8 = 0x48;
 pub const LOG_SELECT: u8 = 0x4C;
 pub const LOG_SENSE: u8 = 0x4D;
 pub const MODE_SELECT_10: u8 = 0x55;
@@ -80,4 +81,25 @@ pub mod mi {
 /// Service actions of MAINTENANCE OUT.
 pub mod mo {
     pub const SET_TARGET_PORT_GROUPS: u8 = 0x0A;
+}
+
+/// Service actions of SANITIZE (SBC-3 §5.19).
+pub mod sanitize {
+    pub const OVERWRITE: u8 = 0x01;
+    pub const BLOCK_ERASE: u8 = 0x02;
+    pub const CRYPTOGRAPHIC_ERASE: u8 = 0x03;
+    pub const EXIT_FAILURE_MODE: u8 = 0x1F;
+}
+
+/// Service actions of EXTENDED COPY (SPC-4 §6.3: LID1 is 00h).
+pub mod xcopy {
+    pub const EXTENDED_COPY_LID1: u8 = 0x00;
+}
+
+/// Service actions of RECEIVE COPY RESULTS (SPC-4 §6.18).
+pub mod rcr {
+    pub const COPY_STATUS: u8 = 0x00;
+    pub const RECEIVE_DATA: u8 = 0x01;
+    pub const OPERATING_PARAMETERS: u8 = 0x03;
+    pub const FAILED_SEGMENT_DETAILS: u8 = 0x04;
 }

@@ -12,7 +12,8 @@ use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::alua::{AluaUnit, PortLun};
-use crate::ops::{F_CAW, F_PR, F_RSOC};
+use crate::media::MediaState;
+use crate::ops::{F_3PC, F_CAW, F_PR, F_REMOVABLE, F_RSOC, F_TPU};
 use crate::port::LunSlot;
 use crate::pr::PrUnit;
 use crate::reservation::Spc2Reservation;
@@ -25,6 +26,13 @@ pub(crate) const MAX_IO_BYTES: u32 = 8 << 20;
 /// Default MAXIMUM WRITE SAME LENGTH: the largest WRITE SAME(10) count, as LIO's iblock and
 /// rd backends report.
 const DEFAULT_MAX_WRITE_SAME_LEN: u32 = 0xFFFF;
+/// Default MAXIMUM UNMAP LBA COUNT, in bytes: 256 MiB (524288 blocks of 512, within
+/// libiscsi's "sane" bound of 2^20). Hole punching and discard cost per extent, not per byte,
+/// so one descriptor frees 64 MiB and one command a few such ranges; LIO's fileio default
+/// (0x2000 blocks, 4 MiB) would take 16 commands for 64 MiB.
+const DEFAULT_MAX_UNMAP_BYTES: u32 = 256 << 20;
+/// Default MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT: 256 descriptors fit a 4 KiB parameter list.
+const DEFAULT_MAX_UNMAP_DESCRIPTORS: u32 = 256;
 /// `hw_queue_depth`: tasks one LU accepts before TASK SET FULL.
 pub(crate) const HW_QUEUE_DEPTH: u32 = 128;
 /// Largest COMPARE AND WRITE, in logical blocks (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH; a
@@ -121,6 +129,19 @@ pub struct Device {
     pub(crate) stopped: AtomicBool,
     pub(crate) emulate_pr: AtomicBool,
     pub(crate) emulate_caw: AtomicBool,
+    /// Logical block provisioning management: UNMAP, GET LBA STATUS (`emulate_tpu`) and
+    /// WRITE SAME with UNMAP (`emulate_tpws`); either makes the LU thin provisioned.
+    pub(crate) emulate_tpu: AtomicBool,
+    pub(crate) emulate_tpws: AtomicBool,
+    /// EXTENDED COPY / RECEIVE COPY RESULTS and INQUIRY 3PC (`emulate_3pc`).
+    pub(crate) emulate_3pc: AtomicBool,
+    /// VPD B0h WSNZ: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is refused (1, as LIO) or
+    /// means "to the end of the medium" (0). ironlun extension.
+    pub(crate) emulate_wsnz: AtomicBool,
+    /// Removable-medium emulation (RMB, PREVENT ALLOW MEDIUM REMOVAL, load/eject).
+    pub(crate) media: MediaState,
+    /// Held EXTENDED COPY results (RECEIVE COPY RESULTS).
+    pub(crate) copies: crate::xcopy::CopyResults,
     /// Makes COMPARE AND WRITE atomic against every write to its blocks.
     pub(crate) stripes: StripeLocks,
     pub(crate) force_pr_aptpl: AtomicBool,
@@ -175,6 +196,7 @@ const ATTRIBUTES: &[&str] = &[
     "emulate_tpws",
     "emulate_ua_intlck_ctrl",
     "emulate_write_cache",
+    "emulate_wsnz",
     "force_pr_aptpl",
     "hw_block_size",
     "hw_max_sectors",
@@ -185,6 +207,7 @@ const ATTRIBUTES: &[&str] = &[
     "max_write_same_len",
     "optimal_sectors",
     "queue_depth",
+    "removable",
     "unmap_granularity",
     "unmap_granularity_alignment",
     "unmap_zeroes_data",
@@ -193,9 +216,6 @@ const ATTRIBUTES: &[&str] = &[
 /// Attributes fixed at 0 until the feature exists, and why.
 fn not_yet(name: &str) -> Option<&'static str> {
     Some(match name {
-        "emulate_3pc" => "EXTENDED COPY is not supported yet",
-        "emulate_tpu" => "UNMAP is not supported yet",
-        "emulate_tpws" => "WRITE SAME with UNMAP is not supported yet",
         "emulate_rest_reord" => "only unrestricted reordering (0) is supported",
         _ => return None,
     })
@@ -263,6 +283,13 @@ impl Device {
             stopped: AtomicBool::new(false),
             emulate_pr: AtomicBool::new(true),
             emulate_caw: AtomicBool::new(true),
+            emulate_tpu: AtomicBool::new(false),
+            emulate_tpws: AtomicBool::new(false),
+            // LIO's default (DA_EMULATE_3PC).
+            emulate_3pc: AtomicBool::new(true),
+            emulate_wsnz: AtomicBool::new(true),
+            media: MediaState::default(),
+            copies: crate::xcopy::CopyResults::default(),
             stripes: StripeLocks::default(),
             force_pr_aptpl: AtomicBool::new(false),
             tasks: TaskSet::default(),
@@ -340,6 +367,11 @@ impl Device {
             "emulate_rsoc" => b(&self.rsoc),
             "emulate_pr" => b(&self.emulate_pr),
             "emulate_caw" => b(&self.emulate_caw),
+            "emulate_3pc" => b(&self.emulate_3pc),
+            "emulate_tpu" => b(&self.emulate_tpu),
+            "emulate_wsnz" => b(&self.emulate_wsnz),
+            "emulate_tpws" => b(&self.emulate_tpws),
+            "removable" => u32::from(self.media.removable()),
             "force_pr_aptpl" => b(&self.force_pr_aptpl),
             "emulate_tas" => b(&self.tas),
             "emulate_ua_intlck_ctrl" => u32::from(self.ua_intlck.load(Ordering::Relaxed)),
@@ -348,6 +380,9 @@ impl Device {
             "hw_max_sectors" => self.hw_max_sectors(),
             "hw_queue_depth" => HW_QUEUE_DEPTH,
             "is_nonrot" => b(&self.nonrot),
+            "max_unmap_block_desc_count" if self.thin() => self.max_unmap_descriptors(),
+            "max_unmap_lba_count" if self.thin() => self.max_unmap_lba(),
+            "unmap_granularity" if self.thin() => self.unmap_granularity_blocks(),
             "max_unmap_block_desc_count" => u(&self.max_unmap_block_desc_count),
             "max_unmap_lba_count" => u(&self.max_unmap_lba_count),
             "max_write_same_len" => u(&self.max_write_same_len),
@@ -429,6 +464,39 @@ impl Device {
             "emulate_caw" => self
                 .emulate_caw
                 .store(parse_bool(name, value)?, Ordering::Relaxed),
+            "emulate_3pc" => self
+                .emulate_3pc
+                .store(parse_bool(name, value)?, Ordering::Relaxed),
+            "emulate_tpu" | "emulate_tpws" => {
+                let v = parse_bool(name, value)?;
+                if v && !self.backstore.supports_unmap() {
+                    // As LIO's configure_unmap refusal: the feature would be a lie.
+                    return Err(format!(
+                        "{name}: the backstore cannot deallocate blocks ({}); only 0 is accepted",
+                        self.backstore_kind_hint()
+                    ));
+                }
+                let a = if name == "emulate_tpu" {
+                    &self.emulate_tpu
+                } else {
+                    &self.emulate_tpws
+                };
+                if v && !self.thin() {
+                    // LBPRZ follows what the backstore promises once provisioning is on.
+                    self.unmap_zeroes_data
+                        .store(self.backstore.unmap_zeroes(), Ordering::Relaxed);
+                }
+                a.store(v, Ordering::Relaxed);
+            }
+            "emulate_wsnz" => self
+                .emulate_wsnz
+                .store(parse_bool(name, value)?, Ordering::Relaxed),
+            // Initiators read RMB once, at discovery: frozen while exported.
+            "removable" => {
+                let v = parse_bool(name, value)?;
+                self.refuse_if_exported(name)?;
+                self.media.set_removable(v);
+            }
             // Both are frozen while exported (LIO refuses force_pr_aptpl then; emulate_pr
             // likewise here so that reservations initiators hold never silently stop
             // being enforced).
@@ -445,9 +513,15 @@ impl Device {
             "is_nonrot" => self
                 .nonrot
                 .store(parse_bool(name, value)?, Ordering::Relaxed),
-            "unmap_zeroes_data" => self
-                .unmap_zeroes_data
-                .store(parse_bool(name, value)?, Ordering::Relaxed),
+            "unmap_zeroes_data" => {
+                let v = parse_bool(name, value)?;
+                if v && !self.backstore.unmap_zeroes() {
+                    return Err(format!(
+                        "{name}: deallocated blocks of this backstore do not read as zeroes; only 0 is accepted"
+                    ));
+                }
+                self.unmap_zeroes_data.store(v, Ordering::Relaxed);
+            }
             "queue_depth" => {
                 let v = parse_u32(name, value)?;
                 if v == 0 || v > HW_QUEUE_DEPTH {
@@ -550,6 +624,68 @@ impl Device {
         self.fua_write.load(Ordering::Relaxed)
     }
 
+    /// Thin provisioned: logical block provisioning management is on (`emulate_tpu` or
+    /// `emulate_tpws`; RC16 LBPME, VPD B2h PROVISIONING TYPE 010b).
+    pub(crate) fn thin(&self) -> bool {
+        self.emulate_tpu.load(Ordering::Relaxed) || self.emulate_tpws.load(Ordering::Relaxed)
+    }
+
+    /// Deallocated blocks read as zeroes (LBPRZ): only while thin and `unmap_zeroes_data`.
+    pub(crate) fn lbprz(&self) -> bool {
+        self.thin() && self.unmap_zeroes_data.load(Ordering::Relaxed)
+    }
+
+    /// WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is refused (WSNZ).
+    pub(crate) fn wsnz(&self) -> bool {
+        self.emulate_wsnz.load(Ordering::Relaxed)
+    }
+
+    /// MAXIMUM UNMAP LBA COUNT in effect (attribute, or the default when it is 0).
+    pub(crate) fn max_unmap_lba(&self) -> u32 {
+        match self.max_unmap_lba_count.load(Ordering::Relaxed) {
+            0 => DEFAULT_MAX_UNMAP_BYTES / self.block_size(),
+            v => v,
+        }
+    }
+
+    /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT in effect.
+    pub(crate) fn max_unmap_descriptors(&self) -> u32 {
+        match self.max_unmap_block_desc_count.load(Ordering::Relaxed) {
+            0 => DEFAULT_MAX_UNMAP_DESCRIPTORS,
+            v => v,
+        }
+    }
+
+    /// OPTIMAL UNMAP GRANULARITY in blocks: the attribute, else the backstore's granule.
+    pub(crate) fn unmap_granularity_blocks(&self) -> u32 {
+        match self.unmap_granularity.load(Ordering::Relaxed) {
+            0 => {
+                let g = self.backstore.unmap_granularity() / u64::from(self.block_size());
+                u32::try_from(g).unwrap_or(u32::MAX).max(1)
+            }
+            v => v,
+        }
+    }
+
+    /// UNMAP GRANULARITY ALIGNMENT in blocks.
+    pub(crate) fn unmap_alignment(&self) -> u32 {
+        self.unmap_granularity_alignment.load(Ordering::Relaxed)
+    }
+
+    fn backstore_kind_hint(&self) -> String {
+        let info = self.backstore.info();
+        if info.is_empty() {
+            "no hole punching or discard".to_string()
+        } else {
+            format!("{info}: no hole punching or discard")
+        }
+    }
+
+    /// WRITE SAME may carry UNMAP / ANCHOR / NDOB (`emulate_tpws`).
+    pub(crate) fn tpws(&self) -> bool {
+        self.emulate_tpws.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn vendor(&self) -> String {
         self.wwn.read().vendor.clone()
     }
@@ -582,6 +718,15 @@ impl Device {
         }
         if !self.emulate_caw.load(Ordering::Relaxed) {
             h |= F_CAW;
+        }
+        if !self.emulate_tpu.load(Ordering::Relaxed) {
+            h |= F_TPU;
+        }
+        if !self.emulate_3pc.load(Ordering::Relaxed) {
+            h |= F_3PC;
+        }
+        if !self.media.removable() {
+            h |= F_REMOVABLE;
         }
         h
     }

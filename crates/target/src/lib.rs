@@ -206,17 +206,21 @@ pub use alua::{
     AluaObserver, LuGroup, DEFAULT_GROUP_NAME, GROUP_ATTRIBUTES as ALUA_GROUP_ATTRIBUTES,
 };
 mod device;
+mod media;
 mod mode;
 mod nexus;
 mod ops;
 mod port;
 mod reservation;
 mod sbc;
+mod sbcx;
 mod spc;
 mod stripe;
+mod thin;
 mod tmf;
 mod ua;
 mod vpd;
+mod xcopy;
 
 pub use device::{Device, DeviceConfig, DeviceInfo};
 pub use nexus::{Nexus, PendingTmf, Received};

@@ -21,8 +21,8 @@ use crate::port::{next_id, LunSlot, TargetPort, View};
 use crate::pr::{self, NexusIdent};
 use crate::tmf::{Abort, Entry, Refused, Scope};
 use crate::{
-    alua, mode, sbc, spc, DataDirection, InitiatorPortId, Residual, ScsiRequest, ScsiResponse,
-    TaskAttr, TaskListener, TmfKind, TmfResponse,
+    alua, media, mode, sbc, sbcx, spc, thin, xcopy, DataDirection, InitiatorPortId, Residual,
+    ScsiRequest, ScsiResponse, TaskAttr, TaskListener, TmfKind, TmfResponse,
 };
 
 /// An I_T nexus.
@@ -334,7 +334,7 @@ impl Nexus {
             return Err(Sense::illegal(asc::INVALID_FIELD_IN_CDB).into());
         }
         let o = found?;
-        ops::validate(o, cdb, dev.dpofua())?;
+        ops::validate(o, cdb, dev.dpofua(), dev.tpws())?;
         // Gate 2: ALUA access state of the port's target port group.
         let nonop_ms = alua::check(slot, o)?;
         // Gate 3: SPC-2 reservation held by another nexus.
@@ -346,6 +346,9 @@ impl Nexus {
             return Err(Fail::ReservationConflict);
         }
         // Gate 4: medium state.
+        if o.has(ops::F_MEDIA) {
+            media::check_present(dev)?;
+        }
         if o.has(ops::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
             // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
             return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
@@ -483,6 +486,8 @@ impl Nexus {
             dev.spc2.release(self.id);
             dev.tasks
                 .abort(Scope::Nexus(self.id), self.id, Abort::Silent);
+            media::nexus_gone(dev, self.id);
+            xcopy::nexus_gone(dev, self.id);
         }
         self.port.forget_nexus(self.id);
     }
@@ -546,6 +551,7 @@ fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) -> Vec<u64> {
     };
     let m = dev.tasks.mark(Scope::All, own, others);
     dev.spc2.clear();
+    media::reset(dev);
     dev.raise_ua(ua, None);
     m.tasks
 }
@@ -572,7 +578,16 @@ fn run(c: &Ctx) -> Outcome {
         Cmd::Verify => sbc::verify(c),
         Cmd::PreFetch => sbc::pre_fetch(c),
         Cmd::SyncCache => sbc::sync_cache(c),
-        Cmd::StartStopUnit => sbc::start_stop_unit(c),
+        Cmd::StartStopUnit => media::start_stop_unit(c),
+        Cmd::PreventAllow => media::prevent_allow(c),
+        Cmd::Unmap => thin::unmap(c),
+        Cmd::GetLbaStatus => thin::get_lba_status(c),
+        Cmd::ExtendedCopy => xcopy::extended_copy(c),
+        Cmd::ReceiveCopyResults => xcopy::receive_copy_results(c),
+        Cmd::OrWrite => sbcx::orwrite(c),
+        Cmd::WriteAtomic => sbcx::write_atomic(c),
+        Cmd::Sanitize => sbcx::sanitize(c),
+        Cmd::ReadDefectData => sbcx::read_defect_data(c),
         Cmd::ReadCapacity10 => sbc::read_capacity_10(c),
         Cmd::ReadCapacity16 => sbc::read_capacity_16(c),
         Cmd::PersistentReserveIn => pr::persistent_reserve_in(c),

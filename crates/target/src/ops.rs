@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use ironlun_scsi::opcode as op;
+use ironlun_scsi::opcode::sanitize;
 use ironlun_scsi::sense::{asc, Sense};
 
 /// What the engine runs for an opcode / service action.
@@ -37,6 +38,15 @@ pub(crate) enum Cmd {
     ReportSupportedTmfs,
     PersistentReserveIn,
     PersistentReserveOut,
+    Unmap,
+    GetLbaStatus,
+    ExtendedCopy,
+    ReceiveCopyResults,
+    OrWrite,
+    WriteAtomic,
+    Sanitize,
+    ReadDefectData,
+    PreventAllow,
 }
 
 /// Changes the medium: refused on a write-protected LU (SBC-3 §4.11).
@@ -67,6 +77,19 @@ pub(crate) const F_PR_FREE: u16 = 256;
 pub(crate) const F_PR_READ: u16 = 512;
 /// Present only while `emulate_caw` is on (COMPARE AND WRITE, as LIO).
 pub(crate) const F_CAW: u16 = 1024;
+/// Present only while `emulate_tpu` is on (UNMAP, GET LBA STATUS: logical block provisioning
+/// management, SBC-3 §4.7).
+pub(crate) const F_TPU: u16 = 2048;
+/// The ANCHOR / UNMAP (and for WRITE SAME(16) NDOB) bits of CDB byte 1 exist only while
+/// `emulate_tpws` is on.
+pub(crate) const F_TPWS: u16 = 4096;
+/// Present only while `emulate_3pc` is on (EXTENDED COPY, RECEIVE COPY RESULTS; INQUIRY 3PC).
+pub(crate) const F_3PC: u16 = 8192;
+/// Present only on a removable-medium LU (PREVENT ALLOW MEDIUM REMOVAL; INQUIRY RMB).
+pub(crate) const F_REMOVABLE: u16 = 16384;
+
+/// CDB byte 1 bits that `F_TPWS` hides while `emulate_tpws` is off.
+const TPWS_BITS: u8 = 0x19;
 
 pub(crate) struct OpInfo {
     pub opcode: u8,
@@ -85,13 +108,24 @@ impl OpInfo {
         self.flags & f != 0
     }
 
-    /// CDB usage data as currently offered: DPO/FUA bits hidden when not supported.
-    pub(crate) fn usage_for(&self, dpofua: bool) -> Vec<u8> {
-        let mut u = self.usage.to_vec();
+    /// Bits of CDB byte 1 not offered now: DPO/FUA without DPOFUA, the WRITE SAME unmap bits
+    /// without `emulate_tpws`.
+    fn hidden_byte1(&self, dpofua: bool, tpws: bool) -> u8 {
+        let mut h = 0;
         if self.has(F_DPOFUA) && !dpofua {
-            if let Some(b) = u.get_mut(1) {
-                *b &= !0x18;
-            }
+            h |= 0x18;
+        }
+        if self.has(F_TPWS) && !tpws {
+            h |= TPWS_BITS;
+        }
+        h
+    }
+
+    /// CDB usage data as currently offered (the hidden byte 1 bits cleared).
+    pub(crate) fn usage_for(&self, dpofua: bool, tpws: bool) -> Vec<u8> {
+        let mut u = self.usage.to_vec();
+        if let Some(b) = u.get_mut(1) {
+            *b &= !self.hidden_byte1(dpofua, tpws);
         }
         u
     }
@@ -200,6 +234,14 @@ pub(crate) static OPS: &[OpInfo] = &[
         30,
     ),
     e(
+        op::PREVENT_ALLOW_MEDIUM_REMOVAL,
+        None,
+        Cmd::PreventAllow,
+        &[0x1E, 0, 0, 0, 0x03, 0],
+        F_REMOVABLE,
+        5,
+    ),
+    e(
         op::READ_CAPACITY_10,
         None,
         Cmd::ReadCapacity10,
@@ -255,15 +297,91 @@ pub(crate) static OPS: &[OpInfo] = &[
         F_MEDIA,
         60,
     ),
-    // WRITE SAME(10) (SBC-3 §5.45): byte 1 (WRPROTECT, ANCHOR, UNMAP, obsolete PBDATA/LBDATA)
-    // is unsupported: no protection information, no logical block provisioning.
+    e(
+        op::READ_DEFECT_DATA_10,
+        None,
+        Cmd::ReadDefectData,
+        &[0x37, 0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, 0],
+        F_MEDIA | F_PR_READ,
+        5,
+    ),
+    // WRITE SAME(10) (SBC-3 §5.45): byte 1 holds ANCHOR and UNMAP (with `emulate_tpws`);
+    // WRPROTECT and the obsolete PBDATA/LBDATA are unsupported (no protection information).
     e(
         op::WRITE_SAME_10,
         None,
         Cmd::WriteSame,
-        &[0x41, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
-        F_MEDIA | F_WRITE,
+        &[0x41, 0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE | F_TPWS,
         60,
+    ),
+    e(
+        op::UNMAP,
+        None,
+        Cmd::Unmap,
+        &[0x42, 0x01, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0],
+        F_MEDIA | F_WRITE | F_TPU,
+        60,
+    ),
+    // SANITIZE (SBC-3 §5.19) is not F_MEDIA: it must run in sanitize failure mode, and its
+    // handler applies the in-progress / no-medium / stopped checks itself. BLOCK ERASE only on
+    // a thin LU (libiscsi requires LBPME with it; deallocation is the erase).
+    e(
+        op::SANITIZE,
+        Some(sanitize::OVERWRITE),
+        Cmd::Sanitize,
+        &[
+            0x48,
+            0xA0 | sanitize::OVERWRITE,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xFF,
+            0xFF,
+            0,
+        ],
+        F_WRITE,
+        3600,
+    ),
+    e(
+        op::SANITIZE,
+        Some(sanitize::BLOCK_ERASE),
+        Cmd::Sanitize,
+        &[
+            0x48,
+            0xA0 | sanitize::BLOCK_ERASE,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xFF,
+            0xFF,
+            0,
+        ],
+        F_WRITE | F_TPU,
+        3600,
+    ),
+    e(
+        op::SANITIZE,
+        Some(sanitize::EXIT_FAILURE_MODE),
+        Cmd::Sanitize,
+        &[
+            0x48,
+            0xA0 | sanitize::EXIT_FAILURE_MODE,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xFF,
+            0xFF,
+            0,
+        ],
+        F_WRITE,
+        3600,
     ),
     e(
         op::MODE_SELECT_10,
@@ -394,6 +512,46 @@ pub(crate) static OPS: &[OpInfo] = &[
         5,
     ),
     e(
+        op::EXTENDED_COPY,
+        Some(op::xcopy::EXTENDED_COPY_LID1),
+        Cmd::ExtendedCopy,
+        &[
+            0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, L4[0], L4[1], L4[2], L4[3], 0, 0,
+        ],
+        F_MEDIA | F_3PC,
+        600,
+    ),
+    e(
+        op::RECEIVE_COPY_RESULTS,
+        Some(op::rcr::COPY_STATUS),
+        Cmd::ReceiveCopyResults,
+        &[
+            0x84, 0x00, 0xFF, 0, 0, 0, 0, 0, 0, 0, L4[0], L4[1], L4[2], L4[3], 0, 0,
+        ],
+        F_3PC | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::RECEIVE_COPY_RESULTS,
+        Some(op::rcr::OPERATING_PARAMETERS),
+        Cmd::ReceiveCopyResults,
+        &[
+            0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, L4[0], L4[1], L4[2], L4[3], 0, 0,
+        ],
+        F_3PC | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::RECEIVE_COPY_RESULTS,
+        Some(op::rcr::FAILED_SEGMENT_DETAILS),
+        Cmd::ReceiveCopyResults,
+        &[
+            0x84, 0x04, 0xFF, 0, 0, 0, 0, 0, 0, 0, L4[0], L4[1], L4[2], L4[3], 0, 0,
+        ],
+        F_3PC | F_PR_FREE,
+        5,
+    ),
+    e(
         op::READ_16,
         None,
         Cmd::Read,
@@ -422,6 +580,18 @@ pub(crate) static OPS: &[OpInfo] = &[
         Cmd::Write,
         &[
             0x8A, 0x1A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
+    ),
+    // ORWRITE(16) (SBC-3 §5.10): ORPROTECT is not supported (no protection information).
+    e(
+        op::ORWRITE_16,
+        None,
+        Cmd::OrWrite,
+        &[
+            0x8B, 0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x1F, 0,
         ],
         F_MEDIA | F_WRITE | F_DPOFUA,
@@ -471,17 +641,30 @@ pub(crate) static OPS: &[OpInfo] = &[
         F_MEDIA,
         60,
     ),
-    // WRITE SAME(16) (SBC-3 §5.46): as WRITE SAME(10), byte 1 also holds NDOB (unsupported).
+    // WRITE SAME(16) (SBC-3 §5.46): as WRITE SAME(10), byte 1 also holds NDOB.
     e(
         op::WRITE_SAME_16,
         None,
         Cmd::WriteSame,
         &[
-            0x93, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0x93, 0x19, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
             0x1F, 0,
         ],
-        F_MEDIA | F_WRITE,
+        F_MEDIA | F_WRITE | F_TPWS,
         60,
+    ),
+    // WRITE ATOMIC(16) (SBC-4 §5.48): WRPROTECT is not supported; bytes 10-11 ATOMIC BOUNDARY,
+    // 12-13 TRANSFER LENGTH.
+    e(
+        op::WRITE_ATOMIC_16,
+        None,
+        Cmd::WriteAtomic,
+        &[
+            0x9C, 0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+            0x1F, 0,
+        ],
+        F_MEDIA | F_WRITE | F_DPOFUA,
+        30,
     ),
     e(
         op::SERVICE_ACTION_IN_16,
@@ -492,6 +675,17 @@ pub(crate) static OPS: &[OpInfo] = &[
             0x01, 0,
         ],
         F_MEDIA | F_PR_FREE,
+        5,
+    ),
+    e(
+        op::SERVICE_ACTION_IN_16,
+        Some(op::sai::GET_LBA_STATUS),
+        Cmd::GetLbaStatus,
+        &[
+            0x9E, 0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, L4[0], L4[1], L4[2], L4[3],
+            0, 0,
+        ],
+        F_MEDIA | F_PR_READ | F_TPU,
         5,
     ),
     e(
@@ -576,6 +770,16 @@ pub(crate) static OPS: &[OpInfo] = &[
         F_MEDIA | F_DPOFUA | F_PR_READ,
         30,
     ),
+    e(
+        op::READ_DEFECT_DATA_12,
+        None,
+        Cmd::ReadDefectData,
+        &[
+            0xB7, 0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0,
+        ],
+        F_MEDIA | F_PR_READ,
+        5,
+    ),
 ];
 
 /// Index of the first table entry for each opcode.
@@ -629,13 +833,13 @@ pub(crate) fn lookup(cdb: &[u8], hidden: u16) -> Result<&'static OpInfo, Sense> 
 
 /// Check every CDB bit against the usage data: a set bit the device server does not use is
 /// a reserved or unsupported field (SPC-4 §4.2.5 "reserved fields ... shall be checked").
-pub(crate) fn validate(o: &OpInfo, cdb: &[u8], dpofua: bool) -> Result<(), Sense> {
+pub(crate) fn validate(o: &OpInfo, cdb: &[u8], dpofua: bool, tpws: bool) -> Result<(), Sense> {
     if cdb.len() < o.usage.len() {
         // A CDB shorter than its opcode's group requires: point at the missing first byte.
         return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
     }
     // Same masks as `usage_for`, without allocating on the command path.
-    let hide = if o.has(F_DPOFUA) && !dpofua { 0x18 } else { 0 };
+    let hide = o.hidden_byte1(dpofua, tpws);
     for (i, (&b, &u)) in cdb.iter().zip(o.usage.iter()).enumerate().skip(1) {
         let allowed = match i {
             // The service action bits were matched by `lookup`.
@@ -675,7 +879,11 @@ mod tests {
         assert!(lookup(&[0x28; 16], 0).is_ok());
         let e = lookup(&[0xE0; 16], 0).err();
         assert_eq!(e.map(|s| s.asc), Some(asc::INVALID_COMMAND_OPERATION_CODE));
-        let e = lookup(&[0x9E, 0x12, 0, 0], 0).err();
+        let e = lookup(&[0x9E, 0x13, 0, 0], 0).err();
+        assert_eq!(e.and_then(|s| s.field_pointer).map(|f| f.field), Some(1));
+        // GET LBA STATUS exists only with emulate_tpu.
+        assert!(lookup(&[0x9E, 0x12, 0, 0], 0).is_ok());
+        let e = lookup(&[0x9E, 0x12, 0, 0], F_TPU).err();
         assert_eq!(e.and_then(|s| s.field_pointer).map(|f| f.field), Some(1));
         assert!(lookup(&[0xA3, 0x0C], F_RSOC).is_err());
         let e = lookup(&[0x5E, 0, 0, 0], F_PR).err();
@@ -687,7 +895,7 @@ mod tests {
     #[test]
     fn reserved_bits_point_at_the_highest_offending_bit() {
         let o = &OPS[0];
-        let e = validate(o, &[0, 0, 0, 0x24, 0, 0], true).err();
+        let e = validate(o, &[0, 0, 0, 0x24, 0, 0], true, true).err();
         let fp = e.and_then(|s| s.field_pointer);
         assert_eq!(fp.map(|f| (f.field, f.bit)), Some((3, Some(5))));
     }

@@ -1,7 +1,7 @@
 //! SBC-3 block commands: READ/WRITE(6/10/12/16) (§5.7-5.10, §5.32-5.35), WRITE AND VERIFY
 //! (§5.36-5.38), VERIFY (§5.27-5.29), COMPARE AND WRITE (§5.2), PRE-FETCH (§5.4-5.5),
-//! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16), START STOP UNIT (§5.21) and
-//! WRITE SAME(10)/(16) without unmap (§5.45-5.46).
+//! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16) and
+//! WRITE SAME(10)/(16) (§5.45-5.46; its UNMAP bit deallocates through `thin`).
 //!
 //! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
 //! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
@@ -20,7 +20,7 @@ use crate::device::{Device, MAX_IO_BYTES};
 use crate::nexus::{Ctx, Done, Fail, Outcome};
 
 /// LBA, number of blocks, and the CDB byte of the length field.
-fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
+pub(crate) fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
     match byte(cdb, 0) {
         op::READ_6 | op::WRITE_6 => {
             let n = byte(cdb, 4);
@@ -36,7 +36,7 @@ fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
 }
 
 /// LBA OUT OF RANGE unless `lba + n` fits the capacity (SBC-3 §4.5).
-fn check_range(dev: &Device, lba: u64, n: u64) -> Result<(), Sense> {
+pub(crate) fn check_range(dev: &Device, lba: u64, n: u64) -> Result<(), Sense> {
     match lba.checked_add(n) {
         Some(end) if end <= dev.blocks() => Ok(()),
         _ => Err(Sense::illegal(asc::LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE)),
@@ -45,7 +45,7 @@ fn check_range(dev: &Device, lba: u64, n: u64) -> Result<(), Sense> {
 
 /// TRANSFER LENGTH above the block limits VPD MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB
 /// (SBC-3 §6.5.3).
-fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
+pub(crate) fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
     if n > u64::from(dev.hw_max_sectors()) {
         return Err(Sense::invalid_cdb_field(len_at, Some(7)));
     }
@@ -53,7 +53,7 @@ fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
 }
 
 /// Backstore errors become MEDIUM ERROR with the read or write ASC.
-fn io_fail(e: io::Error, write: bool) -> Fail {
+pub(crate) fn io_fail(e: io::Error, write: bool) -> Fail {
     tracing::warn!(error = %e, write, "backstore I/O error");
     let a = if write {
         asc::WRITE_ERROR
@@ -63,7 +63,7 @@ fn io_fail(e: io::Error, write: bool) -> Fail {
     Sense::new(key::MEDIUM_ERROR, a).into()
 }
 
-fn fua_bit(cdb: &[u8]) -> bool {
+pub(crate) fn fua_bit(cdb: &[u8]) -> bool {
     byte(cdb, 0) != op::WRITE_6 && byte(cdb, 1) & 0x08 != 0
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
     })
 }
 
-fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
+pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
     let (lba, n, len_at) = lba_len(c.cdb);
     check_range(c.dev, lba, n)?;
     check_max(c.dev, n, len_at)?;
@@ -116,7 +116,7 @@ pub(crate) fn write(c: &Ctx) -> Outcome {
 }
 
 /// Read `n` blocks from `lba` in bounded chunks, handing each chunk and its byte offset to `f`.
-fn read_chunks(
+pub(crate) fn read_chunks(
     dev: &Device,
     lba: u64,
     n: u64,
@@ -138,14 +138,14 @@ fn read_chunks(
     Ok(())
 }
 
-fn miscompare(offset: u64) -> Fail {
+pub(crate) fn miscompare(offset: u64) -> Fail {
     Sense::new(key::MISCOMPARE, asc::MISCOMPARE_DURING_VERIFY_OPERATION)
         .with_information(offset)
         .into()
 }
 
 /// Compare `expected` (at byte offset `base` of the Data-Out buffer) with `got`.
-fn compare(base: u64, expected: &[u8], got: &[u8]) -> Result<(), Fail> {
+pub(crate) fn compare(base: u64, expected: &[u8], got: &[u8]) -> Result<(), Fail> {
     match expected.iter().zip(got).position(|(a, b)| a != b) {
         Some(i) => Err(miscompare(base + i as u64)),
         None => Ok(()),
@@ -253,25 +253,60 @@ pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
 }
 
 /// Bytes WRITE SAME writes per backstore call (and per shared stripe-lock hold).
-const WRITE_SAME_CHUNK: u64 = 1 << 20;
+pub(crate) const WRITE_SAME_CHUNK: u64 = 1 << 20;
 
 /// WRITE SAME(10)/(16) (SBC-3 §5.45, §5.46): the one Data-Out block is written to every LBA of
 /// the range, in chunks of repeated copies, each under its range's shared stripe locks so a
-/// concurrent COMPARE AND WRITE sees either none or all of a chunk. WSNZ is reported (VPD B0h),
-/// so NUMBER OF LOGICAL BLOCKS 0 is INVALID FIELD IN CDB, as is one above MAXIMUM WRITE SAME
-/// LENGTH. UNMAP, ANCHOR, NDOB, the obsolete PBDATA/LBDATA and WRPROTECT are outside the CDB
-/// usage data (no logical block provisioning, no protection information), so `ops::validate`
-/// rejects them with their bit pointer. The Data-Out must be exactly one block.
+/// concurrent COMPARE AND WRITE sees either none or all of a chunk.
+/// * NUMBER OF LOGICAL BLOCKS 0: INVALID FIELD IN CDB while WSNZ (`emulate_wsnz`, VPD B0h);
+///   otherwise "to the end of the medium" (an LBA past the end is LBA OUT OF RANGE first).
+///   Either way more than MAXIMUM WRITE SAME LENGTH is INVALID FIELD IN CDB.
+/// * UNMAP (with `emulate_tpws`): the blocks are deallocated whatever the data block holds,
+///   as LIO does (SBC-3 lets the device server deallocate when UNMAP is one; libiscsi's
+///   WriteSame*.UnmapUntilEnd sends 0xFF with UNMAP and expects LBPRZ zeroes back).
+/// * NDOB (WRITE SAME(16)): no Data-Out; the data block is zeroes.
+/// * ANCHOR: anchored blocks are not offered (ANC_SUP=0) → INVALID FIELD IN CDB.
+/// * The obsolete PBDATA/LBDATA and WRPROTECT are outside the CDB usage data and rejected by
+///   `ops::validate` with their bit pointer, as are ANCHOR/UNMAP/NDOB without `emulate_tpws`.
+///
+/// The Data-Out must be exactly one block (none with NDOB).
 pub(crate) fn write_same(c: &Ctx) -> Outcome {
-    let (lba, n, len_at) = lba_len(c.cdb);
+    let (lba, mut n, len_at) = lba_len(c.cdb);
+    let b1 = byte(c.cdb, 1);
+    let ndob = byte(c.cdb, 0) == op::WRITE_SAME_16 && b1 & 0x01 != 0;
+    let unmap = b1 & 0x08 != 0;
+    if b1 & 0x10 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(4)).into());
+    }
     let max = u64::from(c.dev.max_write_same_blocks());
+    if n == 0 {
+        if c.dev.wsnz() {
+            return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
+        }
+        check_range(c.dev, lba, 0)?;
+        n = c.dev.blocks().saturating_sub(lba);
+    }
     // MAXIMUM WRITE SAME LENGTH 0 means "no limit reported" (SBC-3 §6.5.3).
-    if n == 0 || (max != 0 && n > max) {
+    if max != 0 && n > max {
         return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
     }
     check_range(c.dev, lba, n)?;
     let bs = u64::from(c.dev.block_size());
-    let block = c.data_out(bs)?;
+    let zeroes;
+    let (block, want): (&[u8], u64) = if ndob {
+        c.data_out(0)?;
+        zeroes = vec![0u8; bs as usize];
+        (&zeroes, 0)
+    } else {
+        (c.data_out(bs)?, bs)
+    };
+    if n == 0 {
+        return Ok(Done::consumed(want));
+    }
+    if unmap {
+        crate::thin::deallocate(c.dev, lba, n)?;
+        return Ok(Done::consumed(want));
+    }
     let per = (WRITE_SAME_CHUNK / bs).clamp(1, n);
     let pattern = block.repeat(per as usize);
     let fua = !c.dev.write_cache.load(Ordering::Relaxed);
@@ -286,7 +321,7 @@ pub(crate) fn write_same(c: &Ctx) -> Outcome {
             .map_err(|e| io_fail(e, true))?;
         done += k;
     }
-    Ok(Done::consumed(bs))
+    Ok(Done::consumed(want))
 }
 
 /// PRE-FETCH: reads the range into the backstore's cache (the page cache for fileio).
@@ -318,30 +353,6 @@ pub(crate) fn sync_cache(c: &Ctx) -> Outcome {
     Ok(Done::good())
 }
 
-/// START STOP UNIT: START=1 makes the LU ready, START=0 stops it (flushing unless NO_FLUSH);
-/// power conditions and LOEJ (the medium is not removable) are not supported.
-pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
-    let b4 = byte(c.cdb, 4);
-    if b4 >> 4 != 0 {
-        return Err(Sense::invalid_cdb_field(4, Some(7)).into());
-    }
-    if byte(c.cdb, 3) & 0x0F != 0 {
-        return Err(Sense::invalid_cdb_field(3, Some(3)).into());
-    }
-    if b4 & 0x02 != 0 {
-        return Err(Sense::invalid_cdb_field(4, Some(1)).into());
-    }
-    if b4 & 0x01 != 0 {
-        c.dev.stopped.store(false, Ordering::Relaxed);
-    } else {
-        if b4 & 0x04 == 0 {
-            c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
-        }
-        c.dev.stopped.store(true, Ordering::Relaxed);
-    }
-    Ok(Done::good())
-}
-
 fn check_pmi(cdb: &[u8], lba: u64, pmi_at: usize) -> Result<(), Sense> {
     // SBC-3 §5.15: with PMI=0 the LOGICAL BLOCK ADDRESS field shall be zero.
     if byte(cdb, pmi_at) & 1 == 0 && lba != 0 {
@@ -370,6 +381,12 @@ pub(crate) fn read_capacity_16(c: &Ctx) -> Outcome {
     if hw > bs && hw / bs * bs == hw {
         // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
         d[13] = (hw / bs).trailing_zeros() as u8;
+    }
+    if c.dev.thin() {
+        d[14] |= 0x80; // LBPME
+        if c.dev.lbprz() {
+            d[14] |= 0x40; // LBPRZ
+        }
     }
     Ok(Done::data(d, alloc))
 }

@@ -26,7 +26,7 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
     };
     match opcode {
         op::INQUIRY => {
-            ops::validate(o, cdb, true)?;
+            ops::validate(o, cdb, true, true)?;
             if byte(cdb, 1) & 1 != 0 {
                 return Err(not_supported.into());
             }
@@ -39,11 +39,11 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
             ))
         }
         op::REPORT_LUNS => {
-            ops::validate(o, cdb, true)?;
+            ops::validate(o, cdb, true, true)?;
             report_luns(nexus, cdb)
         }
         op::REQUEST_SENSE => {
-            ops::validate(o, cdb, true)?;
+            ops::validate(o, cdb, true, true)?;
             let desc = byte(cdb, 1) & 1 != 0;
             Ok(Done::data(
                 not_supported.encode(desc),
@@ -60,6 +60,9 @@ pub(crate) fn request_sense(c: &Ctx) -> Outcome {
     let desc = byte(c.cdb, 1) & 1 != 0;
     let sense = if let Some(a) = c.slot.ua.take(true) {
         Sense::unit_attention(a)
+    } else if let Some(s) = crate::media::state_sense(c.dev) {
+        // Sanitize in progress (with progress indication), sanitize failure mode, no medium.
+        s
     } else if c.dev.stopped.load(Ordering::Relaxed) {
         Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02))
     } else {
@@ -180,7 +183,7 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
         // SUPPORT 011b: supported in conformance with a standard.
         Some(o) => {
             data[1] = 0x03;
-            let usage = o.usage_for(dpofua);
+            let usage = o.usage_for(dpofua, c.dev.tpws());
             data[2..4].copy_from_slice(&(usage.len() as u16).to_be_bytes());
             data.extend_from_slice(&usage);
             if rctd {

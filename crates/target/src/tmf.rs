@@ -311,6 +311,16 @@ impl TaskSet {
         }
     }
 
+    /// Whether a running task has been marked aborted: a long command (EXTENDED COPY) polls
+    /// this between pieces of work to stop early.
+    pub(crate) fn is_aborted(&self, seq: u64) -> bool {
+        self.inner
+            .lock()
+            .tasks
+            .get(&seq)
+            .is_some_and(|t| t.abort.is_some())
+    }
+
     /// Number of tasks in the set (for tests and the `info` view).
     pub(crate) fn len(&self) -> usize {
         self.inner.lock().tasks.len()

@@ -48,7 +48,13 @@ pub(crate) fn standard_inquiry(c: &Ctx) -> Vec<u8> {
     let dev = c.dev;
     let mut d = standard_common(&dev.vendor(), &dev.product(), &dev.revision());
     d[0] = device_type::DIRECT_ACCESS;
+    if dev.media.removable() {
+        d[1] |= 0x80; // RMB
+    }
     d[5] = alua::tpgs_bits(c.slot);
+    if dev.emulate_3pc.load(Ordering::Relaxed) {
+        d[5] |= 0x08; // 3PC: EXTENDED COPY is offered
+    }
     if dev.exports().len() > 1 {
         d[6] |= 0x10; // MULTIP
     }
@@ -89,10 +95,14 @@ pub(crate) fn page(c: &Ctx, code: u8) -> Option<Vec<u8>> {
             if dev.nonrot.load(Ordering::Relaxed) {
                 b[1] = 0x01; // MEDIUM ROTATION RATE: non-rotating
             }
+            if dev.emulate_tpu.load(Ordering::Relaxed) {
+                // WABEREQ 01b: after SANITIZE BLOCK ERASE (offered with thin provisioning),
+                // reads of the erased blocks return GOOD status (zeroes, LBPRZ).
+                b[3] |= 0x40;
+            }
             b
         }
-        // No logical block provisioning yet: LBPU, LBPWS, LBPWS10, LBPRZ all zero.
-        0xB2 => vec![0u8; 4],
+        0xB2 => logical_block_provisioning(dev),
         _ => return None,
     };
     Some(page_header(code, body))
@@ -100,14 +110,48 @@ pub(crate) fn page(c: &Ctx, code: u8) -> Option<Vec<u8>> {
 
 fn block_limits(dev: &Device) -> Vec<u8> {
     let mut b = vec![0u8; 0x3C];
-    b[0] = 0x01; // WSNZ
-                 // MAXIMUM COMPARE AND WRITE LENGTH (byte 5 of the page); at most 128, fits the byte.
+    if dev.wsnz() {
+        b[0] = 0x01; // WSNZ
+    }
+    // MAXIMUM COMPARE AND WRITE LENGTH (byte 5 of the page); at most 128, fits the byte.
     b[1] = u8::try_from(dev.max_caw_blocks()).unwrap_or(u8::MAX);
     b[2..4].copy_from_slice(&1u16.to_be_bytes()); // OPTIMAL TRANSFER LENGTH GRANULARITY
     b[4..8].copy_from_slice(&dev.hw_max_sectors().to_be_bytes());
     b[8..12].copy_from_slice(&dev.optimal_sectors().to_be_bytes());
+    if dev.emulate_tpu.load(Ordering::Relaxed) {
+        // Bytes 20..36 of the page: MAXIMUM UNMAP LBA COUNT, MAXIMUM UNMAP BLOCK DESCRIPTOR
+        // COUNT, OPTIMAL UNMAP GRANULARITY, UGAVALID + UNMAP GRANULARITY ALIGNMENT. UGAVALID
+        // is set: the backstores free granules counted from offset 0.
+        b[16..20].copy_from_slice(&dev.max_unmap_lba().to_be_bytes());
+        b[20..24].copy_from_slice(&dev.max_unmap_descriptors().to_be_bytes());
+        b[24..28].copy_from_slice(&dev.unmap_granularity_blocks().to_be_bytes());
+        b[28..32].copy_from_slice(&(dev.unmap_alignment() & 0x7FFF_FFFF).to_be_bytes());
+        b[28] |= 0x80;
+    }
     // MAXIMUM WRITE SAME LENGTH (bytes 36..44 of the page).
     b[32..40].copy_from_slice(&u64::from(dev.max_write_same_blocks()).to_be_bytes());
+    // WRITE ATOMIC(16) limits (bytes 44..64 of the page).
+    b[40..60].copy_from_slice(&crate::sbcx::atomic_limits(dev));
+    b
+}
+
+/// Logical Block Provisioning VPD page body (SBC-3 §6.5.4): LBPU with `emulate_tpu`, LBPWS and
+/// LBPWS10 with `emulate_tpws`, LBPRZ, ANC_SUP=0, PROVISIONING TYPE 010b (thin) while either
+/// is on, else 000b (full; every other field zero).
+fn logical_block_provisioning(dev: &Device) -> Vec<u8> {
+    let mut b = vec![0u8; 4];
+    if dev.emulate_tpu.load(Ordering::Relaxed) {
+        b[1] |= 0x80; // LBPU
+    }
+    if dev.tpws() {
+        b[1] |= 0x60; // LBPWS | LBPWS10
+    }
+    if dev.lbprz() {
+        b[1] |= 0x04; // LBPRZ
+    }
+    if dev.thin() {
+        b[2] = 0x02; // PROVISIONING TYPE: thin provisioned
+    }
     b
 }
 

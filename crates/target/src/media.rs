@@ -1,0 +1,264 @@
+//! Medium state of an LU: removable-medium emulation (SBC-3 §4.20, §5.5 PREVENT ALLOW MEDIUM
+//! REMOVAL, §5.25 START STOP UNIT LOEJ; SPC-4 INQUIRY RMB), a test-lab LU option
+//! (`removable`), and the sanitize state (SBC-3 §4.11: in progress, failure mode) that gates
+//! medium access while a SANITIZE runs or after one failed.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ironlun_scsi::cdb::byte;
+use ironlun_scsi::sense::{key, FieldPointer};
+use ironlun_scsi::{Asc, Sense};
+use parking_lot::{Condvar, Mutex};
+
+use crate::device::Device;
+use crate::nexus::{Ctx, Done, Outcome};
+use crate::sbc::io_fail;
+
+/// NOT READY, MEDIUM NOT PRESENT (SPC-4 Annex D).
+pub(crate) const MEDIUM_NOT_PRESENT: Asc = Asc::new(0x3A, 0x00);
+/// NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS.
+pub(crate) const SANITIZE_IN_PROGRESS: Asc = Asc::new(0x04, 0x1B);
+/// MEDIUM ERROR, SANITIZE COMMAND FAILED.
+pub(crate) const SANITIZE_COMMAND_FAILED: Asc = Asc::new(0x31, 0x03);
+/// ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED.
+pub(crate) const MEDIUM_REMOVAL_PREVENTED: Asc = Asc::new(0x53, 0x02);
+/// UNIT ATTENTION, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
+pub(crate) const MEDIUM_MAY_HAVE_CHANGED: Asc = Asc::new(0x28, 0x00);
+
+/// Where the LU's sanitize stands (SBC-3 §4.11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sanitize {
+    Idle,
+    /// Running: `done` of `total` units (bytes) written.
+    Running {
+        done: u64,
+        total: u64,
+    },
+    /// The last sanitize failed; `ause` is its AUSE bit (may EXIT FAILURE MODE end it).
+    Failed {
+        ause: bool,
+    },
+}
+
+/// Medium state of one LU.
+#[derive(Debug)]
+pub(crate) struct MediaState {
+    removable: AtomicBool,
+    loaded: AtomicBool,
+    /// I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT 01b.
+    preventing: Mutex<HashSet<u64>>,
+    sanitize: Mutex<Sanitize>,
+    sanitize_cv: Condvar,
+}
+
+impl Default for MediaState {
+    fn default() -> Self {
+        Self {
+            removable: AtomicBool::new(false),
+            loaded: AtomicBool::new(true),
+            preventing: Mutex::new(HashSet::new()),
+            sanitize: Mutex::new(Sanitize::Idle),
+            sanitize_cv: Condvar::new(),
+        }
+    }
+}
+
+impl MediaState {
+    pub(crate) fn removable(&self) -> bool {
+        self.removable.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_removable(&self, on: bool) {
+        self.removable.store(on, Ordering::Relaxed);
+        if !on {
+            self.loaded.store(true, Ordering::Relaxed);
+            self.preventing.lock().clear();
+        }
+    }
+
+    pub(crate) fn loaded(&self) -> bool {
+        !self.removable() || self.loaded.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn sanitize_state(&self) -> Sanitize {
+        *self.sanitize.lock()
+    }
+
+    /// Enter the running state unless a sanitize already runs (then Err with its sense).
+    pub(crate) fn sanitize_begin(&self, total: u64) -> Result<(), Sense> {
+        let mut s = self.sanitize.lock();
+        if let Sanitize::Running { done, total } = *s {
+            return Err(in_progress(done, total));
+        }
+        *s = Sanitize::Running { done: 0, total };
+        Ok(())
+    }
+
+    pub(crate) fn sanitize_progress(&self, done: u64) {
+        let mut s = self.sanitize.lock();
+        if let Sanitize::Running { total, .. } = *s {
+            *s = Sanitize::Running { done, total };
+        }
+    }
+
+    /// End the running sanitize: success returns to normal, failure enters failure mode.
+    pub(crate) fn sanitize_end(&self, ok: bool, ause: bool) {
+        *self.sanitize.lock() = if ok {
+            Sanitize::Idle
+        } else {
+            Sanitize::Failed { ause }
+        };
+        self.sanitize_cv.notify_all();
+    }
+
+    /// EXIT FAILURE MODE: Ok when the LU is (now) out of failure mode, Err(()) when the failed
+    /// sanitize had AUSE=0 and only a successful sanitize may end it.
+    pub(crate) fn sanitize_exit_failure(&self) -> Result<(), ()> {
+        let mut s = self.sanitize.lock();
+        match *s {
+            Sanitize::Failed { ause: false } => Err(()),
+            Sanitize::Failed { ause: true } => {
+                *s = Sanitize::Idle;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// NOT READY, SANITIZE IN PROGRESS with the progress indication (SPC-4 §4.5.2.4.4: SKSV=1,
+/// PROGRESS INDICATION = fraction done × 65536). Its three sense-key-specific bytes are laid
+/// out as a field pointer with C/D = 0 and no bit pointer, which encodes exactly that.
+fn in_progress(done: u64, total: u64) -> Sense {
+    let frac = if total == 0 {
+        0
+    } else {
+        (u128::from(done.min(total)) * 65536 / u128::from(total)).min(65535) as u16
+    };
+    Sense::new(key::NOT_READY, SANITIZE_IN_PROGRESS)
+        .with_field_pointer(FieldPointer::param(frac, None))
+}
+
+/// The sense a medium-access command gets from the medium state, if any: sanitize in
+/// progress, sanitize failure mode, medium not present (in that order). Also what REQUEST
+/// SENSE reports when no unit attention is pending.
+pub(crate) fn state_sense(dev: &Device) -> Option<Sense> {
+    match dev.media.sanitize_state() {
+        Sanitize::Running { done, total } => return Some(in_progress(done, total)),
+        Sanitize::Failed { .. } => {
+            return Some(Sense::new(key::MEDIUM_ERROR, SANITIZE_COMMAND_FAILED))
+        }
+        Sanitize::Idle => {}
+    }
+    if !dev.media.loaded() {
+        return Some(Sense::new(key::NOT_READY, MEDIUM_NOT_PRESENT));
+    }
+    None
+}
+
+/// Gate for commands that access the medium (nexus gate 4).
+pub(crate) fn check_present(dev: &Device) -> Result<(), Sense> {
+    match state_sense(dev) {
+        Some(s) => Err(s),
+        None => Ok(()),
+    }
+}
+
+/// I_T nexus loss: the nexus' medium removal prevention ends (SBC-3 §5.5).
+pub(crate) fn nexus_gone(dev: &Device, nexus: u64) {
+    dev.media.preventing.lock().remove(&nexus);
+}
+
+/// Logical unit reset / hard reset: every prevention ends (SBC-3 §5.5). A running sanitize
+/// continues (SBC-3 §4.11: it survives resets).
+pub(crate) fn reset(dev: &Device) {
+    dev.media.preventing.lock().clear();
+}
+
+/// PREVENT ALLOW MEDIUM REMOVAL (SBC-3 §5.5): PREVENT 01b adds this I_T nexus to those
+/// preventing removal, 00b removes it; 1xb are obsolete (media changer) values.
+pub(crate) fn prevent_allow(c: &Ctx) -> Outcome {
+    let prevent = byte(c.cdb, 4) & 0x03;
+    let mut set = c.dev.media.preventing.lock();
+    match prevent {
+        0 => {
+            set.remove(&c.nexus.id);
+        }
+        1 => {
+            set.insert(c.nexus.id);
+        }
+        _ => return Err(Sense::invalid_cdb_field(4, Some(1)).into()),
+    }
+    Ok(Done::good())
+}
+
+/// START STOP UNIT (SBC-3 §5.25). Not removable: START=1 makes the LU ready, START=0 stops
+/// it (flushing unless NO_FLUSH); POWER CONDITION and LOEJ are refused. Removable: LOEJ=1
+/// ejects (START=0) or loads (START=1) the medium, refused with MEDIUM REMOVAL PREVENTED
+/// while any I_T nexus prevents removal; loading raises MEDIUM MAY HAVE CHANGED on the other
+/// I_T nexuses. LOEJ=0 START=0 flushes and leaves the medium loaded and ready (as
+/// iscsi-test-cu StartStopUnit.NoLoej requires of a removable unit). A non-zero POWER
+/// CONDITION is accepted and START/LOEJ ignored (§5.25: "the START and LOEJ bits are ignored");
+/// the unit has no power conditions to enter.
+pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
+    // START STOP UNIT is not a medium-access command for the gate, but a sanitize forbids it.
+    if let Sanitize::Running { done, total } = c.dev.media.sanitize_state() {
+        return Err(in_progress(done, total).into());
+    }
+    let b4 = byte(c.cdb, 4);
+    let removable = c.dev.media.removable();
+    if b4 >> 4 != 0 && !removable {
+        return Err(Sense::invalid_cdb_field(4, Some(7)).into());
+    }
+    if byte(c.cdb, 3) & 0x0F != 0 {
+        return Err(Sense::invalid_cdb_field(3, Some(3)).into());
+    }
+    let loej = b4 & 0x02 != 0;
+    let start = b4 & 0x01 != 0;
+    let no_flush = b4 & 0x04 != 0;
+    if !removable {
+        if loej {
+            return Err(Sense::invalid_cdb_field(4, Some(1)).into());
+        }
+        if start {
+            c.dev.stopped.store(false, Ordering::Relaxed);
+        } else {
+            if !no_flush {
+                c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
+            }
+            c.dev.stopped.store(true, Ordering::Relaxed);
+        }
+        return Ok(Done::good());
+    }
+    if b4 >> 4 != 0 {
+        return Ok(Done::good());
+    }
+    if loej {
+        // Hold the prevention set so a PREVENT cannot slip in between check and eject.
+        let set = c.dev.media.preventing.lock();
+        if !set.is_empty() {
+            return Err(Sense::illegal(MEDIUM_REMOVAL_PREVENTED).into());
+        }
+        let m = &c.dev.media;
+        if start {
+            if !m.loaded.swap(true, Ordering::AcqRel) {
+                c.dev.raise_ua(MEDIUM_MAY_HAVE_CHANGED, Some(c.slot.id));
+            }
+            c.dev.stopped.store(false, Ordering::Relaxed);
+        } else if m.loaded.load(Ordering::Acquire) {
+            if !no_flush {
+                c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
+            }
+            m.loaded.store(false, Ordering::Release);
+        }
+        drop(set);
+        return Ok(Done::good());
+    }
+    if start {
+        c.dev.stopped.store(false, Ordering::Relaxed);
+    } else if !no_flush && c.dev.media.loaded() {
+        c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
+    }
+    Ok(Done::good())
+}

@@ -1,0 +1,565 @@
+//! Third-party copy (SPC-4 §5.17, §6.3 EXTENDED COPY LID1, §6.18 RECEIVE COPY RESULTS).
+//!
+//! The LU that receives EXTENDED COPY is the copy manager. It understands identification
+//! descriptor target descriptors (E4h, SPC-4 §6.3.6.2) naming an LU by its NAA designator and
+//! block device to block device segment descriptors (02h, §6.3.7.5). The whole parameter list
+//! is checked before any block moves; the copy then runs on the command's runner thread in
+//! [`CHUNK_BYTES`] pieces, each written under the destination's shared stripe locks (so
+//! COMPARE AND WRITE stays atomic), with no lock held between pieces, and stops when the task
+//! is aborted. Results of copies whose LIST ID USAGE asks for it are held per I_T nexus and
+//! list identifier for RECEIVE COPY RESULTS (COPY STATUS, FAILED SEGMENT DETAILS); the
+//! copy manager's limits are reported by OPERATING PARAMETERS (§6.18.4).
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ironlun_scsi::cdb::{be16, be32, be64, byte};
+use ironlun_scsi::opcode::rcr;
+use ironlun_scsi::sense::{asc, key, FieldPointer};
+use ironlun_scsi::{Asc, Sense};
+use parking_lot::Mutex;
+
+use crate::device::Device;
+use crate::nexus::{Ctx, Done, Fail, Outcome};
+use crate::port::LunSlot;
+
+/// MAXIMUM TARGET DESCRIPTOR COUNT.
+pub(crate) const MAX_TARGET_DESCRIPTORS: u16 = 64;
+/// MAXIMUM SEGMENT DESCRIPTOR COUNT: with at most 65535 blocks per segment this lets one
+/// command move 32 GiB of 512-byte blocks.
+pub(crate) const MAX_SEGMENT_DESCRIPTORS: u16 = 1024;
+/// MAXIMUM DESCRIPTOR LIST LENGTH: room for the most target and segment descriptors at once.
+pub(crate) const MAX_DESCRIPTOR_LIST_LENGTH: u32 = MAX_TARGET_DESCRIPTORS as u32
+    * TARGET_DESC_LEN as u32
+    + MAX_SEGMENT_DESCRIPTORS as u32 * SEGMENT_DESC_LEN as u32;
+/// MAXIMUM SEGMENT LENGTH in bytes: 65535 blocks of up to 4 KiB fit.
+pub(crate) const MAX_SEGMENT_LENGTH: u32 = 256 << 20;
+/// MAXIMUM INLINE DATA LENGTH: no supported segment descriptor uses inline data.
+pub(crate) const MAX_INLINE_DATA_LENGTH: u32 = 0;
+/// TOTAL CONCURRENT COPIES (and MAXIMUM CONCURRENT COPIES): copies with a list identifier in
+/// progress at once on one copy manager (also bounds the held results, see [`CopyResults`]).
+pub(crate) const MAX_CONCURRENT_COPIES: usize = 255;
+/// Bytes read from the source and written to the destination per step.
+pub(crate) const CHUNK_BYTES: u64 = 1 << 20;
+/// Held results kept per LU (completed copies; the oldest go first).
+const MAX_HELD: usize = 256;
+
+const HEADER_LEN: usize = 16;
+const TARGET_DESC_LEN: usize = 32;
+const SEGMENT_DESC_LEN: usize = 28;
+/// Identification descriptor target descriptor (SPC-4 table 117).
+const TD_IDENTIFICATION: u8 = 0xE4;
+/// Block device to block device segment descriptor.
+const SD_BLOCK_TO_BLOCK: u8 = 0x02;
+
+const TOO_MANY_TARGET_DESCRIPTORS: Asc = Asc::new(0x26, 0x06);
+const UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x07);
+const TOO_MANY_SEGMENT_DESCRIPTORS: Asc = Asc::new(0x26, 0x08);
+const UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x09);
+const INLINE_DATA_LENGTH_EXCEEDED: Asc = Asc::new(0x26, 0x0B);
+const COPY_TARGET_DEVICE_NOT_REACHABLE: Asc = Asc::new(0x0D, 0x02);
+const INCORRECT_COPY_TARGET_DEVICE_TYPE: Asc = Asc::new(0x0D, 0x03);
+const OPERATION_IN_PROGRESS: Asc = Asc::new(0x00, 0x16);
+const INSUFFICIENT_RESOURCES: Asc = Asc::new(0x55, 0x03);
+
+/// COPY MANAGER STATUS (SPC-4 §6.18.3).
+const IN_PROGRESS: u8 = 0x00;
+const COMPLETED_OK: u8 = 0x01;
+const COMPLETED_WITH_ERRORS: u8 = 0x02;
+
+/// Progress of one copy, updated by the copy as it goes.
+#[derive(Debug, Default)]
+struct Progress {
+    segments: AtomicU16,
+    bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Held {
+    nexus: u64,
+    list_id: u8,
+    /// Results are kept after completion (LIST ID USAGE 00b).
+    hold: bool,
+    progress: Arc<Progress>,
+    /// COPY MANAGER STATUS.
+    status: u8,
+    /// Sense data of a failed copy, until FAILED SEGMENT DETAILS returns it.
+    failed: Option<Vec<u8>>,
+}
+
+/// Held copy results of one LU (RECEIVE COPY RESULTS), per I_T nexus and list identifier:
+/// copies in progress (for COPY STATUS and duplicate detection) and completed copies whose
+/// LIST ID USAGE asked for held results, at most [`MAX_HELD`] of them.
+#[derive(Debug, Default)]
+pub(crate) struct CopyResults {
+    held: Mutex<Vec<Held>>,
+}
+
+impl CopyResults {
+    /// Register a copy about to start. Err: the same nexus has a copy with this list
+    /// identifier in progress, or too many copies run.
+    fn begin(&self, nexus: u64, list_id: u8, hold: bool) -> Result<Arc<Progress>, Sense> {
+        let mut g = self.held.lock();
+        if g.iter()
+            .any(|h| h.nexus == nexus && h.list_id == list_id && h.status == IN_PROGRESS)
+        {
+            // SPC-4 §6.3.1: a list identifier in use by a copy in progress from this nexus.
+            return Err(Sense::illegal(OPERATION_IN_PROGRESS));
+        }
+        if g.iter().filter(|h| h.status == IN_PROGRESS).count() >= MAX_CONCURRENT_COPIES {
+            return Err(Sense::illegal(INSUFFICIENT_RESOURCES));
+        }
+        // A new copy with the same list identifier replaces the held results of the old one.
+        g.retain(|h| !(h.nexus == nexus && h.list_id == list_id));
+        while g.len() >= MAX_HELD {
+            match g.iter().position(|h| h.status != IN_PROGRESS) {
+                Some(i) => {
+                    g.remove(i);
+                }
+                None => break,
+            }
+        }
+        let progress = Arc::new(Progress::default());
+        g.push(Held {
+            nexus,
+            list_id,
+            hold,
+            progress: progress.clone(),
+            status: IN_PROGRESS,
+            failed: None,
+        });
+        Ok(progress)
+    }
+
+    /// The copy ended: keep its results if they are held, else forget it.
+    fn end(&self, progress: &Arc<Progress>, failed: Option<Vec<u8>>) {
+        let mut g = self.held.lock();
+        let Some(i) = g.iter().position(|h| Arc::ptr_eq(&h.progress, progress)) else {
+            return;
+        };
+        if !g[i].hold {
+            g.remove(i);
+            return;
+        }
+        let h = &mut g[i];
+        h.status = if failed.is_some() {
+            COMPLETED_WITH_ERRORS
+        } else {
+            COMPLETED_OK
+        };
+        h.failed = failed;
+    }
+}
+
+/// I_T nexus loss: the nexus' held copy results are discarded.
+pub(crate) fn nexus_gone(dev: &crate::device::Device, nexus: u64) {
+    dev.copies.held.lock().retain(|h| h.nexus != nexus);
+}
+
+/// One resolved target descriptor: an LU this nexus can address.
+struct Target {
+    slot: Arc<LunSlot>,
+    /// Offset of the descriptor in the parameter list.
+    at: usize,
+}
+
+/// One validated block → block segment.
+struct Segment {
+    src: usize,
+    dst: usize,
+    src_lba: u64,
+    dst_lba: u64,
+    bytes: u64,
+    /// Offset of the descriptor in the parameter list.
+    at: usize,
+}
+
+fn param_len_error() -> Sense {
+    Sense::illegal(asc::PARAMETER_LIST_LENGTH_ERROR)
+}
+
+fn illegal_at(a: Asc, at: usize, bit: Option<u8>) -> Sense {
+    Sense::illegal(a).with_field_pointer(FieldPointer::param(pointer(at), bit))
+}
+
+/// COPY ABORTED pointing at a parameter list byte (segment pointer with SD = 0, SPC-4
+/// §4.5.2.4.5: the same bit layout as a field pointer with C/D = 0).
+fn aborted_at(a: Asc, at: usize) -> Sense {
+    Sense::new(key::COPY_ABORTED, a).with_field_pointer(FieldPointer::param(pointer(at), None))
+}
+
+fn pointer(at: usize) -> u16 {
+    u16::try_from(at).unwrap_or(u16::MAX)
+}
+
+/// EXTENDED COPY (LID1): parse and check the whole parameter list, then copy.
+pub(crate) fn extended_copy(c: &Ctx) -> Outcome {
+    let len = u64::from(be32(c.cdb, 10));
+    // SPC-4 §6.3.1: PARAMETER LIST LENGTH 0 is not an error; nothing is copied.
+    if len == 0 {
+        return Ok(Done::good());
+    }
+    let p = c.data_out(len)?;
+    if p.len() < HEADER_LEN {
+        return Err(param_len_error().into());
+    }
+    let list_id = p[0];
+    let usage = (p[1] >> 3) & 0x03;
+    let tdll = usize::from(be16(p, 2));
+    let sdll = be32(p, 8) as usize;
+    let inline = be32(p, 12);
+    match usage {
+        // 01b is reserved.
+        1 => return Err(illegal_at(asc::INVALID_FIELD_IN_PARAMETER_LIST, 1, Some(4)).into()),
+        // 11b: no list identifier; the field shall be zero.
+        3 if list_id != 0 => {
+            return Err(illegal_at(asc::INVALID_FIELD_IN_PARAMETER_LIST, 0, Some(7)).into())
+        }
+        _ => {}
+    }
+    if tdll as u64 + sdll as u64 > u64::from(MAX_DESCRIPTOR_LIST_LENGTH) {
+        return Err(param_len_error().into());
+    }
+    if inline > MAX_INLINE_DATA_LENGTH {
+        return Err(illegal_at(INLINE_DATA_LENGTH_EXCEEDED, 12, Some(7)).into());
+    }
+    // The descriptors (and inline data) must all be in the Data-Out.
+    if (HEADER_LEN + tdll + sdll) as u64 + u64::from(inline) > p.len() as u64 {
+        return Err(param_len_error().into());
+    }
+    let targets = parse_targets(c, p, tdll)?;
+    let segs = parse_segments(p, HEADER_LEN + tdll, sdll, &targets)?;
+
+    // From here on the copy has begun: its outcome is held per LIST ID USAGE.
+    let progress = match usage {
+        3 => Arc::new(Progress::default()),
+        _ => c.dev.copies.begin(c.nexus.id, list_id, usage == 0)?,
+    };
+    let result =
+        check_targets(&targets, &segs).and_then(|()| run_copy(c, &targets, &segs, &progress));
+    let failed = result
+        .as_ref()
+        .err()
+        .map(|s| s.encode(c.dev.d_sense.load(Ordering::Relaxed)));
+    if usage != 3 {
+        c.dev.copies.end(&progress, failed);
+    }
+    result?;
+    Ok(Done::consumed(len))
+}
+
+/// Target descriptors: only identification descriptors naming, by NAA designator, an LU that
+/// the issuing I_T nexus can address.
+fn parse_targets(c: &Ctx, p: &[u8], tdll: usize) -> Result<Vec<Target>, Sense> {
+    if tdll / TARGET_DESC_LEN > usize::from(MAX_TARGET_DESCRIPTORS) {
+        return Err(illegal_at(TOO_MANY_TARGET_DESCRIPTORS, 2, Some(7)));
+    }
+    // Every supported target descriptor is 32 bytes.
+    if !tdll.is_multiple_of(TARGET_DESC_LEN) {
+        return Err(illegal_at(asc::INVALID_FIELD_IN_PARAMETER_LIST, 2, Some(7)));
+    }
+    // Only this nexus' own LUN view is searched, never every LU on the system: LIO's global
+    // lookup let an initiator copy from or to LUs it was never given (CVE-2020-28374).
+    let view = c.nexus.view.load();
+    let mut out = Vec::with_capacity(tdll / TARGET_DESC_LEN);
+    for at in (HEADER_LEN..HEADER_LEN + tdll).step_by(TARGET_DESC_LEN) {
+        let d = p
+            .get(at..at + TARGET_DESC_LEN)
+            .ok_or_else(param_len_error)?;
+        if d[0] != TD_IDENTIFICATION {
+            return Err(illegal_at(
+                UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE,
+                at,
+                Some(7),
+            ));
+        }
+        // d[1] bits 7:6 LU ID TYPE and bit 5 NUL are ignored (SPC-4: the LU is named by its
+        // designator alone; NUL is obsolete), bytes 2..4 RELATIVE INITIATOR PORT IDENTIFIER
+        // concern other SCSI devices.
+        let desig_len = usize::from(d[7]);
+        if desig_len > 20 {
+            return Err(illegal_at(
+                asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                at + 7,
+                Some(7),
+            ));
+        }
+        let code_set = d[4] & 0x0F;
+        let assoc = (d[5] >> 4) & 0x03;
+        let dtype = d[5] & 0x0F;
+        let desig = &d[8..8 + desig_len];
+        let found = if code_set == 1 && assoc == 0 && dtype == 3 && desig_len == 16 {
+            view.luns.values().find(|s| {
+                s.device.emulate_3pc.load(Ordering::Relaxed)
+                    && crate::vpd::naa_designator(&s.device.serial()) == desig
+            })
+        } else {
+            None
+        };
+        let Some(slot) = found else {
+            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, at + 4));
+        };
+        // PERIPHERAL DEVICE TYPE must say block device (what every LU here is).
+        if d[1] & 0x1F != 0 {
+            return Err(aborted_at(INCORRECT_COPY_TARGET_DEVICE_TYPE, at + 1));
+        }
+        // Block device parameters (SPC-4 table 124): DISK BLOCK LENGTH must be the LU's.
+        let disk_bl = u32::from(d[29]) << 16 | u32::from(d[30]) << 8 | u32::from(d[31]);
+        if disk_bl != slot.device.block_size() {
+            return Err(illegal_at(
+                asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                at + 29,
+                Some(7),
+            ));
+        }
+        out.push(Target {
+            slot: slot.clone(),
+            at,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_segments(
+    p: &[u8],
+    start: usize,
+    sdll: usize,
+    targets: &[Target],
+) -> Result<Vec<Segment>, Sense> {
+    let end = start + sdll;
+    let mut segs = Vec::new();
+    let mut at = start;
+    while at < end {
+        if at + 4 > end {
+            return Err(illegal_at(asc::INVALID_FIELD_IN_PARAMETER_LIST, 8, Some(7)));
+        }
+        if p[at] != SD_BLOCK_TO_BLOCK {
+            return Err(illegal_at(
+                UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE,
+                at,
+                Some(7),
+            ));
+        }
+        if segs.len() >= usize::from(MAX_SEGMENT_DESCRIPTORS) {
+            return Err(illegal_at(TOO_MANY_SEGMENT_DESCRIPTORS, 8, Some(7)));
+        }
+        // DESCRIPTOR LENGTH excludes the first four bytes.
+        if usize::from(be16(p, at + 2)) != SEGMENT_DESC_LEN - 4 {
+            return Err(illegal_at(
+                asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                at + 2,
+                Some(7),
+            ));
+        }
+        let d = p
+            .get(at..at + SEGMENT_DESC_LEN)
+            .filter(|_| at + SEGMENT_DESC_LEN <= end)
+            .ok_or_else(|| illegal_at(asc::INVALID_FIELD_IN_PARAMETER_LIST, 8, Some(7)))?;
+        let dc = d[1] & 0x02 != 0;
+        let src = usize::from(be16(d, 4));
+        let dst = usize::from(be16(d, 6));
+        // A segment naming a target descriptor that is not in the list names nothing the
+        // copy manager can reach (what libiscsi and LIO expect).
+        let (Some(s), Some(t)) = (targets.get(src), targets.get(dst)) else {
+            let field = if targets.get(src).is_none() {
+                at + 4
+            } else {
+                at + 6
+            };
+            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
+        };
+        let (sbs, dbs) = (
+            u64::from(s.slot.device.block_size()),
+            u64::from(t.slot.device.block_size()),
+        );
+        // DC = 0: NUMBER OF BLOCKS counts source blocks; DC = 1: destination blocks.
+        let bytes = u64::from(be16(d, 10)) * if dc { dbs } else { sbs };
+        if !bytes.is_multiple_of(sbs)
+            || !bytes.is_multiple_of(dbs)
+            || bytes > u64::from(MAX_SEGMENT_LENGTH)
+        {
+            return Err(illegal_at(
+                asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                at + 10,
+                Some(7),
+            ));
+        }
+        segs.push(Segment {
+            src,
+            dst,
+            src_lba: be64(d, 12),
+            dst_lba: be64(d, 20),
+            bytes,
+            at,
+        });
+        at += SEGMENT_DESC_LEN;
+    }
+    Ok(segs)
+}
+
+/// Before any block moves: every range fits its LU and every destination is writable.
+fn check_targets(targets: &[Target], segs: &[Segment]) -> Result<(), Sense> {
+    let fits = |dev: &Device, lba: u64, bytes: u64| {
+        let n = bytes / u64::from(dev.block_size());
+        lba.checked_add(n).is_some_and(|e| e <= dev.blocks())
+    };
+    for s in segs {
+        let (src, dst) = (&targets[s.src].slot, &targets[s.dst].slot);
+        // An LBA range beyond a copy target's capacity: COPY ABORTED / COPY TARGET DEVICE NOT
+        // REACHABLE, as LIO reports every copy target failure (libiscsi accepts only that
+        // family), pointing at the LBA field.
+        if !fits(&src.device, s.src_lba, s.bytes) {
+            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 12));
+        }
+        if !fits(&dst.device, s.dst_lba, s.bytes) {
+            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 20));
+        }
+        for (slot, field) in [(src, s.at + 4), (dst, s.at + 6)] {
+            let d = &slot.device;
+            if d.stopped.load(Ordering::Relaxed) || crate::media::check_present(d).is_err() {
+                return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
+            }
+        }
+        let d = &dst.device;
+        if d.backstore.read_only() || dst.write_protect.load(Ordering::Relaxed) {
+            return Err(aborted_at(asc::WRITE_PROTECTED, targets[s.dst].at));
+        }
+        if d.swp.load(Ordering::Relaxed) {
+            return Err(aborted_at(asc::SOFTWARE_WRITE_PROTECTED, targets[s.dst].at));
+        }
+    }
+    Ok(())
+}
+
+/// Move the data, segment by segment, chunk by chunk.
+fn run_copy(
+    c: &Ctx,
+    targets: &[Target],
+    segs: &[Segment],
+    progress: &Progress,
+) -> Result<(), Sense> {
+    let mut buf = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let (src, dst) = (&*targets[s.src].slot.device, &*targets[s.dst].slot.device);
+        let from = s.src_lba * u64::from(src.block_size());
+        let to = s.dst_lba * u64::from(dst.block_size());
+        let chunks = s.bytes.div_ceil(CHUNK_BYTES);
+        // Within one LU a destination overlapping the source from above is copied from the
+        // end, so no block is overwritten before it has been read.
+        let backwards = std::ptr::eq(src, dst) && to > from && to < from + s.bytes;
+        let fua = !dst.write_cache.load(Ordering::Relaxed);
+        for k in 0..chunks {
+            let k = if backwards { chunks - 1 - k } else { k };
+            if c.dev.tasks.is_aborted(c.task) {
+                // The response becomes the abort's; the held status says the copy failed.
+                return Err(Sense::new(key::ABORTED_COMMAND, asc::NO_ADDITIONAL_SENSE));
+            }
+            let off = k * CHUNK_BYTES;
+            let n = CHUNK_BYTES.min(s.bytes - off);
+            buf.resize(n as usize, 0);
+            src.backstore.read_at(&mut buf, from + off).map_err(|e| {
+                tracing::warn!(error = %e, "EXTENDED COPY source read failed");
+                aborted_at(asc::UNRECOVERED_READ_ERROR, s.at + 12)
+            })?;
+            dst.stripes
+                .shared(to + off, n, || dst.backstore.write_at(&buf, to + off, fua))
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "EXTENDED COPY destination write failed");
+                    aborted_at(asc::WRITE_ERROR, s.at + 20)
+                })?;
+            progress.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        progress
+            .segments
+            .store(u16::try_from(i + 1).unwrap_or(u16::MAX), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// RECEIVE COPY RESULTS: COPY STATUS, OPERATING PARAMETERS, FAILED SEGMENT DETAILS.
+pub(crate) fn receive_copy_results(c: &Ctx) -> Outcome {
+    let alloc = u64::from(be32(c.cdb, 10));
+    let sa = byte(c.cdb, 1) & 0x1F;
+    let list_id = byte(c.cdb, 2);
+    let data = match sa {
+        rcr::OPERATING_PARAMETERS => operating_parameters(c.dev),
+        rcr::COPY_STATUS => copy_status(c, list_id)?,
+        rcr::FAILED_SEGMENT_DETAILS => failed_segment_details(c, list_id)?,
+        // The opcode table admits no other service action.
+        _ => return Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+    };
+    Ok(Done::data(data, alloc))
+}
+
+/// SPC-4 §6.18.4 table 365.
+fn operating_parameters(dev: &Device) -> Vec<u8> {
+    let codes = [SD_BLOCK_TO_BLOCK, TD_IDENTIFICATION];
+    let mut d = vec![0u8; 44];
+    d[4] = 0x01; // SNLID: LIST ID USAGE 11b (no list identifier) is supported.
+    d[8..10].copy_from_slice(&MAX_TARGET_DESCRIPTORS.to_be_bytes());
+    d[10..12].copy_from_slice(&MAX_SEGMENT_DESCRIPTORS.to_be_bytes());
+    d[12..16].copy_from_slice(&MAX_DESCRIPTOR_LIST_LENGTH.to_be_bytes());
+    d[16..20].copy_from_slice(&MAX_SEGMENT_LENGTH.to_be_bytes());
+    d[20..24].copy_from_slice(&MAX_INLINE_DATA_LENGTH.to_be_bytes());
+    // 24..28 HELD DATA LIMIT and 28..32 MAXIMUM STREAM DEVICE TRANSFER SIZE: no held data
+    // (no inline or stream segments).
+    d[34..36].copy_from_slice(&(MAX_CONCURRENT_COPIES as u16).to_be_bytes());
+    d[36] = MAX_CONCURRENT_COPIES as u8;
+    // DATA SEGMENT GRANULARITY: log2 of the LU's block size (segments move whole blocks).
+    d[37] = dev.block_size().trailing_zeros() as u8;
+    // 38 INLINE DATA GRANULARITY, 39 HELD DATA GRANULARITY: none.
+    d[43] = codes.len() as u8;
+    d.extend_from_slice(&codes);
+    let avail = (d.len() - 4) as u32;
+    d[0..4].copy_from_slice(&avail.to_be_bytes());
+    d
+}
+
+fn unknown_list_id() -> Fail {
+    Sense::invalid_cdb_field(2, Some(7)).into()
+}
+
+/// SPC-4 §6.18.3 table 363 (LID1).
+fn copy_status(c: &Ctx, list_id: u8) -> Result<Vec<u8>, Fail> {
+    let g = c.dev.copies.held.lock();
+    let h = g
+        .iter()
+        .find(|h| h.nexus == c.nexus.id && h.list_id == list_id)
+        .ok_or_else(unknown_list_id)?;
+    let mut d = vec![0u8; 12];
+    d[3] = 8;
+    // HDD stays 0: no held data is ever discarded (there is none).
+    d[4] = h.status & 0x7F;
+    d[5..7].copy_from_slice(&h.progress.segments.load(Ordering::Relaxed).to_be_bytes());
+    // TRANSFER COUNT UNITS: bytes while the count fits, else the smallest binary unit that
+    // makes it fit (01h KiB, 02h MiB, ...).
+    let mut count = h.progress.bytes.load(Ordering::Relaxed);
+    let mut units = 0u8;
+    while count > u64::from(u32::MAX) {
+        count >>= 10;
+        units += 1;
+    }
+    d[7] = units;
+    d[8..12].copy_from_slice(&(count as u32).to_be_bytes());
+    Ok(d)
+}
+
+/// SPC-4 §6.18.5 table 366: the sense data of a failed copy, returned once.
+fn failed_segment_details(c: &Ctx, list_id: u8) -> Result<Vec<u8>, Fail> {
+    let mut g = c.dev.copies.held.lock();
+    let h = g
+        .iter_mut()
+        .find(|h| h.nexus == c.nexus.id && h.list_id == list_id)
+        .ok_or_else(unknown_list_id)?;
+    // In progress or completed without error: AVAILABLE DATA 0, nothing more.
+    let Some(sense) = h.failed.take() else {
+        return Ok(vec![0u8; 4]);
+    };
+    let mut d = vec![0u8; 60];
+    d[56] = ironlun_scsi::status::CHECK_CONDITION;
+    d[58..60].copy_from_slice(&(sense.len() as u16).to_be_bytes());
+    d.extend_from_slice(&sense);
+    let avail = (d.len() - 4) as u32;
+    d[0..4].copy_from_slice(&avail.to_be_bytes());
+    Ok(d)
+}
