@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: the Rust test suites (unit, integration against the real daemon on loopback),
-# then the iscsi-test-cu conformance run. Installs the Debian test clients it needs when root.
+# then the iscsi-test-cu conformance matrix (every LU configuration). Installs the Debian test clients it needs when root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ fi
 
 cargo build --release --workspace
 cargo test --release --workspace
-scripts/conformance.sh
+scripts/conformance-matrix.sh
 
 # A real Linux kernel initiator (open-iscsi + dm-multipath in a QEMU VM) needs the VM tool that
 # sits beside this repo in the project's shared/ folder; CI sets IRONLUN_REQUIRE_VM=1.
