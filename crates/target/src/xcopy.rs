@@ -229,6 +229,7 @@ pub(crate) fn extended_copy(c: &Ctx) -> Outcome {
     }
     let targets = parse_targets(c, p, tdll)?;
     let segs = parse_segments(p, HEADER_LEN + tdll, sdll, &targets)?;
+    check_access(c, &targets, &segs)?;
 
     // From here on the copy has begun: its outcome is held per LIST ID USAGE.
     let progress = match usage {
@@ -395,6 +396,33 @@ fn parse_segments(
         at += SEGMENT_DESC_LEN;
     }
     Ok(segs)
+}
+
+/// Every LU a segment reads or writes must let the issuing I_T nexus do what a READ(16) or
+/// WRITE(16) sent to it directly would: its ALUA state through this port (else COPY ABORTED /
+/// COPY TARGET DEVICE NOT REACHABLE, pointing at the target descriptor), and no SPC-2 or
+/// persistent reservation another initiator holds (RESERVATION CONFLICT): a copy must not
+/// write around a cluster's reservation. (LIO runs its copy I/O as internal commands that
+/// meet the same reservation checks.)
+fn check_access(c: &Ctx, targets: &[Target], segs: &[Segment]) -> Result<(), Fail> {
+    let as_op = |opcode: u8| -> Result<([u8; 16], &'static crate::ops::OpInfo), Fail> {
+        let mut cdb = [0u8; 16];
+        cdb[0] = opcode;
+        Ok((cdb, crate::ops::lookup(&cdb, 0)?))
+    };
+    let read = as_op(ironlun_scsi::opcode::READ_16)?;
+    let write = as_op(ironlun_scsi::opcode::WRITE_16)?;
+    for s in segs {
+        for (t, (cdb, o)) in [(&targets[s.src], &read), (&targets[s.dst], &write)] {
+            let dev = &t.slot.device;
+            crate::alua::check(&t.slot, o)
+                .map_err(|_| aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, t.at))?;
+            if dev.spc2.conflicts(c.nexus.id) || crate::pr::conflicts(dev, &c.nexus.ident, o, cdb) {
+                return Err(Fail::ReservationConflict);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Before any block moves: every range fits its LU and every destination is writable.

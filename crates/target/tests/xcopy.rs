@@ -641,3 +641,38 @@ fn destination_write_cache_decides_fua() {
     );
     assert!(w > 0 && f == w, "WCE=0: every write durable ({f} of {w})");
 }
+
+/// PERSISTENT RESERVE OUT on `lun`: REGISTER (SA 0) or RESERVE (SA 1) with reservation key /
+/// service action reservation key.
+fn prout(n: &Nexus, lun: u64, sa: u8, kind: u8, key: u64, sark: u64) {
+    let mut p = vec![0u8; 24];
+    p[0..8].copy_from_slice(&key.to_be_bytes());
+    p[8..16].copy_from_slice(&sark.to_be_bytes());
+    let cdb = [0x5F, sa, kind, 0, 0, 0, 0, 0, 24, 0];
+    let r = run(n, lun, &cdb, DataDirection::Write, 24, p);
+    assert_eq!(r.status, status::GOOD, "{:?}", Sense::parse(&r.sense));
+}
+
+/// A copy must not write around a reservation another initiator holds: with nexus b holding
+/// WRITE EXCLUSIVE on LU 1, a's copy into LU 1 is a RESERVATION CONFLICT and writes nothing,
+/// while a's copy out of LU 1 (a read) is allowed.
+#[test]
+fn copies_meet_the_reservations_of_every_lu_they_touch() {
+    let x = xrig();
+    fill(&x.mems[0], 0x11);
+    fill(&x.mems[1], 0x22);
+    prout(&x.b, 1, 0x00, 0, 0, 0xB);
+    prout(&x.b, 1, 0x01, 0x01, 0xB, 0);
+    let (t0, t1) = (target_desc(&naa(&x.a, 0)), target_desc(&naa(&x.a, 1)));
+    let before = blocks(&x.mems[1], 0, 64);
+    let r = xcopy(
+        &x.a,
+        2,
+        plist(1, 0, &[t0.clone(), t1.clone()], &[seg_desc(0, 1, 64, 0, 0)]),
+    );
+    assert_eq!(r.status, status::RESERVATION_CONFLICT);
+    assert_eq!(blocks(&x.mems[1], 0, 64), before, "nothing written");
+    let r = xcopy(&x.a, 2, plist(2, 0, &[t1, t0], &[seg_desc(0, 1, 64, 0, 0)]));
+    assert_eq!(r.status, status::GOOD, "{:?}", Sense::parse(&r.sense));
+    assert_eq!(blocks(&x.mems[0], 0, 64), before);
+}
