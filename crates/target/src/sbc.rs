@@ -91,12 +91,20 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
     })
 }
 
-pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
+/// The LBA, block count and Data-Out of a write-class CDB, after the range and transfer
+/// length checks every write makes.
+pub(crate) fn write_args<'a>(c: &Ctx<'a>) -> Result<(u64, u64, &'a [u8]), Fail> {
     let (lba, n, len_at) = lba_len(c.cdb);
     check_range(c.dev, lba, n)?;
     check_max(c.dev, n, len_at)?;
     let bs = u64::from(c.dev.block_size());
     let data = c.write_data(n * bs, bs)?;
+    Ok((lba, n, data))
+}
+
+pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
+    let (lba, n, data) = write_args(c)?;
+    let bs = u64::from(c.dev.block_size());
     if !data.is_empty() {
         let fua = durable || !c.dev.write_cache.load(Ordering::Relaxed);
         let off = lba * bs;

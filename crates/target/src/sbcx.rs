@@ -19,18 +19,15 @@ use ironlun_scsi::{opcode::sanitize as sa, Sense};
 use crate::device::Device;
 use crate::media::{self, Sanitize};
 use crate::nexus::{Ctx, Done, Fail, Outcome};
-use crate::sbc::{check_max, check_range, fua_bit, io_fail, lba_len, WRITE_SAME_CHUNK};
+use crate::sbc::{check_range, fua_bit, io_fail, write_args, WRITE_SAME_CHUNK};
 
 /// ORWRITE(16): under the range's exclusive stripe locks the blocks are read, ORed with the
 /// Data-Out and written back (durably with FUA or WCE=0). ORPROTECT is outside the CDB usage
 /// data (no protection information), so `ops::validate` rejects it. TRANSFER LENGTH 0 is
 /// not an error (§5.10).
 pub(crate) fn orwrite(c: &Ctx) -> Outcome {
-    let (lba, n, len_at) = lba_len(c.cdb);
-    check_range(c.dev, lba, n)?;
-    check_max(c.dev, n, len_at)?;
+    let (lba, n, data) = write_args(c)?;
     let bs = u64::from(c.dev.block_size());
-    let data = c.write_data(n * bs, bs)?;
     if !data.is_empty() {
         let fua = fua_bit(c.cdb) || !c.dev.write_cache.load(Ordering::Relaxed);
         let off = lba * bs;
