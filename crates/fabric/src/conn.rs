@@ -948,22 +948,29 @@ fn submit(conn: &Arc<Conn>, run: Run) {
     };
     if start {
         let c = conn.clone();
-        conn.shared.runtime.spawn_blocking(move || loop {
-            let next = {
-                let mut q = c.runq.lock();
-                let next = q.ready.pop_front();
+        conn.shared.runtime.spawn_blocking(move || {
+            // One lock per command: the end of one is accounted where the next is taken.
+            let mut ran = false;
+            loop {
+                let next = {
+                    let mut q = c.runq.lock();
+                    if ran {
+                        q.busy -= 1;
+                    }
+                    let next = q.ready.pop_front();
+                    match next {
+                        Some(_) => q.busy += 1,
+                        None => q.runners -= 1,
+                    }
+                    next
+                };
                 match next {
-                    Some(_) => q.busy += 1,
-                    None => q.runners -= 1,
+                    Some(run) => {
+                        run();
+                        ran = true;
+                    }
+                    None => return,
                 }
-                next
-            };
-            match next {
-                Some(run) => {
-                    run();
-                    c.runq.lock().busy -= 1;
-                }
-                None => return,
             }
         });
     }

@@ -184,6 +184,13 @@ impl Sense {
         self
     }
 
+    /// PROGRESS INDICATION (SPC-4 §4.5.2.4.4, e.g. SANITIZE IN PROGRESS): SKSV=1 and the
+    /// fraction done × 65536 in the two bytes after it. That is the field-pointer layout with
+    /// C/D=0 and no bit pointer, so it travels (and parses back) as one.
+    pub fn with_progress(self, progress: u16) -> Sense {
+        self.with_field_pointer(FieldPointer::param(progress, None))
+    }
+
     pub fn with_field_pointer(mut self, fp: FieldPointer) -> Sense {
         self.field_pointer = Some(fp);
         self

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ironlun_scsi::cdb::byte;
-use ironlun_scsi::sense::{key, FieldPointer};
+use ironlun_scsi::sense::key;
 use ironlun_scsi::{Asc, Sense};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::device::Device;
 use crate::nexus::{Ctx, Done, Outcome};
@@ -49,7 +49,8 @@ pub(crate) struct MediaState {
     /// I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT 01b.
     preventing: Mutex<HashSet<u64>>,
     sanitize: Mutex<Sanitize>,
-    sanitize_cv: Condvar,
+    /// `sanitize` is not Idle: lets the medium gate of every READ and WRITE skip the lock.
+    sanitize_busy: AtomicBool,
 }
 
 impl Default for MediaState {
@@ -59,7 +60,7 @@ impl Default for MediaState {
             loaded: AtomicBool::new(true),
             preventing: Mutex::new(HashSet::new()),
             sanitize: Mutex::new(Sanitize::Idle),
-            sanitize_cv: Condvar::new(),
+            sanitize_busy: AtomicBool::new(false),
         }
     }
 }
@@ -82,7 +83,17 @@ impl MediaState {
     }
 
     pub(crate) fn sanitize_state(&self) -> Sanitize {
+        if !self.sanitize_busy.load(Ordering::Acquire) {
+            return Sanitize::Idle;
+        }
         *self.sanitize.lock()
+    }
+
+    /// Store a new sanitize state (under its lock) and keep `sanitize_busy` in step.
+    fn set_sanitize(&self, s: &mut Sanitize, new: Sanitize) {
+        *s = new;
+        self.sanitize_busy
+            .store(!matches!(new, Sanitize::Idle), Ordering::Release);
     }
 
     /// Enter the running state unless a sanitize already runs (then Err with its sense).
@@ -91,7 +102,7 @@ impl MediaState {
         if let Sanitize::Running { done, total } = *s {
             return Err(in_progress(done, total));
         }
-        *s = Sanitize::Running { done: 0, total };
+        self.set_sanitize(&mut s, Sanitize::Running { done: 0, total });
         Ok(())
     }
 
@@ -104,12 +115,12 @@ impl MediaState {
 
     /// End the running sanitize: success returns to normal, failure enters failure mode.
     pub(crate) fn sanitize_end(&self, ok: bool, ause: bool) {
-        *self.sanitize.lock() = if ok {
+        let new = if ok {
             Sanitize::Idle
         } else {
             Sanitize::Failed { ause }
         };
-        self.sanitize_cv.notify_all();
+        self.set_sanitize(&mut self.sanitize.lock(), new);
     }
 
     /// EXIT FAILURE MODE: Ok when the LU is (now) out of failure mode, Err(()) when the failed
@@ -119,7 +130,7 @@ impl MediaState {
         match *s {
             Sanitize::Failed { ause: false } => Err(()),
             Sanitize::Failed { ause: true } => {
-                *s = Sanitize::Idle;
+                self.set_sanitize(&mut s, Sanitize::Idle);
                 Ok(())
             }
             _ => Ok(()),
@@ -127,17 +138,14 @@ impl MediaState {
     }
 }
 
-/// NOT READY, SANITIZE IN PROGRESS with the progress indication (SPC-4 §4.5.2.4.4: SKSV=1,
-/// PROGRESS INDICATION = fraction done × 65536). Its three sense-key-specific bytes are laid
-/// out as a field pointer with C/D = 0 and no bit pointer, which encodes exactly that.
+/// NOT READY, SANITIZE IN PROGRESS with the progress indication (fraction done × 65536).
 fn in_progress(done: u64, total: u64) -> Sense {
     let frac = if total == 0 {
         0
     } else {
         (u128::from(done.min(total)) * 65536 / u128::from(total)).min(65535) as u16
     };
-    Sense::new(key::NOT_READY, SANITIZE_IN_PROGRESS)
-        .with_field_pointer(FieldPointer::param(frac, None))
+    Sense::new(key::NOT_READY, SANITIZE_IN_PROGRESS).with_progress(frac)
 }
 
 /// The sense a medium-access command gets from the medium state, if any: sanitize in

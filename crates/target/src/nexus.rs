@@ -354,11 +354,8 @@ impl Nexus {
             return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
         }
         if o.has(ops::F_WRITE) {
-            if dev.backstore.read_only() || slot.write_protect.load(Ordering::Relaxed) {
-                return Err(Sense::new(key::DATA_PROTECT, asc::WRITE_PROTECTED).into());
-            }
-            if dev.swp.load(Ordering::Relaxed) {
-                return Err(Sense::new(key::DATA_PROTECT, asc::SOFTWARE_WRITE_PROTECTED).into());
+            if let Some(a) = slot.write_protection() {
+                return Err(Sense::new(key::DATA_PROTECT, a).into());
             }
         }
         alua::nonop_delay(nonop_ms);

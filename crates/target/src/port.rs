@@ -40,6 +40,21 @@ pub(crate) struct LunSlot {
     pub ua: UaQueue,
 }
 
+impl LunSlot {
+    /// Why writes through this I_T_L nexus are refused, if they are (SBC-3 §4.11): a read-only
+    /// backstore or write-protected LUN mapping (WRITE PROTECTED), or the control mode page's
+    /// SWP (SOFTWARE WRITE PROTECTED).
+    pub(crate) fn write_protection(&self) -> Option<ironlun_scsi::Asc> {
+        if self.device.backstore.read_only() || self.write_protect.load(Ordering::Relaxed) {
+            Some(asc::WRITE_PROTECTED)
+        } else if self.device.swp.load(Ordering::Relaxed) {
+            Some(asc::SOFTWARE_WRITE_PROTECTED)
+        } else {
+            None
+        }
+    }
+}
+
 /// The LUNs one I_T nexus can address.
 #[derive(Default)]
 pub(crate) struct View {

@@ -448,12 +448,8 @@ fn check_targets(targets: &[Target], segs: &[Segment]) -> Result<(), Sense> {
                 return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
             }
         }
-        let d = &dst.device;
-        if d.backstore.read_only() || dst.write_protect.load(Ordering::Relaxed) {
-            return Err(aborted_at(asc::WRITE_PROTECTED, targets[s.dst].at));
-        }
-        if d.swp.load(Ordering::Relaxed) {
-            return Err(aborted_at(asc::SOFTWARE_WRITE_PROTECTED, targets[s.dst].at));
+        if let Some(a) = dst.write_protection() {
+            return Err(aborted_at(a, targets[s.dst].at));
         }
     }
     Ok(())
