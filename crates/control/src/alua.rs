@@ -17,7 +17,7 @@ pub const DEFAULT_TG_PT_GP: &str = "default_tg_pt_gp";
 pub const DEFAULT_LU_GP: &str = "default_lu_gp";
 
 /// Group attribute names in display order: the engine's list (LIO configfs names).
-pub use ironlun_target::ALUA_GROUP_ATTRIBUTES as GROUP_ATTRIBUTES;
+pub use ironlun_engine::ALUA_GROUP_ATTRIBUTES as GROUP_ATTRIBUTES;
 
 /// Maxima of the delay attributes (LIO's limits, lio.md §3.1).
 pub const MAX_NONOP_DELAY_MSECS: u32 = 10_000;

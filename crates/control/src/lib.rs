@@ -10,7 +10,7 @@
 //! * [`persist`] — atomic, durable `config.json`.
 //! * [`pr`] — persistent reservations: the APTPL file (`<state-dir>/pr/aptpl_<serial>`), the
 //!   `pr/` view and the `pr show` report.
-//! * [`runtime`] — making the engine (ironlun-target) and the fabric (ironlun-fabric) match a
+//! * [`runtime`] — making the engine (ironlun-engine) and the fabric (ironlun-fabric) match a
 //!   config, with rollback when a step fails.
 //! * [`service`] — the daemon side: one mutation at a time, validate → apply → save, and the
 //!   line-delimited JSON protocol on `<state-dir>/control.sock`.

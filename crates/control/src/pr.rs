@@ -18,7 +18,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ironlun_target::{AptplStore, PrRegistration, PrState};
+use ironlun_engine::{AptplStore, PrRegistration, PrState};
 use serde::{Deserialize, Serialize};
 
 use crate::model::DevKey;

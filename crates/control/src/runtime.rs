@@ -1,5 +1,5 @@
 //! Making the running system match a [`Config`]: backstores and engine devices
-//! (ironlun-target [`Device`]), engine target ports ([`TargetPort`]: LUNs, ACLs, demo mode,
+//! (ironlun-engine [`Device`]), engine target ports ([`TargetPort`]: LUNs, ACLs, demo mode,
 //! enable) and the iSCSI fabric ([`Fabric::apply`]: portals, auth, parameters).
 //!
 //! [`Runtime::apply`] is all-or-nothing: new objects are built first and only published when
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, NopIn, TargetConfig, TpgConfig};
-use ironlun_target::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
+use ironlun_engine::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::alua::{self, AluaTpg};
@@ -97,7 +97,7 @@ struct PortEntry {
     state: PortState,
 }
 
-/// The real runtime: ironlun-backstore + ironlun-target + ironlun-fabric.
+/// The real runtime: ironlun-backstore + ironlun-engine + ironlun-fabric.
 pub struct EngineRuntime {
     fabric: Arc<Fabric>,
     devices: BTreeMap<DevKey, DevEntry>,

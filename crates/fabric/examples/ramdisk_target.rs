@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ironlun_backstore::RamDisk;
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
-use ironlun_target::{Device, DeviceConfig, TargetPort};
+use ironlun_engine::{Device, DeviceConfig, TargetPort};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

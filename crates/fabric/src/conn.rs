@@ -31,7 +31,7 @@ use ironlun_iscsi::{
     Bhs, DataIn, DataOut, Decoder, Digests, NopIn, Pdu, PduError, R2t, Reject, ScsiCommand,
     TextResponse, BHS_LEN, RESERVED_TAG,
 };
-use ironlun_target::{
+use ironlun_engine::{
     Abort, DataDirection, Received, Residual, ScsiRequest, ScsiResponse as EngineResponse,
     TaskAttr, TmfKind, TmfResponse,
 };
@@ -1187,7 +1187,7 @@ fn end_aborted(conn: &Conn, t: Task) {
     drop(t);
 }
 
-impl ironlun_target::TaskListener for Session {
+impl ironlun_engine::TaskListener for Session {
     fn aborted(&self, tag: u64, how: Abort, whole_set: bool) {
         let Ok(itt) = u32::try_from(tag) else {
             return;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ironlun_target::TargetPort;
+use ironlun_engine::TargetPort;
 
 /// CHAP credentials (LIO `auth/userid`, `auth/password`, `auth/userid_mutual`, `auth/password_mutual`).
 /// Empty `userid` = no CHAP credentials configured.

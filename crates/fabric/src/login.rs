@@ -14,7 +14,7 @@ use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sende
 use ironlun_iscsi::pdu::login_status as st;
 use ironlun_iscsi::text::{self, TextCollector};
 use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
-use ironlun_target::{InitiatorPortId, LoginDenied, TaskListener};
+use ironlun_engine::{InitiatorPortId, LoginDenied, TaskListener};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ironlun_iscsi::negotiation::OperationalParams;
 use ironlun_iscsi::serial::{sn_le, sn_lt};
-use ironlun_target::Nexus;
+use ironlun_engine::Nexus;
 use parking_lot::Mutex;
 
 use crate::conn::Conn;

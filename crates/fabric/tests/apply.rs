@@ -10,7 +10,7 @@ use ironlun_fabric::{param_defaults, validate_param, Fabric, FabricConfig, Targe
 
 fn config(
     portals: &[std::net::SocketAddr],
-    port: std::sync::Arc<ironlun_target::TargetPort>,
+    port: std::sync::Arc<ironlun_engine::TargetPort>,
 ) -> FabricConfig {
     let mut g = tpg(port, 1, portals[0]);
     g.portals = portals.to_vec();

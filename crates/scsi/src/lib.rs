@@ -6,8 +6,11 @@
 //! * [`sense`] — sense keys, additional sense codes and the [`sense::Sense`] value with its
 //!   fixed / descriptor encodings and parser (SPC-4 §4.5).
 //! * [`pr`] — persistent reservation codes and iSCSI TransportIDs (SPC-4 §6.15, §6.16, §7.6.4.6).
+//! * [`alua`] — ALUA access states, supported-state bits, status codes and access types, with
+//!   their names and the one parser for them (SPC-4 §5.11).
 //! * [`cdb`] — CDB length by group code and big-endian field readers that never panic.
 
+pub mod alua;
 pub mod cdb;
 pub mod opcode;
 pub mod pr;

@@ -1,5 +1,5 @@
 use super::*;
-use ironlun_target::PrReservation;
+use ironlun_engine::PrReservation;
 use std::os::unix::fs::PermissionsExt;
 
 const SERIAL: &str = "5f1c0d2e-8a9b-4c3d-9e0f-112233445566";

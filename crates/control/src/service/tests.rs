@@ -12,7 +12,7 @@ struct FakeRuntime {
     /// finds every device 1 MiB larger (block devices only).
     sizes: std::collections::BTreeMap<DevKey, u64>,
     /// Live PR state of every running device.
-    pr: std::collections::BTreeMap<DevKey, ironlun_target::PrState>,
+    pr: std::collections::BTreeMap<DevKey, ironlun_engine::PrState>,
     /// A state the "engine" put group `west` of every device in by itself (as after SET
     /// TARGET PORT GROUPS), with status 1.
     stpg_state: Option<u8>,
@@ -101,7 +101,7 @@ impl Runtime for FakeRuntime {
         }
         next
     }
-    fn pr_clear(&mut self, key: &DevKey) -> Result<ironlun_target::PrState, String> {
+    fn pr_clear(&mut self, key: &DevKey) -> Result<ironlun_engine::PrState, String> {
         let s = self
             .pr
             .get_mut(key)
@@ -109,7 +109,7 @@ impl Runtime for FakeRuntime {
         let generation = s.generation.wrapping_add(1);
         Ok(std::mem::replace(
             s,
-            ironlun_target::PrState {
+            ironlun_engine::PrState {
                 generation,
                 ..Default::default()
             },
@@ -383,7 +383,7 @@ async fn control_size_resizes_the_live_device_and_saves_the_new_size() {
 
 #[tokio::test]
 async fn pr_show_and_pr_clear() {
-    use ironlun_target::{PrRegistration, PrReservation, PrState};
+    use ironlun_engine::{PrRegistration, PrReservation, PrState};
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = started(dir.path()).await;
     assert!(c.handle(create("core/rd_mcp_0/r0", &["size=1M"])).await.ok);

@@ -840,7 +840,7 @@ impl Inspect for WithPr {
         None
     }
     fn device_pr(&self, _key: &DevKey) -> Option<crate::pr::PrView> {
-        use ironlun_target::{PrRegistration, PrReservation, PrState};
+        use ironlun_engine::{PrRegistration, PrReservation, PrState};
         Some(crate::pr::PrView {
             state: PrState {
                 generation: 0x12,

@@ -12,7 +12,7 @@ use ironlun_backstore::RamDisk;
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, FabricOptions, TargetConfig, TpgConfig};
 use ironlun_iscsi::pdu::LoginRequest;
 use ironlun_iscsi::{text, Bhs, Decoder, Digests, LoginResponse, Pdu, Stage};
-use ironlun_target::{Device, DeviceConfig, TargetPort};
+use ironlun_engine::{Device, DeviceConfig, TargetPort};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::thread;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 fn ws10(lba: u32, n: u16, b1: u8) -> Vec<u8> {
     let mut c = vec![0x41, b1];

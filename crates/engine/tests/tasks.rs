@@ -9,8 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 const TUR: [u8; 6] = [0; 6];
 

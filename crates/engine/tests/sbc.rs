@@ -7,8 +7,8 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)

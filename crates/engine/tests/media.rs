@@ -10,8 +10,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 struct Lu {
     port: Arc<TargetPort>,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use ironlun_backstore::{Backstore, RamDisk};
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 const MIB: u64 = 1024 * 1024;
 const TUR: [u8; 6] = [0; 6];

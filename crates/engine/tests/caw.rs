@@ -9,8 +9,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 fn caw(lba: u64, n: u8, flags: u8) -> Vec<u8> {
     let mut c = vec![0x89, flags];

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ironlun_backstore::Backstore;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 fn orwrite(lba: u64, n: u32, flags: u8) -> Vec<u8> {
     let mut c = vec![0x8B, flags];

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use ironlun_target::scsi::sense::{asc, key};
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::sense::{asc, key};
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 #[test]
 fn standard_inquiry_is_96_bytes_spc4_with_implicit_and_explicit_alua_and_cmdque() {

@@ -5,8 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 
 /// Three LUs (LUN 0, 1, 2 on port `all`), and a second port exporting only LUN 0's device.
 struct Xr {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::{AluaObserver, DataDirection, Device, LuGroup, Nexus, TargetPort};
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::{AluaObserver, DataDirection, Device, LuGroup, Nexus, TargetPort};
 
 /// One device exported by two targets: port W (RTPI 1) in group `alua_west` (id 1), port E
 /// (RTPI 2) in `alua_east` (id 2). Nexus `w` logs in through W, `e` and `e2` through E.
@@ -83,7 +83,7 @@ fn group_byte0(n: &Nexus, id: u16) -> (u8, u8) {
     (g.1, g.3)
 }
 
-fn stpg(n: &Nexus, descs: &[[u8; 4]]) -> ironlun_target::ScsiResponse {
+fn stpg(n: &Nexus, descs: &[[u8; 4]]) -> ironlun_engine::ScsiResponse {
     let mut data = vec![0u8; 4];
     for d in descs {
         data.extend_from_slice(d);
@@ -93,7 +93,7 @@ fn stpg(n: &Nexus, descs: &[[u8; 4]]) -> ironlun_target::ScsiResponse {
     run(n, 0, &cdb, DataDirection::Write, data.len() as u32, data)
 }
 
-fn tur(n: &Nexus) -> ironlun_target::ScsiResponse {
+fn tur(n: &Nexus) -> ironlun_engine::ScsiResponse {
     run(n, 0, &[0u8; 6], DataDirection::None, 0, vec![])
 }
 
@@ -175,7 +175,7 @@ const ALL: [C; 17] = [
     C::SyncCache,
 ];
 
-fn issue(n: &Nexus, c: C) -> ironlun_target::ScsiResponse {
+fn issue(n: &Nexus, c: C) -> ironlun_engine::ScsiResponse {
     use DataDirection::{None as No, Read as In, Write as Out};
     let (cdb, dir, e, data): (Vec<u8>, _, u32, Vec<u8>) = match c {
         C::Inquiry => (vec![0x12, 0, 0, 0, 96, 0], In, 96, vec![]),
@@ -399,7 +399,7 @@ impl AluaObserver for Count {
 #[test]
 fn stpg_validation_errors_change_nothing() {
     let t = two();
-    let check = |r: ironlun_target::ScsiResponse| -> Sense {
+    let check = |r: ironlun_engine::ScsiResponse| -> Sense {
         assert_eq!(r.status, status::CHECK_CONDITION);
         Sense::parse(&r.sense).expect("sense")
     };

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ironlun_backstore::Backstore;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub const BS: usize = 512;

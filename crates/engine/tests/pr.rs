@@ -10,9 +10,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use ironlun_target::scsi::pr::IscsiTransportId;
-use ironlun_target::scsi::{status, Sense};
-use ironlun_target::*;
+use ironlun_engine::scsi::pr::IscsiTransportId;
+use ironlun_engine::scsi::{status, Sense};
+use ironlun_engine::*;
 use parking_lot::Mutex;
 
 const TARGET: &str = "iqn.2024-01.org.ironlun:t1";

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::*;
 use ironlun_backstore::{Backstore, RamDisk};
-use ironlun_target::scsi::Sense;
-use ironlun_target::*;
+use ironlun_engine::scsi::Sense;
+use ironlun_engine::*;
 
 struct Thin {
     ram: Arc<RamDisk>,
