@@ -18,7 +18,7 @@
 //!   [`Nexus::begin_task_management`] applies a TMF at once (in command order) and
 //!   [`PendingTmf::wait`] blocks until its affected tasks have ended.
 //!
-//! * ALUA (SPC-4 §5.11; the contract with the control plane in /work/alua-contract.md):
+//! * ALUA (SPC-4 §5.11; module `alua`):
 //!   [`Device::alua_groups`] and friends manage target port groups and their LIO attributes,
 //!   [`TargetPort::set_lun_alua_group`] / [`TargetPort::set_lun_alua_offline`] the per-port-LUN
 //!   membership and secondary state, [`LuGroup`] the LU groups, [`AluaObserver`] hears about

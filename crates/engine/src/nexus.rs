@@ -336,7 +336,7 @@ impl Nexus {
         let o = found?;
         ops::validate(o, cdb, dev.dpofua(), dev.tpws())?;
         // Gate 2: ALUA access state of the port's target port group.
-        let nonop_ms = alua::check(slot, o)?;
+        let nonop_ms = alua::gate::check(slot, o)?;
         // Gate 3: SPC-2 reservation held by another nexus.
         if !o.has(ops::F_RES_OK) && dev.spc2.conflicts(self.id) {
             return Err(Fail::ReservationConflict);
@@ -358,7 +358,7 @@ impl Nexus {
                 return Err(Sense::new(key::DATA_PROTECT, a).into());
             }
         }
-        alua::nonop_delay(nonop_ms);
+        alua::gate::nonop_delay(nonop_ms);
         let ctx = Ctx {
             nexus: self,
             slot,
@@ -561,8 +561,8 @@ fn run(c: &Ctx) -> Outcome {
         Cmd::ReportLuns => spc::report_luns(c.nexus, c.cdb),
         Cmd::ReportSupportedOpcodes => spc::rsoc(c),
         Cmd::ReportSupportedTmfs => spc::rstmf(c),
-        Cmd::ReportTargetPortGroups => alua::report_target_port_groups(c),
-        Cmd::SetTargetPortGroups => alua::set_target_port_groups(c),
+        Cmd::ReportTargetPortGroups => alua::report::report_target_port_groups(c),
+        Cmd::SetTargetPortGroups => alua::report::set_target_port_groups(c),
         Cmd::Reserve => spc::reserve(c),
         Cmd::Release => spc::release(c),
         Cmd::ModeSense6 | Cmd::ModeSense10 => mode::mode_sense(c),

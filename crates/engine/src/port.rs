@@ -230,7 +230,7 @@ impl TargetPort {
     /// device (INQUIRY DATA HAS CHANGED 3F/03 to the nexuses that see the LUN).
     pub fn set_lun_alua_group(&self, lun: u64, group: &str) -> Result<(), String> {
         let (dev, pl) = self.port_lun(lun)?;
-        alua::set_port_lun_group(&dev, &pl, group)
+        alua::transition::set_port_lun_group(&dev, &pl, group)
     }
 
     /// The target port group of this port's LUN `lun`.
@@ -244,7 +244,13 @@ impl TargetPort {
     /// admin change: status 0x02; other nexuses of the LU get 2A/06).
     pub fn set_lun_alua_offline(&self, lun: u64, offline: bool) -> Result<(), String> {
         let (dev, pl) = self.port_lun(lun)?;
-        alua::set_port_lun_offline(&dev, &pl, offline, alua::STATUS_BY_ADMIN, None);
+        alua::transition::set_port_lun_offline(
+            &dev,
+            &pl,
+            offline,
+            alua::transition::STATUS_BY_ADMIN,
+            None,
+        );
         Ok(())
     }
 

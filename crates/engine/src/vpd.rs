@@ -51,7 +51,7 @@ pub(crate) fn standard_inquiry(c: &Ctx) -> Vec<u8> {
     if dev.media.removable() {
         d[1] |= 0x80; // RMB
     }
-    d[5] = alua::tpgs_bits(c.slot);
+    d[5] = alua::gate::tpgs_bits(c.slot);
     if dev.emulate_3pc.load(Ordering::Relaxed) {
         d[5] |= 0x08; // 3PC: EXTENDED COPY is offered
     }
@@ -231,10 +231,10 @@ fn device_identification(c: &Ctx) -> Vec<u8> {
         0x4,
         &[0, 0, rtpi[0], rtpi[1]],
     ));
-    let tpg = alua::group_of(c.slot).to_be_bytes();
+    let tpg = alua::gate::group_of(c.slot).to_be_bytes();
     b.extend(designator(BINARY, true, PORT, 0x5, &[0, 0, tpg[0], tpg[1]]));
     // Logical unit group (SPC-4 §7.8.6.8): the device's LU group, 0 = default_lu_gp.
-    let lug = alua::lu_group_of(c.dev).to_be_bytes();
+    let lug = alua::gate::lu_group_of(c.dev).to_be_bytes();
     b.extend(designator(BINARY, false, LU, 0x6, &[0, 0, lug[0], lug[1]]));
     b.extend(designator(
         UTF8,

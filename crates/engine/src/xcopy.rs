@@ -415,7 +415,7 @@ fn check_access(c: &Ctx, targets: &[Target], segs: &[Segment]) -> Result<(), Fai
     for s in segs {
         for (t, (cdb, o)) in [(&targets[s.src], &read), (&targets[s.dst], &write)] {
             let dev = &t.slot.device;
-            crate::alua::check(&t.slot, o)
+            crate::alua::gate::check(&t.slot, o)
                 .map_err(|_| aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, t.at))?;
             if dev.spc2.conflicts(c.nexus.id) || crate::pr::conflicts(dev, &c.nexus.ident, o, cdb) {
                 return Err(Fail::ReservationConflict);
