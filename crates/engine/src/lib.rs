@@ -24,14 +24,23 @@
 //!   membership and secondary state, [`LuGroup`] the LU groups, [`AluaObserver`] hears about
 //!   changes the engine makes itself, [`Device::restore_alua_group_state`] restores at start.
 //!
-//! Execution gates, in order (shared/DESIGN.md): pending unit attention, ALUA state,
+//! Execution gates, in order (docs/ARCHITECTURE.md): pending unit attention, ALUA state,
 //! reservation conflict, opcode handler.
 //!
-//! Modules: `device` (LU, attributes), `port` (target ports, LUN tables, ACLs, nexus views),
-//! `nexus` (pipeline, TMF entry), `ops` (opcode table), `spc` / `vpd` / `mode` (SPC-4
-//! commands), `sbc` (SBC-3 commands), `stripe` (range locks making COMPARE AND WRITE atomic),
-//! `ua` (unit attentions), `tmf` (task sets), `reservation` (SPC-2), [`pr`] (persistent reservations, SPC-4 §5.13; the contract with the control plane),
-//! `alua` (target port groups).
+//! Where things live:
+//! * `core` — the engine proper, knowing no command: `core::device` (the LU, its identity and
+//!   attributes), `core::port` (target ports, LUN tables, ACLs, nexus views), `core::nexus`
+//!   (the pipeline: LUN → task set → gates → handler, and the TMF entry), `core::tmf` (task
+//!   sets, task attributes, task management), `core::ua` (unit attentions), `core::stripe`
+//!   (range locks).
+//! * `cmd` — the command handlers, one module per family (spc, vpd, mode, sbc, thin, xcopy,
+//!   atomic, sanitize, defect, media, reservation), the opcode table (`cmd::table`, looked up
+//!   and checked by `cmd::ops`), the handler context and the one function that turns an
+//!   outcome (or an error's sense) into the response (`cmd::respond`).
+//! * [`pr`] — persistent reservations (SPC-4 §5.13): state, PR IN / PR OUT, the conflict gate,
+//!   APTPL through [`AptplStore`].
+//! * `alua` — asymmetric access (SPC-4 §5.11): group state, the admin surface, transitions,
+//!   the access-state gate, RTPG / STPG.
 
 use std::sync::Arc;
 
@@ -205,27 +214,13 @@ mod alua;
 pub use alua::{
     AluaObserver, LuGroup, DEFAULT_GROUP_NAME, GROUP_ATTRIBUTES as ALUA_GROUP_ATTRIBUTES,
 };
-mod device;
-mod media;
-mod mode;
-mod nexus;
-mod ops;
-mod port;
-mod reservation;
-mod sbc;
-mod sbcx;
-mod spc;
-mod stripe;
-mod thin;
-mod tmf;
-mod ua;
-mod vpd;
-mod xcopy;
+mod cmd;
+mod core;
 
-pub use device::{Device, DeviceConfig, DeviceInfo};
-pub use nexus::{Nexus, PendingTmf, Received};
-pub use port::{MappedLun, TargetPort};
-pub use tmf::Abort;
+pub use crate::core::device::{Device, DeviceConfig, DeviceInfo};
+pub use crate::core::nexus::{Nexus, PendingTmf, Received};
+pub use crate::core::port::{MappedLun, TargetPort};
+pub use crate::core::tmf::Abort;
 
 /// Shared handle types.
 pub type DeviceRef = Arc<Device>;

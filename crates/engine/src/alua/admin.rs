@@ -13,7 +13,7 @@ use super::{
     support_attr, AluaObserver, LuGroup, TgPtGroup, DEFAULT_GROUP, DEFAULT_GROUP_NAME,
     GROUP_ATTRIBUTES, MAX_IMPLICIT_TRANS_SECS, MAX_NONOP_DELAY_MS, MAX_TRANS_DELAY_MS,
 };
-use crate::device::Device;
+use crate::core::device::Device;
 
 /// The states a group can be put in (logical block dependent is not supported).
 fn settable(s: AccessState) -> bool {

@@ -9,9 +9,9 @@ use ironlun_scsi::alua::AccessState;
 use ironlun_scsi::sense::{asc, key};
 use ironlun_scsi::{opcode as op, Asc, Sense};
 
-use crate::device::Device;
-use crate::ops::{Cmd, OpInfo};
-use crate::port::LunSlot;
+use crate::cmd::{Cmd, OpInfo};
+use crate::core::device::Device;
+use crate::core::port::LunSlot;
 
 /// INQUIRY TPGS field (byte 5 bits 5..4) from the access type of the port LUN's group.
 pub(crate) fn tpgs_bits(slot: &LunSlot) -> u8 {

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use ironlun_scsi::alua::{access_type, status_code, support, AccessState};
 use parking_lot::{Mutex, RwLock};
 
-use crate::device::Device;
+use crate::core::device::Device;
 
 pub(crate) mod admin;
 pub(crate) mod gate;

@@ -10,7 +10,7 @@ use ironlun_scsi::alua::{status_code, AccessState};
 use ironlun_scsi::sense::asc;
 
 use super::{PortLun, TgPtGroup};
-use crate::device::Device;
+use crate::core::device::Device;
 
 /// Move a port LUN into `group` of its device: 3F/03 INQUIRY DATA HAS CHANGED to the
 /// nexuses that see the LUN (its VPD 83h target port group designator changed).

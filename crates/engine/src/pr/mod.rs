@@ -31,8 +31,8 @@ use ironlun_scsi::sense::asc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{Cmd, OpInfo, F_PR_READ};
-use crate::port::LunSlot;
+use crate::cmd::{Cmd, OpInfo, F_PR_READ};
+use crate::core::port::LunSlot;
 use crate::{Device, InitiatorPortId};
 
 mod input;

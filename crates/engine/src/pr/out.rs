@@ -19,9 +19,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{slots_of, PrRegistration, PrReservation, PrState, MAX_REGISTRATIONS};
-use crate::nexus::{Ctx, Done, Fail, Outcome};
-use crate::port::LunSlot;
-use crate::tmf::{Abort, Scope};
+use crate::cmd::{Ctx, Done, Fail, Outcome};
+use crate::core::port::LunSlot;
+use crate::core::tmf::{Abort, Scope};
 
 /// The basic parameter list (SPC-4 §6.16.3) or the REGISTER AND MOVE one (§6.16.4).
 struct Params {

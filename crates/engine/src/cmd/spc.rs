@@ -1,4 +1,4 @@
-//! SPC-4 commands that are not about the medium: INQUIRY (§6.6, VPD in [`crate::vpd`]),
+//! SPC-4 commands that are not about the medium: INQUIRY (§6.6, VPD in [`crate::cmd::vpd`]),
 //! REQUEST SENSE (§6.39), REPORT LUNS (§6.33), REPORT SUPPORTED OPERATION CODES (§6.35),
 //! REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (§6.36), SPC-2 RESERVE / RELEASE, and the
 //! answers for a LUN that is not mapped (SPC-4 §4.6.3 / SAM-5 §5.9.1).
@@ -9,9 +9,10 @@ use ironlun_scsi::cdb::{be16, be32, byte, encode_lun};
 use ironlun_scsi::sense::{asc, key};
 use ironlun_scsi::{opcode as op, Sense};
 
-use crate::nexus::{Ctx, Done, Fail, Nexus, Outcome};
-use crate::ops::{self, OpInfo, OPS};
-use crate::{vpd, ScsiRequest};
+use super::table::OPS;
+use super::{ops, vpd, Ctx, Done, Fail, OpInfo, Outcome};
+use crate::core::nexus::Nexus;
+use crate::ScsiRequest;
 
 /// A command addressed to a LUN this nexus cannot reach (SPC-4 §4.6.4 / SAM-5 §5.9.1
 /// incorrect logical unit): INQUIRY returns peripheral qualifier 011b / type 1Fh, REPORT LUNS
@@ -60,7 +61,7 @@ pub(crate) fn request_sense(c: &Ctx) -> Outcome {
     let desc = byte(c.cdb, 1) & 1 != 0;
     let sense = if let Some(a) = c.slot.ua.take(true) {
         Sense::unit_attention(a)
-    } else if let Some(s) = crate::media::state_sense(c.dev) {
+    } else if let Some(s) = crate::cmd::media::state_sense(c.dev) {
         // Sanitize in progress (with progress indication), sanitize failure mode, no medium.
         s
     } else if c.dev.stopped.load(Ordering::Relaxed) {

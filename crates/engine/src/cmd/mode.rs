@@ -11,8 +11,8 @@ use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
-use crate::device::Device;
-use crate::nexus::{Ctx, Done, Outcome};
+use crate::cmd::{Ctx, Done, Outcome};
+use crate::core::device::Device;
 
 /// Page control (SPC-4 §6.11.1 table 112).
 #[derive(Clone, Copy, PartialEq, Eq)]

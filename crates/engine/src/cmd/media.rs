@@ -11,9 +11,9 @@ use ironlun_scsi::sense::key;
 use ironlun_scsi::{Asc, Sense};
 use parking_lot::Mutex;
 
-use crate::device::Device;
-use crate::nexus::{Ctx, Done, Outcome};
-use crate::sbc::io_fail;
+use crate::cmd::sbc::io_fail;
+use crate::cmd::{Ctx, Done, Outcome};
+use crate::core::device::Device;
 
 /// NOT READY, MEDIUM NOT PRESENT (SPC-4 Annex D).
 pub(crate) const MEDIUM_NOT_PRESENT: Asc = Asc::new(0x3A, 0x00);

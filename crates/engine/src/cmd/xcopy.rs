@@ -19,9 +19,9 @@ use ironlun_scsi::sense::{asc, key, FieldPointer};
 use ironlun_scsi::{Asc, Sense};
 use parking_lot::Mutex;
 
-use crate::device::Device;
-use crate::nexus::{Ctx, Done, Fail, Outcome};
-use crate::port::LunSlot;
+use crate::cmd::{Ctx, Done, Fail, Outcome};
+use crate::core::device::Device;
+use crate::core::port::LunSlot;
 
 /// MAXIMUM TARGET DESCRIPTOR COUNT.
 pub(crate) const MAX_TARGET_DESCRIPTORS: u16 = 64;
@@ -152,7 +152,7 @@ impl CopyResults {
 }
 
 /// I_T nexus loss: the nexus' held copy results are discarded.
-pub(crate) fn nexus_gone(dev: &crate::device::Device, nexus: u64) {
+pub(crate) fn nexus_gone(dev: &crate::core::device::Device, nexus: u64) {
     dev.copies.held.lock().retain(|h| h.nexus != nexus);
 }
 
@@ -292,7 +292,7 @@ fn parse_targets(c: &Ctx, p: &[u8], tdll: usize) -> Result<Vec<Target>, Sense> {
         let found = if code_set == 1 && assoc == 0 && dtype == 3 && desig_len == 16 {
             view.luns.values().find(|s| {
                 s.device.emulate_3pc.load(Ordering::Relaxed)
-                    && crate::vpd::naa_designator(&s.device.serial()) == desig
+                    && crate::cmd::vpd::naa_designator(&s.device.serial()) == desig
             })
         } else {
             None
@@ -405,10 +405,10 @@ fn parse_segments(
 /// write around a cluster's reservation. (LIO runs its copy I/O as internal commands that
 /// meet the same reservation checks.)
 fn check_access(c: &Ctx, targets: &[Target], segs: &[Segment]) -> Result<(), Fail> {
-    let as_op = |opcode: u8| -> Result<([u8; 16], &'static crate::ops::OpInfo), Fail> {
+    let as_op = |opcode: u8| -> Result<([u8; 16], &'static crate::cmd::OpInfo), Fail> {
         let mut cdb = [0u8; 16];
         cdb[0] = opcode;
-        Ok((cdb, crate::ops::lookup(&cdb, 0)?))
+        Ok((cdb, crate::cmd::ops::lookup(&cdb, 0)?))
     };
     let read = as_op(ironlun_scsi::opcode::READ_16)?;
     let write = as_op(ironlun_scsi::opcode::WRITE_16)?;
@@ -444,7 +444,7 @@ fn check_targets(targets: &[Target], segs: &[Segment]) -> Result<(), Sense> {
         }
         for (slot, field) in [(src, s.at + 4), (dst, s.at + 6)] {
             let d = &slot.device;
-            if d.stopped.load(Ordering::Relaxed) || crate::media::check_present(d).is_err() {
+            if d.stopped.load(Ordering::Relaxed) || crate::cmd::media::check_present(d).is_err() {
                 return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
             }
         }

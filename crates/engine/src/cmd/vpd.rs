@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use ironlun_scsi::{device_type, version_descriptor as vd};
 
 use crate::alua;
-use crate::device::{Device, COMPANY_ID};
-use crate::nexus::Ctx;
+use crate::cmd::Ctx;
+use crate::core::device::{Device, COMPANY_ID};
 
 const STANDARD_LEN: usize = 96;
 
@@ -131,7 +131,7 @@ fn block_limits(dev: &Device) -> Vec<u8> {
     // MAXIMUM WRITE SAME LENGTH (bytes 36..44 of the page).
     b[32..40].copy_from_slice(&u64::from(dev.max_write_same_blocks()).to_be_bytes());
     // WRITE ATOMIC(16) limits (bytes 44..64 of the page).
-    b[40..60].copy_from_slice(&crate::sbcx::atomic_limits(dev));
+    b[40..60].copy_from_slice(&crate::cmd::atomic::atomic_limits(dev));
     b
 }
 

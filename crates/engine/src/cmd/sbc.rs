@@ -16,8 +16,8 @@ use ironlun_scsi::cdb::{be16, be24, be32, be64, byte};
 use ironlun_scsi::sense::{asc, key};
 use ironlun_scsi::{opcode as op, status, Sense};
 
-use crate::device::{Device, MAX_IO_BYTES};
-use crate::nexus::{Ctx, Done, Fail, Outcome};
+use crate::cmd::{Ctx, Done, Fail, Outcome};
+use crate::core::device::{Device, MAX_IO_BYTES};
 
 /// LBA, number of blocks, and the CDB byte of the length field.
 pub(crate) fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
@@ -312,7 +312,7 @@ pub(crate) fn write_same(c: &Ctx) -> Outcome {
         return Ok(Done::consumed(want));
     }
     if unmap {
-        crate::thin::deallocate(c.dev, lba, n)?;
+        crate::cmd::thin::deallocate(c.dev, lba, n)?;
         return Ok(Done::consumed(want));
     }
     let per = (WRITE_SAME_CHUNK / bs).clamp(1, n);

@@ -1,4 +1,4 @@
-//! I_T nexuses and the command pipeline (SAM-5 §5, shared/DESIGN.md "gates").
+//! I_T nexuses and the command pipeline (SAM-5 §5; the gates as docs/ARCHITECTURE.md lists them).
 //!
 //! [`Nexus::execute`] resolves the LUN through the nexus' view, enters the LU's task set, then
 //! applies the gates in order — pending unit attention, opcode / CDB validation, ALUA state,
@@ -15,14 +15,13 @@ use arc_swap::ArcSwap;
 use ironlun_scsi::sense::{asc, key};
 use ironlun_scsi::{status, Sense};
 
-use crate::device::Device;
-use crate::ops::{self, Cmd, OpInfo};
-use crate::port::{next_id, LunSlot, TargetPort, View};
+use crate::cmd::{media, ops, respond, run, spc, xcopy, Ctx, Fail, OpInfo, Outcome};
+use crate::core::device::Device;
+use crate::core::port::{next_id, LunSlot, TargetPort, View};
+use crate::core::tmf::{Abort, Entry, Refused, Scope};
 use crate::pr::{self, NexusIdent};
-use crate::tmf::{Abort, Entry, Refused, Scope};
 use crate::{
-    alua, media, mode, sbc, sbcx, spc, thin, xcopy, DataDirection, InitiatorPortId, Residual,
-    ScsiRequest, ScsiResponse, TaskAttr, TaskListener, TmfKind, TmfResponse,
+    alua, InitiatorPortId, ScsiRequest, ScsiResponse, TaskAttr, TaskListener, TmfKind, TmfResponse,
 };
 
 /// An I_T nexus.
@@ -63,134 +62,6 @@ impl Drop for Received {
         }
     }
 }
-
-/// Everything a handler needs about the command being run.
-pub(crate) struct Ctx<'a> {
-    pub nexus: &'a Nexus,
-    pub slot: &'a LunSlot,
-    pub dev: &'a Device,
-    pub cdb: &'a [u8],
-    pub req: &'a ScsiRequest,
-    pub op: &'static OpInfo,
-    /// The task's place in its LU's task set.
-    pub task: u64,
-}
-
-impl<'a> Ctx<'a> {
-    /// Bytes of Data-In the initiator accepts.
-    pub(crate) fn read_room(&self) -> u64 {
-        match self.req.direction {
-            DataDirection::Read | DataDirection::Bidirectional => u64::from(self.req.expected_len),
-            _ => 0,
-        }
-    }
-
-    /// The Data-Out buffer when it carries exactly `want` bytes (the CDB's transfer or
-    /// parameter list length); otherwise the SBC-3 / SPC-4 data length mismatch: INVALID FIELD
-    /// IN COMMAND INFORMATION UNIT and nothing is written, as LIO does (FCP-4 §9.4.2 option b).
-    pub(crate) fn data_out(&self, want: u64) -> Result<&'a [u8], Fail> {
-        let req: &'a ScsiRequest = self.req;
-        let e = u64::from(self.req.expected_len);
-        let dir_ok = matches!(
-            self.req.direction,
-            DataDirection::Write | DataDirection::Bidirectional
-        ) || want == 0;
-        match usize::try_from(want) {
-            Ok(w) if e == want && dir_ok && req.data_out.len() >= w => Ok(&req.data_out[..w]),
-            _ => Err(Fail::Check {
-                sense: Sense::illegal(asc::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT),
-                want: Some(want),
-            }),
-        }
-    }
-}
-
-impl<'a> Ctx<'a> {
-    /// Data-Out of a WRITE-type command moving `want` bytes in blocks of `bs`, under the
-    /// FCP-4 §9.4.2 / SAM-5 §5.4.3 rule (a) for a transfer length that differs from the
-    /// expected length: process normally, moving no data beyond the smaller of the two. An
-    /// expected length shorter than the transfer that is not a whole number of blocks cannot
-    /// be written that way: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing written
-    /// (rule b). The residual is reported either way.
-    pub(crate) fn write_data(&self, want: u64, bs: u64) -> Result<&'a [u8], Fail> {
-        let req: &'a ScsiRequest = self.req;
-        let e = u64::from(req.expected_len);
-        let usable = if e >= want {
-            Some(want)
-        } else if e % bs == 0 {
-            Some(e)
-        } else {
-            None
-        };
-        match usable.and_then(|n| usize::try_from(n).ok()) {
-            Some(n) if req.data_out.len() >= n => Ok(&req.data_out[..n]),
-            _ => Err(Fail::Check {
-                sense: Sense::illegal(asc::INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT),
-                want: Some(want),
-            }),
-        }
-    }
-}
-
-/// A successful command.
-pub(crate) struct Done {
-    pub status: u8,
-    /// Data-In, at most `want` bytes.
-    pub data: Vec<u8>,
-    /// Bytes the command transfers (SPC-4 allocation-length rules or the SBC transfer length):
-    /// the base of the residual.
-    pub want: u64,
-}
-
-impl Done {
-    pub(crate) fn good() -> Done {
-        Done {
-            status: status::GOOD,
-            data: Vec::new(),
-            want: 0,
-        }
-    }
-
-    /// Parameter data cut to the allocation length (SPC-4 §4.2.5.6).
-    pub(crate) fn data(mut data: Vec<u8>, alloc: u64) -> Done {
-        let want = (data.len() as u64).min(alloc);
-        data.truncate(want as usize);
-        Done {
-            status: status::GOOD,
-            data,
-            want,
-        }
-    }
-
-    /// A data-out command that consumed `want` bytes.
-    pub(crate) fn consumed(want: u64) -> Done {
-        Done {
-            status: status::GOOD,
-            data: Vec::new(),
-            want,
-        }
-    }
-}
-
-/// A command that did not complete with GOOD.
-#[derive(Debug)]
-pub(crate) enum Fail {
-    Check {
-        sense: Sense,
-        /// Transfer length for the residual when it is known (data length mismatch).
-        want: Option<u64>,
-    },
-    ReservationConflict,
-    TaskSetFull,
-}
-
-impl From<Sense> for Fail {
-    fn from(sense: Sense) -> Fail {
-        Fail::Check { sense, want: None }
-    }
-}
-
-pub(crate) type Outcome = Result<Done, Fail>;
 
 impl Nexus {
     pub(crate) fn new(initiator: InitiatorPortId, port: Arc<TargetPort>) -> Nexus {
@@ -263,7 +134,7 @@ impl Nexus {
         };
         let dev = &*slot.device;
         let attr = match ops::lookup(cdb, dev.hidden_ops()) {
-            Ok(o) if o.has(ops::F_HOQ) => TaskAttr::HeadOfQueue,
+            Ok(o) if o.has(crate::cmd::F_HOQ) => TaskAttr::HeadOfQueue,
             _ => attr,
         };
         let limit = dev.queue_depth() as usize;
@@ -320,7 +191,7 @@ impl Nexus {
     ) -> Outcome {
         let dev = &*slot.device;
         let cdb = req.cdb.as_slice();
-        let exempt = found.as_ref().is_ok_and(|o| o.has(ops::F_UA_EXEMPT));
+        let exempt = found.as_ref().is_ok_and(|o| o.has(crate::cmd::F_UA_EXEMPT));
         // Gate 1: unit attention (SAM-5 §5.14). UA_INTLCK_CTRL 00b clears the reported
         // condition; 10b/11b keep it until REQUEST SENSE (SPC-4 §7.5.8).
         if !exempt && slot.ua.is_pending() {
@@ -338,22 +209,22 @@ impl Nexus {
         // Gate 2: ALUA access state of the port's target port group.
         let nonop_ms = alua::gate::check(slot, o)?;
         // Gate 3: SPC-2 reservation held by another nexus.
-        if !o.has(ops::F_RES_OK) && dev.spc2.conflicts(self.id) {
+        if !o.has(crate::cmd::F_RES_OK) && dev.spc2.conflicts(self.id) {
             return Err(Fail::ReservationConflict);
         }
         // Persistent reservation held (SPC-4 §5.13.1, SBC-3 §4.17).
-        if !o.has(ops::F_PR_FREE) && pr::conflicts(dev, &self.ident, o, cdb) {
+        if !o.has(crate::cmd::F_PR_FREE) && pr::conflicts(dev, &self.ident, o, cdb) {
             return Err(Fail::ReservationConflict);
         }
         // Gate 4: medium state.
-        if o.has(ops::F_MEDIA) {
+        if o.has(crate::cmd::F_MEDIA) {
             media::check_present(dev)?;
         }
-        if o.has(ops::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
+        if o.has(crate::cmd::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
             // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
             return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
         }
-        if o.has(ops::F_WRITE) {
+        if o.has(crate::cmd::F_WRITE) {
             if let Some(a) = slot.write_protection() {
                 return Err(Sense::new(key::DATA_PROTECT, a).into());
             }
@@ -551,90 +422,4 @@ fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) -> Vec<u64> {
     media::reset(dev);
     dev.raise_ua(ua, None);
     m.tasks
-}
-
-fn run(c: &Ctx) -> Outcome {
-    match c.op.cmd {
-        Cmd::TestUnitReady => Ok(Done::good()),
-        Cmd::RequestSense => spc::request_sense(c),
-        Cmd::Inquiry => spc::inquiry(c),
-        Cmd::ReportLuns => spc::report_luns(c.nexus, c.cdb),
-        Cmd::ReportSupportedOpcodes => spc::rsoc(c),
-        Cmd::ReportSupportedTmfs => spc::rstmf(c),
-        Cmd::ReportTargetPortGroups => alua::report::report_target_port_groups(c),
-        Cmd::SetTargetPortGroups => alua::report::set_target_port_groups(c),
-        Cmd::Reserve => spc::reserve(c),
-        Cmd::Release => spc::release(c),
-        Cmd::ModeSense6 | Cmd::ModeSense10 => mode::mode_sense(c),
-        Cmd::ModeSelect6 | Cmd::ModeSelect10 => mode::mode_select(c),
-        Cmd::Read => sbc::read(c),
-        Cmd::Write => sbc::write(c),
-        Cmd::WriteVerify => sbc::write_verify(c),
-        Cmd::CompareAndWrite => sbc::compare_and_write(c),
-        Cmd::WriteSame => sbc::write_same(c),
-        Cmd::Verify => sbc::verify(c),
-        Cmd::PreFetch => sbc::pre_fetch(c),
-        Cmd::SyncCache => sbc::sync_cache(c),
-        Cmd::StartStopUnit => media::start_stop_unit(c),
-        Cmd::PreventAllow => media::prevent_allow(c),
-        Cmd::Unmap => thin::unmap(c),
-        Cmd::GetLbaStatus => thin::get_lba_status(c),
-        Cmd::ExtendedCopy => xcopy::extended_copy(c),
-        Cmd::ReceiveCopyResults => xcopy::receive_copy_results(c),
-        Cmd::OrWrite => sbcx::orwrite(c),
-        Cmd::WriteAtomic => sbcx::write_atomic(c),
-        Cmd::Sanitize => sbcx::sanitize(c),
-        Cmd::ReadDefectData => sbcx::read_defect_data(c),
-        Cmd::ReadCapacity10 => sbc::read_capacity_10(c),
-        Cmd::ReadCapacity16 => sbc::read_capacity_16(c),
-        Cmd::PersistentReserveIn => pr::persistent_reserve_in(c),
-        Cmd::PersistentReserveOut => pr::persistent_reserve_out(c),
-    }
-}
-
-/// Turn an outcome into the transport's response: status, sense in the LU's format, Data-In
-/// cut to what the initiator accepts, residual against the expected transfer length.
-pub(crate) fn respond(req: &ScsiRequest, outcome: Outcome, descriptor: bool) -> ScsiResponse {
-    let e = u64::from(req.expected_len);
-    let residual = |want: u64| -> Residual {
-        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        if want < e {
-            Residual::Underflow(clamp(e - want))
-        } else if want > e {
-            Residual::Overflow(clamp(want - e))
-        } else {
-            Residual::None
-        }
-    };
-    match outcome {
-        Ok(mut d) => {
-            let room = match req.direction {
-                DataDirection::Read | DataDirection::Bidirectional => e,
-                _ => 0,
-            };
-            d.data.truncate(room.min(d.want) as usize);
-            ScsiResponse {
-                status: d.status,
-                sense: Vec::new(),
-                data_in: d.data,
-                residual: residual(d.want),
-                suppressed: false,
-            }
-        }
-        Err(Fail::Check { sense, want }) => ScsiResponse {
-            status: status::CHECK_CONDITION,
-            sense: sense.encode(descriptor),
-            data_in: Vec::new(),
-            residual: want.map(residual).unwrap_or_default(),
-            suppressed: false,
-        },
-        Err(Fail::ReservationConflict) => ScsiResponse {
-            status: status::RESERVATION_CONFLICT,
-            ..ScsiResponse::default()
-        },
-        Err(Fail::TaskSetFull) => ScsiResponse {
-            status: status::TASK_SET_FULL,
-            ..ScsiResponse::default()
-        },
-    }
 }

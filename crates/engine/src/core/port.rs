@@ -14,10 +14,10 @@ use ironlun_scsi::sense::asc;
 use parking_lot::Mutex;
 
 use crate::alua::{self, PortLun};
-use crate::device::{Device, Export};
-use crate::nexus::Nexus;
+use crate::core::device::{Device, Export};
+use crate::core::nexus::Nexus;
+use crate::core::ua::UaQueue;
 use crate::pr::NexusIdent;
-use crate::ua::UaQueue;
 use crate::{InitiatorPortId, LoginDenied};
 
 pub(crate) fn next_id() -> u64 {
