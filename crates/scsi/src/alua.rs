@@ -21,7 +21,11 @@ pub enum AccessState {
 /// name (as LIO displays it).
 const NAMES: [(AccessState, &str, &str); 7] = [
     (AccessState::ActiveOptimized, "ao", "Active/Optimized"),
-    (AccessState::ActiveNonOptimized, "ano", "Active/NonOptimized"),
+    (
+        AccessState::ActiveNonOptimized,
+        "ano",
+        "Active/NonOptimized",
+    ),
     (AccessState::Standby, "s", "Standby"),
     (AccessState::Unavailable, "u", "Unavailable"),
     (AccessState::LbaDependent, "lbd", "LBA Dependent"),
@@ -267,7 +271,10 @@ mod tests {
             assert_eq!(AccessState::parse(s.name()), Some(s));
             assert_eq!(AccessState::parse(&s.name().to_uppercase()), Some(s));
         }
-        assert_eq!(AccessState::parse("active_optimized"), Some(AccessState::ActiveOptimized));
+        assert_eq!(
+            AccessState::parse("active_optimized"),
+            Some(AccessState::ActiveOptimized)
+        );
         assert_eq!(AccessState::parse("16"), None);
         assert_eq!(AccessState::parse("bogus"), None);
     }

@@ -39,11 +39,17 @@ impl Asc {
 pub mod asc {
     use super::Asc;
     pub const NO_ADDITIONAL_SENSE: Asc = Asc::new(0x00, 0x00);
+    pub const OPERATION_IN_PROGRESS: Asc = Asc::new(0x00, 0x16);
     pub const LOGICAL_UNIT_NOT_READY: Asc = Asc::new(0x04, 0x00);
+    /// LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED (a stopped LU: START STOP UNIT).
+    pub const NOT_READY_INITIALIZING_COMMAND_REQUIRED: Asc = Asc::new(0x04, 0x02);
     pub const NOT_READY_ASYMMETRIC_ACCESS_STATE_TRANSITION: Asc = Asc::new(0x04, 0x0A);
     pub const NOT_READY_TARGET_PORT_IN_STANDBY_STATE: Asc = Asc::new(0x04, 0x0B);
     pub const NOT_READY_TARGET_PORT_IN_UNAVAILABLE_STATE: Asc = Asc::new(0x04, 0x0C);
     pub const NOT_READY_OFFLINE: Asc = Asc::new(0x04, 0x12);
+    pub const NOT_READY_SANITIZE_IN_PROGRESS: Asc = Asc::new(0x04, 0x1B);
+    pub const COPY_TARGET_DEVICE_NOT_REACHABLE: Asc = Asc::new(0x0D, 0x02);
+    pub const INCORRECT_COPY_TARGET_DEVICE_TYPE: Asc = Asc::new(0x0D, 0x03);
     pub const LOGICAL_UNIT_COMMUNICATION_FAILURE: Asc = Asc::new(0x08, 0x00);
     pub const WRITE_ERROR: Asc = Asc::new(0x0C, 0x00);
     pub const INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT: Asc = Asc::new(0x0E, 0x03);
@@ -56,6 +62,11 @@ pub mod asc {
     pub const LOGICAL_UNIT_NOT_SUPPORTED: Asc = Asc::new(0x25, 0x00);
     pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = Asc::new(0x26, 0x00);
     pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: Asc = Asc::new(0x26, 0x04);
+    pub const TOO_MANY_TARGET_DESCRIPTORS: Asc = Asc::new(0x26, 0x06);
+    pub const UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x07);
+    pub const TOO_MANY_SEGMENT_DESCRIPTORS: Asc = Asc::new(0x26, 0x08);
+    pub const UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x09);
+    pub const INLINE_DATA_LENGTH_EXCEEDED: Asc = Asc::new(0x26, 0x0B);
     pub const WRITE_PROTECTED: Asc = Asc::new(0x27, 0x00);
     pub const SOFTWARE_WRITE_PROTECTED: Asc = Asc::new(0x27, 0x02);
     pub const POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED: Asc = Asc::new(0x29, 0x00);
@@ -70,13 +81,19 @@ pub mod asc {
     pub const REGISTRATIONS_PREEMPTED: Asc = Asc::new(0x2A, 0x05);
     pub const ASYMMETRIC_ACCESS_STATE_CHANGED: Asc = Asc::new(0x2A, 0x06);
     pub const CAPACITY_DATA_HAS_CHANGED: Asc = Asc::new(0x2A, 0x09);
+    /// NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
+    pub const MEDIUM_MAY_HAVE_CHANGED: Asc = Asc::new(0x28, 0x00);
+    pub const PREVIOUS_TASK_SET_FULL_STATUS: Asc = Asc::new(0x2C, 0x08);
     pub const PREVIOUS_RESERVATION_CONFLICT_STATUS: Asc = Asc::new(0x2C, 0x09);
     pub const COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: Asc = Asc::new(0x2F, 0x00);
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: Asc = Asc::new(0x39, 0x00);
     pub const MEDIUM_NOT_PRESENT: Asc = Asc::new(0x3A, 0x00);
     pub const INQUIRY_DATA_HAS_CHANGED: Asc = Asc::new(0x3F, 0x03);
     pub const REPORTED_LUNS_DATA_HAS_CHANGED: Asc = Asc::new(0x3F, 0x0E);
+    pub const SANITIZE_COMMAND_FAILED: Asc = Asc::new(0x31, 0x03);
     pub const INTERNAL_TARGET_FAILURE: Asc = Asc::new(0x44, 0x00);
+    pub const MEDIUM_REMOVAL_PREVENTED: Asc = Asc::new(0x53, 0x02);
+    pub const INSUFFICIENT_RESOURCES: Asc = Asc::new(0x55, 0x03);
     pub const INSUFFICIENT_REGISTRATION_RESOURCES: Asc = Asc::new(0x55, 0x04);
 }
 
@@ -177,6 +194,40 @@ impl Sense {
 
     pub fn unit_attention(asc: Asc) -> Sense {
         Sense::new(key::UNIT_ATTENTION, asc)
+    }
+
+    pub fn not_ready(asc: Asc) -> Sense {
+        Sense::new(key::NOT_READY, asc)
+    }
+
+    pub fn hardware_error(asc: Asc) -> Sense {
+        Sense::new(key::HARDWARE_ERROR, asc)
+    }
+
+    pub fn medium_error(asc: Asc) -> Sense {
+        Sense::new(key::MEDIUM_ERROR, asc)
+    }
+
+    pub fn data_protect(asc: Asc) -> Sense {
+        Sense::new(key::DATA_PROTECT, asc)
+    }
+
+    pub fn aborted_command(asc: Asc) -> Sense {
+        Sense::new(key::ABORTED_COMMAND, asc)
+    }
+
+    pub fn copy_aborted(asc: Asc) -> Sense {
+        Sense::new(key::COPY_ABORTED, asc)
+    }
+
+    pub fn miscompare(asc: Asc) -> Sense {
+        Sense::new(key::MISCOMPARE, asc)
+    }
+
+    /// NO SENSE / NO ADDITIONAL SENSE INFORMATION: what REQUEST SENSE returns when nothing is
+    /// pending.
+    pub fn no_sense() -> Sense {
+        Sense::new(key::NO_SENSE, asc::NO_ADDITIONAL_SENSE)
     }
 
     pub fn with_information(mut self, info: u64) -> Sense {

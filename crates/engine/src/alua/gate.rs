@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ironlun_scsi::alua::AccessState;
-use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Asc, Sense};
 
 use crate::cmd::{Cmd, OpInfo};
@@ -36,7 +36,7 @@ pub(crate) fn lu_group_of(dev: &Device) -> u16 {
 /// forms — Quirk).
 pub(crate) fn check(slot: &LunSlot, o: &OpInfo) -> Result<u32, Sense> {
     let pl = &*slot.alua;
-    let not_ready = |a: Asc| Err(Sense::new(key::NOT_READY, a));
+    let not_ready = |a: Asc| Err(Sense::not_ready(a));
     if pl.offline.load(Ordering::Acquire) {
         return offline_gate(o);
     }
@@ -95,7 +95,7 @@ fn offline_gate(o: &OpInfo) -> Result<u32, Sense> {
     if o.opcode == op::INQUIRY || o.opcode == op::REPORT_LUNS || o.cmd == Cmd::RequestSense {
         Ok(0)
     } else {
-        Err(Sense::new(key::NOT_READY, asc::NOT_READY_OFFLINE))
+        Err(Sense::not_ready(asc::NOT_READY_OFFLINE))
     }
 }
 

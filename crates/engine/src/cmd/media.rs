@@ -7,24 +7,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ironlun_scsi::cdb::byte;
-use ironlun_scsi::sense::key;
-use ironlun_scsi::{Asc, Sense};
+use ironlun_scsi::sense::asc;
+use ironlun_scsi::Sense;
 use parking_lot::Mutex;
 
 use crate::cmd::sbc::io_fail;
 use crate::cmd::{Ctx, Done, Outcome};
 use crate::core::device::Device;
-
-/// NOT READY, MEDIUM NOT PRESENT (SPC-4 Annex D).
-pub(crate) const MEDIUM_NOT_PRESENT: Asc = Asc::new(0x3A, 0x00);
-/// NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS.
-pub(crate) const SANITIZE_IN_PROGRESS: Asc = Asc::new(0x04, 0x1B);
-/// MEDIUM ERROR, SANITIZE COMMAND FAILED.
-pub(crate) const SANITIZE_COMMAND_FAILED: Asc = Asc::new(0x31, 0x03);
-/// ILLEGAL REQUEST, MEDIUM REMOVAL PREVENTED.
-pub(crate) const MEDIUM_REMOVAL_PREVENTED: Asc = Asc::new(0x53, 0x02);
-/// UNIT ATTENTION, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
-pub(crate) const MEDIUM_MAY_HAVE_CHANGED: Asc = Asc::new(0x28, 0x00);
 
 /// Where the LU's sanitize stands (SBC-3 §4.11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +134,7 @@ fn in_progress(done: u64, total: u64) -> Sense {
     } else {
         (u128::from(done.min(total)) * 65536 / u128::from(total)).min(65535) as u16
     };
-    Sense::new(key::NOT_READY, SANITIZE_IN_PROGRESS).with_progress(frac)
+    Sense::not_ready(asc::NOT_READY_SANITIZE_IN_PROGRESS).with_progress(frac)
 }
 
 /// The sense a medium-access command gets from the medium state, if any: sanitize in
@@ -154,13 +143,11 @@ fn in_progress(done: u64, total: u64) -> Sense {
 pub(crate) fn state_sense(dev: &Device) -> Option<Sense> {
     match dev.media.sanitize_state() {
         Sanitize::Running { done, total } => return Some(in_progress(done, total)),
-        Sanitize::Failed { .. } => {
-            return Some(Sense::new(key::MEDIUM_ERROR, SANITIZE_COMMAND_FAILED))
-        }
+        Sanitize::Failed { .. } => return Some(Sense::medium_error(asc::SANITIZE_COMMAND_FAILED)),
         Sanitize::Idle => {}
     }
     if !dev.media.loaded() {
-        return Some(Sense::new(key::NOT_READY, MEDIUM_NOT_PRESENT));
+        return Some(Sense::not_ready(asc::MEDIUM_NOT_PRESENT));
     }
     None
 }
@@ -246,12 +233,13 @@ pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
         // Hold the prevention set so a PREVENT cannot slip in between check and eject.
         let set = c.dev.media.preventing.lock();
         if !set.is_empty() {
-            return Err(Sense::illegal(MEDIUM_REMOVAL_PREVENTED).into());
+            return Err(Sense::illegal(asc::MEDIUM_REMOVAL_PREVENTED).into());
         }
         let m = &c.dev.media;
         if start {
             if !m.loaded.swap(true, Ordering::AcqRel) {
-                c.dev.raise_ua(MEDIUM_MAY_HAVE_CHANGED, Some(c.slot.id));
+                c.dev
+                    .raise_ua(asc::MEDIUM_MAY_HAVE_CHANGED, Some(c.slot.id));
             }
             c.dev.stopped.store(false, Ordering::Relaxed);
         } else if m.loaded.load(Ordering::Acquire) {

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ironlun_scsi::cdb::{be16, byte};
-use ironlun_scsi::sense::key;
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode::sanitize as sa, Sense};
 
 use super::media::{self, Sanitize};
@@ -35,16 +35,16 @@ pub(crate) fn sanitize(c: &Ctx) -> Outcome {
     match c.dev.media.sanitize_state() {
         Sanitize::Running { .. } => {
             return Err(media::state_sense(c.dev)
-                .unwrap_or(Sense::new(key::NOT_READY, media::SANITIZE_IN_PROGRESS))
+                .unwrap_or(Sense::not_ready(asc::NOT_READY_SANITIZE_IN_PROGRESS))
                 .into())
         }
         Sanitize::Failed { .. } | Sanitize::Idle => {}
     }
     if !c.dev.media.loaded() {
-        return Err(Sense::new(key::NOT_READY, media::MEDIUM_NOT_PRESENT).into());
+        return Err(Sense::not_ready(asc::MEDIUM_NOT_PRESENT).into());
     }
     if c.dev.stopped.load(Ordering::Relaxed) {
-        return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
+        return Err(Sense::not_ready(asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED).into());
     }
     let passes: Vec<Pass> = match action {
         sa::OVERWRITE => {
@@ -98,7 +98,7 @@ pub(crate) fn sanitize(c: &Ctx) -> Outcome {
     {
         tracing::warn!(error = %e, "cannot start the sanitize thread");
         c.dev.media.sanitize_end(false, ause);
-        return Err(Sense::new(key::MEDIUM_ERROR, media::SANITIZE_COMMAND_FAILED).into());
+        return Err(Sense::medium_error(asc::SANITIZE_COMMAND_FAILED).into());
     }
     if immed {
         return Ok(Done::consumed(consumed));
@@ -107,14 +107,14 @@ pub(crate) fn sanitize(c: &Ctx) -> Outcome {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(true) => return Ok(Done::consumed(consumed)),
             Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Sense::new(key::MEDIUM_ERROR, media::SANITIZE_COMMAND_FAILED).into())
+                return Err(Sense::medium_error(asc::SANITIZE_COMMAND_FAILED).into())
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // A TMF is aborting tasks of this LU (possibly this one): stop waiting so the
                 // TMF completes; the sanitize goes on and the gate reports its progress.
                 if c.dev.tasks.aborting() > 0 {
                     return Err(media::state_sense(c.dev)
-                        .unwrap_or(Sense::new(key::NOT_READY, media::SANITIZE_IN_PROGRESS))
+                        .unwrap_or(Sense::not_ready(asc::NOT_READY_SANITIZE_IN_PROGRESS))
                         .into());
                 }
             }

@@ -13,7 +13,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use ironlun_scsi::cdb::{be16, be24, be32, be64, byte};
-use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, status, Sense};
 
 use crate::cmd::{Ctx, Done, Fail, Outcome};
@@ -60,7 +60,7 @@ pub(crate) fn io_fail(e: io::Error, write: bool) -> Fail {
     } else {
         asc::UNRECOVERED_READ_ERROR
     };
-    Sense::new(key::MEDIUM_ERROR, a).into()
+    Sense::medium_error(a).into()
 }
 
 pub(crate) fn fua_bit(cdb: &[u8]) -> bool {
@@ -147,7 +147,7 @@ pub(crate) fn read_chunks(
 }
 
 pub(crate) fn miscompare(offset: u64) -> Fail {
-    Sense::new(key::MISCOMPARE, asc::MISCOMPARE_DURING_VERIFY_OPERATION)
+    Sense::miscompare(asc::MISCOMPARE_DURING_VERIFY_OPERATION)
         .with_information(offset)
         .into()
 }

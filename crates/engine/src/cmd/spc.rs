@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use ironlun_scsi::cdb::{be16, be32, byte, encode_lun};
-use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
 use super::table::OPS;
@@ -65,9 +65,9 @@ pub(crate) fn request_sense(c: &Ctx) -> Outcome {
         // Sanitize in progress (with progress indication), sanitize failure mode, no medium.
         s
     } else if c.dev.stopped.load(Ordering::Relaxed) {
-        Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02))
+        Sense::not_ready(asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED)
     } else {
-        Sense::new(key::NO_SENSE, asc::NO_ADDITIONAL_SENSE)
+        Sense::no_sense()
     };
     Ok(Done::data(sense.encode(desc), u64::from(byte(c.cdb, 4))))
 }

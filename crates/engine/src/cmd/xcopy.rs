@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::opcode::rcr;
-use ironlun_scsi::sense::{asc, key, FieldPointer};
+use ironlun_scsi::sense::{asc, FieldPointer};
 use ironlun_scsi::{Asc, Sense};
 use parking_lot::Mutex;
 
@@ -51,16 +51,6 @@ const SEGMENT_DESC_LEN: usize = 28;
 const TD_IDENTIFICATION: u8 = 0xE4;
 /// Block device to block device segment descriptor.
 const SD_BLOCK_TO_BLOCK: u8 = 0x02;
-
-const TOO_MANY_TARGET_DESCRIPTORS: Asc = Asc::new(0x26, 0x06);
-const UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x07);
-const TOO_MANY_SEGMENT_DESCRIPTORS: Asc = Asc::new(0x26, 0x08);
-const UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: Asc = Asc::new(0x26, 0x09);
-const INLINE_DATA_LENGTH_EXCEEDED: Asc = Asc::new(0x26, 0x0B);
-const COPY_TARGET_DEVICE_NOT_REACHABLE: Asc = Asc::new(0x0D, 0x02);
-const INCORRECT_COPY_TARGET_DEVICE_TYPE: Asc = Asc::new(0x0D, 0x03);
-const OPERATION_IN_PROGRESS: Asc = Asc::new(0x00, 0x16);
-const INSUFFICIENT_RESOURCES: Asc = Asc::new(0x55, 0x03);
 
 /// COPY MANAGER STATUS (SPC-4 §6.18.3).
 const IN_PROGRESS: u8 = 0x00;
@@ -104,10 +94,10 @@ impl CopyResults {
             .any(|h| h.nexus == nexus && h.list_id == list_id && h.status == IN_PROGRESS)
         {
             // SPC-4 §6.3.1: a list identifier in use by a copy in progress from this nexus.
-            return Err(Sense::illegal(OPERATION_IN_PROGRESS));
+            return Err(Sense::illegal(asc::OPERATION_IN_PROGRESS));
         }
         if g.iter().filter(|h| h.status == IN_PROGRESS).count() >= MAX_CONCURRENT_COPIES {
-            return Err(Sense::illegal(INSUFFICIENT_RESOURCES));
+            return Err(Sense::illegal(asc::INSUFFICIENT_RESOURCES));
         }
         // A new copy with the same list identifier replaces the held results of the old one.
         g.retain(|h| !(h.nexus == nexus && h.list_id == list_id));
@@ -185,7 +175,7 @@ fn illegal_at(a: Asc, at: usize, bit: Option<u8>) -> Sense {
 /// COPY ABORTED pointing at a parameter list byte (segment pointer with SD = 0, SPC-4
 /// §4.5.2.4.5: the same bit layout as a field pointer with C/D = 0).
 fn aborted_at(a: Asc, at: usize) -> Sense {
-    Sense::new(key::COPY_ABORTED, a).with_field_pointer(FieldPointer::param(pointer(at), None))
+    Sense::copy_aborted(a).with_field_pointer(FieldPointer::param(pointer(at), None))
 }
 
 fn pointer(at: usize) -> u16 {
@@ -221,7 +211,7 @@ pub(crate) fn extended_copy(c: &Ctx) -> Outcome {
         return Err(param_len_error().into());
     }
     if inline > MAX_INLINE_DATA_LENGTH {
-        return Err(illegal_at(INLINE_DATA_LENGTH_EXCEEDED, 12, Some(7)).into());
+        return Err(illegal_at(asc::INLINE_DATA_LENGTH_EXCEEDED, 12, Some(7)).into());
     }
     // The descriptors (and inline data) must all be in the Data-Out.
     if (HEADER_LEN + tdll + sdll) as u64 + u64::from(inline) > p.len() as u64 {
@@ -253,7 +243,7 @@ pub(crate) fn extended_copy(c: &Ctx) -> Outcome {
 /// the issuing I_T nexus can address.
 fn parse_targets(c: &Ctx, p: &[u8], tdll: usize) -> Result<Vec<Target>, Sense> {
     if tdll / TARGET_DESC_LEN > usize::from(MAX_TARGET_DESCRIPTORS) {
-        return Err(illegal_at(TOO_MANY_TARGET_DESCRIPTORS, 2, Some(7)));
+        return Err(illegal_at(asc::TOO_MANY_TARGET_DESCRIPTORS, 2, Some(7)));
     }
     // Every supported target descriptor is 32 bytes.
     if !tdll.is_multiple_of(TARGET_DESC_LEN) {
@@ -269,7 +259,7 @@ fn parse_targets(c: &Ctx, p: &[u8], tdll: usize) -> Result<Vec<Target>, Sense> {
             .ok_or_else(param_len_error)?;
         if d[0] != TD_IDENTIFICATION {
             return Err(illegal_at(
-                UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE,
+                asc::UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE,
                 at,
                 Some(7),
             ));
@@ -298,11 +288,11 @@ fn parse_targets(c: &Ctx, p: &[u8], tdll: usize) -> Result<Vec<Target>, Sense> {
             None
         };
         let Some(slot) = found else {
-            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, at + 4));
+            return Err(aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, at + 4));
         };
         // PERIPHERAL DEVICE TYPE must say block device (what every LU here is).
         if d[1] & 0x1F != 0 {
-            return Err(aborted_at(INCORRECT_COPY_TARGET_DEVICE_TYPE, at + 1));
+            return Err(aborted_at(asc::INCORRECT_COPY_TARGET_DEVICE_TYPE, at + 1));
         }
         // Block device parameters (SPC-4 table 124): DISK BLOCK LENGTH must be the LU's.
         let disk_bl = u32::from(d[29]) << 16 | u32::from(d[30]) << 8 | u32::from(d[31]);
@@ -336,13 +326,13 @@ fn parse_segments(
         }
         if p[at] != SD_BLOCK_TO_BLOCK {
             return Err(illegal_at(
-                UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE,
+                asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE,
                 at,
                 Some(7),
             ));
         }
         if segs.len() >= usize::from(MAX_SEGMENT_DESCRIPTORS) {
-            return Err(illegal_at(TOO_MANY_SEGMENT_DESCRIPTORS, 8, Some(7)));
+            return Err(illegal_at(asc::TOO_MANY_SEGMENT_DESCRIPTORS, 8, Some(7)));
         }
         // DESCRIPTOR LENGTH excludes the first four bytes.
         if usize::from(be16(p, at + 2)) != SEGMENT_DESC_LEN - 4 {
@@ -367,7 +357,7 @@ fn parse_segments(
             } else {
                 at + 6
             };
-            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
+            return Err(aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, field));
         };
         let (sbs, dbs) = (
             u64::from(s.slot.device.block_size()),
@@ -416,7 +406,7 @@ fn check_access(c: &Ctx, targets: &[Target], segs: &[Segment]) -> Result<(), Fai
         for (t, (cdb, o)) in [(&targets[s.src], &read), (&targets[s.dst], &write)] {
             let dev = &t.slot.device;
             crate::alua::gate::check(&t.slot, o)
-                .map_err(|_| aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, t.at))?;
+                .map_err(|_| aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, t.at))?;
             if dev.spc2.conflicts(c.nexus.id) || crate::pr::conflicts(dev, &c.nexus.ident, o, cdb) {
                 return Err(Fail::ReservationConflict);
             }
@@ -437,15 +427,15 @@ fn check_targets(targets: &[Target], segs: &[Segment]) -> Result<(), Sense> {
         // REACHABLE, as LIO reports every copy target failure (libiscsi accepts only that
         // family), pointing at the LBA field.
         if !fits(&src.device, s.src_lba, s.bytes) {
-            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 12));
+            return Err(aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 12));
         }
         if !fits(&dst.device, s.dst_lba, s.bytes) {
-            return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 20));
+            return Err(aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, s.at + 20));
         }
         for (slot, field) in [(src, s.at + 4), (dst, s.at + 6)] {
             let d = &slot.device;
             if d.stopped.load(Ordering::Relaxed) || crate::cmd::media::check_present(d).is_err() {
-                return Err(aborted_at(COPY_TARGET_DEVICE_NOT_REACHABLE, field));
+                return Err(aborted_at(asc::COPY_TARGET_DEVICE_NOT_REACHABLE, field));
             }
         }
         if let Some(a) = dst.write_protection() {
@@ -476,7 +466,7 @@ fn run_copy(
             let k = if backwards { chunks - 1 - k } else { k };
             if c.dev.tasks.is_aborted(c.task) {
                 // The response becomes the abort's; the held status says the copy failed.
-                return Err(Sense::new(key::ABORTED_COMMAND, asc::NO_ADDITIONAL_SENSE));
+                return Err(Sense::aborted_command(asc::NO_ADDITIONAL_SENSE));
             }
             let off = k * CHUNK_BYTES;
             let n = CHUNK_BYTES.min(s.bytes - off);

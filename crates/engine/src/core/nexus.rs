@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwap;
-use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{status, Sense};
 
 use crate::cmd::{media, ops, respond, run, spc, xcopy, Ctx, Fail, OpInfo, Outcome};
@@ -222,11 +222,11 @@ impl Nexus {
         }
         if o.has(crate::cmd::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
             // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
-            return Err(Sense::new(key::NOT_READY, ironlun_scsi::Asc::new(0x04, 0x02)).into());
+            return Err(Sense::not_ready(asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED).into());
         }
         if o.has(crate::cmd::F_WRITE) {
             if let Some(a) = slot.write_protection() {
-                return Err(Sense::new(key::DATA_PROTECT, a).into());
+                return Err(Sense::data_protect(a).into());
             }
         }
         alua::gate::nonop_delay(nonop_ms);
@@ -251,7 +251,7 @@ impl Nexus {
                 Err(Fail::ReservationConflict) => {
                     slot.ua.raise(asc::PREVIOUS_RESERVATION_CONFLICT_STATUS);
                 }
-                Err(Fail::TaskSetFull) => slot.ua.raise(ironlun_scsi::Asc::new(0x2C, 0x0A)),
+                Err(Fail::TaskSetFull) => slot.ua.raise(asc::PREVIOUS_TASK_SET_FULL_STATUS),
                 _ => {}
             }
         }

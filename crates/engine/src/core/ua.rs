@@ -119,7 +119,7 @@ mod tests {
         for i in 0..MAX_PENDING as u8 {
             q.raise(Asc::new(0x2A, i));
         }
-        q.raise(Asc::new(0x3F, 0x0E));
+        q.raise(asc::REPORTED_LUNS_DATA_HAS_CHANGED);
         assert_eq!(q.snapshot().len(), MAX_PENDING);
         q.raise(asc::POWER_ON_OCCURRED);
         assert_eq!(q.take(false), Some(asc::POWER_ON_OCCURRED));

@@ -12,7 +12,7 @@
 
 use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::pr::{kind, out_sa, IscsiTransportId};
-use ironlun_scsi::sense::{asc, key};
+use ironlun_scsi::sense::asc;
 use ironlun_scsi::{Asc, Sense};
 
 use std::sync::atomic::Ordering;
@@ -180,10 +180,7 @@ pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
     if new != *old {
         unit.commit(&old, new).map_err(|e| {
             tracing::error!(device = c.dev.name(), "persisting PR state failed: {e}");
-            Fail::from(Sense::new(
-                key::HARDWARE_ERROR,
-                asc::INTERNAL_TARGET_FAILURE,
-            ))
+            Fail::from(Sense::hardware_error(asc::INTERNAL_TARGET_FAILURE))
         })?;
     }
     drop(guard);
