@@ -208,6 +208,7 @@ pub enum LoginDenied {
     Disabled,
 }
 
+pub mod attr;
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
@@ -217,7 +218,7 @@ pub use alua::{
 mod cmd;
 mod core;
 
-pub use crate::core::device::{Device, DeviceConfig, DeviceInfo};
+pub use crate::core::device::{device_attribute_defs, Device, DeviceConfig, DeviceInfo};
 pub use crate::core::nexus::{Nexus, PendingTmf, Received};
 pub use crate::core::port::{MappedLun, TargetPort};
 pub use crate::core::tmf::Abort;

@@ -22,12 +22,11 @@ use crate::pr::PrUnit;
 
 mod attrs;
 
+pub use attrs::device_attribute_defs;
+
 /// Largest single data transfer, in bytes (VPD B0h MAXIMUM TRANSFER LENGTH; bounds the
 /// buffers one command can make us allocate).
 pub(crate) const MAX_IO_BYTES: u32 = 8 << 20;
-/// Default MAXIMUM WRITE SAME LENGTH: the largest WRITE SAME(10) count, as LIO's iblock and
-/// rd backends report.
-const DEFAULT_MAX_WRITE_SAME_LEN: u32 = 0xFFFF;
 /// Default MAXIMUM UNMAP LBA COUNT, in bytes: 256 MiB (524288 blocks of 512, within
 /// libiscsi's "sane" bound of 2^20). Hole punching and discard cost per extent, not per byte,
 /// so one descriptor frees 64 MiB and one command a few such ranges; LIO's fileio default
@@ -198,7 +197,7 @@ impl Device {
         check_ascii("vpd_unit_serial", &config.unit_serial, 253)?;
         let wc = backstore.write_cache();
         let bs = config.block_size;
-        Ok(Arc::new_cyclic(|me| Device {
+        let dev = Arc::new_cyclic(|me| Device {
             id: next_id(),
             me: me.clone(),
             name: config.name,
@@ -212,15 +211,16 @@ impl Device {
             block_size: AtomicU32::new(bs),
             write_cache: AtomicBool::new(wc),
             write_cache_default: wc,
-            fua_write: AtomicBool::new(true),
+            // Attributes with a fixed default get it from their declaration below.
+            fua_write: AtomicBool::new(false),
             ua_intlck: AtomicU8::new(0),
-            tas: AtomicBool::new(true),
-            rsoc: AtomicBool::new(true),
+            tas: AtomicBool::new(false),
+            rsoc: AtomicBool::new(false),
             nonrot: AtomicBool::new(false),
             model_alias: AtomicBool::new(false),
-            queue_depth: AtomicU32::new(HW_QUEUE_DEPTH),
+            queue_depth: AtomicU32::new(0),
             optimal_sectors: AtomicU32::new(MAX_IO_BYTES / bs),
-            max_write_same_len: AtomicU32::new(DEFAULT_MAX_WRITE_SAME_LEN),
+            max_write_same_len: AtomicU32::new(0),
             max_unmap_lba_count: AtomicU32::new(0),
             max_unmap_block_desc_count: AtomicU32::new(0),
             unmap_granularity: AtomicU32::new(0),
@@ -229,13 +229,12 @@ impl Device {
             d_sense: AtomicBool::new(false),
             swp: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
-            emulate_pr: AtomicBool::new(true),
-            emulate_caw: AtomicBool::new(true),
+            emulate_pr: AtomicBool::new(false),
+            emulate_caw: AtomicBool::new(false),
             emulate_tpu: AtomicBool::new(false),
             emulate_tpws: AtomicBool::new(false),
-            // LIO's default (DA_EMULATE_3PC).
-            emulate_3pc: AtomicBool::new(true),
-            emulate_wsnz: AtomicBool::new(true),
+            emulate_3pc: AtomicBool::new(false),
+            emulate_wsnz: AtomicBool::new(false),
             media: MediaState::default(),
             copies: crate::cmd::xcopy::CopyResults::default(),
             stripes: StripeLocks::default(),
@@ -246,7 +245,9 @@ impl Device {
             alua: AluaUnit::default(),
             slots: Mutex::new(Vec::new()),
             exports: Mutex::new(Vec::new()),
-        }))
+        });
+        attrs::apply_defaults(&dev)?;
+        Ok(dev)
     }
 
     /// The device's name in the object tree.

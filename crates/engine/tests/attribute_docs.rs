@@ -1,0 +1,58 @@
+//! docs/cli.md's table of device attributes is the one the declarations make: a new or
+//! changed attribute shows up there, or this test fails. `IRONLUN_UPDATE_DOCS=1` rewrites the
+//! table instead of comparing.
+
+use ironlun_engine::attr::markdown_table;
+use ironlun_engine::device_attribute_defs;
+
+const BEGIN: &str = "<!-- begin device attributes -->\n";
+const END: &str = "<!-- end device attributes -->";
+
+#[test]
+fn docs_cli_lists_every_device_attribute_as_declared() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/cli.md");
+    let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
+    let end = doc.find(END).expect("end marker");
+    let defs: Vec<_> = device_attribute_defs().copied().collect();
+    let table = markdown_table(&defs);
+    if std::env::var_os("IRONLUN_UPDATE_DOCS").is_some() {
+        let new = format!("{}{}{}", &doc[..start], table, &doc[end..]);
+        std::fs::write(&path, new).expect("write docs/cli.md");
+        return;
+    }
+    assert_eq!(
+        &doc[start..end],
+        table,
+        "docs/cli.md's device attribute table is stale: run IRONLUN_UPDATE_DOCS=1 cargo test -p ironlun-engine --test attribute_docs"
+    );
+}
+
+/// Attributes LIO has whose feature ironlun has not: only 0 is accepted.
+const ONLY_ZERO: &[&str] = &["emulate_rest_reord"];
+
+#[test]
+fn attributes_lio_has_but_ironlun_fixes_accept_only_their_value() {
+    let dev = ironlun_engine::Device::new(
+        ironlun_engine::DeviceConfig {
+            name: "d".into(),
+            unit_serial: "s".into(),
+            vendor_id: String::new(),
+            product_id: String::new(),
+            revision: String::new(),
+            block_size: 512,
+        },
+        std::sync::Arc::new(ironlun_backstore::RamDisk::new(1 << 20).expect("ramdisk")),
+    )
+    .expect("device");
+    for name in ONLY_ZERO {
+        assert_eq!(dev.attribute(name).as_deref(), Some("0"), "{name}");
+        dev.set_attribute(name, "0").expect("0 is accepted");
+        let e = dev.set_attribute(name, "1").expect_err("1 is refused");
+        assert!(
+            e.starts_with(&format!("{name}: only 0 is accepted (")),
+            "{e}"
+        );
+        assert_eq!(dev.attribute(name).as_deref(), Some("0"));
+    }
+}
