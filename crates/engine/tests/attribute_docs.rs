@@ -29,7 +29,7 @@ fn docs_cli_lists_every_device_attribute_as_declared() {
 }
 
 /// Attributes LIO has whose feature ironlun has not: only 0 is accepted.
-const ONLY_ZERO: &[&str] = &["emulate_rest_reord"];
+const ONLY_ZERO: &[&str] = &["emulate_dpo", "emulate_fua_read", "emulate_rest_reord"];
 
 #[test]
 fn attributes_lio_has_but_ironlun_fixes_accept_only_their_value() {
