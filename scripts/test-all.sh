@@ -15,6 +15,10 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Layout rules of issue 8 (no source file over 700 lines, no import cycle between sibling modules):
+# opt-in with IRONLUN_CHECK_LAYOUT=1 until the restructuring lands, then always on.
+if [ -n "${IRONLUN_CHECK_LAYOUT:-}" ]; then scripts/check-layout.sh; fi
+
 cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance-matrix.sh

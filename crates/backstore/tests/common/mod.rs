@@ -1,6 +1,7 @@
 //! Helpers shared by the backstore integration tests.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,23 @@ pub fn check_out_of_range(store: &dyn Backstore) {
     assert!(store.read_at(&mut buf, u64::MAX - 10).is_err());
 }
 
+/// The environment switch that makes a test's missing system facility (a loop device, a sysfs
+/// attribute) a failure instead of a skip; .ci/run sets it, running as root on a full Linux.
+const REQUIRE_ENV: &str = "IRONLUN_REQUIRE_LOOP";
+
+/// Called where the running test cannot do its work on this machine. With IRONLUN_REQUIRE_LOOP
+/// set this panics, failing the test; otherwise the caller returns early and this says so on
+/// stderr directly, past the test harness's output capture, so every skip shows in the output
+/// of `cargo test` instead of passing silently.
+pub fn skip_unless_required(reason: &str) {
+    let current = thread::current();
+    let test = current.name().unwrap_or("test");
+    if std::env::var_os(REQUIRE_ENV).is_some() {
+        panic!("{test}: {REQUIRE_ENV} is set but {reason}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
+}
+
 /// Serialises loop device set-up within this test binary (`losetup -f` picks and then binds).
 static LOSETUP: Mutex<()> = Mutex::new(());
 
@@ -98,8 +116,8 @@ pub struct LoopDevice {
 }
 
 impl LoopDevice {
-    /// Binds `file` to a free loop device. Returns None (after printing why) where loop devices
-    /// cannot be used; with IRONLUN_REQUIRE_LOOP=1 that is a failure instead.
+    /// Binds `file` to a free loop device. Returns None where loop devices cannot be used, after
+    /// `skip_unless_required` (a failure with IRONLUN_REQUIRE_LOOP set).
     pub fn attach(file: &Path, read_only: bool) -> Option<Self> {
         Self::attach_with(file, read_only, None)
     }
@@ -129,10 +147,9 @@ impl LoopDevice {
             ),
             Err(e) => format!("losetup unavailable: {e}"),
         };
-        if std::env::var_os("IRONLUN_REQUIRE_LOOP").is_some() {
-            panic!("loop device required: {reason}");
-        }
-        eprintln!("SKIP: {reason} (needs root and util-linux)");
+        skip_unless_required(&format!(
+            "no loop device: {reason} (needs root and util-linux)"
+        ));
         None
     }
 }
