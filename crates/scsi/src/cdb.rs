@@ -7,7 +7,9 @@
 //! SUPPORTED OPERATION CODES returns (SPC-4 §6.35.3): the operation code, a fixed service action
 //! and every bit of every field — all come from that one list. `parse` checks only what is
 //! structural (the length, the operation code, a fixed service action) and never panics;
-//! whether a field's value is acceptable is the device server's decision.
+//! whether a field's value is acceptable is the device server's decision. Where the SERVICE
+//! ACTION is itself a field (PERSISTENT RESERVE IN / OUT, SANITIZE, RECEIVE COPY RESULTS),
+//! `usage(sa)` gives the usage data of one service action.
 //!
 //! What lives where:
 //! * this file — [`cdb_len`], the readers ([`byte`], [`be16`] … [`be64`], [`put_be`]),
@@ -24,11 +26,12 @@
 //! * [`pr`] — PERSISTENT RESERVE IN / OUT (SPC-4 §6.15, §6.16) and SPC-2 RESERVE / RELEASE.
 //! * [`alua`] — REPORT / SET TARGET PORT GROUPS (SPC-4 §6.37, §6.46).
 //! * [`xcopy`] — EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (SPC-4 §6.3, §6.18).
+//! * `tests.rs` — each CDB's usage data against the engine's opcode table
+//!   (crates/engine/src/ops.rs), decoding examples and the property tests.
 
 /// Declares CDB structs: one or more `Name = opcode` heads sharing a length, a fixed service
 /// action (`None` or `Some(sa)`) and a field list `CONST field: Type = Field::…;`. Each struct
-/// gets the `Field` constants, `OPCODE`, `SA`, `LEN`, `USAGE`, `parse` and
-/// `encode`.
+/// gets the `Field` constants, `OPCODE`, `SA`, `LEN`, `USAGE`, `parse` and `encode`.
 macro_rules! cdb {
     (
         $( $(#[$meta:meta])* $name:ident = $op:expr ),+ ;
@@ -249,7 +252,7 @@ pub struct Lba(pub u64);
 pub struct Blocks(pub u32);
 
 /// A type a CDB field decodes into.
-pub trait Value: Copy {
+pub(crate) trait Value: Copy {
     fn from_raw(raw: u64) -> Self;
     fn to_raw(self) -> u64;
 }
