@@ -185,6 +185,7 @@ class Module:
         self.children = {}  # name -> file
         self.aliases = {}  # name -> (absolute segments or None for outside the crate, pos)
         self.globs = []  # absolute segments of `use x::*`
+        self.pub_aliases = set()  # names a `pub use` re-exports (what a glob of this module sees)
         self.refs = []  # (segments as written, pos, inline module chain)
         self.inline = []  # (start, end, name) of inline `mod name { }` blocks
 
@@ -300,6 +301,7 @@ def scan(mod):
         if chars[m.start()] == " ":
             continue
         leaves, end = parse_use_tree(mod.code, m.end())
+        is_pub = m.group(0).startswith("pub")
         for segs, alias, is_glob, pos in leaves:
             if not segs:
                 continue
@@ -310,6 +312,8 @@ def scan(mod):
                 name = alias or segs[-1]
                 if name != "_":
                     mod.aliases[name] = (segs, pos)
+                    if is_pub:
+                        mod.pub_aliases.add(name)
         blank_span(chars, m.start(), end)
     rest = "".join(chars)
     for m in CODE_PATH.finditer(rest):
@@ -359,11 +363,19 @@ class Crate:
             path = path[:-1]
         return path
 
-    def targets(self, abs_segs, depth=0):
+    def targets(self, abs_segs, depth=0, seen=None):
         """Modules a reference reaches: the module named in the path, then, where the next name
-        is a `use` or `pub use` there, the modules that import leads to."""
+        is a `use` or `pub use` there, the modules that import leads to. `seen` keeps globs that
+        import each other (a child's `use super::*` beside its parent's `pub use child::*`)
+        from being followed round and round."""
         if abs_segs is None or depth > 16:
             return []
+        if seen is None:
+            seen = set()
+        key = tuple(abs_segs)
+        if key in seen:
+            return []
+        seen.add(key)
         path = ()
         k = 0
         while k < len(abs_segs) and path + (abs_segs[k],) in self.modules:
@@ -377,7 +389,7 @@ class Crate:
                 segs, _ = mod.aliases[name]
                 target = self.absolute(path, segs)
                 if target is not None:
-                    found += self.targets(target + list(abs_segs[k + 1:]), depth + 1)
+                    found += self.targets(target + list(abs_segs[k + 1:]), depth + 1, seen)
             else:
                 for segs, _ in mod.globs:
                     src = self.absolute(path, segs)
@@ -385,7 +397,7 @@ class Crate:
                         continue
                     src_mod = self.file_module(src)
                     if src_mod == tuple(src) and defines(self.modules[src_mod], name):
-                        found += self.targets(src + list(abs_segs[k:]), depth + 1)
+                        found += self.targets(src + list(abs_segs[k:]), depth + 1, seen)
         return found
 
     def edges(self):
@@ -410,7 +422,9 @@ ITEM = r"(?<![\w$])(?:fn|struct|enum|union|trait|type|const|static|mod|macro_rul
 
 
 def defines(mod, name):
-    return name in mod.aliases or re.search(ITEM.format(re.escape(name)), mod.code) is not None
+    """Whether a glob import of `mod` brings `name`: an item of its own or a `pub use` (a
+    private `use` is not re-exported)."""
+    return name in mod.pub_aliases or re.search(ITEM.format(re.escape(name)), mod.code) is not None
 
 
 def lift(src, dst):
