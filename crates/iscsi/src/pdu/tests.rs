@@ -1,4 +1,5 @@
-//! Round-trip and robustness tests for the PDU codec.
+//! Tests of the PDU codec (RFC 7143 §11, §12.1): a round-trip property per PDU type, framing,
+//! digests, AHS and robustness against arbitrary bytes.
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
