@@ -2,13 +2,19 @@
 //! No I/O, no runtime, no randomness: callers own sockets, clocks and random bytes.
 //!
 //! Layout:
-//! * [`pdu`]: the PDU types of §11 as typed structs ([`Bhs`]), [`Pdu`] framing with AHS,
-//!   padding and digests, check-then-parse decoding ([`check_frame`], [`decode_frame`],
-//!   [`Decoder`]), status / reason / function code constants.
+//! * [`pdu`] (a folder, §11): `pdu/mod.rs` holds the opcode table that defines [`Opcode`] and
+//!   the typed header [`Bhs`], and the field offsets every BHS shares; `pdu/frame.rs` the
+//!   framing of a whole [`Pdu`] (AHS, padding, digests) with check-then-parse decoding
+//!   ([`check_frame`], [`decode_frame`], [`Decoder`]); then one file per PDU family with its
+//!   structs, field offsets, decode and encode side by side, and its code constants:
+//!   `nop.rs`, `scsi.rs` (command, response, AHS), `task_mgmt.rs`, `data.rs` (Data-In/Out,
+//!   R2T), `async_msg.rs`, `text.rs`, `login.rs`, `logout.rs`, `snack.rs`, `reject.rs`;
+//!   `pdu/tests.rs` has a round-trip property test per PDU type.
 //! * [`digest`]: CRC32C header and data digests (§12.1).
 //! * [`text`]: `key=value` text parsing and encoding with the §6.1 limits, continuation.
-//! * [`negotiation`]: the §13 key catalogue, result functions, responder ([`negotiation::respond`])
-//!   and originator ([`negotiation::conclude`]) sides, [`negotiation::OperationalParams`].
+//! * [`negotiation`] (a folder, §6.2-§6.6, §13): `negotiation/keys.rs` the key catalogue,
+//!   `negotiation/mod.rs` the result functions, responder ([`negotiation::respond`]) and
+//!   originator ([`negotiation::conclude`]) sides and [`negotiation::OperationalParams`].
 //! * [`chap`]: CHAP (§12.1.3) with MD5 and SHA-256, binary value encodings.
 //! * [`serial`]: serial number arithmetic (CmdSN windows) and the 8-byte LUN field.
 
@@ -21,9 +27,6 @@ pub mod negotiation;
 pub mod pdu;
 pub mod serial;
 pub mod text;
-
-#[cfg(test)]
-mod pdu_tests;
 
 pub use pdu::{
     check_frame, decode_frame, AsyncMessage, Bhs, DataIn, DataOut, Decoder, Digests, FrameCheck,
