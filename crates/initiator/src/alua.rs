@@ -14,7 +14,8 @@ use ironlun_scsi::opcode::{self, mi, mo};
 use ironlun_scsi::sense::key;
 use ironlun_scsi::status;
 
-use crate::scsi::{cdb, CommandResult};
+use crate::command::CommandResult;
+use crate::scsi::cdb;
 use crate::session::Session;
 use crate::{Error, Result};
 

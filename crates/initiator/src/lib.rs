@@ -22,15 +22,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod alua;
+pub mod command;
 pub mod connection;
 pub mod login;
 pub mod pr;
 pub mod scsi;
 pub mod session;
 
+pub use command::{CommandResult, Residual};
 pub use connection::Connection;
 pub use login::{Auth, ChapConfig, LoginConfig, Negotiated, SessionType};
-pub use scsi::{Capacity, CommandResult, Residual};
+pub use scsi::Capacity;
 pub use session::{
     CommandOptions, DataOutPolicy, DiscoveredTarget, Event, PendingCommand, Session, Stats,
 };

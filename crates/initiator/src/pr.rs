@@ -10,7 +10,7 @@
 use ironlun_iscsi::pdu::task_attr;
 use ironlun_scsi::opcode;
 
-use crate::scsi::CommandResult;
+use crate::command::CommandResult;
 use crate::session::Session;
 use crate::{Error, Result};
 
