@@ -1,7 +1,6 @@
 //! The outcome of a SCSI command as the session hands it back: SAM status, sense data, the
 //! reassembled Data-In and the residual count of the SCSI Response (RFC 7143 §11.4; SAM-5
-//! §5.3). The session produces it; the command helpers ([`crate::scsi`], [`crate::pr`],
-//! [`crate::alua`]) read it.
+//! §5.3). The session produces it; the command helpers (`scsi`, `pr`, `alua`) read it.
 
 use bytes::Bytes;
 use ironlun_scsi::{status, Sense};

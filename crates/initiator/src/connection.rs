@@ -1,6 +1,7 @@
 //! One iSCSI connection: TCP plus PDU framing (RFC 7143 §11.1) with the digests in force
 //! (§12.1). Used raw by adversarial tests (hand-built PDUs, arbitrary bytes) and by
-//! [`crate::login`] before a [`crate::Session`] takes the connection over.
+//! the login phase (`login`) before a session (`session`) takes the connection over. It
+//! depends on no other module of this crate.
 
 use bytes::BytesMut;
 use ironlun_iscsi::serial::{sn_gt, sn_le};
@@ -117,8 +118,8 @@ impl Writer {
     }
 }
 
-/// A TCP connection speaking iSCSI PDUs. After [`crate::login::login`] succeeds it can be
-/// used raw or turned into a [`crate::Session`].
+/// A TCP connection speaking iSCSI PDUs. After login succeeds it can be used raw or handed
+/// to a session.
 #[derive(Debug)]
 pub struct Connection {
     pub(crate) reader: Reader,
