@@ -1,9 +1,11 @@
 //! One iSCSI connection: TCP plus PDU framing (RFC 7143 §11.1) with the digests in force
 //! (§12.1). Used raw by adversarial tests (hand-built PDUs, arbitrary bytes) and by
-//! [`crate::login`] before a [`crate::Session`] takes the connection over.
+//! the login phase (`login`) before a session (`session`) takes the connection over. It
+//! depends on no other module of this crate.
 
 use bytes::BytesMut;
-use ironlun_iscsi::{Decoder, Digests, Pdu, PduError};
+use ironlun_iscsi::serial::{sn_gt, sn_le};
+use ironlun_iscsi::{Bhs, Decoder, Digests, Pdu, PduError, RESERVED_TAG};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -24,6 +26,49 @@ pub struct Counters {
     pub max_cmd_sn: u32,
     /// Next Initiator Task Tag to hand out.
     pub next_itt: u32,
+}
+
+impl Counters {
+    /// Record the sequence numbers in a target PDU: ExpStatSN advances past every StatSN
+    /// that was assigned to a status-carrying PDU; ExpCmdSN / MaxCmdSN move forward only,
+    /// and only when MaxCmdSN >= ExpCmdSN - 1 (§4.2.2.1). Returns whether the CmdSN window
+    /// opened (MaxCmdSN grew).
+    pub(crate) fn observe(&mut self, bhs: &Bhs) -> bool {
+        let (stat, exp, max) = match bhs {
+            Bhs::ScsiResponse(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::DataIn(p) => (p.status.map(|_| p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::NopIn(p) => (
+                (p.itt != RESERVED_TAG).then_some(p.stat_sn),
+                p.exp_cmd_sn,
+                p.max_cmd_sn,
+            ),
+            Bhs::R2t(p) => (None, p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::TaskMgmtResponse(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::TextResponse(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::LogoutResponse(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::AsyncMessage(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::Reject(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            Bhs::LoginResponse(p) => (Some(p.stat_sn), p.exp_cmd_sn, p.max_cmd_sn),
+            _ => return false,
+        };
+        if let Some(s) = stat {
+            let next = s.wrapping_add(1);
+            if sn_gt(next, self.exp_stat_sn) {
+                self.exp_stat_sn = next;
+            }
+        }
+        let mut opened = false;
+        if sn_le(exp, max.wrapping_add(1)) {
+            if sn_gt(max, self.max_cmd_sn) {
+                self.max_cmd_sn = max;
+                opened = true;
+            }
+            if sn_gt(exp, self.exp_cmd_sn) {
+                self.exp_cmd_sn = exp;
+            }
+        }
+        opened
+    }
 }
 
 /// Reading half: a buffer and a decoder.
@@ -73,8 +118,8 @@ impl Writer {
     }
 }
 
-/// A TCP connection speaking iSCSI PDUs. After [`crate::login::login`] succeeds it can be
-/// used raw or turned into a [`crate::Session`].
+/// A TCP connection speaking iSCSI PDUs. After login succeeds it can be used raw or handed
+/// to a session.
 #[derive(Debug)]
 pub struct Connection {
     pub(crate) reader: Reader,
@@ -148,7 +193,7 @@ impl Connection {
     pub fn next_itt(&mut self) -> u32 {
         let itt = self.counters.next_itt;
         self.counters.next_itt = match itt.wrapping_add(1) {
-            ironlun_iscsi::RESERVED_TAG => 0,
+            RESERVED_TAG => 0,
             n => n,
         };
         itt
@@ -157,11 +202,57 @@ impl Connection {
     /// Record the sequence numbers a target PDU carries (raw users call this on what they
     /// receive to keep ExpStatSN and the window current).
     pub fn observe(&mut self, pdu: &Pdu) {
-        crate::session::observe_sns(&mut self.counters, &pdu.bhs);
+        self.counters.observe(&pdu.bhs);
     }
 
     /// Shut the connection down (TCP FIN, then drop).
     pub async fn close(mut self) {
         let _ = self.writer.half.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nop_in(itt: u32, stat_sn: u32, exp: u32, max: u32) -> Bhs {
+        Bhs::NopIn(ironlun_iscsi::NopIn {
+            lun: [0; 8],
+            itt,
+            ttt: RESERVED_TAG,
+            stat_sn,
+            exp_cmd_sn: exp,
+            max_cmd_sn: max,
+        })
+    }
+
+    #[test]
+    fn window_moves_forward_only_and_ignores_bad_pairs() {
+        let mut c = Counters {
+            exp_stat_sn: 10,
+            exp_cmd_sn: 5,
+            max_cmd_sn: 8,
+            ..Counters::default()
+        };
+        assert!(c.observe(&nop_in(1, 10, 6, 12)));
+        assert_eq!((c.exp_stat_sn, c.exp_cmd_sn, c.max_cmd_sn), (11, 6, 12));
+        // An older MaxCmdSN does not shrink the window.
+        assert!(!c.observe(&nop_in(2, 11, 6, 9)));
+        assert_eq!(c.max_cmd_sn, 12);
+        // MaxCmdSN < ExpCmdSN - 1 is not a valid pair: ignored (§4.2.2.1).
+        assert!(!c.observe(&nop_in(3, 12, 20, 10)));
+        assert_eq!((c.exp_cmd_sn, c.max_cmd_sn), (6, 12));
+        // A NOP-In ping (ITT reserved) carries no status: ExpStatSN stays.
+        let before = c.exp_stat_sn;
+        c.observe(&nop_in(RESERVED_TAG, 40, 6, 12));
+        assert_eq!(c.exp_stat_sn, before);
+        // Serial arithmetic across the wrap.
+        let mut c = Counters {
+            exp_cmd_sn: 0xffff_fffe,
+            max_cmd_sn: 0xffff_ffff,
+            ..Counters::default()
+        };
+        assert!(c.observe(&nop_in(1, 0, 0xffff_ffff, 3)));
+        assert_eq!(c.max_cmd_sn, 3);
     }
 }

@@ -1,11 +1,15 @@
 //! A small but real iSCSI initiator (RFC 7143) on tokio: the client of ironlun's end-to-end
 //! tests, usable against any target.
 //!
-//! * [`connection`]: one TCP connection with PDU framing and digests; raw send / receive for
-//!   adversarial tests.
+//! The modules in dependency order; each uses only those above it (and the [`Error`] defined
+//! here):
+//!
+//! * [`connection`]: one TCP connection with PDU framing (§11.1) and digests (§12.1); the
+//!   sequence numbers an initiator keeps (§4.2.2); raw send / receive for adversarial tests.
 //! * [`login`]: the login phase (§6.3, §7): security stage with CHAP (§12.1.3, MD5 and
 //!   SHA-256, one-way and mutual), operational negotiation (§6.2, §13) with configurable
 //!   offers, typed login failures.
+//! * [`command`]: the outcome of a SCSI command ([`CommandResult`], [`Residual`], §11.4).
 //! * [`session`]: full feature phase over one connection: SCSI commands with many outstanding
 //!   (CmdSN window §4.2.2.1, ITT allocation), immediate / unsolicited / R2T-solicited Data-Out
 //!   (§4.2.5.2), Data-In reassembly (§11.7), NOP (§11.18-19), task management (§11.5), text
@@ -14,7 +18,8 @@
 //! * [`pr`]: persistent reservations (SPC-4 §5.13, §6.15, §6.16): PR IN / OUT encoders,
 //!   parsers and iSCSI TransportIDs.
 //! * [`alua`]: asymmetric logical unit access (SPC-4 §5.16): REPORT / SET TARGET PORT
-//!   GROUPS, Device Identification VPD designators, INQUIRY TPGS, and a path chooser.
+//!   GROUPS, Device Identification VPD designators, INQUIRY TPGS, and a path chooser; its
+//!   vocabulary is `ironlun_scsi::alua`.
 //!
 //! Nothing the target sends can panic this crate: malformed or unexpected PDUs become errors
 //! or [`session::Event`]s.
@@ -22,15 +27,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod alua;
+pub mod command;
 pub mod connection;
 pub mod login;
 pub mod pr;
 pub mod scsi;
 pub mod session;
 
+pub use command::{CommandResult, Residual};
 pub use connection::Connection;
 pub use login::{Auth, ChapConfig, LoginConfig, Negotiated, SessionType};
-pub use scsi::{Capacity, CommandResult, Residual};
+pub use scsi::Capacity;
 pub use session::{
     CommandOptions, DataOutPolicy, DiscoveredTarget, Event, PendingCommand, Session, Stats,
 };

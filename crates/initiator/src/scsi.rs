@@ -1,62 +1,14 @@
-//! SCSI on top of a [`Session`]: the outcome of a command ([`CommandResult`]) and helpers
-//! that build CDBs for common commands (SPC-4 §6: INQUIRY, REPORT LUNS, REQUEST SENSE,
-//! TEST UNIT READY, MODE SENSE/SELECT(10); SBC-3 §5: READ CAPACITY(16), READ(16),
-//! WRITE(16), SYNCHRONIZE CACHE(16)).
+//! SCSI on top of a [`Session`]: CDB builders, parameter data parsers and `Session` helpers
+//! for common commands (SPC-4 §6: INQUIRY, REPORT LUNS, REQUEST SENSE, TEST UNIT READY,
+//! MODE SENSE/SELECT; SBC-3 §5: READ CAPACITY(16), READ(16), WRITE(16), SYNCHRONIZE
+//! CACHE(16)). Their outcome is a [`CommandResult`].
 
-use bytes::Bytes;
 use ironlun_iscsi::pdu::task_attr;
-use ironlun_scsi::{opcode, status, Sense};
+use ironlun_scsi::opcode;
 
+use crate::command::CommandResult;
 use crate::session::Session;
 use crate::{Error, Result};
-
-/// Residual count of a command (§11.4.5): the U / O bits with the count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Residual {
-    #[default]
-    None,
-    /// Fewer bytes moved than the expected transfer length, by this many.
-    Underflow(u32),
-    /// The command wanted this many more bytes than expected.
-    Overflow(u32),
-}
-
-/// The outcome of a SCSI command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandResult {
-    /// iSCSI Response field (0 = command completed at target, §11.4.3).
-    pub response: u8,
-    /// SAM status.
-    pub status: u8,
-    /// Parsed sense data (fixed or descriptor format), if any was sent and parsed.
-    pub sense: Option<Sense>,
-    /// The raw sense bytes (after the SenseLength field).
-    pub sense_bytes: Bytes,
-    /// Data-In as reassembled (up to the highest byte the target sent).
-    pub data_in: Bytes,
-    pub residual: Residual,
-    /// Data-In PDUs the command took.
-    pub data_in_pdus: u32,
-}
-
-impl CommandResult {
-    /// The data, if the status was GOOD (else [`Error::Scsi`] with the sense).
-    pub fn good(self) -> Result<Bytes> {
-        if self.status == status::GOOD && self.response == 0 {
-            Ok(self.data_in)
-        } else {
-            Err(Error::Scsi {
-                status: self.status,
-                sense: self.sense,
-            })
-        }
-    }
-
-    /// Sense key / ASC / ASCQ, if there is sense.
-    pub fn sense_triple(&self) -> Option<(u8, u8, u8)> {
-        self.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq))
-    }
-}
 
 /// READ CAPACITY(16) parameter data (SBC-3 §5.16.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -395,28 +347,5 @@ mod tests {
             [0x12, 1, 0x83, 0x12, 0x34, 0]
         );
         assert_eq!(cdb::read_capacity16(32)[1], 0x10);
-    }
-
-    #[test]
-    fn good_maps_status_to_errors() {
-        let r = CommandResult {
-            response: 0,
-            status: status::CHECK_CONDITION,
-            sense: Some(Sense::illegal(
-                ironlun_scsi::sense::asc::INVALID_FIELD_IN_CDB,
-            )),
-            sense_bytes: Bytes::new(),
-            data_in: Bytes::new(),
-            residual: Residual::None,
-            data_in_pdus: 0,
-        };
-        assert_eq!(r.sense_triple(), Some((5, 0x24, 0)));
-        assert!(matches!(
-            r.good(),
-            Err(Error::Scsi {
-                status: 2,
-                sense: Some(_)
-            })
-        ));
     }
 }

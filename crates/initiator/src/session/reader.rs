@@ -1,0 +1,163 @@
+//! The two tasks of a session (RFC 7143 §4.2): the writer sends queued PDUs in order; the
+//! reader records each target PDU's sequence numbers, hands it to the task its ITT names,
+//! answers target NOP-In pings (§11.19) and turns the rest into [`Event`]s. When the
+//! connection ends, every outstanding task fails.
+
+use std::sync::Arc;
+
+use ironlun_iscsi::pdu::tmf_response;
+use ironlun_iscsi::{Bhs, NopOut, Opcode, Pdu, RESERVED_TAG};
+use tokio::sync::mpsc;
+
+use super::state::{event, fail, unexpected, Outgoing, Shared, Task};
+use super::{text, tmf, transfer, Event};
+use crate::connection::{Reader, Writer};
+use crate::Error;
+
+pub(super) async fn write_loop(mut w: Writer, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(o) = rx.recv().await {
+        let r = match o {
+            Outgoing::Pdu(p) => w.send(&p).await,
+            Outgoing::Bytes(b) => {
+                use tokio::io::AsyncWriteExt;
+                w.half.write_all(&b).await.map_err(Error::from)
+            }
+        };
+        if r.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) async fn read_loop(mut r: Reader, sh: Arc<Shared>) {
+    let why = loop {
+        match r.recv().await {
+            Ok(pdu) => {
+                handle(&sh, pdu);
+                sh.progress.notify_waiters();
+            }
+            Err(Error::ConnectionClosed) => break String::new(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    let tasks = {
+        let mut st = sh.lock();
+        st.closed = Some(why.clone());
+        std::mem::take(&mut st.tasks)
+    };
+    let err = || {
+        if why.is_empty() {
+            Error::ConnectionClosed
+        } else {
+            Error::Protocol(why.clone())
+        }
+    };
+    for (_, t) in tasks {
+        fail(t, err());
+    }
+    sh.window.notify_waiters();
+    sh.progress.notify_waiters();
+    let _ = sh.events_tx.send(Event::Closed(if why.is_empty() {
+        "connection closed by the target".into()
+    } else {
+        why
+    }));
+}
+
+/// Route one target PDU (under the state lock).
+fn handle(sh: &Shared, pdu: Pdu) {
+    let mut st = sh.lock();
+    if st.c.observe(&pdu.bhs) {
+        sh.window.notify_waiters();
+    }
+    match &pdu.bhs {
+        Bhs::DataIn(d) => transfer::on_data_in(sh, &mut st, d, &pdu),
+        Bhs::ScsiResponse(r) => transfer::on_response(sh, &mut st, r, &pdu),
+        Bhs::R2t(r) => transfer::on_r2t(sh, &mut st, r, &pdu),
+        Bhs::NopIn(n) => {
+            if n.ttt != RESERVED_TAG {
+                // A target ping: answer with the same TTT and LUN (§11.18.4), immediate.
+                let bhs = Bhs::NopOut(NopOut {
+                    immediate: true,
+                    lun: n.lun,
+                    itt: RESERVED_TAG,
+                    ttt: n.ttt,
+                    cmd_sn: st.c.cmd_sn,
+                    exp_stat_sn: st.c.exp_stat_sn,
+                });
+                sh.send(Pdu::new(bhs));
+                st.stats.nop_ins_answered += 1;
+            }
+            if n.itt != RESERVED_TAG {
+                match st.tasks.remove(&n.itt) {
+                    Some(Task::Nop(tx)) => {
+                        let _ = tx.send(Ok(pdu.data.clone()));
+                    }
+                    other => unexpected(sh, &mut st, n.itt, other, pdu),
+                }
+            }
+        }
+        Bhs::TaskMgmtResponse(t) => match st.tasks.remove(&t.itt) {
+            Some(Task::Tmf {
+                function,
+                lun,
+                referenced,
+                cmd_sn,
+                tx,
+            }) => {
+                if t.response == tmf_response::FUNCTION_COMPLETE {
+                    tmf::abort_affected(&mut st, function, lun, referenced, cmd_sn);
+                }
+                let _ = tx.send(Ok(t.response));
+            }
+            other => unexpected(sh, &mut st, t.itt, other, pdu),
+        },
+        Bhs::TextResponse(t) => text::on_text(sh, &mut st, t, &pdu),
+        Bhs::LogoutResponse(l) => match st.tasks.remove(&l.itt) {
+            Some(Task::Logout(tx)) => {
+                let _ = tx.send(Ok(l.clone()));
+            }
+            other => unexpected(sh, &mut st, l.itt, other, pdu),
+        },
+        Bhs::AsyncMessage(m) => {
+            let msg = m.clone();
+            event(
+                sh,
+                Event::Async {
+                    msg,
+                    data: pdu.data,
+                },
+            );
+        }
+        Bhs::Reject(j) => {
+            // The data segment is the rejected header: fail the task it names, if that PDU
+            // was the task's request. A rejected Data-Out (or SNACK) does not end its
+            // command (§11.17.1): e.g. data for a task a TMF just aborted.
+            if pdu.data.len() >= 20 {
+                let d = &pdu.data;
+                let itt = u32::from_be_bytes([d[16], d[17], d[18], d[19]]);
+                let op = d[0] & 0x3f;
+                let ends_task = op != Opcode::DataOut as u8 && op != Opcode::SnackRequest as u8;
+                if itt != RESERVED_TAG && ends_task {
+                    if let Some(t) = st.tasks.remove(&itt) {
+                        fail(t, Error::Rejected(j.reason));
+                    }
+                }
+            }
+            event(
+                sh,
+                Event::Reject {
+                    reject: j.clone(),
+                    data: pdu.data,
+                },
+            );
+        }
+        _ => {
+            st.stats.violations.push(format!(
+                "unexpected {:?} in full feature phase",
+                pdu.bhs.opcode()
+            ));
+            event(sh, Event::Unexpected(pdu));
+        }
+    }
+}
