@@ -130,8 +130,9 @@ impl Session {
     }
 
     /// Admit a non-immediate command with `cmd_sn`. Returns the jobs to run now, in CmdSN
-    /// order (possibly none if this one waits behind a gap). `None`: outside the window, the
-    /// command is silently ignored (§4.2.2.1) and `job` is dropped unrun.
+    /// order: none if this one waits behind a gap, else `job` itself first. `None`: outside
+    /// the window, the command is silently ignored (§4.2.2.1) and `job` is dropped unrun.
+    /// Takes only the window's lock and runs nothing under it.
     pub(crate) fn admit(&self, cmd_sn: u32, job: Job) -> Option<Vec<Job>> {
         let mut w = self.window.lock();
         let max = self.max_cmd_sn();
@@ -154,12 +155,6 @@ impl Session {
         }
         self.exp_cache.store(w.exp_cmd_sn, Ordering::Release);
         Some(ready)
-    }
-
-    /// Is `cmd_sn` inside [ExpCmdSN, MaxCmdSN]?
-    pub(crate) fn in_window(&self, cmd_sn: u32) -> bool {
-        let w = self.window.lock();
-        sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, self.max_cmd_sn())
     }
 
     /// Is `sn` in the window and not yet received (ABORT TASK RefCmdSN rule, §11.5.1)?
