@@ -219,7 +219,13 @@ impl Session {
     /// Stop the connection with `cid`; false when there is none.
     pub(crate) fn stop_conn(&self, cid: u16) -> bool {
         let found = self.conns.lock().iter().find(|c| c.cid == cid).cloned();
-        found.map(|c| c.link.stop()).is_some()
+        match found {
+            Some(c) => {
+                c.link.stop();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stop every connection but the one with `cid` (logout closing the session).
@@ -486,5 +492,92 @@ mod tests {
         let mut want = vec![other_isid.tsih, other_target.tsih, again.tsih];
         want.sort_unstable();
         assert_eq!(left, want);
+    }
+
+    /// A connection that counts what the session asks of it.
+    #[derive(Default)]
+    struct Probe {
+        stops: AtomicUsize,
+        logouts: AtomicUsize,
+    }
+
+    impl Link for Probe {
+        fn stop(&self) {
+            self.stops.fetch_add(1, Ordering::SeqCst);
+        }
+        fn request_logout(&self) {
+            self.logouts.fetch_add(1, Ordering::SeqCst);
+        }
+        fn abort_held(self: Arc<Self>, _: u32, _: Abort, _: bool) -> bool {
+            false
+        }
+        fn drop_unadmitted(&self, _: &dyn Fn(&TaskRef) -> bool) -> usize {
+            1
+        }
+    }
+
+    fn stops(p: &Probe) -> usize {
+        p.stops.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_login_with_a_live_cid_replaces_that_connection() {
+        let s = session(0);
+        let (a, b, again) = (
+            Arc::new(Probe::default()),
+            Arc::new(Probe::default()),
+            Arc::new(Probe::default()),
+        );
+        let id_a = s.attach(1, a.clone());
+        let id_b = s.attach(2, b.clone());
+        let id_again = s.attach(1, again.clone());
+        assert!(id_a != id_b && id_a != id_again && id_b != id_again);
+        assert_eq!((stops(&a), stops(&b), stops(&again)), (1, 0, 0));
+        // The replaced connection's own teardown finds nothing left to remove.
+        assert!(!s.detach(id_a));
+        assert!(!s.detach(id_b));
+        assert!(s.detach(id_again));
+    }
+
+    #[test]
+    fn max_connections_bounds_new_cids_only() {
+        let params = OperationalParams {
+            max_connections: 1,
+            ..OperationalParams::default()
+        };
+        let s = Session::new(1, "i".into(), [0; 6], Some("t".into()), 1, None, params, 0);
+        assert!(s.can_add(7));
+        s.attach(7, Arc::new(Probe::default()));
+        assert!(s.can_add(7), "reinstating CID 7");
+        assert!(!s.can_add(8));
+    }
+
+    #[test]
+    fn logout_and_shutdown_reach_the_right_connections() {
+        let s = session(0);
+        let probes: Vec<Arc<Probe>> = (0..3).map(|_| Arc::new(Probe::default())).collect();
+        for (cid, p) in probes.iter().enumerate() {
+            s.attach(cid as u16, p.clone());
+        }
+        assert!(!s.stop_conn(9));
+        assert!(s.stop_conn(2));
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        s.stop_others(0);
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        s.request_logout();
+        assert!(probes.iter().all(|p| p.logouts.load(Ordering::SeqCst) == 1));
+        assert_eq!(s.drop_unadmitted(&|_| true), 3);
+        s.close();
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(s.is_closed());
     }
 }
