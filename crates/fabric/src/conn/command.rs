@@ -1,5 +1,5 @@
 //! SCSI Command intake (RFC 7143 §11.3): checks the PDU, refuses what the fabric will not
-//! hold, records the task with its first R2Ts and admits it at its CmdSN turn (§3.2.2.1) —
+//! hold, records the task with its first R2Ts and admits it at its CmdSN turn (§4.2.2.1) —
 //! at once when it is immediate or in order, all under one lock of the held tasks. Admitted,
 //! it is in its LU's task set whether or not its Data-Out is in, and runs once it is.
 

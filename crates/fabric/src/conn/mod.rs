@@ -5,7 +5,7 @@
 //! * `wire` — reader, writer (StatSN / ExpCmdSN / MaxCmdSN stamping) and keep-alive NOP-In
 //!   pings (§11.18, §11.19).
 //! * `task` — the commands the connection holds and their state (`TaskState`).
-//! * `command` — SCSI Command intake and admission at the CmdSN turn (§11.3, §3.2.2.1).
+//! * `command` — SCSI Command intake and admission at the CmdSN turn (§11.3, §4.2.2.1).
 //! * `data_out` — R2T and Data-Out (§11.7, §11.8).
 //! * `runq` — running ready commands on the blocking pool.
 //! * `response` — Data-In and SCSI Response (§11.4, §11.7.4).

@@ -1,6 +1,6 @@
-//! The connection's run queue: commands with their CmdSN turn and all their data run on
-//! tokio's blocking pool (the engine's `execute_received` blocks), their outcome queued in
-//! completion order (RFC 7143 §3.2.2.1 leaves response order to the target).
+//! The connection's run queue: commands with their CmdSN turn (RFC 7143 §4.2.2.1) and all
+//! their data run on tokio's blocking pool (the engine's `execute_received` blocks; the task
+//! set's ordering rules, SAM-5 §8, are the engine's), their outcomes queued as they complete.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

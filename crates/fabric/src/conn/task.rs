@@ -1,4 +1,4 @@
-//! A SCSI command the connection holds (RFC 7143 §3.2.2.1, §4.2.3.3): waiting for its CmdSN
+//! A SCSI command the connection holds (RFC 7143 §4.2.2.1, §4.2.3.3): waiting for its CmdSN
 //! turn, then in its LU's task set waiting for Data-Out, or aborted by a TMF and waiting for
 //! the answers to R2Ts already sent. The table of them is locked once per incoming PDU.
 

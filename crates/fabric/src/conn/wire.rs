@@ -1,6 +1,6 @@
 //! The connection's framing (RFC 7143 §3.2.4, §11): a reader loop that decodes PDUs and hands
 //! each to the dispatcher, a writer task that stamps StatSN / ExpCmdSN / MaxCmdSN in
-//! transmission order (§3.2.2.2, §4.2.2.1) and batches writes, and the keep-alive: a NOP-In
+//! transmission order (§4.2.2.1-2) and batches writes, and the keep-alive: a NOP-In
 //! ping after an idle interval, the connection dropped when no NOP-Out answers it (§11.18,
 //! §11.19). Knows nothing of what the PDUs mean.
 
