@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ironlun_backstore::RamDisk;
-use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
 use ironlun_engine::{Device, DeviceConfig, TargetPort};
+use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, TargetConfig, TpgConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

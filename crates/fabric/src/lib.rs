@@ -4,10 +4,20 @@
 //! hand it to [`Fabric::apply`] after every change; the fabric opens and closes portal listeners
 //! to match and uses the new snapshot for every later login.
 //!
-//! Layout: `server` (listeners, accept, shutdown), `login` (RFC 7143 §6, §11.12-13: stages,
-//! CHAP §12.1.3, operational negotiation §13), `session` (sessions, TSIH, CmdSN window §4.2.2),
-//! `conn` (full feature phase: SCSI command / Data-Out / R2T / Data-In §11.3-11.8, TMF §11.5,
-//! Text §11.10, Logout §11.14, NOP §11.18), `params` (TPG `param/` keys).
+//! Layout (dependencies point down this list, never up):
+//! * `server` — portals and listeners (§3.4), [`Fabric::apply`], shutdown.
+//! * `login` — the login phase (§6, §11.12-13): stages, CHAP (§12.1.3), operational
+//!   negotiation (§13), session creation and reinstatement.
+//! * `conn` — one connection in the full feature phase: `conn/wire` (reader, writer, NOP-In
+//!   keep-alive §11.18-19), `conn/command` (SCSI Command intake §11.3), `conn/data_out` (R2T
+//!   and Data-Out §11.7-8), `conn/response` (Data-In and SCSI Response §11.4, §11.7),
+//!   `conn/runq` (the run queue), `conn/tmf` (TMF §11.5), `conn/text` (Text §11.10),
+//!   `conn/logout` (Logout §11.14), `conn/task` (the commands a connection holds).
+//! * `shared` — state every task shares: configuration, registry, [`FabricOptions`],
+//!   SendTargets (Appendix C).
+//! * `session` — sessions and their registry (TSIH), the CmdSN window (§4.2.2), and a
+//!   handle per connection (no dependency on `conn`).
+//! * `params` — the TPG `param/` keys.
 
 // Tests may unwrap: a panic there is a test failure, not a wire input.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -95,5 +105,7 @@ mod login;
 mod params;
 mod server;
 mod session;
+mod shared;
 
-pub use server::{Fabric, FabricOptions};
+pub use server::Fabric;
+pub use shared::FabricOptions;

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
+use ironlun_engine::{InitiatorPortId, LoginDenied, TaskListener};
 use ironlun_iscsi::chap::{self, ChapAlgorithm};
 use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sender, Usage};
 use ironlun_iscsi::pdu::login_status as st;
 use ironlun_iscsi::text::{self, TextCollector};
 use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
-use ironlun_engine::{InitiatorPortId, LoginDenied, TaskListener};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,8 +22,8 @@ use tracing::{info, warn};
 
 use crate::conn::ConnSetup;
 use crate::params::{discovery_params, TpgParams};
-use crate::server::Shared;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::{AuthConfig, TpgConfig};
 
 /// Largest data segment accepted during login (RFC 7143 §6.1 suggests 8192; some slack for
@@ -469,12 +469,9 @@ impl Login<'_> {
             if s.initiator != initiator || s.isid != req.isid || !same_target || s.is_closed() {
                 return Err(st::SESSION_DOES_NOT_EXIST);
             }
-            let conns = s.conns.lock();
-            let replaces = conns.iter().any(|c| c.cid == req.cid);
-            if !replaces && conns.len() as u32 >= s.params.max_connections {
+            if !s.can_add(req.cid) {
                 return Err(st::TOO_MANY_CONNECTIONS);
             }
-            drop(conns);
             Some(s)
         } else {
             None
@@ -668,7 +665,7 @@ impl Login<'_> {
             first.cmd_sn,
         ));
         if let Some(n) = &session.nexus {
-            // TMFs of any I_T nexus reach the tasks this session still holds (conn.rs).
+            // TMFs of any I_T nexus reach the tasks this session still holds (session.rs).
             let w: Weak<Session> = Arc::downgrade(&session);
             let l: Weak<dyn TaskListener> = w;
             n.set_task_listener(l);

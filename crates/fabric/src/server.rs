@@ -1,139 +1,23 @@
-//! Portals, listeners and the fabric's shared state (RFC 7143 §3.4 network portals). One
-//! tokio task per listener; each accepted connection gets a login task that becomes the
-//! connection's reader, with a writer task beside it.
+//! Portals and listeners (RFC 7143 §3.4 network portals), applying a configuration, and
+//! shutdown. One tokio task per listener; each accepted connection gets a login task
+//! (`login`) that becomes the connection's reader (`conn`), with a writer task beside it.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironlun_iscsi::pdu::{async_event, AsyncMessage};
-use ironlun_iscsi::text;
-use ironlun_iscsi::{Bhs, Pdu};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::conn::Sn;
-use crate::session::Registry;
-use crate::{FabricConfig, TpgConfig};
-
-/// Tunables of the server (timeouts and limits); [`Fabric::new`] uses the defaults.
-#[derive(Clone, Debug)]
-pub struct FabricOptions {
-    /// The whole login phase must finish within this time.
-    pub login_timeout: Duration,
-    /// Idle time after which the target pings with a NOP-In.
-    pub nop_interval: Duration,
-    /// Time allowed for the NOP-Out answering a ping before the connection is dropped.
-    pub nop_timeout: Duration,
-    /// Connections accepted but not yet logged in; further ones are refused.
-    pub max_pending_logins: usize,
-    /// Commands of one connection that may execute at once on the blocking pool. Each runner
-    /// drains the connection's queue of ready commands before it returns, so under load a
-    /// command costs no thread wake-up; more than one lets slow media overlap I/O.
-    pub runners_per_connection: usize,
-}
-
-impl Default for FabricOptions {
-    fn default() -> Self {
-        FabricOptions {
-            login_timeout: Duration::from_secs(15),
-            nop_interval: Duration::from_secs(15),
-            nop_timeout: Duration::from_secs(15),
-            max_pending_logins: 256,
-            runners_per_connection: 4,
-        }
-    }
-}
+use crate::shared::{FabricOptions, Shared};
+use crate::FabricConfig;
 
 struct Listener {
     local: SocketAddr,
     task: JoinHandle<()>,
-}
-
-/// State shared by every task of the fabric.
-pub(crate) struct Shared {
-    pub config: RwLock<Arc<FabricConfig>>,
-    pub registry: Registry,
-    pub options: FabricOptions,
-    pub runtime: tokio::runtime::Handle,
-    pub pending_logins: Arc<Semaphore>,
-    in_flight: AtomicUsize,
-    drained: Notify,
-    /// Configured portal → actual listening address (port 0 resolved).
-    pub resolved: RwLock<HashMap<SocketAddr, SocketAddr>>,
-}
-
-impl Shared {
-    pub(crate) fn begin_command(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-    pub(crate) fn end_command(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.drained.notify_waiters();
-        }
-    }
-
-    /// The TPGs of `target` reachable through `portal` (the configured address the
-    /// connection came in on).
-    pub(crate) fn find_tpg(&self, target: &str, portal: SocketAddr) -> Option<TpgConfig> {
-        let cfg = self.config.read().clone();
-        let t = cfg.targets.iter().find(|t| t.name == target)?;
-        t.tpgs
-            .iter()
-            .find(|g| g.enabled && g.portals.contains(&portal))
-            .cloned()
-    }
-
-    /// SendTargets text (RFC 7143 Appendix C): `value` is "All", a target name or empty.
-    /// In a normal session only the session's own target is reported. Only enabled TPGs
-    /// the initiator may log in to are listed.
-    pub(crate) fn send_targets(
-        &self,
-        value: &str,
-        initiator: &str,
-        session_target: Option<&str>,
-        local: SocketAddr,
-    ) -> Vec<u8> {
-        let cfg = self.config.read().clone();
-        let resolved = self.resolved.read().clone();
-        let mut out = Vec::new();
-        for t in &cfg.targets {
-            let wanted = match session_target {
-                Some(own) => t.name == own && (value.is_empty() || value == "All" || value == own),
-                None => value == "All" || value == t.name,
-            };
-            // Targets the initiator has no ACL on (and no demo mode) stay hidden, as in LIO.
-            let tpgs: Vec<&TpgConfig> = t
-                .tpgs
-                .iter()
-                .filter(|g| g.enabled && g.port.allows(initiator))
-                .collect();
-            if !wanted || tpgs.is_empty() {
-                continue;
-            }
-            text::encode_pair(&mut out, "TargetName", &t.name);
-            for g in tpgs {
-                for p in &g.portals {
-                    let mut addr = resolved.get(p).copied().unwrap_or(*p);
-                    if addr.ip().is_unspecified() {
-                        // A wildcard portal: report the address this initiator reached us on.
-                        addr.set_ip(local.ip());
-                    }
-                    let a = match addr.ip() {
-                        IpAddr::V4(ip) => format!("{ip}:{},{}", addr.port(), g.tpgt),
-                        IpAddr::V6(ip) => format!("[{ip}]:{},{}", addr.port(), g.tpgt),
-                    };
-                    text::encode_pair(&mut out, "TargetAddress", &a);
-                }
-            }
-        }
-        out
-    }
 }
 
 /// The running iSCSI server.
@@ -152,18 +36,8 @@ impl Fabric {
 
     /// Like [`Fabric::new`] with explicit timeouts and limits.
     pub fn with_options(options: FabricOptions) -> Arc<Fabric> {
-        let shared = Arc::new(Shared {
-            config: RwLock::new(Arc::new(FabricConfig::default())),
-            registry: Registry::default(),
-            pending_logins: Arc::new(Semaphore::new(options.max_pending_logins)),
-            options,
-            runtime: tokio::runtime::Handle::current(),
-            in_flight: AtomicUsize::new(0),
-            drained: Notify::new(),
-            resolved: RwLock::new(HashMap::new()),
-        });
         Arc::new(Fabric {
-            shared,
+            shared: Arc::new(Shared::new(options)),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
         })
@@ -236,43 +110,14 @@ impl Fabric {
         let sessions = self.shared.registry.all();
         // Ask initiators to log out (§11.9.1 event 1) before the connections go away.
         for s in &sessions {
-            for c in s.conns.lock().iter() {
-                c.send(
-                    Pdu::new(Bhs::AsyncMessage(AsyncMessage {
-                        lun: [0; 8],
-                        stat_sn: 0,
-                        exp_cmd_sn: 0,
-                        max_cmd_sn: 0,
-                        event: async_event::LOGOUT_REQUEST,
-                        vcode: 0,
-                        param1: 0,
-                        param2: 0,
-                        param3: 0,
-                    })),
-                    Sn::Advance,
-                );
-            }
+            s.request_logout();
         }
-        self.wait_drained(Duration::from_secs(10)).await;
+        self.shared.wait_drained(Duration::from_secs(10)).await;
         for s in sessions {
             self.shared.registry.remove(&s);
             s.close();
         }
-        self.wait_drained(Duration::from_secs(10)).await;
-    }
-
-    async fn wait_drained(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while self.shared.in_flight.load(Ordering::Acquire) > 0 {
-            let notified = self.shared.drained.notified();
-            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                warn!("shutdown: commands still running after the drain timeout");
-                break;
-            }
-        }
+        self.shared.wait_drained(Duration::from_secs(10)).await;
     }
 }
 

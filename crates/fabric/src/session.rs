@@ -2,23 +2,56 @@
 //! that belong to it, and the session-wide CmdSN window with in-order delivery (§4.2.2.1,
 //! §3.2.2.1): commands are released to execution in CmdSN order across all connections;
 //! immediate commands bypass the order; commands outside the window are silently dropped.
+//!
+//! A session holds a [`ConnHandle`] per connection — its CID and the [`Link`] through which
+//! the session stops it, asks it to log out, or reaches the tasks it holds when a TMF of any
+//! I_T nexus aborts them (`TaskListener`, RFC 7143 §4.2.3.3) — not the connection itself:
+//! `conn` depends on this module, never the reverse.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ironlun_engine::{Abort, Nexus, TaskListener};
 use ironlun_iscsi::negotiation::OperationalParams;
 use ironlun_iscsi::serial::{sn_le, sn_lt};
-use ironlun_engine::Nexus;
 use parking_lot::Mutex;
-
-use crate::conn::Conn;
 
 /// Commands the target accepts ahead of completion (MaxCmdSN - ExpCmdSN + 1).
 pub(crate) const QUEUE_DEPTH: u32 = 128;
 
 /// A unit of work released in CmdSN order.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// What a session may ask of one of its connections (implemented by the connection, `conn`).
+pub(crate) trait Link: Send + Sync {
+    /// Close the connection (logout elsewhere, reinstatement, shutdown).
+    fn stop(&self);
+    /// Ask the initiator to log out (an Asynchronous Message, RFC 7143 §11.9.1 event 1).
+    fn request_logout(&self);
+    /// A TMF aborted the task with this ITT; end it as `how` if this connection holds it in
+    /// its LU's task set. False: no such task here.
+    fn abort_held(self: Arc<Self>, itt: u32, how: Abort, whole_set: bool) -> bool;
+    /// Drop the tasks this connection holds that still wait for their CmdSN turn and that
+    /// `pick` selects; returns how many.
+    fn drop_unadmitted(&self, pick: &dyn Fn(&TaskRef) -> bool) -> usize;
+}
+
+/// A task held by a connection, as a TMF selects it.
+pub(crate) struct TaskRef {
+    pub itt: u32,
+    pub cmd_sn: u32,
+    pub lun: u64,
+}
+
+/// The session's handle on one of its connections.
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    /// Unique within the session (a reinstated CID gets a new one).
+    id: u64,
+    cid: u16,
+    link: Arc<dyn Link>,
+}
 
 struct Window {
     exp_cmd_sn: u32,
@@ -40,7 +73,8 @@ pub(crate) struct Session {
     /// this + QUEUE_DEPTH - 1, so at most QUEUE_DEPTH commands are ever outstanding.
     finished: AtomicU32,
     exp_cache: AtomicU32,
-    pub conns: Mutex<Vec<Arc<Conn>>>,
+    conns: Mutex<Vec<ConnHandle>>,
+    next_conn_id: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -71,6 +105,7 @@ impl Session {
             finished: AtomicU32::new(first_cmd_sn),
             exp_cache: AtomicU32::new(first_cmd_sn),
             conns: Mutex::new(Vec::new()),
+            next_conn_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
     }
@@ -95,8 +130,9 @@ impl Session {
     }
 
     /// Admit a non-immediate command with `cmd_sn`. Returns the jobs to run now, in CmdSN
-    /// order (possibly none if this one waits behind a gap). `None`: outside the window, the
-    /// command is silently ignored (§4.2.2.1) and `job` is dropped unrun.
+    /// order: none if this one waits behind a gap, else `job` itself first. `None`: outside
+    /// the window, the command is silently ignored (§4.2.2.1) and `job` is dropped unrun.
+    /// Takes only the window's lock and runs nothing under it.
     pub(crate) fn admit(&self, cmd_sn: u32, job: Job) -> Option<Vec<Job>> {
         let mut w = self.window.lock();
         let max = self.max_cmd_sn();
@@ -119,12 +155,6 @@ impl Session {
         }
         self.exp_cache.store(w.exp_cmd_sn, Ordering::Release);
         Some(ready)
-    }
-
-    /// Is `cmd_sn` inside [ExpCmdSN, MaxCmdSN]?
-    pub(crate) fn in_window(&self, cmd_sn: u32) -> bool {
-        let w = self.window.lock();
-        sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, self.max_cmd_sn())
     }
 
     /// Is `sn` in the window and not yet received (ABORT TASK RefCmdSN rule, §11.5.1)?
@@ -152,23 +182,103 @@ impl Session {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let conns: Vec<Arc<Conn>> = self.conns.lock().drain(..).collect();
+        let conns: Vec<ConnHandle> = self.conns.lock().drain(..).collect();
         for c in conns {
-            c.stop();
+            c.link.stop();
         }
         if let Some(n) = &self.nexus {
             n.close();
         }
     }
 
-    pub(crate) fn conn_by_cid(&self, cid: u16) -> Option<Arc<Conn>> {
-        self.conns.lock().iter().find(|c| c.cid == cid).cloned()
+    /// Add a connection with `cid`, stopping one with the same CID (connection reinstatement,
+    /// RFC 7143 §6.3.4). Returns its id for [`Session::detach`].
+    pub(crate) fn attach(&self, cid: u16, link: Arc<dyn Link>) -> u64 {
+        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let mut conns = self.conns.lock();
+        if let Some(pos) = conns.iter().position(|c| c.cid == cid) {
+            conns.remove(pos).link.stop();
+        }
+        conns.push(ConnHandle { id, cid, link });
+        id
+    }
+
+    /// Remove the connection `id` has named; true when no connection is left.
+    pub(crate) fn detach(&self, id: u64) -> bool {
+        let mut conns = self.conns.lock();
+        conns.retain(|c| c.id != id);
+        conns.is_empty()
+    }
+
+    /// May a connection with `cid` join: it replaces one, or MaxConnections is not reached.
+    pub(crate) fn can_add(&self, cid: u16) -> bool {
+        let conns = self.conns.lock();
+        conns.iter().any(|c| c.cid == cid) || (conns.len() as u32) < self.params.max_connections
+    }
+
+    /// Stop the connection with `cid`; false when there is none.
+    pub(crate) fn stop_conn(&self, cid: u16) -> bool {
+        let found = self.conns.lock().iter().find(|c| c.cid == cid).cloned();
+        match found {
+            Some(c) => {
+                c.link.stop();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stop every connection but the one with `cid` (logout closing the session).
+    pub(crate) fn stop_others(&self, cid: u16) {
+        let others: Vec<ConnHandle> = self
+            .handles()
+            .into_iter()
+            .filter(|c| c.cid != cid)
+            .collect();
+        for o in others {
+            o.link.stop();
+        }
+    }
+
+    /// Ask the initiator to log out on every connection (shutdown).
+    pub(crate) fn request_logout(&self) {
+        for c in self.conns.lock().iter() {
+            c.link.request_logout();
+        }
+    }
+
+    /// Drop the tasks of every connection that still wait for their CmdSN turn and that
+    /// `pick` selects (the engine does not know them yet); returns how many.
+    pub(crate) fn drop_unadmitted(&self, pick: &dyn Fn(&TaskRef) -> bool) -> usize {
+        self.handles()
+            .iter()
+            .map(|c| c.link.drop_unadmitted(pick))
+            .sum()
+    }
+
+    fn handles(&self) -> Vec<ConnHandle> {
+        self.conns.lock().clone()
     }
 
     /// Check in-order bookkeeping is consistent for debugging assertions in tests.
     #[cfg(test)]
     pub(crate) fn waiting_len(&self) -> usize {
         self.window.lock().waiting.len()
+    }
+}
+
+/// TMFs of any I_T nexus reach the tasks this session's connections still hold (the engine
+/// calls this with the task's tag, see `Nexus::set_task_listener` in login.rs).
+impl TaskListener for Session {
+    fn aborted(&self, tag: u64, how: Abort, whole_set: bool) {
+        let Ok(itt) = u32::try_from(tag) else {
+            return;
+        };
+        for c in self.handles() {
+            if c.link.abort_held(itt, how, whole_set) {
+                return;
+            }
+        }
     }
 }
 
@@ -382,5 +492,92 @@ mod tests {
         let mut want = vec![other_isid.tsih, other_target.tsih, again.tsih];
         want.sort_unstable();
         assert_eq!(left, want);
+    }
+
+    /// A connection that counts what the session asks of it.
+    #[derive(Default)]
+    struct Probe {
+        stops: AtomicUsize,
+        logouts: AtomicUsize,
+    }
+
+    impl Link for Probe {
+        fn stop(&self) {
+            self.stops.fetch_add(1, Ordering::SeqCst);
+        }
+        fn request_logout(&self) {
+            self.logouts.fetch_add(1, Ordering::SeqCst);
+        }
+        fn abort_held(self: Arc<Self>, _: u32, _: Abort, _: bool) -> bool {
+            false
+        }
+        fn drop_unadmitted(&self, _: &dyn Fn(&TaskRef) -> bool) -> usize {
+            1
+        }
+    }
+
+    fn stops(p: &Probe) -> usize {
+        p.stops.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_login_with_a_live_cid_replaces_that_connection() {
+        let s = session(0);
+        let (a, b, again) = (
+            Arc::new(Probe::default()),
+            Arc::new(Probe::default()),
+            Arc::new(Probe::default()),
+        );
+        let id_a = s.attach(1, a.clone());
+        let id_b = s.attach(2, b.clone());
+        let id_again = s.attach(1, again.clone());
+        assert!(id_a != id_b && id_a != id_again && id_b != id_again);
+        assert_eq!((stops(&a), stops(&b), stops(&again)), (1, 0, 0));
+        // The replaced connection's own teardown finds nothing left to remove.
+        assert!(!s.detach(id_a));
+        assert!(!s.detach(id_b));
+        assert!(s.detach(id_again));
+    }
+
+    #[test]
+    fn max_connections_bounds_new_cids_only() {
+        let params = OperationalParams {
+            max_connections: 1,
+            ..OperationalParams::default()
+        };
+        let s = Session::new(1, "i".into(), [0; 6], Some("t".into()), 1, None, params, 0);
+        assert!(s.can_add(7));
+        s.attach(7, Arc::new(Probe::default()));
+        assert!(s.can_add(7), "reinstating CID 7");
+        assert!(!s.can_add(8));
+    }
+
+    #[test]
+    fn logout_and_shutdown_reach_the_right_connections() {
+        let s = session(0);
+        let probes: Vec<Arc<Probe>> = (0..3).map(|_| Arc::new(Probe::default())).collect();
+        for (cid, p) in probes.iter().enumerate() {
+            s.attach(cid as u16, p.clone());
+        }
+        assert!(!s.stop_conn(9));
+        assert!(s.stop_conn(2));
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        s.stop_others(0);
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        s.request_logout();
+        assert!(probes.iter().all(|p| p.logouts.load(Ordering::SeqCst) == 1));
+        assert_eq!(s.drop_unadmitted(&|_| true), 3);
+        s.close();
+        assert_eq!(
+            probes.iter().map(|p| stops(p)).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(s.is_closed());
     }
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use common::*;
 use ironlun_backstore::RamDisk;
+use ironlun_engine::{Device, DeviceConfig, TargetPort};
 use ironlun_iscsi::pdu::{tmf_function, tmf_response, ScsiCommand, TaskMgmtRequest};
 use ironlun_iscsi::{Bhs, DataOut, Pdu, R2t, RESERVED_TAG};
-use ironlun_engine::{Device, DeviceConfig, TargetPort};
 
 const HELD: [(&str, &str); 2] = [("InitialR2T", "Yes"), ("ImmediateData", "No")];
 const LEN: u32 = 8192;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ironlun_backstore::RamDisk;
+use ironlun_engine::{Device, DeviceConfig, TargetPort};
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, FabricOptions, TargetConfig, TpgConfig};
 use ironlun_iscsi::pdu::LoginRequest;
 use ironlun_iscsi::{text, Bhs, Decoder, Digests, LoginResponse, Pdu, Stage};
-use ironlun_engine::{Device, DeviceConfig, TargetPort};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
