@@ -101,6 +101,16 @@ impl Nexus {
         self.view.load().lun_list()
     }
 
+    /// Whether the LU at `lun` wants descriptor-format sense data (control mode page D_SENSE,
+    /// SPC-4 §7.5.8), for a transport that refuses a command itself; false where no LU is.
+    pub fn descriptor_sense(&self, lun: u64) -> bool {
+        self.view
+            .load()
+            .luns
+            .get(&lun)
+            .is_some_and(|s| s.device.d_sense.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn initiator_port_name(&self) -> &str {
         &self.initiator_port_name
     }

@@ -92,7 +92,13 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
         let mut tasks = conn.tasks.lock();
         if tasks.contains_key(&itt) {
             Intake::Duplicate
-        } else if let Some(resp) = refusal(&tasks, writes, edtl) {
+        } else if let Some(resp) = refusal(&tasks, writes, edtl, || {
+            // The LU's sense format (control mode page D_SENSE); no LU: fixed.
+            conn.session
+                .nexus
+                .as_deref()
+                .is_some_and(|n| n.descriptor_sense(lun_from_bytes(cmd.lun)))
+        }) {
             Intake::Refused(resp)
         } else {
             // Its CmdSN turn is taken under the tasks lock (the window's own lock nests
@@ -257,13 +263,18 @@ fn admit(conn: &Arc<Conn>, itt: u32, counts: bool) {
 /// held tasks / buffered write bytes than one connection may have (TASK SET FULL, SAM-5
 /// §5.3.1) — immediate commands bypass the CmdSN window, so this bounds memory.
 ///
-/// The sense data is in fixed format (SPC-4 §4.5.3) whatever the LU's D_SENSE bit: the engine
-/// does not tell the fabric which format a LU uses.
-fn refusal(tasks: &HashMap<u32, Task>, writes: bool, edtl: u32) -> Option<EngineResponse> {
+/// The sense data is in the format the LU's D_SENSE bit selects (`descriptor`, asked only
+/// when needed).
+fn refusal(
+    tasks: &HashMap<u32, Task>,
+    writes: bool,
+    edtl: u32,
+    descriptor: impl FnOnce() -> bool,
+) -> Option<EngineResponse> {
     if writes && edtl > MAX_WRITE_LEN {
         return Some(EngineResponse {
             status: status::CHECK_CONDITION,
-            sense: Sense::illegal(asc::INVALID_FIELD_IN_CDB).encode_fixed(),
+            sense: Sense::illegal(asc::INVALID_FIELD_IN_CDB).encode(descriptor()),
             ..Default::default()
         });
     }
