@@ -29,11 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
-use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, NopIn, TargetConfig, TpgConfig};
 use ironlun_engine::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
+use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, NopIn, TargetConfig, TpgConfig};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use crate::alua::{self, AluaTpg};
+use ironlun_engine::scsi::alua::{status_code, AccessState};
+
+use crate::model::alua::{self, AluaTpg};
 use crate::model::{Chap, Config, DevKey, Kind, ParamSchema, StorageObject, Tpg};
 use crate::pr::{self, AptplFile, PrView};
 use crate::tree::Inspect;
@@ -737,11 +739,13 @@ impl Runtime for EngineRuntime {
             };
             for g in so.alua_groups() {
                 let live = |a: &str| e.device.alua_group_attribute(&g.name, a);
-                let state = live("alua_access_state").and_then(|v| alua::parse_state(&v));
-                let status = live("alua_access_status").and_then(|v| alua::parse_status(&v));
+                let state = live("alua_access_state").and_then(|v| alua::parse_group_state(&v));
+                let status = live("alua_access_status").and_then(|v| status_code::parse(&v));
                 let preferred = live("preferred").and_then(|v| v.parse::<u8>().ok());
                 let mut want = g.clone();
-                if let Some(st) = state.filter(|st| !alua::is_transitioning(*st)) {
+                if let Some(st) =
+                    state.filter(|st| AccessState::from_code(*st) != AccessState::Transitioning)
+                {
                     want.alua_access_state = st;
                 }
                 if let Some(st) = status {

@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::alua::{self, AluaTpg, LuGp, DEFAULT_LU_GP, DEFAULT_TG_PT_GP, GROUP_ATTRIBUTES};
+use ironlun_engine::scsi::alua::status_code;
+
+use crate::model::alua::{self, AluaTpg, LuGp, DEFAULT_LU_GP, DEFAULT_TG_PT_GP, GROUP_ATTRIBUTES};
 use crate::model::*;
 use crate::names::validate_iscsi_name;
 use crate::pr::{self, PrView};
@@ -220,12 +222,12 @@ fn render_alua_group(cfg: &Config, key: &DevKey, g: &AluaTpg, insp: &dyn Inspect
                     .join("\n"),
                 "alua_access_state" => insp
                     .alua_group_attribute(key, &g.name, a)
-                    .and_then(|v| alua::parse_state(&v))
+                    .and_then(|v| alua::parse_group_state(&v))
                     .unwrap_or(g.alua_access_state)
                     .to_string(),
                 "alua_access_status" => insp
                     .alua_group_attribute(key, &g.name, a)
-                    .and_then(|v| alua::parse_status(&v))
+                    .and_then(|v| status_code::parse(&v))
                     .unwrap_or(g.alua_access_status)
                     .to_string(),
                 _ => g.get(a).unwrap_or_default(),
