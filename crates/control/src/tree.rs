@@ -10,7 +10,7 @@
 //! job.
 //!
 //! * [`path`] — the one path grammar: [`ObjPath`], parsed segment by segment; every verb uses it.
-//! * [`render`] — the tree as values ([`Node`]), for `ls` and `get` ([`ls`](mod@ls)).
+//! * [`render`](mod@render) — the tree as values ([`Node`]), for `ls` and `get` ([`ls`](mod@ls)).
 //! * [`set`](mod@set), [`resize`] (a live `control` capacity change), [`create`](mod@create),
 //!   [`delete`](mod@delete), [`link`](mod@link) — the mutations, one file per verb.
 //! * Here: the [`Inspect`] view of live values, [`Op`], [`mutate`] and the lookups the

@@ -1,4 +1,4 @@
-//! `ls` and `get`: reading the rendered tree ([`super::render`]) at a path read with the one
+//! `ls` and `get`: reading the rendered tree ([`render`](mod@super::render)) at a path read with the one
 //! grammar ([`ObjPath`]).
 
 use super::path::{segments, ObjPath};
