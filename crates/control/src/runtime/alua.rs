@@ -8,28 +8,25 @@ use std::sync::Arc;
 use ironlun_engine::{Device, LuGroup, TargetPort};
 
 use super::{PortState, Undo};
+use crate::model::alua::GROUP_ATTRIBUTES;
 use crate::model::{AluaTpg, DevKey, StorageObject, Tpg};
 
-/// Settable group attributes other than state, status and preferred, in the order they are
-/// given to the engine (the supported states before anything that depends on them).
-const GROUP_SETTINGS: &[&str] = &[
-    "alua_access_type",
-    "alua_support_transitioning",
-    "alua_support_offline",
-    "alua_support_lba_dependent",
-    "alua_support_unavailable",
-    "alua_support_standby",
-    "alua_support_active_optimized",
-    "alua_support_active_nonoptimized",
-    "nonop_delay_msecs",
-    "trans_delay_msecs",
-    "implicit_trans_secs",
-];
+/// Settable group attributes other than state, status and preferred, in the engine's display
+/// order, which is also the order they are given in (the supported states before anything
+/// that depends on them).
+fn group_settings() -> impl Iterator<Item = &'static str> {
+    GROUP_ATTRIBUTES.iter().copied().filter(|a| {
+        !matches!(
+            *a,
+            "alua_access_state" | "alua_access_status" | "preferred" | "tg_pt_gp_id" | "members"
+        )
+    })
+}
 
 /// Give a group that is new to the engine its saved attributes, then its state, status and
 /// preferred bit as a restore (not a transition).
 pub(super) fn restore_group(dev: &Device, g: &AluaTpg) -> Result<(), String> {
-    for a in GROUP_SETTINGS {
+    for a in group_settings() {
         dev.set_alua_group_attribute(&g.name, a, &g.get(a).unwrap_or_default())?;
     }
     dev.restore_alua_group_state(
@@ -70,7 +67,7 @@ pub(super) fn sync_device_alua(
             continue;
         };
         // A live group: change what changed; the state last, as an implicit transition.
-        let mut order: Vec<&str> = GROUP_SETTINGS.to_vec();
+        let mut order: Vec<&str> = group_settings().collect();
         order.extend(["preferred", "alua_access_state"]);
         if before.alua_access_state == g.alua_access_state {
             order.push("alua_access_status");
