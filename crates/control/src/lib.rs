@@ -1,4 +1,4 @@
-//! The control plane: the daemon-owned object tree (LIO configfs layout, research lio.md §5),
+//! The control plane: the daemon-owned object tree (LIO configfs layout),
 //! its persistence as `config.json`, and the control socket.
 //!
 //! Layers, from pure to effectful; each uses only those above it:
@@ -9,7 +9,7 @@
 //!   ALUA vocabulary `ironlun_scsi::alua`), the whole tree (`model/config.rs`).
 //! * [`alua`] — the `ironlun alua show` report.
 //! * [`persist`] — atomic, durable `config.json`.
-//! * [`pr`] — persistent reservations (SPC-4 §5.14): the APTPL file
+//! * [`pr`] — persistent reservations (SPC-4 §5.13): the APTPL file
 //!   (`<state-dir>/pr/aptpl_<serial>`), the `pr/` view and the `pr show` report.
 //! * [`tree`] — paths: one grammar (`tree/path.rs`, [`tree::ObjPath`]) for `ls`/`get` and the
 //!   mutations `set`/`create`/`delete`/`link` (one file each), each mutation returning a new

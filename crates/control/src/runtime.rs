@@ -13,7 +13,7 @@
 //! before [`Fabric::apply`] binds a portal. A file that cannot be read or restored fails the
 //! build (at start: the daemon does not start).
 //!
-//! ALUA (SPC-4 §5.11; lio.md §3.6-3.8): each device's target port groups, their attributes
+//! ALUA (SPC-4 §5.11): each device's target port groups, their attributes
 //! and its LU group are made to match the config, and each TPG LUN's group and offline flag.
 //! A group or LUN that is new to the engine gets its saved state, status, preferred bit and
 //! offline flag restored without a transition (no unit attention, no delay); a change of a

@@ -1,6 +1,6 @@
 //! The object tree as paths: `ls`, `get`, `set`, `create`, `delete`, `link`.
 //!
-//! Layout mirrors LIO's configfs (`/sys/kernel/config/target`, see research lio.md §5.1):
+//! Layout mirrors LIO's configfs (`/sys/kernel/config/target`):
 //! `core/<kind>_<n>/<dev>/…`, `core/alua/lu_gps/default_lu_gp`, `iscsi/discovery_auth/…`,
 //! `iscsi/<target>/tpgt_<n>/{enable,rtpi,attrib,auth,param,np,lun,acls}`. A running device
 //! also shows its live persistent reservation state, read-only, under `pr/`.

@@ -1,8 +1,7 @@
-//! Asymmetric logical unit access, saved form (SPC-4 §5.11.2; LIO configfs layout, research
-//! lio.md §3.6-3.8): a device's target port groups (`core/<kind>_<n>/<dev>/alua/<group>`) and
+//! Asymmetric logical unit access, saved form (SPC-4 §5.11.2, in LIO's configfs layout): a device's target port groups (`core/<kind>_<n>/<dev>/alua/<group>`) and
 //! the LU groups (`core/alua/lu_gps/<group>`), their attribute rules and checks.
 //!
-//! The saved form follows rtslib's `alua_tpgs` (lio.md §5.4) and also keeps the default group,
+//! The saved form follows rtslib's `alua_tpgs` and also keeps the default group,
 //! the access state and status, so that states survive restarts; a restart restores them
 //! without a transition (no unit attention, no delay). States, status codes and access types
 //! are spelled with the one ALUA vocabulary, `ironlun_scsi::alua`.
@@ -20,7 +19,7 @@ pub const DEFAULT_LU_GP: &str = "default_lu_gp";
 /// Group attribute names in display order: the engine's list (LIO configfs names).
 pub use ironlun_engine::ALUA_GROUP_ATTRIBUTES as GROUP_ATTRIBUTES;
 
-/// Maxima of the delay attributes (LIO's limits, lio.md §3.1).
+/// Maxima of the delay attributes (LIO's limits).
 pub const MAX_NONOP_DELAY_MSECS: u32 = 10_000;
 pub const MAX_TRANS_DELAY_MSECS: u32 = 30_000;
 pub const MAX_IMPLICIT_TRANS_SECS: u32 = 255;

@@ -1,4 +1,4 @@
-//! ALUA on the engine (SPC-4 §5.11.2; lio.md §3.6-3.8): a device's target port groups and LU
+//! ALUA on the engine (SPC-4 §5.11.2): a device's target port groups and LU
 //! group, and each TPG LUN's group and offline flag, made to match the config; groups new to
 //! the engine are restored without a transition.
 

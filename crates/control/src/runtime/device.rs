@@ -1,6 +1,6 @@
 //! Backstores and engine devices: the backstore a storage object asks for, and a new engine
 //! device with its identity (SPC-4 §7.8 VPD pages), `attrib/` values and persistent
-//! reservation state (SPC-4 §5.14.5 APTPL) restored.
+//! reservation state (SPC-4 §5.13.5 APTPL) restored.
 
 use std::sync::Arc;
 

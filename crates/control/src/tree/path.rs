@@ -1,4 +1,4 @@
-//! The one grammar of object-tree paths (LIO's configfs layout, research lio.md §5.1): a path
+//! The one grammar of object-tree paths (LIO's configfs layout): a path
 //! is read segment by segment into an [`ObjPath`], a typed name of the node it addresses, which
 //! every verb (`ls`, `get`, `set`, `create`, `delete`, `link`) then matches on.
 //!

@@ -1,6 +1,6 @@
 //! The tree as values, for `ls` and `get`: every node under `core/` and `iscsi/` rendered from
 //! a [`Config`] and the live values of an [`Inspect`] (device attributes, `info`, persistent
-//! reservations, ALUA states), in LIO's configfs names and order (research lio.md §5.1).
+//! reservations, ALUA states), in LIO's configfs names and order.
 
 use std::collections::BTreeMap;
 
