@@ -8,6 +8,7 @@ use super::path::{segments, ObjPath, TpgId};
 use crate::model::alua::{self, AluaTpg, LuGp};
 use crate::model::*;
 
+/// Create the object at `path` with `args` (`key=value` each) in `cfg`. Ok: the reply line.
 pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<String, String> {
     let args = &parse_args(args)?;
     let loc = ObjPath::parse(path)?;

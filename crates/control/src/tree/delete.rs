@@ -30,6 +30,7 @@ fn with_cascade(at: &str, gone: Vec<String>) -> String {
     }
 }
 
+/// Delete the object at `path` from `cfg` and what cascades with it. Ok: the reply line.
 pub(super) fn delete(cfg: &mut Config, path: &str) -> Result<String, String> {
     let loc = ObjPath::parse(path)?;
     let at = segments(path).join("/");

@@ -9,6 +9,7 @@ use crate::model::alua::{DEFAULT_LU_GP, DEFAULT_TG_PT_GP};
 use crate::model::*;
 use crate::pr;
 
+/// Set the leaf at `path` to `value` in `cfg`. Ok: the reply line; Err: one line.
 pub(super) fn set(
     cfg: &mut Config,
     insp: &dyn Inspect,
@@ -34,8 +35,7 @@ pub(super) fn set(
                 return Err(format!("{at}: value must be a number or printable text"));
             }
             if let Some(so) = cfg.device_mut(&key) {
-                so.attributes
-                    .insert(name.to_string(), AttrValue::from_text(value));
+                so.attributes.insert(name, AttrValue::from_text(value));
             }
         }
         ObjPath::DeviceWwn(key, name) => {
