@@ -45,7 +45,7 @@ pub fn save(path: &Path, cfg: &Config) -> Result<(), String> {
 /// Write `data` to `path` atomically and durably, mode 0600: a temp file in the same
 /// directory, written and fsynced, renamed over `path`, then the directory fsynced. After a
 /// crash `path` holds the old or the new content, never a mix. Shared by `config.json` and
-/// the APTPL files ([`crate::pr`]).
+/// the persistent reservation APTPL files.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = parent_dir(path);
     let name = path
@@ -95,31 +95,55 @@ fn parent_dir(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::tests::Fake;
-    use crate::tree::{mutate, Op};
+    use crate::model::{
+        generate_serial, Kind, Lun, ParamSchema, Portal, StorageObject, Target, Tpg,
+    };
     use std::os::unix::fs::PermissionsExt;
 
-    fn sample() -> Config {
-        let mut c = Config::default();
-        for (path, args) in [
-            ("core/rd_mcp_0/ramdisk0", vec!["size=1G"]),
-            ("iscsi/iqn.2026-11.org.ironlun:default/tpgt_1", vec![]),
-            (
-                "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1/np/127.0.0.1:3260",
-                vec![],
-            ),
-            (
-                "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1/lun/lun_0",
-                vec!["dev=core/rd_mcp_0/ramdisk0"],
-            ),
-        ] {
-            let op = Op::Create {
-                path: path.into(),
-                args: args.into_iter().map(String::from).collect(),
-            };
-            c = mutate(&c, &Fake, &op).expect("build").0;
+    /// A fabric without `param/` keys: enough for a tree that sets none.
+    struct Fake;
+
+    impl ParamSchema for Fake {
+        fn param_defaults(&self) -> Vec<(String, String)> {
+            Vec::new()
         }
-        c
+        fn validate_param(&self, key: &str, _value: &str) -> Result<(), String> {
+            Err(format!("{key}: unknown parameter"))
+        }
+    }
+
+    /// A ramdisk exported as LUN 0 of a TPG with one portal (what `create` makes of it).
+    fn sample() -> Config {
+        let mut tpg = Tpg::new(1, 1);
+        tpg.portals.push(Portal {
+            ip_address: [127, 0, 0, 1].into(),
+            port: 3260,
+        });
+        tpg.luns.push(Lun::new(0, "core/rd_mcp_0/ramdisk0".into()));
+        Config {
+            storage_objects: vec![StorageObject {
+                plugin: Kind::RdMcp,
+                hba: 0,
+                name: "ramdisk0".into(),
+                wwn: generate_serial(),
+                vendor_id: "IRONLUN".into(),
+                product_id: Kind::RdMcp.default_product_id().into(),
+                revision: "1.0".into(),
+                dev: None,
+                size: Some(1 << 30),
+                write_back: false,
+                readonly: false,
+                attributes: Default::default(),
+                alua_tpgs: Vec::new(),
+                alua_lu_gp: None,
+            }],
+            targets: vec![Target {
+                wwn: "iqn.2026-11.org.ironlun:default".into(),
+                fabric: "iscsi".into(),
+                tpgs: vec![tpg],
+            }],
+            ..Config::default()
+        }
     }
 
     #[test]

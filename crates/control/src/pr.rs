@@ -2,8 +2,8 @@
 //! Through Power Loss", §5.13.5): the per-device APTPL file, the read-only `pr/` view of the
 //! object tree and the `ironlun pr show` / `pr clear` texts.
 //!
-//! The file is `<state-dir>/pr/aptpl_<unit serial>` (research lio.md §2.8 names it the same
-//! way), JSON with a format version:
+//! The file is `<state-dir>/pr/aptpl_<unit serial>` (LIO names it the same way), JSON with a
+//! format version:
 //!
 //! ```text
 //! {"format":"ironlun-aptpl","version":1,"unit_serial":"…","state":{<PrState>}}
@@ -288,7 +288,7 @@ fn lun_on(exports: &[(String, u16, u64)], target: &str, tpgt: u16) -> Option<u64
         .map(|(_, _, l)| *l)
 }
 
-/// The leaves of `core/<kind>_<n>/<dev>/pr/`, in LIO's formats (research lio.md §5.3) without
+/// The leaves of `core/<kind>_<n>/<dev>/pr/`, in LIO's formats without
 /// the trailing newline. `exports`: (target, tpgt, lun) of every TPG LUN exporting the device.
 pub fn tree_leaves(v: &PrView, exports: &[(String, u16, u64)]) -> Vec<(&'static str, String)> {
     let s = &v.state;

@@ -13,7 +13,7 @@
 //! before [`Fabric::apply`] binds a portal. A file that cannot be read or restored fails the
 //! build (at start: the daemon does not start).
 //!
-//! ALUA (SPC-4 §5.11; lio.md §3.6-3.8): each device's target port groups, their attributes
+//! ALUA (SPC-4 §5.11): each device's target port groups, their attributes
 //! and its LU group are made to match the config, and each TPG LUN's group and offline flag.
 //! A group or LUN that is new to the engine gets its saved state, status, preferred bit and
 //! offline flag restored without a transition (no unit attention, no delay); a change of a
@@ -21,22 +21,36 @@
 //! makes by itself (SET TARGET PORT GROUPS, end of a transition) through an
 //! [`AluaObserver`] that wakes the service ([`EngineRuntime::take_alua_events`]), which folds
 //! them into the config ([`Runtime::alua_refresh`]) and saves it.
+//!
+//! * `device` — backstores and engine devices (identity, attributes, restored APTPL state).
+//! * `port` — target ports (LUNs, ACLs, demo mode, enable) and the fabric's config.
+//! * `alua` — target port groups, LU groups and each LUN's group and offline flag.
+//! * Here: the [`Runtime`] trait, [`EngineRuntime`] and its all-or-nothing apply with undo.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
-use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, NopIn, TargetConfig, TpgConfig};
-use ironlun_engine::{AluaObserver, Device, DeviceConfig, LuGroup, MappedLun, PrState, TargetPort};
+use ironlun_backstore::Backstore;
+use ironlun_engine::{AluaObserver, Device, LuGroup, MappedLun, PrState, TargetPort};
+use ironlun_fabric::Fabric;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use crate::alua::{self, AluaTpg};
-use crate::model::{Chap, Config, DevKey, Kind, ParamSchema, StorageObject, Tpg};
+use ironlun_engine::scsi::alua::{status_code, AccessState};
+
+use crate::model::alua::{parse_group_state, AluaTpg};
+use crate::model::{Config, DevKey, ParamSchema, StorageObject};
 use crate::pr::{self, AptplFile, PrView};
 use crate::tree::Inspect;
+
+mod alua;
+mod device;
+mod port;
+
+use alua::{restore_group, sync_device_alua, sync_port_alua};
+use device::{attr_error, build_device, spec};
+use port::{desired_state, fabric_config, sync_port};
 
 /// The effectful side of the control plane. Implemented by [`EngineRuntime`]; tests use fakes.
 pub trait Runtime: Inspect + Send {
@@ -132,7 +146,7 @@ impl EngineRuntime {
     }
 
     /// The names of devices whose ALUA state the engine changed by itself; hand it to
-    /// [`crate::service::watch_alua`]. `None` after the first call.
+    /// the service's `watch_alua`. `None` after the first call.
     pub fn take_alua_events(&mut self) -> Option<UnboundedReceiver<String>> {
         self.alua_rx.take()
     }
@@ -140,241 +154,6 @@ impl EngineRuntime {
     /// Addresses the fabric listens on.
     pub fn listening(&self) -> Vec<std::net::SocketAddr> {
         self.fabric.listening()
-    }
-}
-
-fn spec(so: &StorageObject) -> BackstoreSpec {
-    let path = so.dev.clone().unwrap_or_default();
-    match so.plugin {
-        Kind::RdMcp => BackstoreSpec::RamDisk {
-            size: so.size.unwrap_or(0),
-        },
-        Kind::FileIo => BackstoreSpec::FileIo(FileIoOptions {
-            size: so.size,
-            write_back: so.write_back,
-            readonly: so.readonly,
-            ..FileIoOptions::new(path)
-        }),
-        Kind::IBlock => BackstoreSpec::IBlock(IBlockOptions {
-            readonly: so.readonly,
-            ..IBlockOptions::new(path)
-        }),
-    }
-}
-
-/// A new engine device on `backstore` with the identity and attributes of `so`, its APTPL
-/// store attached and its persistent reservation state restored: `carry` (the state of the
-/// live device this one replaces, same unit serial) or else the APTPL file, if there is one.
-fn build_device(
-    so: &StorageObject,
-    backstore: Arc<dyn Backstore>,
-    aptpl: &AptplFile,
-    carry: Option<PrState>,
-) -> Result<Arc<Device>, String> {
-    let key = so.key();
-    let block_size = match so.attributes.get("block_size") {
-        Some(v) => v
-            .text()
-            .parse()
-            .map_err(|_| format!("{key}/attrib/block_size: not a number"))?,
-        None => backstore.hw_block_size(),
-    };
-    let config = DeviceConfig {
-        name: so.name.clone(),
-        unit_serial: so.wwn.clone(),
-        vendor_id: so.vendor_id.clone(),
-        product_id: so.product_id.clone(),
-        revision: so.revision.clone(),
-        block_size,
-    };
-    let device = Device::new(config, backstore).map_err(|e| format!("{key}: {e}"))?;
-    // Restore before the store is attached (nothing to write back) and before attributes
-    // such as force_pr_aptpl are set (which may persist the current state).
-    const FIX: &str =
-        "fix or remove the file (removing it drops the saved registrations and reservation)";
-    let carried = carry.is_some();
-    let state = match carry {
-        Some(s) => Some(s),
-        None => aptpl
-            .load()
-            .map_err(|e| format!("{key}: persistent reservations: {e}; {FIX}"))?,
-    };
-    if let Some(state) = state.filter(|s| *s != PrState::default()) {
-        let summary = pr::summary(&state);
-        if carried {
-            device.restore_pr_state(state).map_err(|e| {
-                format!("{key}: persistent reservations of the replaced device: {e}")
-            })?;
-        } else {
-            let file = aptpl.path().display();
-            device
-                .restore_pr_state(state)
-                .map_err(|e| format!("{key}: persistent reservations: {file}: {e}; {FIX}"))?;
-            tracing::info!("{key}: restored persistent reservations from {file}: {summary}");
-        }
-    }
-    device.set_aptpl_store(Some(Arc::new(aptpl.clone())));
-    for (name, value) in &so.attributes {
-        if name != "block_size" {
-            device
-                .set_attribute(name, &value.text())
-                .map_err(|e| attr_error(&key, name, &e))?;
-        }
-    }
-    Ok(device)
-}
-
-/// `core/…/attrib/<name>: <engine reason>`, without the engine's own `<name>: ` prefix.
-fn attr_error(key: &DevKey, name: &str, e: &str) -> String {
-    let reason = e
-        .strip_prefix(name)
-        .and_then(|r| r.strip_prefix(": "))
-        .unwrap_or(e);
-    format!("{key}/attrib/{name}: {reason}")
-}
-
-/// The engine-side state a TPG asks for.
-fn desired_state(tpg: &Tpg, devices: &BTreeMap<DevKey, DevEntry>) -> Result<PortState, String> {
-    let mut luns = BTreeMap::new();
-    for l in &tpg.luns {
-        let key = DevKey::parse(&l.storage_object)?;
-        let dev = devices
-            .get(&key)
-            .ok_or_else(|| format!("{key}: no such device"))?;
-        luns.insert(l.index, dev.device.clone());
-    }
-    let prod_wp = tpg.attributes.prod_mode_write_protect == 1;
-    let acls = tpg
-        .node_acls
-        .iter()
-        .map(|a| {
-            let mapped = a
-                .mapped_luns
-                .iter()
-                .map(|m| MappedLun {
-                    mapped_lun: m.index,
-                    tpg_lun: m.tpg_lun,
-                    write_protect: m.write_protect || prod_wp,
-                })
-                .collect();
-            (a.node_wwn.clone(), mapped)
-        })
-        .collect();
-    Ok(PortState {
-        luns,
-        acls,
-        demo: (
-            tpg.attributes.generate_node_acls == 1,
-            tpg.attributes.demo_mode_write_protect == 1,
-        ),
-        enabled: tpg.enable,
-    })
-}
-
-/// Bring `port` from `cur` to `want`, updating `cur` after each engine call that succeeded
-/// (so that a failure can be undone from the true state).
-fn sync_port(port: &TargetPort, cur: &mut PortState, want: &PortState) -> Result<(), String> {
-    // Disable first and enable last, so nobody logs in to a half-built port.
-    if cur.enabled && !want.enabled {
-        port.set_enabled(false);
-        cur.enabled = false;
-    }
-    let gone_acls: Vec<String> = cur
-        .acls
-        .keys()
-        .filter(|k| !want.acls.contains_key(*k))
-        .cloned()
-        .collect();
-    for name in gone_acls {
-        port.remove_acl(&name);
-        cur.acls.remove(&name);
-    }
-    let stale: Vec<u64> = cur
-        .luns
-        .iter()
-        .filter(|(l, d)| want.luns.get(l).is_none_or(|w| !Arc::ptr_eq(w, d)))
-        .map(|(l, _)| *l)
-        .collect();
-    for l in stale {
-        port.remove_lun(l)
-            .map_err(|e| format!("removing LUN {l}: {e}"))?;
-        cur.luns.remove(&l);
-    }
-    for (l, d) in &want.luns {
-        if !cur.luns.contains_key(l) {
-            port.add_lun(*l, d.clone())
-                .map_err(|e| format!("adding LUN {l}: {e}"))?;
-            cur.luns.insert(*l, d.clone());
-        }
-    }
-    for (name, mapped) in &want.acls {
-        if cur.acls.get(name) != Some(mapped) {
-            port.set_acl(name, mapped.clone());
-            cur.acls.insert(name.clone(), mapped.clone());
-        }
-    }
-    if cur.demo != want.demo {
-        port.set_demo_mode(want.demo.0, want.demo.1);
-        cur.demo = want.demo;
-    }
-    if !cur.enabled && want.enabled {
-        port.set_enabled(true);
-        cur.enabled = true;
-    }
-    Ok(())
-}
-
-fn auth(chap: &Chap) -> AuthConfig {
-    AuthConfig {
-        userid: chap.chap_userid.clone(),
-        password: chap.chap_password.clone(),
-        mutual_userid: chap.chap_mutual_userid.clone(),
-        mutual_password: chap.chap_mutual_password.clone(),
-    }
-}
-
-fn fabric_config(cfg: &Config, ports: &BTreeMap<(String, u16), PortEntry>) -> FabricConfig {
-    let targets = cfg
-        .targets
-        .iter()
-        .map(|t| TargetConfig {
-            name: t.wwn.clone(),
-            tpgs: t
-                .tpgs
-                .iter()
-                .filter_map(|g| {
-                    let port = ports.get(&(t.wwn.clone(), g.tag))?.port.clone();
-                    Some(TpgConfig {
-                        tpgt: g.tag,
-                        enabled: g.enable,
-                        portals: g.portals.iter().map(|p| p.addr()).collect(),
-                        port,
-                        authentication: g.attributes.authentication == 1,
-                        auth: auth(&g.chap),
-                        acl_auth: g
-                            .node_acls
-                            .iter()
-                            .map(|a| (a.node_wwn.clone(), auth(&a.chap)))
-                            .collect(),
-                        params: g.parameters.clone(),
-                        nopin: Some(match g.attributes.nopin_timeout {
-                            0 => NopIn::Off,
-                            t => NopIn::Every {
-                                interval: Duration::from_secs(u64::from(t)),
-                                response: Duration::from_secs(u64::from(
-                                    g.attributes.nopin_response_timeout,
-                                )),
-                            },
-                        }),
-                    })
-                })
-                .collect(),
-        })
-        .collect();
-    let da = &cfg.discovery_auth;
-    FabricConfig {
-        targets,
-        discovery_auth: da.enforce_discovery_auth.then(|| auth(&da.chap)),
     }
 }
 
@@ -737,11 +516,13 @@ impl Runtime for EngineRuntime {
             };
             for g in so.alua_groups() {
                 let live = |a: &str| e.device.alua_group_attribute(&g.name, a);
-                let state = live("alua_access_state").and_then(|v| alua::parse_state(&v));
-                let status = live("alua_access_status").and_then(|v| alua::parse_status(&v));
+                let state = live("alua_access_state").and_then(|v| parse_group_state(&v));
+                let status = live("alua_access_status").and_then(|v| status_code::parse(&v));
                 let preferred = live("preferred").and_then(|v| v.parse::<u8>().ok());
                 let mut want = g.clone();
-                if let Some(st) = state.filter(|st| !alua::is_transitioning(*st)) {
+                if let Some(st) =
+                    state.filter(|st| AccessState::from_code(*st) != AccessState::Transitioning)
+                {
                     want.alua_access_state = st;
                 }
                 if let Some(st) = status {
@@ -785,159 +566,4 @@ impl Runtime for EngineRuntime {
             }
         }
     }
-}
-
-/// Settable group attributes other than state, status and preferred, in the order they are
-/// given to the engine (the supported states before anything that depends on them).
-const GROUP_SETTINGS: &[&str] = &[
-    "alua_access_type",
-    "alua_support_transitioning",
-    "alua_support_offline",
-    "alua_support_lba_dependent",
-    "alua_support_unavailable",
-    "alua_support_standby",
-    "alua_support_active_optimized",
-    "alua_support_active_nonoptimized",
-    "nonop_delay_msecs",
-    "trans_delay_msecs",
-    "implicit_trans_secs",
-];
-
-/// Give a group that is new to the engine its saved attributes, then its state, status and
-/// preferred bit as a restore (not a transition).
-fn restore_group(dev: &Device, g: &AluaTpg) -> Result<(), String> {
-    for a in GROUP_SETTINGS {
-        dev.set_alua_group_attribute(&g.name, a, &g.get(a).unwrap_or_default())?;
-    }
-    dev.restore_alua_group_state(
-        &g.name,
-        g.alua_access_state,
-        g.alua_access_status,
-        g.preferred == 1,
-    )
-}
-
-/// Make `dev`'s groups and LU group match `so`. `old`: what `dev` was last given (`None`: the
-/// device is new to the engine). Returns the groups to delete once no LUN is in them.
-fn sync_device_alua(
-    dev: &Arc<Device>,
-    key: &DevKey,
-    old: Option<&StorageObject>,
-    so: &StorageObject,
-    lu_gps: &BTreeMap<String, Arc<LuGroup>>,
-    undo: &mut Vec<Undo>,
-) -> Result<Vec<AluaTpg>, String> {
-    let live = dev.alua_groups();
-    let old_groups = old.map(StorageObject::alua_groups).unwrap_or_default();
-    for g in so.alua_groups() {
-        let at = format!("{key}/alua/{}", g.name);
-        let err = |e: String| format!("{at}: {e}");
-        if !live.contains(&g.name) {
-            dev.create_alua_group(&g.name, g.tg_pt_gp_id).map_err(err)?;
-            let (d, name) = (dev.clone(), g.name.clone());
-            undo.push(Box::new(move || {
-                if let Err(e) = d.delete_alua_group(&name) {
-                    tracing::error!("rollback of ALUA group {name}: {e}");
-                }
-            }));
-        }
-        let Some(before) = old_groups.iter().find(|x| x.name == g.name) else {
-            // New to the engine (new device or new group): a restore, no transition.
-            restore_group(dev, &g).map_err(err)?;
-            continue;
-        };
-        // A live group: change what changed; the state last, as an implicit transition.
-        let mut order: Vec<&str> = GROUP_SETTINGS.to_vec();
-        order.extend(["preferred", "alua_access_state"]);
-        if before.alua_access_state == g.alua_access_state {
-            order.push("alua_access_status");
-        }
-        for a in order {
-            let (was, want) = (
-                before.get(a).unwrap_or_default(),
-                g.get(a).unwrap_or_default(),
-            );
-            if was == want {
-                continue;
-            }
-            dev.set_alua_group_attribute(&g.name, a, &want)
-                .map_err(err)?;
-            let (d, name) = (dev.clone(), g.name.clone());
-            undo.push(Box::new(move || {
-                if let Err(e) = d.set_alua_group_attribute(&name, a, &was) {
-                    tracing::error!("rollback of ALUA group {name} {a}: {e}");
-                }
-            }));
-        }
-    }
-    let want_lu = so.alua_lu_gp.as_ref().and_then(|n| lu_gps.get(n)).cloned();
-    let cur_lu = dev.lu_group();
-    let same = match (&cur_lu, &want_lu) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    };
-    if !same {
-        dev.set_lu_group(want_lu);
-        let d = dev.clone();
-        undo.push(Box::new(move || d.set_lu_group(cur_lu)));
-    }
-    let wanted = so.alua_groups();
-    Ok(old_groups
-        .into_iter()
-        .filter(|g| live.contains(&g.name) && !wanted.iter().any(|w| w.name == g.name))
-        .collect())
-}
-
-/// Make each TPG LUN's group and offline flag match the config. A LUN new to the port gets
-/// its saved offline flag and status restored; a live LUN's offline change is a secondary
-/// state change by the administrator.
-fn sync_port_alua(
-    port: &Arc<TargetPort>,
-    tpg: &Tpg,
-    before: &PortState,
-    want: &PortState,
-    undo: &mut Vec<Undo>,
-) -> Result<(), String> {
-    for l in &tpg.luns {
-        let at = format!("lun/lun_{}", l.index);
-        let cur = port.lun_alua_group(l.index);
-        if cur.as_deref() != Some(l.tg_pt_gp()) {
-            port.set_lun_alua_group(l.index, l.tg_pt_gp())
-                .map_err(|e| format!("{at}/alua_tg_pt_gp: {e}"))?;
-            if let Some(cur) = cur {
-                let (p, idx) = (port.clone(), l.index);
-                undo.push(Box::new(move || {
-                    if let Err(e) = p.set_lun_alua_group(idx, &cur) {
-                        tracing::error!("rollback of LUN {idx} ALUA group: {e}");
-                    }
-                }));
-            }
-        }
-        let off = port.lun_alua_offline(l.index).unwrap_or(false);
-        let status = port.lun_alua_offline_status(l.index).unwrap_or(0);
-        let fresh = match (before.luns.get(&l.index), want.luns.get(&l.index)) {
-            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            _ => true,
-        };
-        if fresh {
-            if off != l.alua_tg_pt_offline || status != l.alua_tg_pt_status {
-                port.restore_lun_alua_offline(l.index, l.alua_tg_pt_offline, l.alua_tg_pt_status)
-                    .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
-            }
-        } else if off != l.alua_tg_pt_offline {
-            port.set_lun_alua_offline(l.index, l.alua_tg_pt_offline)
-                .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
-            let (p, idx) = (port.clone(), l.index);
-            undo.push(Box::new(move || {
-                let back = p
-                    .set_lun_alua_offline(idx, off)
-                    .and_then(|()| p.restore_lun_alua_offline(idx, off, status));
-                if let Err(e) = back {
-                    tracing::error!("rollback of LUN {idx} offline flag: {e}");
-                }
-            }));
-        }
-    }
-    Ok(())
 }

@@ -24,7 +24,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
+use ironlun_engine::scsi::alua::status_code;
+
 use crate::alua;
+use crate::model::alua::parse_group_state;
 use crate::model::{Config, DevKey};
 use crate::persist;
 use crate::pr;
@@ -293,8 +296,8 @@ impl<R: Runtime> Control<R> {
             let state = self.rt.alua_group_attribute(&key, g, "alua_access_state");
             let status = self.rt.alua_group_attribute(&key, g, "alua_access_status");
             Some(alua::LiveState {
-                state: alua::parse_state(&state?)?,
-                status: alua::parse_status(&status?)?,
+                state: parse_group_state(&state?)?,
+                status: status_code::parse(&status?)?,
             })
         };
         Response::ok(alua::report(&key, &self.cfg, so, &live))

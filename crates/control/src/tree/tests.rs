@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::*;
 
 /// A fabric/engine stand-in: two params, and device attributes for every device.
 pub(crate) struct Fake;
@@ -1242,4 +1243,40 @@ fn nopin_attributes_take_seconds_and_zero_turns_pings_off() {
     assert!(!json.contains("nopin"), "{json}");
     let json = serde_json::to_string(&c).expect("json");
     assert!(json.contains("\"nopin_timeout\":0"), "{json}");
+}
+
+/// `ls`/`get` read the rendered tree with the one path grammar: every path the tree shows
+/// (devices with live `pr/`, ALUA groups, LU groups, TPGs, portals, LUNs, ACLs) parses.
+#[test]
+fn every_rendered_path_parses_with_the_one_grammar() {
+    fn walk(node: &Node, at: &str, out: &mut Vec<String>) {
+        for c in node.children() {
+            let p = if at.is_empty() {
+                c.name().to_string()
+            } else {
+                format!("{at}/{}", c.name())
+            };
+            out.push(p.clone());
+            walk(c, &p, out);
+        }
+    }
+    let c = alua_example();
+    let mut paths = Vec::new();
+    walk(&render(&c, &WithPr), "", &mut paths);
+    assert!(paths.len() > 100, "{}", paths.len());
+    for p in &paths {
+        ObjPath::parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    }
+    assert_eq!(
+        ObjPath::parse(&format!("/iscsi/{T}/tpgt_1/acls/{I}/lun_0/write_protect/")),
+        Ok(ObjPath::MappedLunAttr(
+            path::TpgId {
+                target: T.into(),
+                tag: 1
+            },
+            I.into(),
+            0,
+            "write_protect".into()
+        ))
+    );
 }

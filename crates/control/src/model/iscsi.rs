@@ -1,0 +1,370 @@
+//! iSCSI targets (`iscsi/<iqn>/tpgt_<n>/…`, RFC 7143 §4.2.7 names, §3.4.1 portal groups): TPGs
+//! with their `attrib/`, CHAP credentials (`auth/`, RFC 7143 §12.1.3), portals, LUNs (SAM-5
+//! §4.6 numbers), node ACLs with mapped LUNs, and `iscsi/discovery_auth/`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::alua::DEFAULT_TG_PT_GP;
+
+/// Highest LUN number accepted (TPG LUNs and mapped LUNs): SAM-5 flat space addressing, the
+/// largest LUN the engine can address without extended addressing.
+pub const MAX_LUN: u64 = 16383;
+
+/// TPG `attrib/` values that are wired through (0/1 each).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpgAttributes {
+    /// 1: CHAP required at login; 0: AuthMethod=None accepted.
+    #[serde(default)]
+    pub authentication: u8,
+    /// 1: demo mode — any initiator may log in and sees every TPG LUN.
+    #[serde(default)]
+    pub generate_node_acls: u8,
+    /// Demo-mode LUNs are write protected (LIO default 1).
+    #[serde(default = "one")]
+    pub demo_mode_write_protect: u8,
+    /// Every LUN mapped through an explicit ACL is write protected.
+    #[serde(default)]
+    pub prod_mode_write_protect: u8,
+    /// Seconds of silence before a NOP-In ping (0: no pings), LIO's `nopin_timeout`
+    /// (a node-ACL attribute there; here it applies to every session of the TPG).
+    #[serde(
+        default = "default_nopin_timeout",
+        skip_serializing_if = "is_default_nopin_timeout"
+    )]
+    pub nopin_timeout: u8,
+    /// Seconds to wait for the NOP-Out answering a ping before dropping the connection.
+    #[serde(
+        default = "default_nopin_response_timeout",
+        skip_serializing_if = "is_default_nopin_response_timeout"
+    )]
+    pub nopin_response_timeout: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// Default `nopin_timeout` / `nopin_response_timeout`, seconds.
+pub const NOPIN_TIMEOUT: u8 = 15;
+pub const NOPIN_RESPONSE_TIMEOUT: u8 = 15;
+/// Largest value of either (LIO's NA_NOPIN_TIMEOUT_MAX / NA_NOPIN_RESPONSE_TIMEOUT_MAX).
+pub const NOPIN_MAX: u8 = 60;
+/// Smallest nonzero value of either (LIO's *_MIN).
+pub const NOPIN_MIN: u8 = 3;
+
+fn default_nopin_timeout() -> u8 {
+    NOPIN_TIMEOUT
+}
+fn default_nopin_response_timeout() -> u8 {
+    NOPIN_RESPONSE_TIMEOUT
+}
+fn is_default_nopin_timeout(v: &u8) -> bool {
+    *v == NOPIN_TIMEOUT
+}
+fn is_default_nopin_response_timeout(v: &u8) -> bool {
+    *v == NOPIN_RESPONSE_TIMEOUT
+}
+
+/// Check one TPG attribute value: the two keep-alive times are seconds, the rest 0/1.
+pub fn check_tpg_attribute(name: &str, v: u8) -> Result<(), String> {
+    match name {
+        "nopin_timeout" if v == 0 || (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
+        "nopin_timeout" => Err(format!(
+            "must be 0 (no NOP-In pings) or {NOPIN_MIN}-{NOPIN_MAX} seconds"
+        )),
+        "nopin_response_timeout" if (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
+        "nopin_response_timeout" => Err(format!("must be {NOPIN_MIN}-{NOPIN_MAX} seconds")),
+        _ if v <= 1 => Ok(()),
+        _ => Err("must be 0 or 1".to_string()),
+    }
+}
+
+impl Default for TpgAttributes {
+    fn default() -> Self {
+        // Like targetcli, new TPGs have authentication off (LIO's kernel default is 1).
+        TpgAttributes {
+            authentication: 0,
+            generate_node_acls: 0,
+            demo_mode_write_protect: 1,
+            prod_mode_write_protect: 0,
+            nopin_timeout: NOPIN_TIMEOUT,
+            nopin_response_timeout: NOPIN_RESPONSE_TIMEOUT,
+        }
+    }
+}
+
+/// The names under a TPG's `attrib/`, in display order.
+pub const TPG_ATTRIBUTES: &[&str] = &[
+    "authentication",
+    "demo_mode_write_protect",
+    "generate_node_acls",
+    "nopin_response_timeout",
+    "nopin_timeout",
+    "prod_mode_write_protect",
+];
+
+impl TpgAttributes {
+    pub fn get(&self, name: &str) -> Option<u8> {
+        Some(match name {
+            "authentication" => self.authentication,
+            "generate_node_acls" => self.generate_node_acls,
+            "demo_mode_write_protect" => self.demo_mode_write_protect,
+            "prod_mode_write_protect" => self.prod_mode_write_protect,
+            "nopin_timeout" => self.nopin_timeout,
+            "nopin_response_timeout" => self.nopin_response_timeout,
+            _ => return None,
+        })
+    }
+    pub fn slot(&mut self, name: &str) -> Option<&mut u8> {
+        Some(match name {
+            "authentication" => &mut self.authentication,
+            "generate_node_acls" => &mut self.generate_node_acls,
+            "demo_mode_write_protect" => &mut self.demo_mode_write_protect,
+            "prod_mode_write_protect" => &mut self.prod_mode_write_protect,
+            "nopin_timeout" => &mut self.nopin_timeout,
+            "nopin_response_timeout" => &mut self.nopin_response_timeout,
+            _ => return None,
+        })
+    }
+}
+
+/// CHAP credentials (`auth/`), rtslib `chap_*` keys. Empty = not set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chap {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chap_userid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chap_password: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chap_mutual_userid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chap_mutual_password: String,
+}
+
+/// The names under `auth/` (LIO configfs names).
+pub const AUTH_NAMES: &[&str] = &["userid", "password", "userid_mutual", "password_mutual"];
+
+impl Chap {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "userid" => &self.chap_userid,
+            "password" => &self.chap_password,
+            "userid_mutual" => &self.chap_mutual_userid,
+            "password_mutual" => &self.chap_mutual_password,
+            _ => return None,
+        })
+    }
+    pub fn slot(&mut self, name: &str) -> Option<&mut String> {
+        Some(match name {
+            "userid" => &mut self.chap_userid,
+            "password" => &mut self.chap_password,
+            "userid_mutual" => &mut self.chap_mutual_userid,
+            "password_mutual" => &mut self.chap_mutual_password,
+            _ => return None,
+        })
+    }
+    pub fn is_empty(&self) -> bool {
+        *self == Chap::default()
+    }
+    /// Whole-set checks: values are printable without spaces; mutual secrets differ from
+    /// the initiator secret (RFC 7143 §12.1.3: a CHAP secret is not used in both directions).
+    pub fn validate(&self, at: &str) -> Result<(), String> {
+        for name in AUTH_NAMES {
+            let v = self.get(name).unwrap_or_default();
+            validate_chap_value(&format!("{at}/{name}"), v)?;
+        }
+        if !self.chap_password.is_empty() && self.chap_password == self.chap_mutual_password {
+            return Err(format!(
+                "{at}/password_mutual must differ from {at}/password (RFC 7143 §12.1.3: one secret per direction)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A CHAP name or secret: ≤255 printable ASCII characters without spaces (LIO's limit).
+pub fn validate_chap_value(field: &str, v: &str) -> Result<(), String> {
+    if v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{field}: use at most 255 printable ASCII characters without spaces"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Portal {
+    pub ip_address: IpAddr,
+    pub port: u16,
+}
+
+impl Portal {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip_address, self.port)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lun {
+    pub index: u64,
+    /// Tree path of the device, `core/<kind>_<n>/<name>`.
+    pub storage_object: String,
+    /// `alua_tg_pt_gp`: the device's target port group this LUN's port is in (rtslib's key;
+    /// none: `default_tg_pt_gp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alua_tg_pt_gp_name: Option<String>,
+    /// `alua_tg_pt_offline`: secondary state Offline.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alua_tg_pt_offline: bool,
+    /// `alua_tg_pt_status`: how the offline flag last changed (0 none, 1 SET TARGET PORT
+    /// GROUPS, 2 administrator).
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub alua_tg_pt_status: u8,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+impl Lun {
+    /// A LUN in `default_tg_pt_gp`, online.
+    pub fn new(index: u64, storage_object: String) -> Lun {
+        Lun {
+            index,
+            storage_object,
+            alua_tg_pt_gp_name: None,
+            alua_tg_pt_offline: false,
+            alua_tg_pt_status: 0,
+        }
+    }
+    /// The target port group this LUN is in.
+    pub fn tg_pt_gp(&self) -> &str {
+        self.alua_tg_pt_gp_name
+            .as_deref()
+            .unwrap_or(DEFAULT_TG_PT_GP)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappedLunCfg {
+    pub index: u64,
+    pub tpg_lun: u64,
+    #[serde(default)]
+    pub write_protect: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAcl {
+    pub node_wwn: String,
+    #[serde(flatten)]
+    pub chap: Chap,
+    #[serde(default)]
+    pub mapped_luns: Vec<MappedLunCfg>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tpg {
+    pub tag: u16,
+    #[serde(default)]
+    pub enable: bool,
+    /// Relative target port identifier; 0 in a loaded file = allocate one.
+    #[serde(default)]
+    pub rtpi: u16,
+    #[serde(default)]
+    pub attributes: TpgAttributes,
+    /// `param/<Key>` values that differ from the fabric defaults.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub chap: Chap,
+    #[serde(default)]
+    pub portals: Vec<Portal>,
+    #[serde(default)]
+    pub luns: Vec<Lun>,
+    #[serde(default)]
+    pub node_acls: Vec<NodeAcl>,
+}
+
+impl Tpg {
+    pub fn new(tag: u16, rtpi: u16) -> Tpg {
+        Tpg {
+            tag,
+            enable: false,
+            rtpi,
+            attributes: TpgAttributes::default(),
+            parameters: BTreeMap::new(),
+            chap: Chap::default(),
+            portals: Vec::new(),
+            luns: Vec::new(),
+            node_acls: Vec::new(),
+        }
+    }
+    pub fn lun(&self, index: u64) -> Option<&Lun> {
+        self.luns.iter().find(|l| l.index == index)
+    }
+    pub fn acl(&self, name: &str) -> Option<&NodeAcl> {
+        self.node_acls.iter().find(|a| a.node_wwn == name)
+    }
+    pub fn acl_mut(&mut self, name: &str) -> Option<&mut NodeAcl> {
+        self.node_acls.iter_mut().find(|a| a.node_wwn == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub wwn: String,
+    #[serde(default = "iscsi")]
+    pub fabric: String,
+    #[serde(default)]
+    pub tpgs: Vec<Tpg>,
+}
+
+fn iscsi() -> String {
+    "iscsi".to_string()
+}
+
+impl Target {
+    pub fn tpg(&self, tag: u16) -> Option<&Tpg> {
+        self.tpgs.iter().find(|t| t.tag == tag)
+    }
+    pub fn tpg_mut(&mut self, tag: u16) -> Option<&mut Tpg> {
+        self.tpgs.iter_mut().find(|t| t.tag == tag)
+    }
+}
+
+/// `iscsi/discovery_auth/`: CHAP for SendTargets discovery sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryAuth {
+    #[serde(default)]
+    pub enforce_discovery_auth: bool,
+    #[serde(flatten)]
+    pub chap: Chap,
+}
+
+/// Portal addresses: a concrete port (0 would not survive a restart) and a unicast address.
+pub fn validate_portal(at: &str, addr: SocketAddr) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Err(format!("{at}/np/{addr}: port must be 1-65535"));
+    }
+    if addr.ip().is_multicast() {
+        return Err(format!(
+            "{at}/np/{addr}: a multicast address cannot be a portal"
+        ));
+    }
+    Ok(())
+}

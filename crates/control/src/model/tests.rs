@@ -1,0 +1,106 @@
+use super::*;
+
+#[test]
+fn sizes_parse_with_binary_suffixes() {
+    assert_eq!(parse_size("size", "1G"), Ok(1 << 30));
+    assert_eq!(parse_size("size", "512"), Ok(512));
+    assert_eq!(parse_size("size", "64MiB"), Ok(64 << 20));
+    assert_eq!(parse_size("size", "2t"), Ok(2 << 40));
+    for bad in ["", "G", "1X", "-1", "1.5G", "99999999999P", "1 X"] {
+        let e = parse_size("size", bad).expect_err(bad);
+        assert!(e.starts_with("size:"), "{e}");
+    }
+}
+
+#[test]
+fn serials_are_uuid_shaped_and_differ() {
+    let a = generate_serial();
+    assert_eq!(a.len(), 36);
+    assert_eq!(a.as_bytes()[14], b'4');
+    assert_ne!(a, generate_serial());
+}
+
+#[test]
+fn hba_names() {
+    assert_eq!(Kind::parse_hba("fileio_3"), Ok((Kind::FileIo, 3)));
+    assert!(Kind::parse_hba("pscsi_0")
+        .expect_err("pscsi")
+        .contains("not supported by this build"));
+    assert!(Kind::parse_hba("fileio_01").is_err());
+    assert!(Kind::parse_hba("disk_0").is_err());
+}
+
+#[test]
+fn attr_values_round_trip_as_numbers_or_text() {
+    assert_eq!(AttrValue::from_text("4096"), AttrValue::Int(4096));
+    assert_eq!(AttrValue::from_text("0"), AttrValue::Int(0));
+    assert_eq!(AttrValue::from_text("007"), AttrValue::Str("007".into()));
+    assert_eq!(AttrValue::from_text("abc").text(), "abc");
+}
+
+#[test]
+fn states_parse_by_code_and_name() {
+    for (v, c) in [
+        ("ao", 0),
+        ("ANO", 1),
+        ("s", 2),
+        ("u", 3),
+        ("o", 14),
+        ("t", 15),
+        ("14", 14),
+        ("0x0f", 15),
+        ("Active/Optimized", 0),
+        ("standby", 2),
+    ] {
+        assert_eq!(alua::parse_group_state(v), Some(c), "{v}");
+    }
+    for bad in ["", "4", "16", "x", "lbd", "-1", "0x10"] {
+        assert_eq!(alua::parse_group_state(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn setting_a_state_is_checked_and_marks_the_status_implicit() {
+    let mut g = AluaTpg::new("west", 1);
+    g.set("w", "alua_access_state", "s").expect("standby");
+    assert_eq!((g.alua_access_state, g.alua_access_status), (2, 2));
+    g.alua_access_status = 1;
+    g.set("w", "alua_access_state", "2").expect("same state");
+    assert_eq!(g.alua_access_status, 1, "same state is no transition");
+    g.set("w", "alua_support_standby", "0").expect("flag");
+    g.set("w", "alua_access_state", "ao").expect("ao");
+    let e = g
+        .set("w", "alua_access_state", "s")
+        .expect_err("unsupported");
+    assert!(
+        e.contains("not a supported state") && e.starts_with("w:"),
+        "{e}"
+    );
+    g.set("w", "alua_access_type", "2").expect("explicit only");
+    let e = g
+        .set("w", "alua_access_state", "u")
+        .expect_err("no implicit");
+    assert!(e.contains("alua_access_type"), "{e}");
+    for (attr, v, needle) in [
+        ("nonop_delay_msecs", "10001", "0-10000"),
+        ("trans_delay_msecs", "30001", "0-30000"),
+        ("implicit_trans_secs", "256", "0-255"),
+        ("preferred", "2", "0 or 1"),
+        ("alua_access_type", "4", "implicit and explicit"),
+        ("alua_access_status", "3", "2 (altered"),
+        ("tg_pt_gp_id", "4", "read-only"),
+        ("members", "x", "read-only"),
+        ("bogus", "1", "unknown attribute"),
+    ] {
+        let before = g.clone();
+        let e = g.set("at", attr, v).expect_err(attr);
+        assert!(e.contains(needle), "{attr}: {e}");
+        assert_eq!(g, before);
+    }
+}
+
+#[test]
+fn supported_bits_follow_the_flags() {
+    let g = AluaTpg::new("g", 1);
+    assert_eq!(g.supported_bits(), 0xCF);
+}

@@ -1,0 +1,288 @@
+//! The tree as values, for `ls` and `get`: every node under `core/` and `iscsi/` rendered from
+//! a [`Config`] and the live values of an [`Inspect`] (device attributes, `info`, persistent
+//! reservations, ALUA states), in LIO's configfs names and order.
+
+use std::collections::BTreeMap;
+
+use ironlun_engine::scsi::alua::status_code;
+
+use super::Inspect;
+use crate::model::alua::{self, AluaTpg, GROUP_ATTRIBUTES};
+use crate::model::{Chap, Config, DevKey, Kind, StorageObject, Tpg, AUTH_NAMES, TPG_ATTRIBUTES};
+use crate::pr;
+
+/// One node of the rendered tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir {
+        name: String,
+        children: Vec<Node>,
+    },
+    Leaf {
+        name: String,
+        value: String,
+        secret: bool,
+    },
+    Link {
+        name: String,
+        target: String,
+        children: Vec<Node>,
+    },
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        match self {
+            Node::Dir { name, .. } | Node::Leaf { name, .. } | Node::Link { name, .. } => name,
+        }
+    }
+    pub fn children(&self) -> &[Node] {
+        match self {
+            Node::Dir { children, .. } | Node::Link { children, .. } => children,
+            Node::Leaf { .. } => &[],
+        }
+    }
+}
+
+fn dir(name: impl Into<String>, children: Vec<Node>) -> Node {
+    Node::Dir {
+        name: name.into(),
+        children,
+    }
+}
+fn leaf(name: impl Into<String>, value: impl Into<String>) -> Node {
+    Node::Leaf {
+        name: name.into(),
+        value: value.into(),
+        secret: false,
+    }
+}
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// The company id the engine puts in NAA designators (LIO's default OUI; not settable here).
+pub const COMPANY_ID: &str = "0x001405";
+
+/// Render the whole tree.
+pub fn render(cfg: &Config, insp: &dyn Inspect) -> Node {
+    dir("", vec![render_core(cfg, insp), render_iscsi(cfg, insp)])
+}
+
+fn render_core(cfg: &Config, insp: &dyn Inspect) -> Node {
+    let mut hbas: BTreeMap<(Kind, u32), Vec<Node>> = BTreeMap::new();
+    for so in &cfg.storage_objects {
+        hbas.entry((so.plugin, so.hba))
+            .or_default()
+            .push(render_device(cfg, so, insp));
+    }
+    let mut children: Vec<Node> = hbas
+        .into_iter()
+        .map(|((k, n), devs)| dir(format!("{}_{}", k.tree_name(), n), devs))
+        .collect();
+    let lu_gps = cfg
+        .lu_gps()
+        .into_iter()
+        .map(|g| {
+            let members: Vec<String> = cfg
+                .storage_objects
+                .iter()
+                .filter(|s| s.lu_gp() == g.name)
+                .map(|s| format!("{}_{}/{}", s.plugin.tree_name(), s.hba, s.name))
+                .collect();
+            dir(
+                g.name.clone(),
+                vec![
+                    leaf("lu_gp_id", g.lu_gp_id.to_string()),
+                    leaf("members", members.join(" ")),
+                ],
+            )
+        })
+        .collect();
+    children.push(dir("alua", vec![dir("lu_gps", lu_gps)]));
+    dir("core", children)
+}
+
+fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
+    let key = so.key();
+    let mut attrs = insp.device_attributes(&key);
+    if attrs.is_empty() {
+        // Not running (no engine behind us): show what is configured.
+        attrs = so
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text()))
+            .collect();
+    }
+    let exports = cfg.luns_of(&key).len();
+    let info = insp.device_info(&key).unwrap_or_else(|| {
+        format!(
+            "Status: {} Exports: {exports} {}",
+            "CONFIGURED",
+            so.control_text()
+        )
+    });
+    let groups = so
+        .alua_groups()
+        .into_iter()
+        .map(|g| render_alua_group(cfg, &key, &g, insp))
+        .collect();
+    let mut children = vec![
+        dir("alua", groups),
+        leaf("alua_lu_gp", so.lu_gp()),
+        leaf("control", so.control_text()),
+        leaf("enable", "1"),
+        leaf("info", info),
+        dir(
+            "attrib",
+            attrs.into_iter().map(|(k, v)| leaf(k, v)).collect(),
+        ),
+    ];
+    if let Some(view) = insp.device_pr(&key) {
+        let exports = cfg.luns_of(&key);
+        children.push(dir(
+            "pr",
+            pr::tree_leaves(&view, &exports)
+                .into_iter()
+                .map(|(k, v)| leaf(k, v))
+                .collect(),
+        ));
+    }
+    children.push(dir(
+        "wwn",
+        vec![
+            leaf("company_id", COMPANY_ID),
+            leaf("product_id", so.product_id.clone()),
+            leaf("revision", so.revision.clone()),
+            leaf("vendor_id", so.vendor_id.clone()),
+            leaf("vpd_unit_serial", so.wwn.clone()),
+        ],
+    ));
+    dir(so.name.clone(), children)
+}
+
+/// A group's attributes: saved values, with the engine's live state and status (a transition
+/// in progress shows as 15, Transitioning), all as LIO's numbers.
+fn render_alua_group(cfg: &Config, key: &DevKey, g: &AluaTpg, insp: &dyn Inspect) -> Node {
+    let leaves = GROUP_ATTRIBUTES
+        .iter()
+        .map(|a| {
+            let value = match *a {
+                "members" => cfg
+                    .alua_members(key, &g.name)
+                    .iter()
+                    .map(|m| format!("iscsi/{}/tpgt_{}/lun_{}", m.target, m.tpgt, m.lun))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                "alua_access_state" => insp
+                    .alua_group_attribute(key, &g.name, a)
+                    .and_then(|v| alua::parse_group_state(&v))
+                    .unwrap_or(g.alua_access_state)
+                    .to_string(),
+                "alua_access_status" => insp
+                    .alua_group_attribute(key, &g.name, a)
+                    .and_then(|v| status_code::parse(&v))
+                    .unwrap_or(g.alua_access_status)
+                    .to_string(),
+                _ => g.get(a).unwrap_or_default(),
+            };
+            leaf(*a, value)
+        })
+        .collect();
+    dir(g.name.clone(), leaves)
+}
+
+fn auth_nodes(chap: &Chap) -> Vec<Node> {
+    AUTH_NAMES
+        .iter()
+        .map(|n| Node::Leaf {
+            name: (*n).to_string(),
+            value: chap.get(n).unwrap_or_default().to_string(),
+            secret: n.starts_with("password"),
+        })
+        .collect()
+}
+
+fn render_iscsi(cfg: &Config, insp: &dyn Inspect) -> Node {
+    let mut da = vec![leaf(
+        "enforce_discovery_auth",
+        bool_text(cfg.discovery_auth.enforce_discovery_auth),
+    )];
+    da.extend(auth_nodes(&cfg.discovery_auth.chap));
+    let mut children = vec![dir("discovery_auth", da)];
+    let defaults = insp.param_defaults();
+    for t in &cfg.targets {
+        let tpgs = t.tpgs.iter().map(|g| render_tpg(g, &defaults)).collect();
+        children.push(dir(t.wwn.clone(), tpgs));
+    }
+    dir("iscsi", children)
+}
+
+fn render_tpg(g: &Tpg, defaults: &[(String, String)]) -> Node {
+    let attrib = TPG_ATTRIBUTES
+        .iter()
+        .map(|n| leaf(*n, g.attributes.get(n).unwrap_or(0).to_string()))
+        .collect();
+    let param = defaults
+        .iter()
+        .map(|(k, d)| {
+            leaf(
+                k.clone(),
+                g.parameters.get(k).cloned().unwrap_or_else(|| d.clone()),
+            )
+        })
+        .collect();
+    let np = g
+        .portals
+        .iter()
+        .map(|p| dir(p.addr().to_string(), vec![]))
+        .collect();
+    let luns = g
+        .luns
+        .iter()
+        .map(|l| Node::Link {
+            name: format!("lun_{}", l.index),
+            target: l.storage_object.clone(),
+            children: vec![
+                leaf("alua_tg_pt_gp", l.tg_pt_gp()),
+                leaf("alua_tg_pt_offline", bool_text(l.alua_tg_pt_offline)),
+                leaf("alua_tg_pt_status", l.alua_tg_pt_status.to_string()),
+            ],
+        })
+        .collect();
+    let acls = g
+        .node_acls
+        .iter()
+        .map(|a| {
+            let mut c = vec![dir("auth", auth_nodes(&a.chap))];
+            for m in &a.mapped_luns {
+                c.push(Node::Link {
+                    name: format!("lun_{}", m.index),
+                    target: format!("lun/lun_{}", m.tpg_lun),
+                    children: vec![
+                        leaf("tpg_lun", m.tpg_lun.to_string()),
+                        leaf("write_protect", bool_text(m.write_protect)),
+                    ],
+                });
+            }
+            dir(a.node_wwn.clone(), c)
+        })
+        .collect();
+    dir(
+        format!("tpgt_{}", g.tag),
+        vec![
+            leaf("enable", bool_text(g.enable)),
+            leaf("rtpi", g.rtpi.to_string()),
+            dir("attrib", attrib),
+            dir("auth", auth_nodes(&g.chap)),
+            dir("param", param),
+            dir("np", np),
+            dir("lun", luns),
+            dir("acls", acls),
+        ],
+    )
+}
