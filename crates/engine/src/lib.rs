@@ -27,20 +27,24 @@
 //! Execution gates, in order (docs/ARCHITECTURE.md): pending unit attention, ALUA state,
 //! reservation conflict, opcode handler.
 //!
-//! Where things live:
-//! * `core` — the engine proper, knowing no command: `core::device` (the LU, its identity and
-//!   attributes), `core::port` (target ports, LUN tables, ACLs, nexus views), `core::nexus`
-//!   (the pipeline: LUN → task set → gates → handler, and the TMF entry), `core::tmf` (task
-//!   sets, task attributes, task management), `core::ua` (unit attentions), `core::stripe`
-//!   (range locks).
-//! * `cmd` — the command handlers, one module per family (spc, vpd, mode, sbc, thin, xcopy,
-//!   atomic, sanitize, defect, media, reservation), the opcode table (`cmd::table`, looked up
-//!   and checked by `cmd::ops`), the handler context and the one function that turns an
-//!   outcome (or an error's sense) into the response (`cmd::respond`).
-//! * [`pr`] — persistent reservations (SPC-4 §5.13): state, PR IN / PR OUT, the conflict gate,
-//!   APTPL through [`AptplStore`].
-//! * `alua` — asymmetric access (SPC-4 §5.11): group state, the admin surface, transitions,
-//!   the access-state gate, RTPG / STPG.
+//! Where things live, each layer using only those below it (`scripts/module-cycles.py` checks):
+//! * `attr` — attribute schemas (name, values, default, frozen while exported, unit attention).
+//! * `core` — the engine proper, knowing no command: `core::device` (the LU: identity,
+//!   attributes in `core::device::attrs`, its I_T_L nexuses in `core::device::slot`, and the data
+//!   of its ALUA groups, persistent reservations, medium and held copy results), `core::port`
+//!   (target ports, LUN tables, ACLs; `core::port::nexus` the I_T nexus and its LUN view),
+//!   `core::tmf` (task sets, task attributes, abort marking), `core::ua` (unit attentions),
+//!   `core::stripe` (range locks), `core::reservation` (the SPC-2 reservation holder).
+//! * `handler` — what a command handler is given and returns (`Ctx`, `Done`, `Fail`), the
+//!   opcode table's types and gate flags, and the one error → sense / response function.
+//! * [`pr`] — persistent reservations (SPC-4 §5.13): PR IN / PR OUT, the conflict gate, APTPL
+//!   through [`AptplStore`]. `alua` — asymmetric access (SPC-4 §5.11): the admin surface,
+//!   transitions, the access-state gate, RTPG / STPG.
+//! * `cmd` — the other command handlers, one module per family (spc, vpd, mode, sbc, thin,
+//!   xcopy, atomic, sanitize, defect, media), the opcode table (`cmd::table`) and its lookup
+//!   (`cmd::ops`).
+//! * `pipeline` — `Nexus::execute`: LUN → task set → gates → dispatch → response; task
+//!   management and I_T nexus loss (`pipeline::tmf`).
 
 use std::sync::Arc;
 
@@ -209,6 +213,8 @@ pub enum LoginDenied {
 }
 
 pub mod attr;
+mod handler;
+mod pipeline;
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
@@ -219,9 +225,11 @@ mod cmd;
 mod core;
 
 pub use crate::core::device::{device_attribute_defs, Device, DeviceConfig, DeviceInfo};
-pub use crate::core::nexus::{Nexus, PendingTmf, Received};
+pub use crate::core::port::nexus::Nexus;
 pub use crate::core::port::{MappedLun, TargetPort};
 pub use crate::core::tmf::Abort;
+pub use crate::pipeline::tmf::PendingTmf;
+pub use crate::pipeline::Received;
 
 /// Shared handle types.
 pub type DeviceRef = Arc<Device>;

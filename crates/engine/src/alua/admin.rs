@@ -14,6 +14,7 @@ use super::{
     GROUP_ATTRIBUTES, MAX_IMPLICIT_TRANS_SECS, MAX_NONOP_DELAY_MS, MAX_TRANS_DELAY_MS,
 };
 use crate::core::device::Device;
+use crate::core::port::TargetPort;
 
 /// The states a group can be put in (logical block dependent is not supported).
 fn settable(s: AccessState) -> bool {
@@ -50,7 +51,7 @@ impl Device {
             .collect()
     }
 
-    /// Create a group (LIO: mkdir alua/<name>, then write tg_pt_gp_id). Err: one line.
+    /// Create a group (LIO: `mkdir alua/<name>`, then write tg_pt_gp_id). Err: one line.
     pub fn create_alua_group(&self, name: &str, id: u16) -> Result<(), String> {
         if name.is_empty()
             || name.len() > 64
@@ -306,5 +307,28 @@ impl Device {
                 s.ua.raise(a);
             }
         }
+    }
+}
+
+impl TargetPort {
+    /// `lun/lun_<n>/alua_tg_pt_gp`: put this port's LUN into a target port group of its
+    /// device (INQUIRY DATA HAS CHANGED 3F/03 to the nexuses that see the LUN).
+    pub fn set_lun_alua_group(&self, lun: u64, group: &str) -> Result<(), String> {
+        let (dev, pl) = self.port_lun(lun)?;
+        super::transition::set_port_lun_group(&dev, &pl, group)
+    }
+
+    /// `lun/lun_<n>/alua_tg_pt_offline`: the secondary state Offline of this port LUN (an
+    /// admin change: status 0x02; other nexuses of the LU get 2A/06).
+    pub fn set_lun_alua_offline(&self, lun: u64, offline: bool) -> Result<(), String> {
+        let (dev, pl) = self.port_lun(lun)?;
+        super::transition::set_port_lun_offline(
+            &dev,
+            &pl,
+            offline,
+            super::transition::STATUS_BY_ADMIN,
+            None,
+        );
+        Ok(())
     }
 }

@@ -9,9 +9,9 @@ use ironlun_scsi::alua::AccessState;
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Asc, Sense};
 
-use crate::cmd::{Cmd, OpInfo};
+use crate::core::device::slot::LunSlot;
 use crate::core::device::Device;
-use crate::core::port::LunSlot;
+use crate::handler::{Cmd, OpInfo};
 
 /// INQUIRY TPGS field (byte 5 bits 5..4) from the access type of the port LUN's group.
 pub(crate) fn tpgs_bits(slot: &LunSlot) -> u8 {

@@ -10,8 +10,8 @@ use ironlun_scsi::Sense;
 
 use super::transition::{finish, set_port_lun_offline, transition};
 use super::PortLun;
-use crate::cmd::{Ctx, Done, Outcome};
 use crate::core::device::Device;
+use crate::handler::{Ctx, Done, Outcome};
 
 /// REPORT TARGET PORT GROUPS: length-only header (PARAMETER DATA FORMAT 000b) or extended
 /// header (001b, with the receiving group's IMPLICIT TRANSITION TIME); one descriptor per

@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use ironlun_scsi::cdb::{be16, be64};
 use ironlun_scsi::Sense;
 
-use super::sbc::{check_range, fua_bit, io_fail, write_args};
-use super::{Ctx, Done, Outcome};
+use super::sbc::{fua_bit, write_args};
 use crate::core::device::Device;
+use crate::handler::io_fail;
+use crate::handler::{Ctx, Done, Outcome};
 
 /// ORWRITE(16): under the range's exclusive stripe locks the blocks are read, ORed with the
 /// Data-Out and written back (durably with FUA or WCE=0). ORPROTECT is outside the CDB usage
@@ -94,7 +95,7 @@ pub(crate) fn write_atomic(c: &Ctx) -> Outcome {
     let lba = be64(c.cdb, 2);
     let boundary = u32::from(be16(c.cdb, 10));
     let n = u32::from(be16(c.cdb, 12));
-    check_range(c.dev, lba, u64::from(n))?;
+    c.dev.check_range(lba, u64::from(n))?;
     let l = limits(c.dev);
     if boundary == 0 {
         if n > l.max_len {

@@ -3,7 +3,7 @@
 use ironlun_scsi::cdb::{be16, be32, byte};
 use ironlun_scsi::Sense;
 
-use super::{Ctx, Done, Outcome};
+use crate::handler::{Ctx, Done, Outcome};
 
 /// READ DEFECT DATA (10)/(12): no defects are kept, so the requested list(s) come back empty,
 /// marked valid (PLISTV/GLISTV) and in the requested DEFECT LIST FORMAT (reserved 111b

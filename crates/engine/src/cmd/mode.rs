@@ -11,8 +11,8 @@ use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
-use crate::cmd::{Ctx, Done, Outcome};
 use crate::core::device::Device;
+use crate::handler::{Ctx, Done, Outcome};
 
 /// Page control (SPC-4 §6.11.1 table 112).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use ironlun_scsi::sense::{asc, Sense};
 
 use super::table::OPS;
-use super::OpInfo;
+use crate::handler::OpInfo;
 
 /// Index of the first table entry for each opcode.
 fn index() -> &'static [Option<u8>; 256] {
@@ -87,7 +87,7 @@ pub(crate) fn validate(o: &OpInfo, cdb: &[u8], dpofua: bool, tpws: bool) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::{F_PR, F_RSOC, F_TPU};
+    use crate::handler::{F_PR, F_RSOC, F_TPU};
 
     #[test]
     fn table_is_sorted_and_usage_lengths_match_group_codes() {

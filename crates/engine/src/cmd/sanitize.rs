@@ -11,10 +11,11 @@ use ironlun_scsi::cdb::{be16, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode::sanitize as sa, Sense};
 
-use super::media::{self, Sanitize};
+use super::media;
 use super::sbc::WRITE_SAME_CHUNK;
-use super::{Ctx, Done, Fail, Outcome};
+use crate::core::device::media::Sanitize;
 use crate::core::device::Device;
+use crate::handler::{Ctx, Done, Fail, Outcome};
 
 /// SANITIZE (SBC-3 §5.19). OVERWRITE (parameter list §5.19.3.1), BLOCK ERASE and EXIT FAILURE
 /// MODE; CRYPTOGRAPHIC ERASE is not in the opcode table (no encryption) and is refused there.

@@ -9,15 +9,14 @@
 //! Atomicity: every write holds its range's stripe locks shared, COMPARE AND WRITE holds them
 //! exclusive across read, compare and write (`stripe`).
 
-use std::io;
 use std::sync::atomic::Ordering;
 
 use ironlun_scsi::cdb::{be16, be24, be32, be64, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, status, Sense};
 
-use crate::cmd::{Ctx, Done, Fail, Outcome};
 use crate::core::device::{Device, MAX_IO_BYTES};
+use crate::handler::{io_fail, Ctx, Done, Fail, Outcome};
 
 /// LBA, number of blocks, and the CDB byte of the length field.
 pub(crate) fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
@@ -35,14 +34,6 @@ pub(crate) fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
     }
 }
 
-/// LBA OUT OF RANGE unless `lba + n` fits the capacity (SBC-3 §4.5).
-pub(crate) fn check_range(dev: &Device, lba: u64, n: u64) -> Result<(), Sense> {
-    match lba.checked_add(n) {
-        Some(end) if end <= dev.blocks() => Ok(()),
-        _ => Err(Sense::illegal(asc::LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE)),
-    }
-}
-
 /// TRANSFER LENGTH above the block limits VPD MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB
 /// (SBC-3 §6.5.3).
 pub(crate) fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
@@ -52,24 +43,13 @@ pub(crate) fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> 
     Ok(())
 }
 
-/// Backstore errors become MEDIUM ERROR with the read or write ASC.
-pub(crate) fn io_fail(e: io::Error, write: bool) -> Fail {
-    tracing::warn!(error = %e, write, "backstore I/O error");
-    let a = if write {
-        asc::WRITE_ERROR
-    } else {
-        asc::UNRECOVERED_READ_ERROR
-    };
-    Sense::medium_error(a).into()
-}
-
 pub(crate) fn fua_bit(cdb: &[u8]) -> bool {
     byte(cdb, 0) != op::WRITE_6 && byte(cdb, 1) & 0x08 != 0
 }
 
 pub(crate) fn read(c: &Ctx) -> Outcome {
     let (lba, n, len_at) = lba_len(c.cdb);
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     check_max(c.dev, n, len_at)?;
     let bs = u64::from(c.dev.block_size());
     let total = n * bs;
@@ -95,7 +75,7 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
 /// length checks every write makes.
 pub(crate) fn write_args<'a>(c: &Ctx<'a>) -> Result<(u64, u64, &'a [u8]), Fail> {
     let (lba, n, len_at) = lba_len(c.cdb);
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     check_max(c.dev, n, len_at)?;
     let bs = u64::from(c.dev.block_size());
     let data = c.write_data(n * bs, bs)?;
@@ -194,7 +174,7 @@ pub(crate) fn verify(c: &Ctx) -> Outcome {
         3 => bs,
         _ => return Err(Sense::invalid_cdb_field(1, Some(2)).into()),
     };
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     if bytchk == 1 {
         check_max(c.dev, n, len_at)?;
     }
@@ -226,7 +206,7 @@ pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
     if n > u64::from(c.dev.max_caw_blocks()) {
         return Err(Sense::invalid_cdb_field(13, Some(7)).into());
     }
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     let bs = u64::from(c.dev.block_size());
     let len = n * bs;
     // The Data-Out must be exactly both halves: a partial compare-and-write has no meaning.
@@ -291,14 +271,14 @@ pub(crate) fn write_same(c: &Ctx) -> Outcome {
         if c.dev.wsnz() {
             return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
         }
-        check_range(c.dev, lba, 0)?;
+        c.dev.check_range(lba, 0)?;
         n = c.dev.blocks().saturating_sub(lba);
     }
     // MAXIMUM WRITE SAME LENGTH 0 means "no limit reported" (SBC-3 §6.5.3).
     if max != 0 && n > max {
         return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
     }
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     let bs = u64::from(c.dev.block_size());
     let zeroes;
     let (block, want): (&[u8], u64) = if ndob {
@@ -337,7 +317,7 @@ pub(crate) fn write_same(c: &Ctx) -> Outcome {
 /// covers (SBC-3 §5.4: "not enough cache").
 pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
     let (lba, n, _) = lba_len(c.cdb);
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     // Saturating: the LU may have shrunk since the range check (live resize).
     let n = if n == 0 {
         c.dev.blocks().saturating_sub(lba)
@@ -356,7 +336,7 @@ pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
 
 pub(crate) fn sync_cache(c: &Ctx) -> Outcome {
     let (lba, n, _) = lba_len(c.cdb);
-    check_range(c.dev, lba, n)?;
+    c.dev.check_range(lba, n)?;
     c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
     Ok(Done::good())
 }

@@ -10,8 +10,9 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
 use super::table::OPS;
-use super::{ops, vpd, Ctx, Done, Fail, OpInfo, Outcome};
-use crate::core::nexus::Nexus;
+use super::{ops, vpd};
+use crate::core::port::nexus::Nexus;
+use crate::handler::{Ctx, Done, Fail, OpInfo, Outcome};
 use crate::ScsiRequest;
 
 /// A command addressed to a LUN this nexus cannot reach (SPC-4 §4.6.4 / SAM-5 §5.9.1

@@ -5,7 +5,7 @@
 use ironlun_scsi::opcode as op;
 use ironlun_scsi::opcode::sanitize;
 
-use super::*;
+use crate::handler::*;
 
 const fn e(
     opcode: u8,

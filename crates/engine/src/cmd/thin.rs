@@ -11,9 +11,9 @@ use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::Sense;
 
-use crate::cmd::sbc::io_fail;
-use crate::cmd::{Ctx, Done, Fail, Outcome};
 use crate::core::device::Device;
+use crate::handler::io_fail;
+use crate::handler::{Ctx, Done, Fail, Outcome};
 use ironlun_backstore::Provisioning;
 
 /// UNMAP parameter list header length (SBC-3 §5.28.2 table 98).
@@ -95,7 +95,7 @@ pub(crate) fn unmap(c: &Ctx) -> Outcome {
         let at = HEADER + i * DESCRIPTOR;
         let d = list.get(at..at + DESCRIPTOR).unwrap_or(&[]);
         let (lba, n) = (be64(d, 0), u64::from(be32(d, 8)));
-        crate::cmd::sbc::check_range(dev, lba, n)?;
+        dev.check_range(lba, n)?;
         total += n;
         if total > max_lbas {
             return Err(Sense::invalid_param_field((at + 8) as u16, Some(7)).into());

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use ironlun_scsi::{device_type, version_descriptor as vd};
 
 use crate::alua;
-use crate::cmd::Ctx;
 use crate::core::device::{Device, COMPANY_ID};
+use crate::handler::Ctx;
 
 const STANDARD_LEN: usize = 96;
 

@@ -10,18 +10,18 @@
 //! list identifier for RECEIVE COPY RESULTS (COPY STATUS, FAILED SEGMENT DETAILS); the
 //! copy manager's limits are reported by OPERATING PARAMETERS (§6.18.4).
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ironlun_scsi::cdb::{be16, be32, be64, byte};
 use ironlun_scsi::opcode::rcr;
 use ironlun_scsi::sense::{asc, FieldPointer};
 use ironlun_scsi::{Asc, Sense};
-use parking_lot::Mutex;
 
-use crate::cmd::{Ctx, Done, Fail, Outcome};
+use crate::core::device::copies::{Progress, MAX_CONCURRENT_COPIES};
+use crate::core::device::slot::LunSlot;
 use crate::core::device::Device;
-use crate::core::port::LunSlot;
+use crate::handler::{Ctx, Done, Fail, Outcome};
 
 /// MAXIMUM TARGET DESCRIPTOR COUNT.
 pub(crate) const MAX_TARGET_DESCRIPTORS: u16 = 64;
@@ -36,13 +36,8 @@ pub(crate) const MAX_DESCRIPTOR_LIST_LENGTH: u32 = MAX_TARGET_DESCRIPTORS as u32
 pub(crate) const MAX_SEGMENT_LENGTH: u32 = 256 << 20;
 /// MAXIMUM INLINE DATA LENGTH: no supported segment descriptor uses inline data.
 pub(crate) const MAX_INLINE_DATA_LENGTH: u32 = 0;
-/// TOTAL CONCURRENT COPIES (and MAXIMUM CONCURRENT COPIES): copies with a list identifier in
-/// progress at once on one copy manager (also bounds the held results, see [`CopyResults`]).
-pub(crate) const MAX_CONCURRENT_COPIES: usize = 255;
 /// Bytes read from the source and written to the destination per step.
 pub(crate) const CHUNK_BYTES: u64 = 1 << 20;
-/// Held results kept per LU (completed copies; the oldest go first).
-const MAX_HELD: usize = 256;
 
 const HEADER_LEN: usize = 16;
 const TARGET_DESC_LEN: usize = 32;
@@ -51,100 +46,6 @@ const SEGMENT_DESC_LEN: usize = 28;
 const TD_IDENTIFICATION: u8 = 0xE4;
 /// Block device to block device segment descriptor.
 const SD_BLOCK_TO_BLOCK: u8 = 0x02;
-
-/// COPY MANAGER STATUS (SPC-4 §6.18.3).
-const IN_PROGRESS: u8 = 0x00;
-const COMPLETED_OK: u8 = 0x01;
-const COMPLETED_WITH_ERRORS: u8 = 0x02;
-
-/// Progress of one copy, updated by the copy as it goes.
-#[derive(Debug, Default)]
-struct Progress {
-    segments: AtomicU16,
-    bytes: AtomicU64,
-}
-
-#[derive(Debug)]
-struct Held {
-    nexus: u64,
-    list_id: u8,
-    /// Results are kept after completion (LIST ID USAGE 00b).
-    hold: bool,
-    progress: Arc<Progress>,
-    /// COPY MANAGER STATUS.
-    status: u8,
-    /// Sense data of a failed copy, until FAILED SEGMENT DETAILS returns it.
-    failed: Option<Vec<u8>>,
-}
-
-/// Held copy results of one LU (RECEIVE COPY RESULTS), per I_T nexus and list identifier:
-/// copies in progress (for COPY STATUS and duplicate detection) and completed copies whose
-/// LIST ID USAGE asked for held results, at most [`MAX_HELD`] of them.
-#[derive(Debug, Default)]
-pub(crate) struct CopyResults {
-    held: Mutex<Vec<Held>>,
-}
-
-impl CopyResults {
-    /// Register a copy about to start. Err: the same nexus has a copy with this list
-    /// identifier in progress, or too many copies run.
-    fn begin(&self, nexus: u64, list_id: u8, hold: bool) -> Result<Arc<Progress>, Sense> {
-        let mut g = self.held.lock();
-        if g.iter()
-            .any(|h| h.nexus == nexus && h.list_id == list_id && h.status == IN_PROGRESS)
-        {
-            // SPC-4 §6.3.1: a list identifier in use by a copy in progress from this nexus.
-            return Err(Sense::illegal(asc::OPERATION_IN_PROGRESS));
-        }
-        if g.iter().filter(|h| h.status == IN_PROGRESS).count() >= MAX_CONCURRENT_COPIES {
-            return Err(Sense::illegal(asc::INSUFFICIENT_RESOURCES));
-        }
-        // A new copy with the same list identifier replaces the held results of the old one.
-        g.retain(|h| !(h.nexus == nexus && h.list_id == list_id));
-        while g.len() >= MAX_HELD {
-            match g.iter().position(|h| h.status != IN_PROGRESS) {
-                Some(i) => {
-                    g.remove(i);
-                }
-                None => break,
-            }
-        }
-        let progress = Arc::new(Progress::default());
-        g.push(Held {
-            nexus,
-            list_id,
-            hold,
-            progress: progress.clone(),
-            status: IN_PROGRESS,
-            failed: None,
-        });
-        Ok(progress)
-    }
-
-    /// The copy ended: keep its results if they are held, else forget it.
-    fn end(&self, progress: &Arc<Progress>, failed: Option<Vec<u8>>) {
-        let mut g = self.held.lock();
-        let Some(i) = g.iter().position(|h| Arc::ptr_eq(&h.progress, progress)) else {
-            return;
-        };
-        if !g[i].hold {
-            g.remove(i);
-            return;
-        }
-        let h = &mut g[i];
-        h.status = if failed.is_some() {
-            COMPLETED_WITH_ERRORS
-        } else {
-            COMPLETED_OK
-        };
-        h.failed = failed;
-    }
-}
-
-/// I_T nexus loss: the nexus' held copy results are discarded.
-pub(crate) fn nexus_gone(dev: &crate::core::device::Device, nexus: u64) {
-    dev.copies.held.lock().retain(|h| h.nexus != nexus);
-}
 
 /// One resolved target descriptor: an LU this nexus can address.
 struct Target {
@@ -395,7 +296,7 @@ fn parse_segments(
 /// write around a cluster's reservation. (LIO runs its copy I/O as internal commands that
 /// meet the same reservation checks.)
 fn check_access(c: &Ctx, targets: &[Target], segs: &[Segment]) -> Result<(), Fail> {
-    let as_op = |opcode: u8| -> Result<([u8; 16], &'static crate::cmd::OpInfo), Fail> {
+    let as_op = |opcode: u8| -> Result<([u8; 16], &'static crate::handler::OpInfo), Fail> {
         let mut cdb = [0u8; 16];
         cdb[0] = opcode;
         Ok((cdb, crate::cmd::ops::lookup(&cdb, 0)?))

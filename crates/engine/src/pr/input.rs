@@ -7,7 +7,7 @@ use ironlun_scsi::cdb::{be16, byte};
 use ironlun_scsi::pr::{in_sa, kind, IscsiTransportId};
 use ironlun_scsi::Sense;
 
-use crate::cmd::{Ctx, Done, Outcome};
+use crate::handler::{Ctx, Done, Outcome};
 
 pub(crate) fn persistent_reserve_in(c: &Ctx) -> Outcome {
     let alloc = u64::from(be16(c.cdb, 7));

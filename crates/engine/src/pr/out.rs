@@ -19,9 +19,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{slots_of, PrRegistration, PrReservation, PrState, MAX_REGISTRATIONS};
-use crate::cmd::{Ctx, Done, Fail, Outcome};
-use crate::core::port::LunSlot;
+use crate::core::device::slot::LunSlot;
 use crate::core::tmf::{Abort, Scope};
+use crate::handler::{Ctx, Done, Fail, Outcome};
 
 /// The basic parameter list (SPC-4 §6.16.3) or the REGISTER AND MOVE one (§6.16.4).
 struct Params {

@@ -11,16 +11,21 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
-use crate::alua::{AluaUnit, PortLun};
-use crate::cmd::media::MediaState;
-use crate::cmd::reservation::Spc2Reservation;
-use crate::cmd::{F_3PC, F_CAW, F_PR, F_REMOVABLE, F_RSOC, F_TPU};
-use crate::core::port::LunSlot;
+use crate::core::reservation::Spc2Reservation;
 use crate::core::stripe::StripeLocks;
 use crate::core::tmf::TaskSet;
-use crate::pr::PrUnit;
 
+pub(crate) mod alua;
 mod attrs;
+pub(crate) mod copies;
+pub(crate) mod media;
+pub(crate) mod pr;
+pub(crate) mod slot;
+
+use alua::{AluaUnit, PortLun};
+use media::MediaState;
+use pr::PrUnit;
+use slot::LunSlot;
 
 pub use attrs::device_attribute_defs;
 
@@ -142,7 +147,7 @@ pub struct Device {
     /// Removable-medium emulation (RMB, PREVENT ALLOW MEDIUM REMOVAL, load/eject).
     pub(crate) media: MediaState,
     /// Held EXTENDED COPY results (RECEIVE COPY RESULTS).
-    pub(crate) copies: crate::cmd::xcopy::CopyResults,
+    pub(crate) copies: copies::CopyResults,
     /// Makes COMPARE AND WRITE atomic against every write to its blocks.
     pub(crate) stripes: StripeLocks,
     pub(crate) force_pr_aptpl: AtomicBool,
@@ -236,7 +241,7 @@ impl Device {
             emulate_3pc: AtomicBool::new(false),
             emulate_wsnz: AtomicBool::new(false),
             media: MediaState::default(),
-            copies: crate::cmd::xcopy::CopyResults::default(),
+            copies: copies::CopyResults::default(),
             stripes: StripeLocks::default(),
             force_pr_aptpl: AtomicBool::new(false),
             tasks: TaskSet::default(),
@@ -323,6 +328,16 @@ impl Device {
 
     pub(crate) fn block_size(&self) -> u32 {
         self.block_size.load(Ordering::Relaxed)
+    }
+
+    /// LBA OUT OF RANGE unless `lba + n` fits the capacity (SBC-3 §4.5).
+    pub(crate) fn check_range(&self, lba: u64, n: u64) -> Result<(), ironlun_scsi::Sense> {
+        match lba.checked_add(n) {
+            Some(end) if end <= self.blocks() => Ok(()),
+            _ => Err(ironlun_scsi::Sense::illegal(
+                asc::LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE,
+            )),
+        }
     }
 
     /// Number of logical blocks, read live from the backstore (it can be resized at any time).
@@ -445,31 +460,6 @@ impl Device {
 
     pub(crate) fn serial(&self) -> String {
         self.wwn.read().serial.clone()
-    }
-
-    /// Opcode table flags whose entries are switched off (`emulate_rsoc`, `emulate_pr`,
-    /// `emulate_caw`).
-    pub(crate) fn hidden_ops(&self) -> u16 {
-        let mut h = 0;
-        if !self.rsoc.load(Ordering::Relaxed) {
-            h |= F_RSOC;
-        }
-        if !self.emulate_pr.load(Ordering::Relaxed) {
-            h |= F_PR;
-        }
-        if !self.emulate_caw.load(Ordering::Relaxed) {
-            h |= F_CAW;
-        }
-        if !self.emulate_tpu.load(Ordering::Relaxed) {
-            h |= F_TPU;
-        }
-        if !self.emulate_3pc.load(Ordering::Relaxed) {
-            h |= F_3PC;
-        }
-        if !self.media.removable() {
-            h |= F_REMOVABLE;
-        }
-        h
     }
 
     /// Every live I_T_L nexus of this LU.

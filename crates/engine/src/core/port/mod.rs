@@ -13,61 +13,19 @@ use std::sync::{Arc, Weak};
 use ironlun_scsi::sense::asc;
 use parking_lot::Mutex;
 
-use crate::alua::{self, PortLun};
+use crate::core::device::alua::PortLun;
+use crate::core::device::slot::LunSlot;
 use crate::core::device::{Device, Export};
-use crate::core::nexus::Nexus;
 use crate::core::ua::UaQueue;
-use crate::pr::NexusIdent;
 use crate::{InitiatorPortId, LoginDenied};
+
+pub(crate) mod nexus;
+
+use nexus::{Nexus, View};
 
 pub(crate) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// One I_T_L nexus: a LUN as one I_T nexus sees it.
-pub(crate) struct LunSlot {
-    /// Unique id of this I_T_L nexus.
-    pub id: u64,
-    /// The I_T nexus id.
-    pub nexus: u64,
-    /// Who the I_T nexus is (persistent reservations address nexuses by name).
-    pub ident: Arc<NexusIdent>,
-    pub device: Arc<Device>,
-    /// ALUA membership of the port LUN this nexus reaches the LU through.
-    pub alua: Arc<PortLun>,
-    pub write_protect: AtomicBool,
-    pub ua: UaQueue,
-}
-
-impl LunSlot {
-    /// Why writes through this I_T_L nexus are refused, if they are (SBC-3 §4.11): a read-only
-    /// backstore or write-protected LUN mapping (WRITE PROTECTED), or the control mode page's
-    /// SWP (SOFTWARE WRITE PROTECTED).
-    pub(crate) fn write_protection(&self) -> Option<ironlun_scsi::Asc> {
-        if self.device.backstore.read_only() || self.write_protect.load(Ordering::Relaxed) {
-            Some(asc::WRITE_PROTECTED)
-        } else if self.device.swp.load(Ordering::Relaxed) {
-            Some(asc::SOFTWARE_WRITE_PROTECTED)
-        } else {
-            None
-        }
-    }
-}
-
-/// The LUNs one I_T nexus can address.
-#[derive(Default)]
-pub(crate) struct View {
-    pub luns: HashMap<u64, Arc<LunSlot>>,
-}
-
-impl View {
-    /// LUN numbers in ascending order (REPORT LUNS).
-    pub(crate) fn lun_list(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.luns.keys().copied().collect();
-        v.sort_unstable();
-        v
-    }
 }
 
 /// One entry of an ACL: initiator-visible LUN `mapped_lun` → the port's LUN `tpg_lun`.
@@ -226,32 +184,11 @@ impl TargetPort {
         Ok(())
     }
 
-    /// `lun/lun_<n>/alua_tg_pt_gp`: put this port's LUN into a target port group of its
-    /// device (INQUIRY DATA HAS CHANGED 3F/03 to the nexuses that see the LUN).
-    pub fn set_lun_alua_group(&self, lun: u64, group: &str) -> Result<(), String> {
-        let (dev, pl) = self.port_lun(lun)?;
-        alua::transition::set_port_lun_group(&dev, &pl, group)
-    }
-
     /// The target port group of this port's LUN `lun`.
     pub fn lun_alua_group(&self, lun: u64) -> Option<String> {
         let (_, pl) = self.port_lun(lun).ok()?;
         let name = pl.group.load().name.clone();
         Some(name)
-    }
-
-    /// `lun/lun_<n>/alua_tg_pt_offline`: the secondary state Offline of this port LUN (an
-    /// admin change: status 0x02; other nexuses of the LU get 2A/06).
-    pub fn set_lun_alua_offline(&self, lun: u64, offline: bool) -> Result<(), String> {
-        let (dev, pl) = self.port_lun(lun)?;
-        alua::transition::set_port_lun_offline(
-            &dev,
-            &pl,
-            offline,
-            alua::transition::STATUS_BY_ADMIN,
-            None,
-        );
-        Ok(())
     }
 
     pub fn lun_alua_offline(&self, lun: u64) -> Option<bool> {
@@ -278,7 +215,7 @@ impl TargetPort {
         Ok(())
     }
 
-    fn port_lun(&self, lun: u64) -> Result<(Arc<Device>, Arc<PortLun>), String> {
+    pub(crate) fn port_lun(&self, lun: u64) -> Result<(Arc<Device>, Arc<PortLun>), String> {
         let cfg = self.cfg.lock();
         match (cfg.luns.get(&lun), cfg.alua.get(&lun)) {
             (Some(d), Some(a)) => Ok((d.clone(), a.clone())),

@@ -1,0 +1,244 @@
+//! The command pipeline (SAM-5 §5; the gates as docs/ARCHITECTURE.md lists them).
+//!
+//! [`Nexus::execute`] resolves the LUN through the nexus' view, enters the LU's task set, then
+//! applies the gates in order — pending unit attention, opcode / CDB validation, ALUA state,
+//! reservation conflict (SPC-2, then persistent), stopped / write-protected medium — before
+//! the opcode handler ([`run`] dispatches by command kind). The handler's outcome becomes a
+//! [`ScsiResponse`] in `crate::handler::respond`. Task management and I_T nexus loss are in
+//! [`tmf`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ironlun_scsi::sense::asc;
+use ironlun_scsi::{status, Sense};
+
+use crate::cmd::{atomic, defect, media, mode, ops, sanitize, sbc, spc, thin, xcopy};
+use crate::core::device::slot::LunSlot;
+use crate::core::port::nexus::Nexus;
+use crate::core::tmf::{Entry, Refused};
+use crate::handler::{respond, Cmd, Ctx, Done, Fail, OpInfo, Outcome};
+use crate::{alua, pr, ScsiRequest, ScsiResponse, TaskAttr};
+
+pub(crate) mod tmf;
+
+/// A task received into its LU's task set and not run yet ([`Nexus::receive`]). Dropping it
+/// without [`Nexus::execute_received`] withdraws the task (it never runs, nothing is sent).
+pub struct Received {
+    /// `None`: the LUN addresses no LU; the command is answered as such when executed.
+    slot: Option<Arc<LunSlot>>,
+    entry: Option<Entry>,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("lu", &self.slot.as_ref().map(|s| s.id))
+            .field("entry", &self.entry)
+            .finish()
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(e)) = (&self.slot, self.entry.take()) {
+            slot.device.tasks.withdraw(e);
+        }
+    }
+}
+
+impl Nexus {
+    /// Run one command to completion. Blocking.
+    pub fn execute(&self, req: ScsiRequest) -> ScsiResponse {
+        match self.receive(req.lun, &req.cdb, req.tag, req.attr) {
+            Ok(r) => self.execute_received(r, req),
+            Err(full) => full,
+        }
+    }
+
+    /// Enter a task into its LU's task set when the transport receives the command in
+    /// command order, before its Data-Out is in (SAM-5 §8.2; the task counts for ORDERED
+    /// tasks and is reached by TMFs from then on). Never blocks. Err: the task set is full, and
+    /// this is the command's response (TASK SET FULL, SAM-5 §5.3.1). Run the task with
+    /// [`Nexus::execute_received`] (the same `lun` and `tag`); until then a TMF that aborts it
+    /// tells this nexus' [`TaskListener`](crate::TaskListener).
+    pub fn receive(
+        &self,
+        lun: u64,
+        cdb: &[u8],
+        tag: u64,
+        attr: TaskAttr,
+    ) -> Result<Received, ScsiResponse> {
+        let Some(slot) = self.view.load().luns.get(&lun).cloned() else {
+            return Ok(Received {
+                slot: None,
+                entry: None,
+            });
+        };
+        let dev = &*slot.device;
+        let attr = match ops::lookup(cdb, dev.hidden_ops()) {
+            Ok(o) if o.has(crate::handler::F_HOQ) => TaskAttr::HeadOfQueue,
+            _ => attr,
+        };
+        let limit = dev.queue_depth() as usize;
+        let held_by = self.listener.get().cloned();
+        match dev
+            .tasks
+            .insert(self.id, slot.id, tag, attr, limit, held_by)
+        {
+            Ok(e) => Ok(Received {
+                slot: Some(slot),
+                entry: Some(e),
+            }),
+            Err(_) => {
+                let _ = self.after(&slot, Err(Fail::TaskSetFull));
+                Err(ScsiResponse {
+                    status: status::TASK_SET_FULL,
+                    ..ScsiResponse::default()
+                })
+            }
+        }
+    }
+
+    /// Run a task entered with [`Nexus::receive`] to completion (`req` now carries all of its
+    /// Data-Out). Blocking. A task aborted meanwhile ends as [`ScsiResponse::aborted`].
+    pub fn execute_received(&self, mut r: Received, req: ScsiRequest) -> ScsiResponse {
+        let (Some(slot), Some(entry)) = (r.slot.clone(), r.entry.take()) else {
+            return respond(&req, spc::no_lun(self, &req), false);
+        };
+        let dev = &*slot.device;
+        let cdb = req.cdb.as_slice();
+        let found = ops::lookup(cdb, dev.hidden_ops());
+        let ticket = match dev.tasks.start(entry) {
+            Ok(t) => t,
+            Err(Refused::Aborted(a)) => return ScsiResponse::aborted(a),
+            Err(Refused::Full) => {
+                let outcome = self.after(&slot, Err(Fail::TaskSetFull));
+                return respond(&req, outcome, false);
+            }
+        };
+        let outcome = self.gates_and_run(&slot, &req, found, ticket.seq());
+        let outcome = self.after(&slot, outcome);
+        if let Some(a) = dev.tasks.leave(ticket) {
+            return ScsiResponse::aborted(a);
+        }
+        respond(&req, outcome, dev.d_sense.load(Ordering::Relaxed))
+    }
+
+    fn gates_and_run(
+        &self,
+        slot: &LunSlot,
+        req: &ScsiRequest,
+        found: Result<&'static OpInfo, Sense>,
+        task: u64,
+    ) -> Outcome {
+        let dev = &*slot.device;
+        let cdb = req.cdb.as_slice();
+        let exempt = found
+            .as_ref()
+            .is_ok_and(|o| o.has(crate::handler::F_UA_EXEMPT));
+        // Gate 1: unit attention (SAM-5 §5.14). UA_INTLCK_CTRL 00b clears the reported
+        // condition; 10b/11b keep it until REQUEST SENSE (SPC-4 §7.5.8).
+        if !exempt && slot.ua.is_pending() {
+            let clear = dev.ua_intlck.load(Ordering::Relaxed) == 0;
+            if let Some(a) = slot.ua.take(clear) {
+                return Err(Sense::unit_attention(a).into());
+            }
+        }
+        // The ACA task attribute needs NACA support, which we do not offer (as LIO).
+        if req.attr == TaskAttr::Aca {
+            return Err(Sense::illegal(asc::INVALID_FIELD_IN_CDB).into());
+        }
+        let o = found?;
+        ops::validate(o, cdb, dev.dpofua(), dev.tpws())?;
+        // Gate 2: ALUA access state of the port's target port group.
+        let nonop_ms = alua::gate::check(slot, o)?;
+        // Gate 3: SPC-2 reservation held by another nexus.
+        if !o.has(crate::handler::F_RES_OK) && dev.spc2.conflicts(self.id) {
+            return Err(Fail::ReservationConflict);
+        }
+        // Persistent reservation held (SPC-4 §5.13.1, SBC-3 §4.17).
+        if !o.has(crate::handler::F_PR_FREE) && pr::conflicts(dev, &self.ident, o, cdb) {
+            return Err(Fail::ReservationConflict);
+        }
+        // Gate 4: medium state.
+        if o.has(crate::handler::F_MEDIA) {
+            media::check_present(dev)?;
+        }
+        if o.has(crate::handler::F_MEDIA) && dev.stopped.load(Ordering::Relaxed) {
+            // SBC-3 §4.20: stopped LU → LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED.
+            return Err(Sense::not_ready(asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED).into());
+        }
+        if o.has(crate::handler::F_WRITE) {
+            if let Some(a) = slot.write_protection() {
+                return Err(Sense::data_protect(a).into());
+            }
+        }
+        alua::gate::nonop_delay(nonop_ms);
+        let ctx = Ctx {
+            nexus: self,
+            slot,
+            dev,
+            cdb,
+            req,
+            op: o,
+            task,
+        };
+        run(&ctx)
+    }
+
+    /// UA_INTLCK_CTRL 11b: a task ended with RESERVATION CONFLICT or TASK SET FULL leaves
+    /// PREVIOUS RESERVATION CONFLICT STATUS (or the BUSY / TASK SET FULL variants) behind
+    /// (SPC-4 §7.5.8).
+    fn after(&self, slot: &LunSlot, outcome: Outcome) -> Outcome {
+        if slot.device.ua_intlck.load(Ordering::Relaxed) == 2 {
+            match outcome {
+                Err(Fail::ReservationConflict) => {
+                    slot.ua.raise(asc::PREVIOUS_RESERVATION_CONFLICT_STATUS);
+                }
+                Err(Fail::TaskSetFull) => slot.ua.raise(asc::PREVIOUS_TASK_SET_FULL_STATUS),
+                _ => {}
+            }
+        }
+        outcome
+    }
+}
+
+pub(crate) fn run(c: &Ctx) -> Outcome {
+    match c.op.cmd {
+        Cmd::TestUnitReady => Ok(Done::good()),
+        Cmd::RequestSense => spc::request_sense(c),
+        Cmd::Inquiry => spc::inquiry(c),
+        Cmd::ReportLuns => spc::report_luns(c.nexus, c.cdb),
+        Cmd::ReportSupportedOpcodes => spc::rsoc(c),
+        Cmd::ReportSupportedTmfs => spc::rstmf(c),
+        Cmd::ReportTargetPortGroups => alua::report::report_target_port_groups(c),
+        Cmd::SetTargetPortGroups => alua::report::set_target_port_groups(c),
+        Cmd::Reserve => spc::reserve(c),
+        Cmd::Release => spc::release(c),
+        Cmd::ModeSense6 | Cmd::ModeSense10 => mode::mode_sense(c),
+        Cmd::ModeSelect6 | Cmd::ModeSelect10 => mode::mode_select(c),
+        Cmd::Read => sbc::read(c),
+        Cmd::Write => sbc::write(c),
+        Cmd::WriteVerify => sbc::write_verify(c),
+        Cmd::CompareAndWrite => sbc::compare_and_write(c),
+        Cmd::WriteSame => sbc::write_same(c),
+        Cmd::Verify => sbc::verify(c),
+        Cmd::PreFetch => sbc::pre_fetch(c),
+        Cmd::SyncCache => sbc::sync_cache(c),
+        Cmd::StartStopUnit => media::start_stop_unit(c),
+        Cmd::PreventAllow => media::prevent_allow(c),
+        Cmd::Unmap => thin::unmap(c),
+        Cmd::GetLbaStatus => thin::get_lba_status(c),
+        Cmd::ExtendedCopy => xcopy::extended_copy(c),
+        Cmd::ReceiveCopyResults => xcopy::receive_copy_results(c),
+        Cmd::OrWrite => atomic::orwrite(c),
+        Cmd::WriteAtomic => atomic::write_atomic(c),
+        Cmd::Sanitize => sanitize::sanitize(c),
+        Cmd::ReadDefectData => defect::read_defect_data(c),
+        Cmd::ReadCapacity10 => sbc::read_capacity_10(c),
+        Cmd::ReadCapacity16 => sbc::read_capacity_16(c),
+        Cmd::PersistentReserveIn => pr::persistent_reserve_in(c),
+        Cmd::PersistentReserveOut => pr::persistent_reserve_out(c),
+    }
+}
