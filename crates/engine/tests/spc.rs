@@ -316,6 +316,12 @@ fn mode_select_d_sense_switches_sense_format_and_raises_ua_elsewhere() {
         vec![],
     );
     assert_eq!(resp.sense[0], 0x72);
+    // A transport that refuses a command itself asks the same question (LUN 0; none at 7).
+    assert!(r.a.descriptor_sense(0));
+    assert!(!r.a.descriptor_sense(7));
+    assert_eq!(control_page_select(&r.a, false, false).status, status::GOOD);
+    assert!(!r.a.descriptor_sense(0));
+    assert_eq!(control_page_select(&r.a, true, false).status, status::GOOD);
     // The other nexus is told; the one that changed it is not.
     let s = cmd_fail(&r.b, &[0, 0, 0, 0, 0, 0]);
     assert_eq!(kaq(&s), (6, 0x2A, 0x01));
