@@ -15,9 +15,9 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# Layout rules of issue 8 (no source file over 700 lines, no import cycle between sibling modules):
-# opt-in with IRONLUN_CHECK_LAYOUT=1 until the restructuring lands, then always on.
-if [ -n "${IRONLUN_CHECK_LAYOUT:-}" ]; then scripts/check-layout.sh; fi
+# Layout rules (docs/ARCHITECTURE.md): no source file over 700 lines outside tests, no import
+# cycle between sibling modules of any crate.
+scripts/check-layout.sh
 
 cargo build --release --workspace
 cargo test --release --workspace
