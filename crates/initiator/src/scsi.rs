@@ -4,7 +4,7 @@
 //! CACHE(16)). Their outcome is a [`CommandResult`].
 
 use ironlun_iscsi::pdu::task_attr;
-use ironlun_scsi::opcode;
+use ironlun_scsi::{lun, opcode};
 
 use crate::command::CommandResult;
 use crate::session::Session;
@@ -43,21 +43,23 @@ impl Capacity {
     }
 }
 
-/// Parse REPORT LUNS parameter data (SPC-4 §6.33.2) into LUN numbers.
+/// Parse REPORT LUNS parameter data (SPC-4 §6.33.2) into LUN numbers; a LUN that is not a
+/// single-level peripheral device or flat space address (SAM-5 §4.7) is an error.
 pub fn parse_report_luns(d: &[u8]) -> Result<Vec<u64>> {
     if d.len() < 8 {
         return Err(Error::Protocol("REPORT LUNS data shorter than 8".into()));
     }
     let list_len = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
     let end = (8 + list_len).min(d.len());
-    Ok(d[8..end]
+    d[8..end]
         .chunks_exact(8)
         .map(|c| {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(c);
-            ironlun_iscsi::serial::lun_from_bytes(raw)
+            lun::decode(raw)
+                .map_err(|e| Error::Protocol(format!("REPORT LUNS entry {raw:02x?}: {e}")))
         })
-        .collect())
+        .collect()
 }
 
 /// CDB builders.
@@ -307,6 +309,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn capacity_parses_and_refuses_short_data() {
@@ -333,6 +336,39 @@ mod tests {
         d.extend_from_slice(&[0, 7, 0, 0, 0, 0, 0, 0]); // beyond LUN LIST LENGTH
         assert_eq!(parse_report_luns(&d).unwrap(), vec![0, 300]);
         assert!(parse_report_luns(&d[..4]).is_err());
+    }
+
+    #[test]
+    fn report_luns_refuses_luns_that_are_not_single_level() {
+        for bad in [
+            [0, 1, 0, 0, 0, 0, 0, 1],    // a non-zero reserved / second-level byte
+            [0x01, 0, 0, 0, 0, 0, 0, 0], // peripheral device addressing through bus 1
+            [0xC1, 1, 0, 0, 0, 0, 0, 0], // extended addressing (a well-known LUN)
+        ] {
+            let mut d = vec![0, 0, 0, 16, 0, 0, 0, 0];
+            d.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 0]);
+            d.extend_from_slice(&bad);
+            assert!(
+                matches!(parse_report_luns(&d), Err(Error::Protocol(_))),
+                "{bad:02x?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// REPORT LUNS data as the engine writes it (each LUN by `lun::encode`) reads back as
+        /// the same LUN list.
+        #[test]
+        fn report_luns_reads_back_what_the_target_encodes(
+            luns in proptest::collection::vec(0..=lun::MAX_LUN, 0..64),
+        ) {
+            let mut d = ((8 * luns.len()) as u32).to_be_bytes().to_vec();
+            d.extend_from_slice(&[0; 4]);
+            for &l in &luns {
+                d.extend_from_slice(&lun::encode(l));
+            }
+            prop_assert_eq!(parse_report_luns(&d).unwrap(), luns);
+        }
     }
 
     #[test]
