@@ -4,7 +4,7 @@
 //! CACHE(16)). Their outcome is a [`CommandResult`].
 
 use ironlun_iscsi::pdu::task_attr;
-use ironlun_scsi::opcode;
+use ironlun_scsi::lun;
 
 use crate::command::CommandResult;
 use crate::session::Session;
@@ -43,121 +43,118 @@ impl Capacity {
     }
 }
 
-/// Parse REPORT LUNS parameter data (SPC-4 §6.33.2) into LUN numbers.
+/// Parse REPORT LUNS parameter data (SPC-4 §6.33.2) into LUN numbers; a LUN that is not a
+/// single-level peripheral device or flat space address (SAM-5 §4.7) is an error.
 pub fn parse_report_luns(d: &[u8]) -> Result<Vec<u64>> {
     if d.len() < 8 {
         return Err(Error::Protocol("REPORT LUNS data shorter than 8".into()));
     }
     let list_len = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
     let end = (8 + list_len).min(d.len());
-    Ok(d[8..end]
+    d[8..end]
         .chunks_exact(8)
         .map(|c| {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(c);
-            ironlun_iscsi::serial::lun_from_bytes(raw)
+            lun::decode(raw)
+                .map_err(|e| Error::Protocol(format!("REPORT LUNS entry {raw:02x?}: {e}")))
         })
-        .collect())
+        .collect()
 }
 
-/// CDB builders.
+/// CDB builders: the typed CDBs of `ironlun_scsi::cdb` with the fields these commands use.
 pub mod cdb {
-    use super::opcode;
+    use ironlun_scsi::cdb::{
+        Blocks, Inquiry, Lba, ModeSelect10, ModeSense10, ModeSense6, Read16, ReadCapacity16,
+        ReportLuns, RequestSense, SynchronizeCache16, TestUnitReady, Write16,
+    };
 
     pub fn test_unit_ready() -> [u8; 6] {
-        [opcode::TEST_UNIT_READY, 0, 0, 0, 0, 0]
+        TestUnitReady {}.encode()
     }
     pub fn inquiry(evpd: bool, page: u8, alloc: u16) -> [u8; 6] {
-        let a = alloc.to_be_bytes();
-        [opcode::INQUIRY, u8::from(evpd), page, a[0], a[1], 0]
+        Inquiry {
+            evpd,
+            page_code: page,
+            allocation_length: alloc,
+        }
+        .encode()
     }
     pub fn request_sense(desc: bool, alloc: u8) -> [u8; 6] {
-        [opcode::REQUEST_SENSE, u8::from(desc), 0, 0, alloc, 0]
+        RequestSense {
+            desc,
+            allocation_length: alloc,
+        }
+        .encode()
     }
     pub fn report_luns(select: u8, alloc: u32) -> [u8; 12] {
-        let a = alloc.to_be_bytes();
-        [
-            opcode::REPORT_LUNS,
-            0,
-            select,
-            0,
-            0,
-            0,
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            0,
-            0,
-        ]
+        ReportLuns {
+            select_report: select,
+            allocation_length: alloc,
+        }
+        .encode()
     }
     pub fn read_capacity16(alloc: u32) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        c[0] = opcode::SERVICE_ACTION_IN_16;
-        c[1] = 0x10;
-        c[10..14].copy_from_slice(&alloc.to_be_bytes());
-        c
-    }
-    fn rw16(op: u8, lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        c[0] = op;
-        if fua {
-            c[1] = 0x08;
+        ReadCapacity16 {
+            allocation_length: alloc,
+            ..Default::default()
         }
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[10..14].copy_from_slice(&blocks.to_be_bytes());
-        c
+        .encode()
     }
     pub fn read16(lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
-        rw16(opcode::READ_16, lba, blocks, fua)
+        Read16 {
+            fua,
+            lba: Lba(lba),
+            transfer_length: Blocks(blocks),
+            ..Default::default()
+        }
+        .encode()
     }
     pub fn write16(lba: u64, blocks: u32, fua: bool) -> [u8; 16] {
-        rw16(opcode::WRITE_16, lba, blocks, fua)
+        Write16 {
+            fua,
+            lba: Lba(lba),
+            transfer_length: Blocks(blocks),
+            ..Default::default()
+        }
+        .encode()
     }
     pub fn sync_cache16(lba: u64, blocks: u32) -> [u8; 16] {
-        let mut c = rw16(opcode::SYNCHRONIZE_CACHE_16, lba, blocks, false);
-        c[1] = 0;
-        c
+        SynchronizeCache16 {
+            lba: Lba(lba),
+            number_of_logical_blocks: Blocks(blocks),
+            ..Default::default()
+        }
+        .encode()
     }
     pub fn mode_sense10(dbd: bool, pc: u8, page: u8, subpage: u8, alloc: u16) -> [u8; 10] {
-        let a = alloc.to_be_bytes();
-        [
-            opcode::MODE_SENSE_10,
-            if dbd { 0x08 } else { 0 },
-            (pc << 6) | (page & 0x3f),
-            subpage,
-            0,
-            0,
-            0,
-            a[0],
-            a[1],
-            0,
-        ]
+        ModeSense10 {
+            dbd,
+            pc,
+            page_code: page,
+            subpage_code: subpage,
+            allocation_length: alloc,
+            ..Default::default()
+        }
+        .encode()
     }
     pub fn mode_sense6(dbd: bool, pc: u8, page: u8, subpage: u8, alloc: u8) -> [u8; 6] {
-        [
-            opcode::MODE_SENSE_6,
-            if dbd { 0x08 } else { 0 },
-            (pc << 6) | (page & 0x3f),
-            subpage,
-            alloc,
-            0,
-        ]
+        ModeSense6 {
+            dbd,
+            pc,
+            page_code: page,
+            subpage_code: subpage,
+            allocation_length: alloc,
+        }
+        .encode()
     }
     pub fn mode_select10(pf: bool, sp: bool, len: u16) -> [u8; 10] {
-        let l = len.to_be_bytes();
-        [
-            opcode::MODE_SELECT_10,
-            (u8::from(pf) << 4) | u8::from(sp),
-            0,
-            0,
-            0,
-            0,
-            0,
-            l[0],
-            l[1],
-            0,
-        ]
+        ModeSelect10 {
+            pf,
+            sp,
+            parameter_list_length: len,
+        }
+        .encode()
     }
 }
 
@@ -307,6 +304,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironlun_scsi::opcode;
+    use proptest::prelude::*;
 
     #[test]
     fn capacity_parses_and_refuses_short_data() {
@@ -336,6 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn report_luns_refuses_luns_that_are_not_single_level() {
+        for bad in [
+            [0, 1, 0, 0, 0, 0, 0, 1],    // a non-zero reserved / second-level byte
+            [0x01, 0, 0, 0, 0, 0, 0, 0], // peripheral device addressing through bus 1
+            [0xC1, 1, 0, 0, 0, 0, 0, 0], // extended addressing (a well-known LUN)
+        ] {
+            let mut d = vec![0, 0, 0, 16, 0, 0, 0, 0];
+            d.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 0]);
+            d.extend_from_slice(&bad);
+            assert!(
+                matches!(parse_report_luns(&d), Err(Error::Protocol(_))),
+                "{bad:02x?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// REPORT LUNS data as the engine writes it (each LUN by `lun::encode`) reads back as
+        /// the same LUN list.
+        #[test]
+        fn report_luns_reads_back_what_the_target_encodes(
+            luns in proptest::collection::vec(0..=lun::MAX_LUN, 0..64),
+        ) {
+            let mut d = ((8 * luns.len()) as u32).to_be_bytes().to_vec();
+            d.extend_from_slice(&[0; 4]);
+            for &l in &luns {
+                d.extend_from_slice(&lun::encode(l));
+            }
+            prop_assert_eq!(parse_report_luns(&d).unwrap(), luns);
+        }
+    }
+
+    #[test]
     fn cdbs_carry_their_fields() {
         let c = cdb::write16(0x0102_0304_0506_0708, 9, true);
         assert_eq!(c[0], opcode::WRITE_16);
@@ -347,5 +379,64 @@ mod tests {
             [0x12, 1, 0x83, 0x12, 0x34, 0]
         );
         assert_eq!(cdb::read_capacity16(32)[1], 0x10);
+    }
+
+    #[test]
+    fn cdbs_are_byte_exact() {
+        assert_eq!(cdb::test_unit_ready(), [0; 6]);
+        assert_eq!(cdb::inquiry(false, 0, 96), [0x12, 0, 0, 0, 96, 0]);
+        assert_eq!(cdb::request_sense(true, 252), [0x03, 1, 0, 0, 252, 0]);
+        assert_eq!(
+            cdb::report_luns(2, 0x0102_0304),
+            [0xA0, 0, 2, 0, 0, 0, 1, 2, 3, 4, 0, 0]
+        );
+        assert_eq!(
+            cdb::read_capacity16(0x0102_0304),
+            [0x9E, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0]
+        );
+        assert_eq!(
+            cdb::read16(0x0102_0304_0506_0708, 0x0A0B_0C0D, false),
+            [0x88, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0]
+        );
+        assert_eq!(
+            cdb::write16(u64::MAX, u32::MAX, true),
+            [
+                0x8A, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                0, 0
+            ]
+        );
+        assert_eq!(
+            cdb::sync_cache16(0x0102_0304_0506_0708, 0x0A0B_0C0D),
+            [0x91, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0]
+        );
+        assert_eq!(
+            cdb::sync_cache16(0, 0),
+            [0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // PC in bits 7..6 and PAGE CODE in 5..0 of byte 2; wider values lose their high bits.
+        assert_eq!(
+            cdb::mode_sense10(true, 1, 0x3F, 0xFF, 0x1234),
+            [0x5A, 0x08, 0x7F, 0xFF, 0, 0, 0, 0x12, 0x34, 0]
+        );
+        assert_eq!(
+            cdb::mode_sense10(false, 7, 0xC8, 0, 8),
+            [0x5A, 0, 0xC8, 0, 0, 0, 0, 0, 8, 0]
+        );
+        assert_eq!(
+            cdb::mode_sense6(false, 2, 0x08, 1, 252),
+            [0x1A, 0, 0x88, 1, 252, 0]
+        );
+        assert_eq!(
+            cdb::mode_sense6(true, 0, 0x3F, 0, 4),
+            [0x1A, 0x08, 0x3F, 0, 4, 0]
+        );
+        assert_eq!(
+            cdb::mode_select10(true, true, 0x0102),
+            [0x55, 0x11, 0, 0, 0, 0, 0, 1, 2, 0]
+        );
+        assert_eq!(
+            cdb::mode_select10(false, true, 0),
+            [0x55, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 }

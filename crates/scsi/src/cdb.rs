@@ -13,7 +13,7 @@
 //!
 //! What lives where:
 //! * this file — [`cdb_len`], the readers ([`byte`], [`be16`] … [`be64`], [`put_be`]),
-//!   [`encode_lun`], [`Field`], the value types [`Lba`] and [`Blocks`], [`CdbError`] and the
+//!   [`Field`], the value types [`Lba`] and [`Blocks`], [`CdbError`] and the
 //!   `cdb!` macro that declares CDB structs.
 //! * [`spc`] — SPC-4 TEST UNIT READY, REQUEST SENSE, INQUIRY, MODE SENSE / MODE SELECT (6) and
 //!   (10), REPORT LUNS, REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS.
@@ -150,22 +150,8 @@ pub fn put_be(out: &mut [u8], at: usize, n: usize, v: u64) {
     }
 }
 
-/// Largest LUN [`encode_lun`] can represent (14-bit flat space addressing).
-pub const MAX_LUN: u64 = 0x3FFF;
-
-/// SAM-5 §4.7 single-level LUN: the 8-byte LUN field for a LUN number: peripheral device
-/// addressing below 256, flat space addressing up to [`MAX_LUN`] (higher bits are dropped;
-/// callers refuse larger LUNs).
-pub fn encode_lun(lun: u64) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    if lun < 256 {
-        out[1] = lun as u8;
-    } else {
-        out[0] = 0x40 | ((lun >> 8) as u8 & 0x3F);
-        out[1] = lun as u8;
-    }
-    out
-}
+/// The LUN codec lives in [`crate::lun`]; these names stay until crates/engine uses it there.
+pub use crate::lun::{encode as encode_lun, MAX_LUN};
 
 /// Where a CDB field lies: the byte holding its most significant bit, that bit (7 = the
 /// byte's most significant; the BIT POINTER of a field pointer, SPC-4 §4.5.2.4.2) and its

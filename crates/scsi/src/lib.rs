@@ -8,12 +8,14 @@
 //! * [`pr`] — persistent reservation codes and iSCSI TransportIDs (SPC-4 §6.15, §6.16, §7.6.4.6).
 //! * [`alua`] — ALUA access states, supported-state bits, status codes and access types, with
 //!   their names and the one parser for them (SPC-4 §5.11).
+//! * [`lun`] — the 8-byte single-level LUN and [`lun::MAX_LUN`] (SAM-5 §4.7).
 //! * [`cdb`] — CDB length by group code, field readers that never panic, and one typed struct
 //!   per supported CDB: its field offsets, CDB usage data, `parse` and `encode` (SPC-4 §4.2,
 //!   §6.35.3).
 
 pub mod alua;
 pub mod cdb;
+pub mod lun;
 pub mod opcode;
 pub mod pr;
 pub mod sense;

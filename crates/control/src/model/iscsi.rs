@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::alua::DEFAULT_TG_PT_GP;
 
-/// Highest LUN number accepted (TPG LUNs and mapped LUNs): SAM-5 flat space addressing, the
-/// largest LUN the engine can address without extended addressing.
-pub const MAX_LUN: u64 = 16383;
+/// Highest LUN number accepted (TPG LUNs and mapped LUNs): the largest single-level LUN
+/// (SAM-5 §4.7), defined once in `ironlun_scsi::lun`.
+pub use ironlun_engine::scsi::lun::MAX_LUN;
 
 /// TPG `attrib/` values that are wired through (0/1 each).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,11 +6,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use ironlun_engine::scsi::lun;
 use ironlun_engine::scsi::sense::{asc, Sense};
 use ironlun_engine::scsi::status;
 use ironlun_engine::{DataDirection, ScsiResponse as EngineResponse, TaskAttr};
 use ironlun_iscsi::pdu::{reject_reason, task_attr};
-use ironlun_iscsi::serial::lun_from_bytes;
 use ironlun_iscsi::{Pdu, R2t, ScsiCommand};
 use tracing::debug;
 
@@ -97,7 +97,7 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
             conn.session
                 .nexus
                 .as_deref()
-                .is_some_and(|n| n.descriptor_sense(lun_from_bytes(cmd.lun)))
+                .is_some_and(|n| n.descriptor_sense(lun::decode_or_raw(cmd.lun)))
         }) {
             Intake::Refused(resp)
         } else {
@@ -135,7 +135,7 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
                     let mut task = Task {
                         itt,
                         cmd_sn: cmd.cmd_sn,
-                        lun: lun_from_bytes(cmd.lun),
+                        lun: lun::decode_or_raw(cmd.lun),
                         lun_raw: cmd.lun,
                         cdb,
                         attr: task_attr_of(cmd.attr),

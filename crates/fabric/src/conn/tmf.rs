@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ironlun_engine::scsi::lun;
 use ironlun_engine::{Abort, ScsiResponse as EngineResponse, TmfKind, TmfResponse};
 use ironlun_iscsi::pdu::{self, tmf_function, tmf_response};
-use ironlun_iscsi::serial::lun_from_bytes;
 use ironlun_iscsi::{Bhs, Pdu};
 use tracing::warn;
 
@@ -131,7 +131,7 @@ pub(super) fn end_aborted(conn: &Conn, t: Task) {
 /// Task management (§11.5) at ERL 0.
 pub(super) fn task_management(conn: &Arc<Conn>, t: pdu::TaskMgmtRequest) {
     let counts = !t.immediate;
-    let lun = lun_from_bytes(t.lun);
+    let lun = lun::decode_or_raw(t.lun);
     let session = conn.session.clone();
     let finish = move |s: &Session| {
         if counts {

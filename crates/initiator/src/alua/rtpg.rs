@@ -3,7 +3,7 @@
 //! Data cut short by the ALLOCATION LENGTH is not inconsistent: it is reported as truncated.
 
 use ironlun_scsi::alua::{AccessState, SupportedStates};
-use ironlun_scsi::opcode::{self, mi, mo};
+use ironlun_scsi::cdb::{ReportTargetPortGroups, SetTargetPortGroups};
 
 use crate::{Error, Result};
 
@@ -202,19 +202,19 @@ pub fn stpg_params(descriptors: &[StpgDescriptor]) -> Vec<u8> {
 }
 
 /// REPORT TARGET PORT GROUPS CDB (MAINTENANCE IN, §6.36).
+/// `extended` asks for PARAMETER DATA FORMAT 001b.
 pub fn rtpg_cdb(extended: bool, alloc: u32) -> [u8; 12] {
-    let mut c = [0u8; 12];
-    c[0] = opcode::MAINTENANCE_IN;
-    c[1] = (u8::from(extended) << 5) | mi::REPORT_TARGET_PORT_GROUPS;
-    c[6..10].copy_from_slice(&alloc.to_be_bytes());
-    c
+    ReportTargetPortGroups {
+        parameter_data_format: u8::from(extended),
+        allocation_length: alloc,
+    }
+    .encode()
 }
 
 /// SET TARGET PORT GROUPS CDB (MAINTENANCE OUT, §6.44).
 pub fn stpg_cdb(param_len: u32) -> [u8; 12] {
-    let mut c = [0u8; 12];
-    c[0] = opcode::MAINTENANCE_OUT;
-    c[1] = mo::SET_TARGET_PORT_GROUPS;
-    c[6..10].copy_from_slice(&param_len.to_be_bytes());
-    c
+    SetTargetPortGroups {
+        parameter_list_length: param_len,
+    }
+    .encode()
 }

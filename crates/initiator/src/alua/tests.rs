@@ -28,7 +28,10 @@ fn cdbs_are_byte_exact() {
         rtpg_cdb(false, 0x0102_0304),
         [0xA3, 0x0A, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0]
     );
-    assert_eq!(rtpg_cdb(true, 8)[1], 0x2A);
+    assert_eq!(
+        rtpg_cdb(true, 8),
+        [0xA3, 0x2A, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0]
+    );
     assert_eq!(stpg_cdb(12), [0xA4, 0x0A, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0]);
 }
 

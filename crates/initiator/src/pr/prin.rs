@@ -2,7 +2,7 @@
 //! (§6.15.2), READ RESERVATION (§6.15.3), REPORT CAPABILITIES (§6.15.4) and READ FULL STATUS
 //! (§6.15.5).
 
-use ironlun_scsi::opcode;
+use ironlun_scsi::cdb::PersistentReserveIn;
 
 use super::transport_id::TransportId;
 use super::{be16, be32, be64, PrType};
@@ -10,19 +10,11 @@ use crate::{Error, Result};
 
 /// The PERSISTENT RESERVE IN CDB (SPC-4 §6.15.1).
 pub fn prin_cdb(service_action: u8, alloc: u16) -> [u8; 10] {
-    let a = alloc.to_be_bytes();
-    [
-        opcode::PERSISTENT_RESERVE_IN,
-        service_action & 0x1f,
-        0,
-        0,
-        0,
-        0,
-        0,
-        a[0],
-        a[1],
-        0,
-    ]
+    PersistentReserveIn {
+        service_action,
+        allocation_length: alloc,
+    }
+    .encode()
 }
 
 /// READ KEYS parameter data (SPC-4 §6.15.2).

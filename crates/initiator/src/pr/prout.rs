@@ -1,25 +1,19 @@
 //! PERSISTENT RESERVE OUT (SPC-4 §6.16): the CDB (§6.16.1), the basic parameter list
 //! (§6.16.3) with SPEC_I_PT TransportIDs, and the REGISTER AND MOVE parameter list (§6.16.4).
 
-use ironlun_scsi::opcode;
+use ironlun_scsi::cdb::PersistentReserveOut;
 
 use super::transport_id::TransportId;
 
 /// The PERSISTENT RESERVE OUT CDB (SPC-4 §6.16.1).
 pub fn prout_cdb(service_action: u8, scope: u8, pr_type: u8, param_len: u32) -> [u8; 10] {
-    let l = param_len.to_be_bytes();
-    [
-        opcode::PERSISTENT_RESERVE_OUT,
-        service_action & 0x1f,
-        ((scope & 0x0f) << 4) | (pr_type & 0x0f),
-        0,
-        0,
-        l[0],
-        l[1],
-        l[2],
-        l[3],
-        0,
-    ]
+    PersistentReserveOut {
+        service_action,
+        scope,
+        kind: pr_type,
+        parameter_list_length: param_len,
+    }
+    .encode()
 }
 
 /// The basic PERSISTENT RESERVE OUT parameter list (SPC-4 §6.16.3), used by every service

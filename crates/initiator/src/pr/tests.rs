@@ -14,11 +14,17 @@ fn cdbs_are_spc4_layouts() {
         [0x5f, 0x05, 0x07, 0, 0, 1, 2, 3, 4, 0]
     );
     // SCOPE in the high nibble, TYPE low; SA masked to 5 bits.
-    assert_eq!(prout_cdb(0x21, 0xf, 3, 24)[1..3], [0x01, 0xf3]);
+    assert_eq!(
+        prout_cdb(0x21, 0xf, 3, 24),
+        [0x5f, 0x01, 0xf3, 0, 0, 0, 0, 0, 24, 0]
+    );
+    // TYPE masked to 4 bits.
+    assert_eq!(prout_cdb(1, 0, 0x17, 0)[2], 0x07);
     assert_eq!(
         prin_cdb(in_sa::READ_FULL_STATUS, 0x1234),
         [0x5e, 0x03, 0, 0, 0, 0, 0, 0x12, 0x34, 0]
     );
+    assert_eq!(prin_cdb(0xE1, 8), [0x5e, 0x01, 0, 0, 0, 0, 0, 0, 8, 0]);
 }
 
 #[test]

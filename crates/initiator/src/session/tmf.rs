@@ -2,8 +2,9 @@
 //! completed function ended in the target.
 
 use ironlun_iscsi::pdu::tmf_function;
-use ironlun_iscsi::serial::{lun_to_bytes, sn_le};
+use ironlun_iscsi::serial::sn_le;
 use ironlun_iscsi::{Bhs, Pdu, TaskMgmtRequest, RESERVED_TAG};
+use ironlun_scsi::lun;
 use tokio::sync::oneshot;
 
 use super::state::{fail, State, Task};
@@ -32,7 +33,7 @@ impl Session {
             let bhs = Bhs::TaskMgmtRequest(TaskMgmtRequest {
                 immediate: true,
                 function,
-                lun: lun_to_bytes(lun),
+                lun: lun::encode(lun),
                 itt,
                 referenced_task_tag: referenced,
                 cmd_sn: st.c.cmd_sn,

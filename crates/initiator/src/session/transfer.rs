@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use ironlun_iscsi::pdu::ahs_type;
-use ironlun_iscsi::serial::lun_to_bytes;
 use ironlun_iscsi::{Bhs, DataIn, DataOut, Pdu, R2t, ScsiCommand, ScsiResponse, RESERVED_TAG};
+use ironlun_scsi::lun;
 use tokio::sync::oneshot;
 
 use super::state::{fail, unexpected, ScsiTask, Shared, State, Task};
@@ -75,7 +75,7 @@ impl Session {
         } else {
             Bytes::new()
         };
-        let lun_raw = lun_to_bytes(lun);
+        let lun_raw = lun::encode(lun);
         let (tx, rx) = oneshot::channel();
         let sh = self.sh();
         self.with_window(opts.immediate, move |st| {

@@ -12,9 +12,9 @@ use bytes::{Bytes, BytesMut};
 use ironlun_iscsi::chap::{self, ChapAlgorithm};
 use ironlun_iscsi::negotiation::{self, Answer, OperationalParams};
 use ironlun_iscsi::pdu::{tmf_function, tmf_response};
-use ironlun_iscsi::serial::lun_from_bytes;
 use ironlun_iscsi::text;
 use ironlun_iscsi::*;
+use ironlun_scsi::lun;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -585,8 +585,8 @@ impl Conn {
                         }
                     }
                     tmf_function::LOGICAL_UNIT_RESET => {
-                        let lun = lun_from_bytes(t.lun);
-                        self.writes.retain(|_, w| lun_from_bytes(w.lun) != lun);
+                        let lun = lun::decode_or_raw(t.lun);
+                        self.writes.retain(|_, w| lun::decode_or_raw(w.lun) != lun);
                         self.ua = true;
                         tmf_response::FUNCTION_COMPLETE
                     }

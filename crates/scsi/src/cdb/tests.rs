@@ -23,14 +23,6 @@ fn readers_treat_missing_bytes_as_zero() {
 }
 
 #[test]
-fn luns_use_peripheral_then_flat_space_addressing() {
-    assert_eq!(encode_lun(1), [0, 1, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(encode_lun(255), [0, 0xFF, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(encode_lun(256), [0x41, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(encode_lun(MAX_LUN), [0x7F, 0xFF, 0, 0, 0, 0, 0, 0]);
-}
-
-#[test]
 fn a_field_straddling_bytes_reads_and_writes_only_its_bits() {
     // READ(6) LOGICAL BLOCK ADDRESS: byte 1 bits 4..0, then bytes 2 and 3.
     let f = Field::bits(1, 4, 21);
