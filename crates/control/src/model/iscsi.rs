@@ -1,6 +1,7 @@
 //! iSCSI targets (`iscsi/<iqn>/tpgt_<n>/…`, RFC 7143 §4.2.7 names, §3.4.1 portal groups): TPGs
-//! with their `attrib/`, CHAP credentials (`auth/`, RFC 7143 §12.1.3), portals, LUNs (SAM-5
-//! §4.6 numbers), node ACLs with mapped LUNs, and `iscsi/discovery_auth/`.
+//! (their `attrib/` values are declared in model/attrib.rs), CHAP credentials (`auth/`,
+//! RFC 7143 §12.1.3), portals, LUNs (SAM-5 §4.6 numbers), node ACLs with mapped LUNs, and
+//! `iscsi/discovery_auth/`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
