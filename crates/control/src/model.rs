@@ -9,26 +9,32 @@
 //!
 //! * [`alua`] — target port groups and LU groups (SPC-4 §5.11.2), with no dependency on the
 //!   others.
-//! * [`device`] — storage objects (`core/<kind>_<n>/<dev>`); uses [`alua`].
-//! * [`iscsi`] — targets, TPGs, portals, LUNs, ACLs, CHAP (RFC 7143); uses [`alua`].
-//! * [`config`] — the whole tree and its validation; uses the three above.
+//! * [`attrib`] — TPG attributes declared once on the engine's attribute schema, and device
+//!   attribute values parsed with the engine's declarations; no dependency on the others.
+//! * [`device`] — storage objects (`core/<kind>_<n>/<dev>`); uses [`alua`], [`attrib`].
+//! * [`iscsi`] — targets, TPGs, portals, LUNs, ACLs, CHAP (RFC 7143); uses [`alua`], [`attrib`].
+//! * [`config`] — the whole tree and its validation; uses the others.
 //! * Here: the value parsers they share (indexes, sizes, booleans, object names).
 
 pub mod alua;
+pub mod attrib;
 pub mod config;
 pub mod device;
 pub mod iscsi;
 
 pub use alua::{AluaTpg, LuGp};
+pub use attrib::{
+    at_path, check_device_attribute, parse_device_attribute, tpg_attribute, tpg_attribute_defs,
+    tpg_attribute_names, TpgAttr, TpgAttributes, TPG_ATTRIBUTES,
+};
 pub use config::{Config, Member, ParamSchema, CONFIG_VERSION};
 pub use device::{
-    generate_serial, validate_dev_name, validate_storage_object, validate_wwn_field, AttrValue,
-    DevKey, Kind, StorageObject,
+    generate_serial, validate_dev_name, validate_storage_object, validate_wwn_field, DevKey, Kind,
+    StorageObject,
 };
 pub use iscsi::{
-    check_tpg_attribute, validate_chap_value, validate_portal, Chap, DiscoveryAuth, Lun,
-    MappedLunCfg, NodeAcl, Portal, Target, Tpg, TpgAttributes, AUTH_NAMES, MAX_LUN, NOPIN_MAX,
-    NOPIN_MIN, NOPIN_RESPONSE_TIMEOUT, NOPIN_TIMEOUT, TPG_ATTRIBUTES,
+    validate_chap_value, validate_portal, Chap, DiscoveryAuth, Lun, MappedLunCfg, NodeAcl, Portal,
+    Target, Tpg, AUTH_NAMES, MAX_LUN,
 };
 
 /// A decimal index without sign or leading zeros ("0", "17"), as used in `_<n>` suffixes.

@@ -279,7 +279,7 @@ impl EngineRuntime {
                                 continue;
                             }
                             let before = cur.device.attribute(name);
-                            if let Err(e) = cur.device.set_attribute(name, &value.text()) {
+                            if let Err(e) = cur.device.set_attribute(name, &value.to_string()) {
                                 self.undo(attr_undo, Vec::new());
                                 return Err(attr_error(&key, name, &e));
                             }

@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::alua::{validate_group_name, LuGp, DEFAULT_LU_GP};
+use super::attrib::TPG_ATTRIBUTES;
 use super::device::{validate_dev_name, validate_storage_object, DevKey, StorageObject};
-use super::iscsi::{
-    check_tpg_attribute, validate_portal, DiscoveryAuth, Target, Tpg, MAX_LUN, TPG_ATTRIBUTES,
-};
+use super::iscsi::{validate_portal, DiscoveryAuth, Target, Tpg, MAX_LUN};
 use crate::names::validate_iscsi_name;
 
 /// Version written in `config.json`; files of other versions are refused.
@@ -186,9 +185,9 @@ impl Config {
                         g.rtpi
                     ));
                 }
-                for name in TPG_ATTRIBUTES {
-                    check_tpg_attribute(name, g.attributes.get(name).unwrap_or(0))
-                        .map_err(|e| format!("{at}/attrib/{name} {e}"))?;
+                for a in TPG_ATTRIBUTES {
+                    a.check(a.get(&g.attributes))
+                        .map_err(|e| format!("{at}/attrib/{} {e}", a.def.name))?;
                 }
                 for (k, v) in &g.parameters {
                     if !defaults.contains(k) {

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::alua::{AluaTpg, DEFAULT_LU_GP, DEFAULT_TG_PT_GP};
+use super::attrib::{at_path, check_device_attribute, deserialize_device_attributes};
 use super::{is_object_name, parse_index};
 
 /// Backstore kinds (LIO HBA plugin names in the tree; rtslib plugin names in JSON).
@@ -141,9 +142,10 @@ pub struct StorageObject {
     /// block/fileio: open read-only.
     #[serde(default)]
     pub readonly: bool,
-    /// `attrib/<name>` values set by the user (only those; others keep the engine default).
-    #[serde(default)]
-    pub attributes: BTreeMap<String, AttrValue>,
+    /// `attrib/<name>` values set by the user (only those; others keep the engine default),
+    /// each accepted by the engine's declaration of the attribute.
+    #[serde(default, deserialize_with = "deserialize_device_attributes")]
+    pub attributes: BTreeMap<String, u32>,
     /// `alua/<group>/`: target port groups (rtslib `alua_tpgs`), including
     /// `default_tg_pt_gp` once it was changed; states and statuses are saved too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -151,33 +153,6 @@ pub struct StorageObject {
     /// `alua_lu_gp`: the LU group the device joined (none: `default_lu_gp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alua_lu_gp: Option<String>,
-}
-
-/// An attribute value in JSON: rtslib writes integers as numbers, other values as strings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum AttrValue {
-    Int(u64),
-    Str(String),
-}
-
-impl AttrValue {
-    pub fn from_text(s: &str) -> AttrValue {
-        // Canonical decimal only ("007" stays text so that it round-trips unchanged).
-        let canonical = !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        match s.parse::<u64>() {
-            Ok(n) if canonical => AttrValue::Int(n),
-            _ => AttrValue::Str(s.to_string()),
-        }
-    }
-    pub fn text(&self) -> String {
-        match self {
-            AttrValue::Int(n) => n.to_string(),
-            AttrValue::Str(s) => s.clone(),
-        }
-    }
 }
 
 impl StorageObject {
@@ -326,21 +301,9 @@ pub fn validate_storage_object(so: &StorageObject) -> Result<(), String> {
             }
         }
     }
-    for (k, v) in &so.attributes {
-        if k.is_empty()
-            || !k
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(format!("{at}/attrib/{k}: not an attribute name"));
-        }
-        if let AttrValue::Str(s) = v {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!(
-                    "{at}/attrib/{k}: value must be a number or printable text"
-                ));
-            }
-        }
+    for (name, v) in &so.attributes {
+        check_device_attribute(name, *v)
+            .map_err(|e| at_path(&format!("{at}/attrib/{name}"), name, &e))?;
     }
     Ok(())
 }

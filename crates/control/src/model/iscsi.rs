@@ -1,6 +1,7 @@
 //! iSCSI targets (`iscsi/<iqn>/tpgt_<n>/…`, RFC 7143 §4.2.7 names, §3.4.1 portal groups): TPGs
-//! with their `attrib/`, CHAP credentials (`auth/`, RFC 7143 §12.1.3), portals, LUNs (SAM-5
-//! §4.6 numbers), node ACLs with mapped LUNs, and `iscsi/discovery_auth/`.
+//! (their `attrib/` values are declared in model/attrib.rs), CHAP credentials (`auth/`,
+//! RFC 7143 §12.1.3), portals, LUNs (SAM-5 §4.6 numbers), node ACLs with mapped LUNs, and
+//! `iscsi/discovery_auth/`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,129 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::alua::DEFAULT_TG_PT_GP;
+use super::attrib::TpgAttributes;
 
 /// Highest LUN number accepted (TPG LUNs and mapped LUNs): the largest single-level LUN
 /// (SAM-5 §4.7), defined once in `ironlun_scsi::lun`.
 pub use ironlun_engine::scsi::lun::MAX_LUN;
-
-/// TPG `attrib/` values that are wired through (0/1 each).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TpgAttributes {
-    /// 1: CHAP required at login; 0: AuthMethod=None accepted.
-    #[serde(default)]
-    pub authentication: u8,
-    /// 1: demo mode — any initiator may log in and sees every TPG LUN.
-    #[serde(default)]
-    pub generate_node_acls: u8,
-    /// Demo-mode LUNs are write protected (LIO default 1).
-    #[serde(default = "one")]
-    pub demo_mode_write_protect: u8,
-    /// Every LUN mapped through an explicit ACL is write protected.
-    #[serde(default)]
-    pub prod_mode_write_protect: u8,
-    /// Seconds of silence before a NOP-In ping (0: no pings), LIO's `nopin_timeout`
-    /// (a node-ACL attribute there; here it applies to every session of the TPG).
-    #[serde(
-        default = "default_nopin_timeout",
-        skip_serializing_if = "is_default_nopin_timeout"
-    )]
-    pub nopin_timeout: u8,
-    /// Seconds to wait for the NOP-Out answering a ping before dropping the connection.
-    #[serde(
-        default = "default_nopin_response_timeout",
-        skip_serializing_if = "is_default_nopin_response_timeout"
-    )]
-    pub nopin_response_timeout: u8,
-}
-
-fn one() -> u8 {
-    1
-}
-
-/// Default `nopin_timeout` / `nopin_response_timeout`, seconds.
-pub const NOPIN_TIMEOUT: u8 = 15;
-pub const NOPIN_RESPONSE_TIMEOUT: u8 = 15;
-/// Largest value of either (LIO's NA_NOPIN_TIMEOUT_MAX / NA_NOPIN_RESPONSE_TIMEOUT_MAX).
-pub const NOPIN_MAX: u8 = 60;
-/// Smallest nonzero value of either (LIO's *_MIN).
-pub const NOPIN_MIN: u8 = 3;
-
-fn default_nopin_timeout() -> u8 {
-    NOPIN_TIMEOUT
-}
-fn default_nopin_response_timeout() -> u8 {
-    NOPIN_RESPONSE_TIMEOUT
-}
-fn is_default_nopin_timeout(v: &u8) -> bool {
-    *v == NOPIN_TIMEOUT
-}
-fn is_default_nopin_response_timeout(v: &u8) -> bool {
-    *v == NOPIN_RESPONSE_TIMEOUT
-}
-
-/// Check one TPG attribute value: the two keep-alive times are seconds, the rest 0/1.
-pub fn check_tpg_attribute(name: &str, v: u8) -> Result<(), String> {
-    match name {
-        "nopin_timeout" if v == 0 || (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
-        "nopin_timeout" => Err(format!(
-            "must be 0 (no NOP-In pings) or {NOPIN_MIN}-{NOPIN_MAX} seconds"
-        )),
-        "nopin_response_timeout" if (NOPIN_MIN..=NOPIN_MAX).contains(&v) => Ok(()),
-        "nopin_response_timeout" => Err(format!("must be {NOPIN_MIN}-{NOPIN_MAX} seconds")),
-        _ if v <= 1 => Ok(()),
-        _ => Err("must be 0 or 1".to_string()),
-    }
-}
-
-impl Default for TpgAttributes {
-    fn default() -> Self {
-        // Like targetcli, new TPGs have authentication off (LIO's kernel default is 1).
-        TpgAttributes {
-            authentication: 0,
-            generate_node_acls: 0,
-            demo_mode_write_protect: 1,
-            prod_mode_write_protect: 0,
-            nopin_timeout: NOPIN_TIMEOUT,
-            nopin_response_timeout: NOPIN_RESPONSE_TIMEOUT,
-        }
-    }
-}
-
-/// The names under a TPG's `attrib/`, in display order.
-pub const TPG_ATTRIBUTES: &[&str] = &[
-    "authentication",
-    "demo_mode_write_protect",
-    "generate_node_acls",
-    "nopin_response_timeout",
-    "nopin_timeout",
-    "prod_mode_write_protect",
-];
-
-impl TpgAttributes {
-    pub fn get(&self, name: &str) -> Option<u8> {
-        Some(match name {
-            "authentication" => self.authentication,
-            "generate_node_acls" => self.generate_node_acls,
-            "demo_mode_write_protect" => self.demo_mode_write_protect,
-            "prod_mode_write_protect" => self.prod_mode_write_protect,
-            "nopin_timeout" => self.nopin_timeout,
-            "nopin_response_timeout" => self.nopin_response_timeout,
-            _ => return None,
-        })
-    }
-    pub fn slot(&mut self, name: &str) -> Option<&mut u8> {
-        Some(match name {
-            "authentication" => &mut self.authentication,
-            "generate_node_acls" => &mut self.generate_node_acls,
-            "demo_mode_write_protect" => &mut self.demo_mode_write_protect,
-            "prod_mode_write_protect" => &mut self.prod_mode_write_protect,
-            "nopin_timeout" => &mut self.nopin_timeout,
-            "nopin_response_timeout" => &mut self.nopin_response_timeout,
-            _ => return None,
-        })
-    }
-}
 
 /// CHAP credentials (`auth/`), rtslib `chap_*` keys. Empty = not set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

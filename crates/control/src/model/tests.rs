@@ -31,11 +31,32 @@ fn hba_names() {
 }
 
 #[test]
-fn attr_values_round_trip_as_numbers_or_text() {
-    assert_eq!(AttrValue::from_text("4096"), AttrValue::Int(4096));
-    assert_eq!(AttrValue::from_text("0"), AttrValue::Int(0));
-    assert_eq!(AttrValue::from_text("007"), AttrValue::Str("007".into()));
-    assert_eq!(AttrValue::from_text("abc").text(), "abc");
+fn device_attribute_values_load_as_numbers_or_text_and_save_as_numbers() {
+    let so = |attrs: &str| {
+        serde_json::from_str::<StorageObject>(&format!(
+            r#"{{"plugin": "ramdisk", "name": "r", "wwn": "s", "vendor_id": "V",
+                "product_id": "P", "revision": "1", "size": 1048576, "attributes": {attrs}}}"#
+        ))
+    };
+    let ok = so(r#"{"block_size": 4096, "emulate_tpu": "1", "queue_depth": "007"}"#).expect("ok");
+    assert_eq!(ok.attributes.get("block_size"), Some(&4096));
+    assert_eq!(ok.attributes.get("emulate_tpu"), Some(&1));
+    assert_eq!(ok.attributes.get("queue_depth"), Some(&7));
+    let json = serde_json::to_string(&ok).expect("json");
+    assert!(json.contains(r#""emulate_tpu":1"#), "{json}");
+    for (attrs, needle) in [
+        (r#"{"emulate_dpo": 1}"#, "emulate_dpo: only 0 is accepted ("),
+        (r#"{"emulate_tpu": "abc"}"#, "emulate_tpu: invalid value"),
+        (r#"{"emulate_tpu": -1}"#, "emulate_tpu: invalid value"),
+        (
+            r#"{"frobnicate": 1}"#,
+            "frobnicate: unknown attribute; valid: block_size",
+        ),
+    ] {
+        let e = so(attrs).expect_err(attrs).to_string();
+        assert!(e.contains(needle), "{attrs}: {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
 use ironlun_engine::{Device, DeviceConfig, PrState};
 
-use crate::model::{DevKey, Kind, StorageObject};
+use crate::model::{at_path, DevKey, Kind, StorageObject};
 use crate::pr::{self, AptplFile};
 
 pub(super) fn spec(so: &StorageObject) -> BackstoreSpec {
@@ -40,10 +40,7 @@ pub(super) fn build_device(
 ) -> Result<Arc<Device>, String> {
     let key = so.key();
     let block_size = match so.attributes.get("block_size") {
-        Some(v) => v
-            .text()
-            .parse()
-            .map_err(|_| format!("{key}/attrib/block_size: not a number"))?,
+        Some(&v) => v,
         None => backstore.hw_block_size(),
     };
     let config = DeviceConfig {
@@ -84,7 +81,7 @@ pub(super) fn build_device(
     for (name, value) in &so.attributes {
         if name != "block_size" {
             device
-                .set_attribute(name, &value.text())
+                .set_attribute(name, &value.to_string())
                 .map_err(|e| attr_error(&key, name, &e))?;
         }
     }
@@ -93,9 +90,5 @@ pub(super) fn build_device(
 
 /// `core/…/attrib/<name>: <engine reason>`, without the engine's own `<name>: ` prefix.
 pub(super) fn attr_error(key: &DevKey, name: &str, e: &str) -> String {
-    let reason = e
-        .strip_prefix(name)
-        .and_then(|r| r.strip_prefix(": "))
-        .unwrap_or(e);
-    format!("{key}/attrib/{name}: {reason}")
+    at_path(&format!("{key}/attrib/{name}"), name, e)
 }

@@ -26,12 +26,8 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
             let size = arg("size").map(|s| parse_size(&format!("{at}: size"), s)).transpose()?;
             let mut attributes = BTreeMap::new();
             if let Some(bs) = arg("block_size") {
-                match bs {
-                    "512" | "1024" | "2048" | "4096" => {
-                        attributes.insert("block_size".to_string(), AttrValue::from_text(bs));
-                    }
-                    _ => return Err(format!("{at}: block_size '{bs}' is not valid; expected 512, 1024, 2048 or 4096")),
-                }
+                let v = parse_device_attribute("block_size", bs).map_err(|e| format!("{at}: {e}"))?;
+                attributes.insert("block_size".to_string(), v);
             }
             let so = StorageObject {
                 plugin: key.kind,

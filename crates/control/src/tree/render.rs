@@ -115,7 +115,7 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
         attrs = so
             .attributes
             .iter()
-            .map(|(k, v)| (k.clone(), v.text()))
+            .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
     }
     let exports = cfg.luns_of(&key).len();
@@ -225,7 +225,7 @@ fn render_iscsi(cfg: &Config, insp: &dyn Inspect) -> Node {
 fn render_tpg(g: &Tpg, defaults: &[(String, String)]) -> Node {
     let attrib = TPG_ATTRIBUTES
         .iter()
-        .map(|n| leaf(*n, g.attributes.get(n).unwrap_or(0).to_string()))
+        .map(|a| leaf(a.def.name, a.get(&g.attributes).to_string()))
         .collect();
     let param = defaults
         .iter()

@@ -4,7 +4,7 @@
 
 use super::path::ObjPath;
 use super::Inspect;
-use crate::model::{parse_bool, parse_size, AttrValue, Config, DevKey, Kind};
+use crate::model::{parse_bool, parse_size, Config, DevKey, Kind};
 
 /// A live capacity change asked for with `set core/<kind>_<n>/<dev>/control size=…` or
 /// `… rescan=1` (LIO's `control` is a comma separated `key=value` list; we accept the keys
@@ -117,8 +117,8 @@ pub fn resize_request(
         .into_iter()
         .find(|(n, _)| n == "block_size")
         .map(|(_, v)| v)
-        .or_else(|| so.attributes.get("block_size").map(AttrValue::text))
         .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| so.attributes.get("block_size").map(|&b| u64::from(b)))
         .unwrap_or(512);
     if !size.is_multiple_of(block_size) {
         return Err(format!(

@@ -23,19 +23,11 @@ pub(super) fn set(
             if cfg.device(&key).is_none() {
                 return Err(format!("{key}: no such device"));
             }
-            let live = insp.device_attributes(&key);
-            if !live.is_empty() && !live.iter().any(|(n, _)| *n == name) {
-                let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(format!(
-                    "{at}: unknown attribute; valid: {}",
-                    names.join(", ")
-                ));
-            }
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!("{at}: value must be a number or printable text"));
-            }
+            // Parsed once, with the engine's declaration; the engine may still refuse a
+            // value that depends on the device (its backstore, whether it is exported).
+            let v = parse_device_attribute(&name, value).map_err(|e| at_path(&at, &name, &e))?;
             if let Some(so) = cfg.device_mut(&key) {
-                so.attributes.insert(name, AttrValue::from_text(value));
+                so.attributes.insert(name, v);
             }
         }
         ObjPath::DeviceWwn(key, name) => {
@@ -228,23 +220,11 @@ pub(super) fn set(
             tpg.rtpi = rtpi;
         }
         ObjPath::TpgAttrib(TpgId { target: t, tag: g }, name) => {
-            let tpg = need_tpg(cfg, &t, g)?;
-            let slot = tpg.attributes.slot(&name).ok_or_else(|| {
-                format!(
-                    "{at}: unknown attribute; valid: {}",
-                    TPG_ATTRIBUTES.join(", ")
-                )
+            let attr = tpg_attribute(&name).ok_or_else(|| {
+                format!("{at}: unknown attribute; valid: {}", tpg_attribute_names())
             })?;
-            *slot = if name.starts_with("nopin") {
-                let v = value
-                    .trim()
-                    .parse::<u8>()
-                    .map_err(|_| format!("{at}: invalid value {value:?}; expected seconds"))?;
-                crate::model::check_tpg_attribute(&name, v).map_err(|e| format!("{at}: {e}"))?;
-                v
-            } else {
-                u8::from(parse_bool(&at, value)?)
-            };
+            let v = attr.parse(&at, value)?;
+            attr.set(&mut need_tpg(cfg, &t, g)?.attributes, v);
         }
         ObjPath::TpgAuth(TpgId { target: t, tag: g }, name) => {
             validate_chap_value(&at, value)?;

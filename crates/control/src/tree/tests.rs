@@ -652,10 +652,7 @@ fn wwn_changes_only_while_not_exported_and_serials_are_unique() {
     let e = create(&c, "core/rd_mcp_1/r1", &["size=1M", "wwn=serial-a"]).expect_err("dup serial");
     assert!(e.contains("already used by core/rd_mcp_0/r0"), "{e}");
     c = set(&c, "core/rd_mcp_0/r0/attrib/emulate_tpu", "1").expect("attr");
-    assert_eq!(
-        c.storage_objects[0].attributes.get("emulate_tpu"),
-        Some(&AttrValue::Int(1))
-    );
+    assert_eq!(c.storage_objects[0].attributes.get("emulate_tpu"), Some(&1));
 }
 
 /// `resize_request` on `example()` plus an rd_mcp and an iblock device.
@@ -770,7 +767,7 @@ fn bad_control_writes_name_the_field() {
         c.device_mut(&DevKey::parse("core/rd_mcp_0/r0").expect("key"))
             .expect("rd")
             .attributes
-            .insert("block_size".into(), AttrValue::Int(4096));
+            .insert("block_size".into(), 4096);
         c
     };
     struct NoLive;
