@@ -16,7 +16,7 @@ CONFIGS=${CONFIGS:-thick thin readonly removable large lbppb}
 LBPPB_TESTS=SCSI.WriteSame10.UnmapUnaligned,SCSI.WriteSame16.UnmapUnaligned,SCSI.WriteSame10.InvalidDataOutSize,SCSI.WriteSame16.InvalidDataOutSize,SCSI.CompareAndWrite.InvalidDataOutSize
 OUT=${OUT:-target/conformance}
 PORT=${PORT:-3261}
-export IRONLUN_BIN=${IRONLUN_BIN:-target/release/ironlun}
+export IRONLUN_BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 [ -x "$IRONLUN_BIN" ] || cargo build --release -p ironlun
 
 READONLY_TESTS=${READONLY_TESTS:-SCSI.ReadOnly,SCSI.Inquiry,SCSI.ReadCapacity10,SCSI.ReadCapacity16,SCSI.TestUnitReady,SCSI.ReportSupportedOpcodes,SCSI.Read6,SCSI.Read10,SCSI.Read12,SCSI.Read16}

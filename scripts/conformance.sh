@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${IRONLUN_BIN:-target/release/ironlun}
+BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 PORT=${PORT:-3261}
 PORT2=$((PORT + 1))
 OUT=${OUT:-target/conformance}

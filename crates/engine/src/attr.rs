@@ -155,6 +155,41 @@ pub fn markdown_table(defs: &[AttrDef]) -> String {
     s
 }
 
+/// Keeps a generated table of a Markdown document in step with its declarations: the text
+/// between `<!-- begin {name} -->` and `<!-- end {name} -->` must be [`markdown_table`] of
+/// `defs`. With `rewrite` the document is rewritten instead of compared. Err: one line saying
+/// what is stale or missing and how to regenerate it.
+pub fn doc_table_in_step(
+    doc: &std::path::Path,
+    name: &str,
+    defs: &[AttrDef],
+    rewrite: bool,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    let begin = format!("<!-- begin {name} -->\n");
+    let end_marker = format!("<!-- end {name} -->");
+    let (Some(b), Some(end)) = (text.find(&begin), text.find(&end_marker)) else {
+        return Err(format!(
+            "{}: no {begin:?} … {end_marker:?} markers",
+            doc.display()
+        ));
+    };
+    let start = b + begin.len();
+    let table = markdown_table(defs);
+    if rewrite {
+        let new = format!("{}{}{}", &text[..start], table, &text[end..]);
+        return std::fs::write(doc, new).map_err(|e| format!("{}: {e}", doc.display()));
+    }
+    if text.get(start..end) == Some(table.as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the {name} table is stale; rerun this test with IRONLUN_UPDATE_DOCS=1",
+            doc.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

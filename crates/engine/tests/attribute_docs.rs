@@ -2,30 +2,17 @@
 //! changed attribute shows up there, or this test fails. `IRONLUN_UPDATE_DOCS=1` rewrites the
 //! table instead of comparing.
 
-use ironlun_engine::attr::markdown_table;
+use ironlun_engine::attr::doc_table_in_step;
 use ironlun_engine::device_attribute_defs;
-
-const BEGIN: &str = "<!-- begin device attributes -->\n";
-const END: &str = "<!-- end device attributes -->";
 
 #[test]
 fn docs_cli_lists_every_device_attribute_as_declared() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/cli.md");
-    let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
-    let end = doc.find(END).expect("end marker");
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
     let defs: Vec<_> = device_attribute_defs().copied().collect();
-    let table = markdown_table(&defs);
-    if std::env::var_os("IRONLUN_UPDATE_DOCS").is_some() {
-        let new = format!("{}{}{}", &doc[..start], table, &doc[end..]);
-        std::fs::write(&path, new).expect("write docs/cli.md");
-        return;
+    let rewrite = std::env::var_os("IRONLUN_UPDATE_DOCS").is_some();
+    if let Err(e) = doc_table_in_step(&doc, "device attributes", &defs, rewrite) {
+        panic!("{e}");
     }
-    assert_eq!(
-        &doc[start..end],
-        table,
-        "docs/cli.md's device attribute table is stale: run IRONLUN_UPDATE_DOCS=1 cargo test -p ironlun-engine --test attribute_docs"
-    );
 }
 
 /// Attributes LIO has whose feature ironlun has not: only 0 is accepted.

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ironlun");
 const T: &str = "iqn.2026-11.org.ironlun:t1";
 const I: &str = "iqn.2026-11.org.example:host1";
@@ -632,18 +634,5 @@ fn a_broken_saved_config_stops_the_daemon_with_exit_1() {
         "{\"version\": 1, \"targets\": [{\"wwn\": \"bogus\"}]}",
     )
     .expect("write");
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(&state)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("invalid config") && err.contains("bogus"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    support::serve_refuses_config(&state, "bogus");
 }

@@ -9,9 +9,8 @@
 mod support;
 
 use std::ops::Range;
-use std::process::Command;
 
-use support::{Daemon, BIN, RAMDISK, TPG};
+use support::{Daemon, RAMDISK, TPG};
 
 const PORTS: Range<u16> = 3790..3800;
 
@@ -72,19 +71,6 @@ fn a_saved_attribute_the_schema_refuses_stops_the_daemon() {
             serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("json");
         cfg["storage_objects"][0]["attributes"][name] = value.into();
         std::fs::write(&path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write");
-        let out = Command::new(BIN)
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(d.state_dir())
-            .env("RUST_LOG", "off")
-            .output()
-            .expect("run");
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("invalid config") && err.contains(name),
-            "{err}"
-        );
-        assert_eq!(err.lines().count(), 1, "{err}");
+        support::serve_refuses_config(&d.state_dir(), name);
     }
 }

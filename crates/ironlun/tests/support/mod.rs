@@ -299,6 +299,25 @@ pub async fn guard<T>(what: &str, f: impl std::future::Future<Output = T>) -> T 
 }
 
 /// An initiator name per test role.
+/// Runs `ironlun serve` on a state directory whose saved config it must refuse: it exits 1 with
+/// one line on stderr that names the problem (`what` appears in it).
+pub fn serve_refuses_config(state: &Path, what: &str) {
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(state)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid config") && err.contains(what),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 pub fn iqn(who: &str) -> String {
     format!("iqn.2026-11.org.example:{who}")
 }
