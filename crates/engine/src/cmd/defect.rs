@@ -1,6 +1,6 @@
 //! READ DEFECT DATA (10)/(12) (SBC-3 §5.12, §5.13).
 
-use ironlun_scsi::cdb::{byte, ReadDefectData10, ReadDefectData12};
+use ironlun_scsi::cdb::{ReadDefectData10, ReadDefectData12};
 use ironlun_scsi::Sense;
 
 use crate::handler::{Ctx, Done, Outcome};
@@ -10,7 +10,7 @@ use crate::handler::{Ctx, Done, Outcome};
 /// refused). (10): 4-byte header; (12): 8-byte header with GENERATION CODE 0 (not
 /// supported).
 pub(crate) fn read_defect_data(c: &Ctx) -> Outcome {
-    let ten = byte(c.cdb, 0) == ReadDefectData10::OPCODE;
+    let ten = c.op.opcode == ReadDefectData10::OPCODE;
     // REQ_PLIST, REQ_GLIST, DEFECT LIST FORMAT and its field in the CDB's form, ALLOCATION
     // LENGTH: the two forms name the same fields.
     macro_rules! decode {

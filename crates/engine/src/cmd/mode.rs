@@ -218,7 +218,7 @@ fn param_len_error() -> Sense {
 
 pub(crate) fn mode_select(c: &Ctx) -> Outcome {
     // (pf, sp, PARAMETER LIST LENGTH) and the PF and SP fields of the CDB's form.
-    let ten = byte(c.cdb, 0) == op::MODE_SELECT_10;
+    let ten = c.op.opcode == op::MODE_SELECT_10;
     let ((pf, sp, len), [pf_field, sp_field]) = if ten {
         let m = ModeSelect10::parse(c.cdb)?;
         let len = u64::from(m.parameter_list_length);

@@ -53,7 +53,7 @@ pub(crate) fn lookup(cdb: &[u8], hidden: u16) -> Result<&'static OpInfo, Sense> 
     if first.sa.is_none() {
         return Ok(first);
     }
-    let sa = ironlun_scsi::cdb::byte(cdb, 1) & 0x1F;
+    let sa = SERVICE_ACTION.get(cdb) as u8;
     std::iter::once(first)
         .chain(list)
         .find(|o| o.sa == Some(sa))

@@ -3,6 +3,9 @@
 //! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16) and
 //! WRITE SAME(10)/(16) (§5.45-5.46; its UNMAP bit deallocates through `thin`).
 //!
+//! [`Xfer`] decodes the CDB of the transfer family once, from whichever of its 6-, 10-, 12- or
+//! 16-byte forms it has (the layouts are `ironlun_scsi::cdb`'s).
+//!
 //! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
 //! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
 //!
@@ -28,7 +31,7 @@ pub(crate) struct Xfer {
     pub len_field: Field,
     /// FUA, in the forms that have it.
     pub fua: bool,
-    /// BYTCHK and its field, in WRITE AND VERIFY and VERIFY.
+    /// BYTCHK and its field, in WRITE AND VERIFY and VERIFY (always there for those).
     pub bytchk: Option<(u8, Field)>,
     /// WRITE SAME's ANCHOR, UNMAP and NDOB (NDOB only in the 16-byte form).
     pub anchor: bool,
@@ -246,7 +249,7 @@ pub(crate) fn compare(base: u64, expected: &[u8], got: &[u8]) -> Result<(), Fail
 }
 
 pub(crate) fn write_verify(c: &Ctx) -> Outcome {
-    let (bytchk, bytchk_field) = Xfer::parse(c.cdb)?.bytchk.unwrap_or((0, SERVICE_ACTION));
+    let (bytchk, bytchk_field) = Xfer::parse(c.cdb)?.bytchk.unwrap_or((0, Verify10::BYTCHK));
     if bytchk > 1 {
         return Err(Sense::invalid_cdb(bytchk_field).into());
     }
@@ -270,7 +273,7 @@ pub(crate) fn write_verify(c: &Ctx) -> Outcome {
 /// offset of the first difference in INFORMATION.
 pub(crate) fn verify(c: &Ctx) -> Outcome {
     let x = Xfer::parse(c.cdb)?;
-    let (bytchk, bytchk_field) = x.bytchk.unwrap_or((0, SERVICE_ACTION));
+    let (bytchk, bytchk_field) = x.bytchk.unwrap_or((0, Verify10::BYTCHK));
     let (lba, n) = (x.lba, x.n);
     let bs = u64::from(c.dev.block_size());
     let want = match bytchk {
