@@ -27,9 +27,9 @@ use crate::handler::{Ctx, Done, Fail, Outcome};
 /// The medium gates are applied here rather than at the nexus gate because a SANITIZE, unlike
 /// other medium-access commands, is allowed in sanitize failure mode.
 pub(crate) fn sanitize(c: &Ctx) -> Outcome {
-    let cdb = cdb::Sanitize::parse(c.cdb)?;
-    let (immed, ause, action) = (cdb.immed, cdb.ause, cdb.service_action);
-    let plen = u64::from(cdb.parameter_list_length);
+    let x = cdb::Sanitize::parse(c.cdb)?;
+    let (immed, ause, action) = (x.immed, x.ause, x.service_action);
+    let plen = u64::from(x.parameter_list_length);
     let bs = u64::from(c.dev.block_size());
     match c.dev.media.sanitize_state() {
         Sanitize::Running { .. } => {
