@@ -490,3 +490,6 @@ pub(crate) fn read_capacity_16(c: &Ctx) -> Outcome {
     }
     Ok(Done::data(d, alloc))
 }
+
+#[cfg(test)]
+mod tests;
