@@ -8,6 +8,7 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
+use ironlun_scsi::cdb::{CdbError, SERVICE_ACTION};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{status, Sense};
 
@@ -262,6 +263,25 @@ pub(crate) enum Fail {
 impl From<Sense> for Fail {
     fn from(sense: Sense) -> Fail {
         Fail::Check { sense, want: None }
+    }
+}
+
+/// The sense for bytes a typed CDB struct refuses (SPC-4 §4.2.5): a CDB shorter than its
+/// operation code's group needs is INVALID FIELD IN CDB at its missing first byte, an operation
+/// code nothing supports INVALID COMMAND OPERATION CODE, a service action nothing supports
+/// INVALID FIELD IN CDB at SERVICE ACTION. The opcode table's lookup and validation
+/// (`cmd::ops`) answer these before a handler decodes its CDB.
+pub(crate) fn cdb_sense(e: CdbError) -> Sense {
+    match e {
+        CdbError::Short { got, .. } => Sense::invalid_cdb_field(got as u16, None),
+        CdbError::Opcode { .. } => Sense::illegal(asc::INVALID_COMMAND_OPERATION_CODE),
+        CdbError::ServiceAction { .. } => Sense::invalid_cdb(SERVICE_ACTION),
+    }
+}
+
+impl From<CdbError> for Fail {
+    fn from(e: CdbError) -> Fail {
+        cdb_sense(e).into()
     }
 }
 

@@ -182,6 +182,12 @@ impl Sense {
             .with_field_pointer(FieldPointer::cdb(byte, bit))
     }
 
+    /// ILLEGAL REQUEST / INVALID FIELD IN CDB pointing at a CDB field: its byte and most
+    /// significant bit.
+    pub fn invalid_cdb(f: crate::cdb::Field) -> Sense {
+        Sense::invalid_cdb_field(f.byte, Some(f.bit))
+    }
+
     /// ILLEGAL REQUEST / INVALID FIELD IN PARAMETER LIST pointing at `byte` of the data-out.
     pub fn invalid_param_field(byte: u16, bit: Option<u8>) -> Sense {
         Sense::new(key::ILLEGAL_REQUEST, asc::INVALID_FIELD_IN_PARAMETER_LIST)

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ironlun_scsi::alua::{access_type, status_code, support, AccessState};
-use ironlun_scsi::cdb::{be32, byte};
+use ironlun_scsi::cdb::{ReportTargetPortGroups, SetTargetPortGroups, SERVICE_ACTION};
 use ironlun_scsi::sense::{asc, FieldPointer};
 use ironlun_scsi::Sense;
 
@@ -17,12 +17,13 @@ use crate::handler::{Ctx, Done, Outcome};
 /// header (001b, with the receiving group's IMPLICIT TRANSITION TIME); one descriptor per
 /// group that has ports, listing their RTPIs. Cut to the ALLOCATION LENGTH (§4.2.5.6).
 pub(crate) fn report_target_port_groups(c: &Ctx) -> Outcome {
-    let format = byte(c.cdb, 1) >> 5;
-    let alloc = u64::from(be32(c.cdb, 6));
+    let cdb = ReportTargetPortGroups::parse(c.cdb)?;
+    let alloc = u64::from(cdb.allocation_length);
+    let format = cdb.parameter_data_format;
     let header = match format {
         0 => 4,
         1 => 8,
-        _ => return Err(Sense::invalid_cdb_field(1, Some(7)).into()),
+        _ => return Err(Sense::invalid_cdb(ReportTargetPortGroups::PARAMETER_DATA_FORMAT).into()),
     };
     let exports = c.dev.exports();
     let mut groups = c.dev.alua.groups.read().clone();
@@ -88,9 +89,9 @@ pub(crate) fn set_target_port_groups(c: &Ctx) -> Outcome {
     let own = c.slot.alua.group.load_full();
     if own.access_type.load(Ordering::Relaxed) & access_type::EXPLICIT == 0 {
         // Explicit ALUA is off for the receiving port's group (TPGS lacks 10b).
-        return Err(Sense::invalid_cdb_field(1, Some(4)).into());
+        return Err(Sense::invalid_cdb(SERVICE_ACTION).into());
     }
-    let len = u64::from(be32(c.cdb, 6));
+    let len = u64::from(SetTargetPortGroups::parse(c.cdb)?.parameter_list_length);
     let data = c.data_out(len)?;
     if data.is_empty() {
         return Ok(Done::good());

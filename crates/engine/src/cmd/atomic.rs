@@ -4,10 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::{be16, be64};
+use ironlun_scsi::cdb::WriteAtomic16;
 use ironlun_scsi::Sense;
 
-use super::sbc::{fua_bit, write_args};
+use super::sbc::write_args;
 use crate::core::device::Device;
 use crate::handler::io_fail;
 use crate::handler::{Ctx, Done, Outcome};
@@ -17,11 +17,11 @@ use crate::handler::{Ctx, Done, Outcome};
 /// data (no protection information), so `ops::validate` rejects it. TRANSFER LENGTH 0 is
 /// not an error (§5.10).
 pub(crate) fn orwrite(c: &Ctx) -> Outcome {
-    let (lba, n, data) = write_args(c)?;
+    let (x, data) = write_args(c)?;
     let bs = u64::from(c.dev.block_size());
     if !data.is_empty() {
-        let fua = fua_bit(c.cdb) || !c.dev.write_cache.load(Ordering::Relaxed);
-        let off = lba * bs;
+        let fua = x.fua || !c.dev.write_cache.load(Ordering::Relaxed);
+        let off = x.lba * bs;
         c.dev.stripes.exclusive(off, data.len() as u64, || {
             let mut cur = vec![0u8; data.len()];
             c.dev
@@ -35,7 +35,7 @@ pub(crate) fn orwrite(c: &Ctx) -> Outcome {
                 .map_err(|e| io_fail(e, true))
         })?;
     }
-    Ok(Done::consumed(n * bs))
+    Ok(Done::consumed(x.n * bs))
 }
 
 /// The WRITE ATOMIC(16) limits of an LU, in logical blocks.
@@ -84,36 +84,36 @@ pub(crate) fn atomic_limits(dev: &crate::core::device::Device) -> [u8; 20] {
     out
 }
 
-/// WRITE ATOMIC(16) (SBC-4 §5.48): LBA bytes 2-9, ATOMIC BOUNDARY 10-11, TRANSFER LENGTH
-/// 12-13. A TRANSFER LENGTH above MAXIMUM ATOMIC TRANSFER LENGTH (ATOMIC BOUNDARY 0) or above
+/// WRITE ATOMIC(16) (SBC-4 §5.48). A TRANSFER LENGTH above MAXIMUM ATOMIC TRANSFER LENGTH (ATOMIC BOUNDARY 0) or above
 /// MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY, an ATOMIC BOUNDARY above MAXIMUM
 /// ATOMIC BOUNDARY SIZE, a misaligned LBA or a length off the granularity are INVALID FIELD IN
 /// CDB pointing at the field. The Data-Out must be the whole transfer (a partial atomic write
 /// has no meaning); it is written under the range's exclusive stripe locks, so every command
 /// that takes them sees all of it or none.
 pub(crate) fn write_atomic(c: &Ctx) -> Outcome {
-    let lba = be64(c.cdb, 2);
-    let boundary = u32::from(be16(c.cdb, 10));
-    let n = u32::from(be16(c.cdb, 12));
+    let cdb = WriteAtomic16::parse(c.cdb)?;
+    let lba = cdb.lba.0;
+    let boundary = u32::from(cdb.atomic_boundary);
+    let n = cdb.transfer_length.0;
     c.dev.check_range(lba, u64::from(n))?;
     let l = limits(c.dev);
     if boundary == 0 {
         if n > l.max_len {
-            return Err(Sense::invalid_cdb_field(12, Some(7)).into());
+            return Err(Sense::invalid_cdb(WriteAtomic16::TRANSFER_LENGTH).into());
         }
     } else {
         if boundary > l.max_boundary {
-            return Err(Sense::invalid_cdb_field(10, Some(7)).into());
+            return Err(Sense::invalid_cdb(WriteAtomic16::ATOMIC_BOUNDARY).into());
         }
         if n > l.max_len_boundary {
-            return Err(Sense::invalid_cdb_field(12, Some(7)).into());
+            return Err(Sense::invalid_cdb(WriteAtomic16::TRANSFER_LENGTH).into());
         }
     }
     if l.align > 1 && !lba.is_multiple_of(u64::from(l.align)) {
-        return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+        return Err(Sense::invalid_cdb(WriteAtomic16::LBA).into());
     }
     if l.gran > 1 && !n.is_multiple_of(l.gran) {
-        return Err(Sense::invalid_cdb_field(12, Some(7)).into());
+        return Err(Sense::invalid_cdb(WriteAtomic16::TRANSFER_LENGTH).into());
     }
     let bs = u64::from(c.dev.block_size());
     let len = u64::from(n) * bs;
@@ -121,7 +121,7 @@ pub(crate) fn write_atomic(c: &Ctx) -> Outcome {
     if n == 0 {
         return Ok(Done::good());
     }
-    let fua = fua_bit(c.cdb) || !c.dev.write_cache.load(Ordering::Relaxed);
+    let fua = cdb.fua || !c.dev.write_cache.load(Ordering::Relaxed);
     let off = lba * bs;
     c.dev
         .stripes

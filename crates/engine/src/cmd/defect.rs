@@ -1,27 +1,40 @@
 //! READ DEFECT DATA (10)/(12) (SBC-3 §5.12, §5.13).
 
-use ironlun_scsi::cdb::{be16, be32, byte};
+use ironlun_scsi::cdb::{ReadDefectData10, ReadDefectData12};
 use ironlun_scsi::Sense;
 
 use crate::handler::{Ctx, Done, Outcome};
 
 /// READ DEFECT DATA (10)/(12): no defects are kept, so the requested list(s) come back empty,
 /// marked valid (PLISTV/GLISTV) and in the requested DEFECT LIST FORMAT (reserved 111b
-/// refused). (10): 4-byte header, allocation length bytes 7-8; (12): 8-byte header with
-/// GENERATION CODE 0 (not supported), allocation length bytes 6-9.
+/// refused). (10): 4-byte header; (12): 8-byte header with GENERATION CODE 0 (not
+/// supported).
 pub(crate) fn read_defect_data(c: &Ctx) -> Outcome {
-    let ten = byte(c.cdb, 0) == ironlun_scsi::opcode::READ_DEFECT_DATA_10;
-    let at = if ten { 2 } else { 1 };
-    let req = byte(c.cdb, at);
-    if req & 0x07 == 0x07 {
-        return Err(Sense::invalid_cdb_field(at as u16, Some(2)).into());
+    let ten = c.op.opcode == ReadDefectData10::OPCODE;
+    // REQ_PLIST, REQ_GLIST, DEFECT LIST FORMAT and its field in the CDB's form, ALLOCATION
+    // LENGTH: the two forms name the same fields.
+    macro_rules! decode {
+        ($t:ident) => {{
+            let d = $t::parse(c.cdb)?;
+            let req = (d.req_plist, d.req_glist);
+            let alloc = u64::from(d.allocation_length);
+            (req, d.defect_list_format, $t::DEFECT_LIST_FORMAT, alloc)
+        }};
+    }
+    let (req, format, format_field, alloc) = if ten {
+        decode!(ReadDefectData10)
+    } else {
+        decode!(ReadDefectData12)
+    };
+    if format == 0x07 {
+        return Err(Sense::invalid_cdb(format_field).into());
     }
     // PLISTV, GLISTV and the format echo the request.
-    let b1 = req & 0x1F;
-    let (data, alloc) = if ten {
-        (vec![0, b1, 0, 0], u64::from(be16(c.cdb, 7)))
+    let b1 = u8::from(req.0) << 4 | u8::from(req.1) << 3 | format;
+    let data = if ten {
+        vec![0, b1, 0, 0]
     } else {
-        (vec![0, b1, 0, 0, 0, 0, 0, 0], u64::from(be32(c.cdb, 6)))
+        vec![0, b1, 0, 0, 0, 0, 0, 0]
     };
     Ok(Done::data(data, alloc))
 }

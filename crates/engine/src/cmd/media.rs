@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::byte;
+use ironlun_scsi::cdb::{PreventAllowMediumRemoval, StartStopUnit};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::Sense;
 
@@ -51,7 +51,7 @@ pub(crate) fn reset(dev: &Device) {
 /// PREVENT ALLOW MEDIUM REMOVAL (SBC-3 §5.5): PREVENT 01b adds this I_T nexus to those
 /// preventing removal, 00b removes it; 1xb are obsolete (media changer) values.
 pub(crate) fn prevent_allow(c: &Ctx) -> Outcome {
-    let prevent = byte(c.cdb, 4) & 0x03;
+    let prevent = PreventAllowMediumRemoval::parse(c.cdb)?.prevent;
     let mut set = c.dev.media.preventing.lock();
     match prevent {
         0 => {
@@ -60,7 +60,7 @@ pub(crate) fn prevent_allow(c: &Ctx) -> Outcome {
         1 => {
             set.insert(c.nexus.id);
         }
-        _ => return Err(Sense::invalid_cdb_field(4, Some(1)).into()),
+        _ => return Err(Sense::invalid_cdb(PreventAllowMediumRemoval::PREVENT).into()),
     }
     Ok(Done::good())
 }
@@ -78,20 +78,18 @@ pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
     if let Sanitize::Running { done, total } = c.dev.media.sanitize_state() {
         return Err(in_progress(done, total).into());
     }
-    let b4 = byte(c.cdb, 4);
+    let cdb = StartStopUnit::parse(c.cdb)?;
     let removable = c.dev.media.removable();
-    if b4 >> 4 != 0 && !removable {
-        return Err(Sense::invalid_cdb_field(4, Some(7)).into());
+    if cdb.power_condition != 0 && !removable {
+        return Err(Sense::invalid_cdb(StartStopUnit::POWER_CONDITION).into());
     }
-    if byte(c.cdb, 3) & 0x0F != 0 {
-        return Err(Sense::invalid_cdb_field(3, Some(3)).into());
+    if cdb.power_condition_modifier != 0 {
+        return Err(Sense::invalid_cdb(StartStopUnit::POWER_CONDITION_MODIFIER).into());
     }
-    let loej = b4 & 0x02 != 0;
-    let start = b4 & 0x01 != 0;
-    let no_flush = b4 & 0x04 != 0;
+    let (loej, start, no_flush) = (cdb.loej, cdb.start, cdb.no_flush);
     if !removable {
         if loej {
-            return Err(Sense::invalid_cdb_field(4, Some(1)).into());
+            return Err(Sense::invalid_cdb(StartStopUnit::LOEJ).into());
         }
         if start {
             c.dev.stopped.store(false, Ordering::Relaxed);
@@ -103,7 +101,7 @@ pub(crate) fn start_stop_unit(c: &Ctx) -> Outcome {
         }
         return Ok(Done::good());
     }
-    if b4 >> 4 != 0 {
+    if cdb.power_condition != 0 {
         return Ok(Done::good());
     }
     if loej {

@@ -7,7 +7,9 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::{be16, be32, be64, byte};
+use ironlun_scsi::cdb::{
+    be16, be32, be64, byte, CdbError, Field, ModeSelect10, ModeSelect6, ModeSense10, ModeSense6,
+};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
@@ -80,39 +82,88 @@ fn write_protected(c: &Ctx) -> bool {
         || c.dev.swp.load(Ordering::Relaxed)
 }
 
+/// MODE SENSE (6) or (10), decoded, with the fields INVALID FIELD IN CDB points at in its
+/// form.
+struct SenseCdb {
+    ten: bool,
+    dbd: bool,
+    llbaa: bool,
+    pc: u8,
+    page_code: u8,
+    subpage_code: u8,
+    alloc: u64,
+    /// PC, PAGE CODE and SUBPAGE CODE.
+    fields: [Field; 3],
+}
+
+impl SenseCdb {
+    fn parse(cdb: &[u8]) -> Result<SenseCdb, CdbError> {
+        Ok(if byte(cdb, 0) == op::MODE_SENSE_10 {
+            let m = ModeSense10::parse(cdb)?;
+            SenseCdb {
+                ten: true,
+                dbd: m.dbd,
+                llbaa: m.llbaa,
+                pc: m.pc,
+                page_code: m.page_code,
+                subpage_code: m.subpage_code,
+                alloc: u64::from(m.allocation_length),
+                fields: [
+                    ModeSense10::PC,
+                    ModeSense10::PAGE_CODE,
+                    ModeSense10::SUBPAGE_CODE,
+                ],
+            }
+        } else {
+            let m = ModeSense6::parse(cdb)?;
+            SenseCdb {
+                ten: false,
+                dbd: m.dbd,
+                llbaa: false,
+                pc: m.pc,
+                page_code: m.page_code,
+                subpage_code: m.subpage_code,
+                alloc: u64::from(m.allocation_length),
+                fields: [
+                    ModeSense6::PC,
+                    ModeSense6::PAGE_CODE,
+                    ModeSense6::SUBPAGE_CODE,
+                ],
+            }
+        })
+    }
+}
+
 pub(crate) fn mode_sense(c: &Ctx) -> Outcome {
-    let ten = byte(c.cdb, 0) == op::MODE_SENSE_10;
-    let dbd = byte(c.cdb, 1) & 0x08 != 0;
-    let llbaa = ten && byte(c.cdb, 1) & 0x10 != 0;
-    let pc = match byte(c.cdb, 2) >> 6 {
+    let cdb = SenseCdb::parse(c.cdb)?;
+    let [pc_field, page_field, subpage_field] = cdb.fields;
+    let (ten, dbd, llbaa) = (cdb.ten, cdb.dbd, cdb.llbaa);
+    let pc = match cdb.pc {
         0 => Pc::Current,
         1 => Pc::Changeable,
         2 => Pc::Default,
         _ => {
             return Err(Sense::illegal(asc::SAVING_PARAMETERS_NOT_SUPPORTED)
-                .with_field_pointer(ironlun_scsi::FieldPointer::cdb(2, Some(7)))
+                .with_field_pointer(ironlun_scsi::FieldPointer::cdb(
+                    pc_field.byte,
+                    Some(pc_field.bit),
+                ))
                 .into())
         }
     };
-    let code = byte(c.cdb, 2) & 0x3F;
-    let sub = byte(c.cdb, 3);
-    let alloc = if ten {
-        u64::from(be16(c.cdb, 7))
-    } else {
-        u64::from(byte(c.cdb, 4))
-    };
+    let (code, sub, alloc) = (cdb.page_code, cdb.subpage_code, cdb.alloc);
     let mut pages = Vec::new();
     if code == 0x3F {
         if sub != 0x00 && sub != 0xFF {
-            return Err(Sense::invalid_cdb_field(3, Some(7)).into());
+            return Err(Sense::invalid_cdb(subpage_field).into());
         }
         for &p in PAGE_CODES {
             pages.extend(page(c.dev, p, pc).unwrap_or_default());
         }
     } else {
-        let p = page(c.dev, code, pc).ok_or(Sense::invalid_cdb_field(2, Some(5)))?;
+        let p = page(c.dev, code, pc).ok_or(Sense::invalid_cdb(page_field))?;
         if sub != 0 {
-            return Err(Sense::invalid_cdb_field(3, Some(7)).into());
+            return Err(Sense::invalid_cdb(subpage_field).into());
         }
         pages = p;
     }
@@ -166,23 +217,28 @@ fn param_len_error() -> Sense {
 }
 
 pub(crate) fn mode_select(c: &Ctx) -> Outcome {
-    let ten = byte(c.cdb, 0) == op::MODE_SELECT_10;
-    if byte(c.cdb, 1) & 0x01 != 0 {
-        // SP: saving pages is not supported.
-        return Err(Sense::invalid_cdb_field(1, Some(0)).into());
-    }
-    let len = if ten {
-        u64::from(be16(c.cdb, 7))
+    // (pf, sp, PARAMETER LIST LENGTH) and the PF and SP fields of the CDB's form.
+    let ten = c.op.opcode == op::MODE_SELECT_10;
+    let ((pf, sp, len), [pf_field, sp_field]) = if ten {
+        let m = ModeSelect10::parse(c.cdb)?;
+        let len = u64::from(m.parameter_list_length);
+        ((m.pf, m.sp, len), [ModeSelect10::PF, ModeSelect10::SP])
     } else {
-        u64::from(byte(c.cdb, 4))
+        let m = ModeSelect6::parse(c.cdb)?;
+        let len = u64::from(m.parameter_list_length);
+        ((m.pf, m.sp, len), [ModeSelect6::PF, ModeSelect6::SP])
     };
+    if sp {
+        // SP: saving pages is not supported.
+        return Err(Sense::invalid_cdb(sp_field).into());
+    }
     let data = c.data_out(len)?;
     if len == 0 {
         return Ok(Done::good());
     }
-    if byte(c.cdb, 1) & 0x10 == 0 {
+    if !pf {
         // PF=0: vendor-specific (SCSI-1) page format is not supported.
-        return Err(Sense::invalid_cdb_field(1, Some(4)).into());
+        return Err(Sense::invalid_cdb(pf_field).into());
     }
     let hs = if ten { 8 } else { 4 };
     if data.len() < hs {

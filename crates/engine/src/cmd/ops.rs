@@ -5,10 +5,11 @@
 
 use std::sync::OnceLock;
 
+use ironlun_scsi::cdb::{CdbError, SERVICE_ACTION};
 use ironlun_scsi::sense::{asc, Sense};
 
 use super::table::OPS;
-use crate::handler::OpInfo;
+use crate::handler::{cdb_sense, OpInfo};
 
 /// Index of the first table entry for each opcode.
 fn index() -> &'static [Option<u8>; 256] {
@@ -52,11 +53,11 @@ pub(crate) fn lookup(cdb: &[u8], hidden: u16) -> Result<&'static OpInfo, Sense> 
     if first.sa.is_none() {
         return Ok(first);
     }
-    let sa = ironlun_scsi::cdb::byte(cdb, 1) & 0x1F;
+    let sa = SERVICE_ACTION.get(cdb) as u8;
     std::iter::once(first)
         .chain(list)
         .find(|o| o.sa == Some(sa))
-        .ok_or(Sense::invalid_cdb_field(1, Some(4)))
+        .ok_or(Sense::invalid_cdb(SERVICE_ACTION))
 }
 
 /// Check every CDB bit against the usage data: a set bit the device server does not use is
@@ -64,7 +65,10 @@ pub(crate) fn lookup(cdb: &[u8], hidden: u16) -> Result<&'static OpInfo, Sense> 
 pub(crate) fn validate(o: &OpInfo, cdb: &[u8], dpofua: bool, tpws: bool) -> Result<(), Sense> {
     if cdb.len() < o.usage.len() {
         // A CDB shorter than its opcode's group requires: point at the missing first byte.
-        return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
+        return Err(cdb_sense(CdbError::Short {
+            need: o.usage.len(),
+            got: cdb.len(),
+        }));
     }
     // Same masks as `usage_for`, without allocating on the command path.
     let hide = o.hidden_byte1(dpofua, tpws);

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ironlun_scsi::cdb::{be16, byte};
+use ironlun_scsi::cdb::{self, be16, byte};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode::sanitize as sa, Sense};
 
@@ -27,11 +27,9 @@ use crate::handler::{Ctx, Done, Fail, Outcome};
 /// The medium gates are applied here rather than at the nexus gate because a SANITIZE, unlike
 /// other medium-access commands, is allowed in sanitize failure mode.
 pub(crate) fn sanitize(c: &Ctx) -> Outcome {
-    let b1 = byte(c.cdb, 1);
-    let immed = b1 & 0x80 != 0;
-    let ause = b1 & 0x20 != 0;
-    let action = b1 & 0x1F;
-    let plen = u64::from(be16(c.cdb, 7));
+    let x = cdb::Sanitize::parse(c.cdb)?;
+    let (immed, ause, action) = (x.immed, x.ause, x.service_action);
+    let plen = u64::from(x.parameter_list_length);
     let bs = u64::from(c.dev.block_size());
     match c.dev.media.sanitize_state() {
         Sanitize::Running { .. } => {
@@ -51,14 +49,14 @@ pub(crate) fn sanitize(c: &Ctx) -> Outcome {
         sa::OVERWRITE => {
             // PARAMETER LIST LENGTH: a header and at most one block of pattern (§5.19.3.1).
             if plen < 5 || plen > bs + 4 {
-                return Err(Sense::invalid_cdb_field(7, Some(7)).into());
+                return Err(Sense::invalid_cdb(cdb::Sanitize::PARAMETER_LIST_LENGTH).into());
             }
             let p = c.data_out(plen)?;
             overwrite_passes(p, bs)?
         }
         sa::BLOCK_ERASE => {
             if plen != 0 {
-                return Err(Sense::invalid_cdb_field(7, Some(7)).into());
+                return Err(Sense::invalid_cdb(cdb::Sanitize::PARAMETER_LIST_LENGTH).into());
             }
             // Every LBA reads back as zeroes afterwards (VPD B1h WABEREQ 01b): deallocated
             // on a thin LU whose store zeroes what it deallocates, else overwritten.
@@ -70,17 +68,17 @@ pub(crate) fn sanitize(c: &Ctx) -> Outcome {
         }
         sa::EXIT_FAILURE_MODE => {
             if plen != 0 {
-                return Err(Sense::invalid_cdb_field(7, Some(7)).into());
+                return Err(Sense::invalid_cdb(cdb::Sanitize::PARAMETER_LIST_LENGTH).into());
             }
             // After a failed sanitize with AUSE=0 only a successful sanitize ends failure
             // mode (§5.19.1); outside failure mode there is nothing to exit.
             return match c.dev.media.sanitize_exit_failure() {
                 Ok(()) => Ok(Done::good()),
-                Err(()) => Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+                Err(()) => Err(Sense::invalid_cdb(cdb::Sanitize::SERVICE_ACTION).into()),
             };
         }
         // Unreachable through the opcode table (lookup refuses other service actions).
-        _ => return Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+        _ => return Err(Sense::invalid_cdb(cdb::Sanitize::SERVICE_ACTION).into()),
     };
     let consumed = if action == sa::OVERWRITE { plen } else { 0 };
     let blocks = c.dev.blocks();

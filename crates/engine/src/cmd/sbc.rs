@@ -3,6 +3,9 @@
 //! SYNCHRONIZE CACHE (§5.22-5.23), READ CAPACITY (§5.15-5.16) and
 //! WRITE SAME(10)/(16) (§5.45-5.46; its UNMAP bit deallocates through `thin`).
 //!
+//! [`Xfer`] decodes the CDB of the transfer family once, from whichever of its 6-, 10-, 12- or
+//! 16-byte forms it has (the layouts are `ironlun_scsi::cdb`'s).
+//!
 //! Durability: FUA, or a write with the write cache disabled (WCE=0), is made durable before
 //! GOOD (`write_at(fua = true)`); SYNCHRONIZE CACHE flushes the backstore.
 //!
@@ -11,46 +14,150 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::{be16, be24, be32, be64, byte};
+use ironlun_scsi::cdb::*;
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, status, Sense};
 
 use crate::core::device::{Device, MAX_IO_BYTES};
 use crate::handler::{io_fail, Ctx, Done, Fail, Outcome};
 
-/// LBA, number of blocks, and the CDB byte of the length field.
-pub(crate) fn lba_len(cdb: &[u8]) -> (u64, u64, u16) {
-    match byte(cdb, 0) {
-        op::READ_6 | op::WRITE_6 => {
-            let n = byte(cdb, 4);
-            // SBC-3 §5.7: a TRANSFER LENGTH of 0 in READ(6)/WRITE(6) means 256 blocks.
-            let n = if n == 0 { 256 } else { u64::from(n) };
-            (u64::from(be24(cdb, 1) & 0x1F_FFFF), n, 4)
+/// A transfer CDB (READ, WRITE, WRITE AND VERIFY, VERIFY, ORWRITE, PRE-FETCH, SYNCHRONIZE
+/// CACHE, WRITE SAME), decoded once from whichever form it has.
+pub(crate) struct Xfer {
+    pub lba: u64,
+    /// Blocks: READ(6)/WRITE(6)'s TRANSFER LENGTH 0 already made 256 (SBC-3 §5.7).
+    pub n: u64,
+    /// The field holding the block count, where INVALID FIELD IN CDB points.
+    pub len_field: Field,
+    /// FUA, in the forms that have it.
+    pub fua: bool,
+    /// BYTCHK and its field, in WRITE AND VERIFY and VERIFY (always there for those).
+    pub bytchk: Option<(u8, Field)>,
+    /// WRITE SAME's ANCHOR, UNMAP and NDOB (NDOB only in the 16-byte form).
+    pub anchor: bool,
+    pub unmap: bool,
+    pub ndob: bool,
+}
+
+impl Xfer {
+    fn new(lba: Lba, n: Blocks, len_field: Field) -> Xfer {
+        Xfer {
+            lba: lba.0,
+            n: u64::from(n.0),
+            len_field,
+            fua: false,
+            bytchk: None,
+            anchor: false,
+            unmap: false,
+            ndob: false,
         }
-        // Groups 1 and 2 are the 10-byte CDBs (WRITE SAME(10) is in group 2).
-        o if matches!(o >> 5, 1 | 2) => (u64::from(be32(cdb, 2)), u64::from(be16(cdb, 7)), 7),
-        o if o >> 5 == 5 => (u64::from(be32(cdb, 2)), u64::from(be32(cdb, 6)), 6),
-        _ => (be64(cdb, 2), u64::from(be32(cdb, 10)), 10),
+    }
+
+    pub(crate) fn parse(cdb: &[u8]) -> Result<Xfer, CdbError> {
+        // Each arm decodes one form: the struct's own fields, nothing read by offset.
+        macro_rules! rw {
+            ($t:ident) => {{
+                let x = $t::parse(cdb)?;
+                Xfer {
+                    fua: x.fua,
+                    ..Xfer::new(x.lba, x.transfer_length, $t::TRANSFER_LENGTH)
+                }
+            }};
+        }
+        macro_rules! verify {
+            ($t:ident) => {{
+                let x = $t::parse(cdb)?;
+                Xfer {
+                    bytchk: Some((x.bytchk, $t::BYTCHK)),
+                    ..Xfer::new(x.lba, x.transfer_length, $t::TRANSFER_LENGTH)
+                }
+            }};
+        }
+        macro_rules! six {
+            ($t:ident) => {{
+                let x = $t::parse(cdb)?;
+                // SBC-3 §5.7: a TRANSFER LENGTH of 0 in READ(6)/WRITE(6) means 256 blocks.
+                let n = match x.transfer_length.0 {
+                    0 => Blocks(256),
+                    n => Blocks(n),
+                };
+                Xfer::new(x.lba, n, $t::TRANSFER_LENGTH)
+            }};
+        }
+        macro_rules! ranged {
+            ($t:ident) => {{
+                let x = $t::parse(cdb)?;
+                Xfer::new(
+                    x.lba,
+                    x.number_of_logical_blocks,
+                    $t::NUMBER_OF_LOGICAL_BLOCKS,
+                )
+            }};
+        }
+        Ok(match byte(cdb, 0) {
+            op::READ_6 => six!(Read6),
+            op::WRITE_6 => six!(Write6),
+            op::READ_10 => rw!(Read10),
+            op::READ_12 => rw!(Read12),
+            op::READ_16 => rw!(Read16),
+            op::WRITE_10 => rw!(Write10),
+            op::WRITE_12 => rw!(Write12),
+            op::WRITE_16 => rw!(Write16),
+            op::ORWRITE_16 => rw!(OrWrite16),
+            op::WRITE_AND_VERIFY_10 => verify!(WriteAndVerify10),
+            op::WRITE_AND_VERIFY_12 => verify!(WriteAndVerify12),
+            op::WRITE_AND_VERIFY_16 => verify!(WriteAndVerify16),
+            op::VERIFY_10 => verify!(Verify10),
+            op::VERIFY_12 => verify!(Verify12),
+            op::VERIFY_16 => verify!(Verify16),
+            op::SYNCHRONIZE_CACHE_10 => ranged!(SynchronizeCache10),
+            op::SYNCHRONIZE_CACHE_16 => ranged!(SynchronizeCache16),
+            op::PRE_FETCH_10 => {
+                let x = PreFetch10::parse(cdb)?;
+                Xfer::new(x.lba, x.prefetch_length, PreFetch10::PREFETCH_LENGTH)
+            }
+            op::PRE_FETCH_16 => {
+                let x = PreFetch16::parse(cdb)?;
+                Xfer::new(x.lba, x.prefetch_length, PreFetch16::PREFETCH_LENGTH)
+            }
+            op::WRITE_SAME_10 => {
+                let x = WriteSame10::parse(cdb)?;
+                let f = WriteSame10::NUMBER_OF_LOGICAL_BLOCKS;
+                Xfer {
+                    anchor: x.anchor,
+                    unmap: x.unmap,
+                    ..Xfer::new(x.lba, x.number_of_logical_blocks, f)
+                }
+            }
+            // WRITE SAME(16), or an operation code its parse refuses.
+            _ => {
+                let x = WriteSame16::parse(cdb)?;
+                let f = WriteSame16::NUMBER_OF_LOGICAL_BLOCKS;
+                Xfer {
+                    anchor: x.anchor,
+                    unmap: x.unmap,
+                    ndob: x.ndob,
+                    ..Xfer::new(x.lba, x.number_of_logical_blocks, f)
+                }
+            }
+        })
     }
 }
 
 /// TRANSFER LENGTH above the block limits VPD MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB
 /// (SBC-3 §6.5.3).
-pub(crate) fn check_max(dev: &Device, n: u64, len_at: u16) -> Result<(), Sense> {
-    if n > u64::from(dev.hw_max_sectors()) {
-        return Err(Sense::invalid_cdb_field(len_at, Some(7)));
+pub(crate) fn check_max(dev: &Device, x: &Xfer) -> Result<(), Sense> {
+    if x.n > u64::from(dev.hw_max_sectors()) {
+        return Err(Sense::invalid_cdb(x.len_field));
     }
     Ok(())
 }
 
-pub(crate) fn fua_bit(cdb: &[u8]) -> bool {
-    byte(cdb, 0) != op::WRITE_6 && byte(cdb, 1) & 0x08 != 0
-}
-
 pub(crate) fn read(c: &Ctx) -> Outcome {
-    let (lba, n, len_at) = lba_len(c.cdb);
+    let x = Xfer::parse(c.cdb)?;
+    let (lba, n) = (x.lba, x.n);
     c.dev.check_range(lba, n)?;
-    check_max(c.dev, n, len_at)?;
+    check_max(c.dev, &x)?;
     let bs = u64::from(c.dev.block_size());
     let total = n * bs;
     // Read only what the initiator accepts, rounded up to whole blocks.
@@ -71,23 +178,24 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
     })
 }
 
-/// The LBA, block count and Data-Out of a write-class CDB, after the range and transfer
+/// The decoded CDB and the Data-Out of a write-class command, after the range and transfer
 /// length checks every write makes.
-pub(crate) fn write_args<'a>(c: &Ctx<'a>) -> Result<(u64, u64, &'a [u8]), Fail> {
-    let (lba, n, len_at) = lba_len(c.cdb);
-    c.dev.check_range(lba, n)?;
-    check_max(c.dev, n, len_at)?;
+pub(crate) fn write_args<'a>(c: &Ctx<'a>) -> Result<(Xfer, &'a [u8]), Fail> {
+    let x = Xfer::parse(c.cdb)?;
+    c.dev.check_range(x.lba, x.n)?;
+    check_max(c.dev, &x)?;
     let bs = u64::from(c.dev.block_size());
-    let data = c.write_data(n * bs, bs)?;
-    Ok((lba, n, data))
+    let data = c.write_data(x.n * bs, bs)?;
+    Ok((x, data))
 }
 
-pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a [u8]), Fail> {
-    let (lba, n, data) = write_args(c)?;
+/// Write the Data-Out, durably with `durable`, FUA or WCE=0.
+pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(Xfer, &'a [u8]), Fail> {
+    let (x, data) = write_args(c)?;
     let bs = u64::from(c.dev.block_size());
     if !data.is_empty() {
-        let fua = durable || !c.dev.write_cache.load(Ordering::Relaxed);
-        let off = lba * bs;
+        let fua = durable || x.fua || !c.dev.write_cache.load(Ordering::Relaxed);
+        let off = x.lba * bs;
         c.dev
             .stripes
             .shared(off, data.len() as u64, || {
@@ -95,12 +203,12 @@ pub(crate) fn do_write<'a>(c: &Ctx<'a>, durable: bool) -> Result<(u64, u64, &'a 
             })
             .map_err(|e| io_fail(e, true))?;
     }
-    Ok((lba, n, data))
+    Ok((x, data))
 }
 
 pub(crate) fn write(c: &Ctx) -> Outcome {
-    let (_, n, _) = do_write(c, fua_bit(c.cdb))?;
-    Ok(Done::consumed(n * u64::from(c.dev.block_size())))
+    let (x, _) = do_write(c, false)?;
+    Ok(Done::consumed(x.n * u64::from(c.dev.block_size())))
 }
 
 /// Read `n` blocks from `lba` in bounded chunks, handing each chunk and its byte offset to `f`.
@@ -141,12 +249,12 @@ pub(crate) fn compare(base: u64, expected: &[u8], got: &[u8]) -> Result<(), Fail
 }
 
 pub(crate) fn write_verify(c: &Ctx) -> Outcome {
-    let bytchk = (byte(c.cdb, 1) >> 1) & 0x03;
+    let (bytchk, bytchk_field) = Xfer::parse(c.cdb)?.bytchk.unwrap_or((0, Verify10::BYTCHK));
     if bytchk > 1 {
-        return Err(Sense::invalid_cdb_field(1, Some(2)).into());
+        return Err(Sense::invalid_cdb(bytchk_field).into());
     }
     // The data must be on the medium before it is verified.
-    let (lba, n, data) = do_write(c, true)?;
+    let (Xfer { lba, n, .. }, data) = do_write(c, true)?;
     let bs = u64::from(c.dev.block_size());
     // Verify what was written (fewer blocks than `n` after a short Data-Out).
     read_chunks(c.dev, lba, data.len() as u64 / bs, |off, got| {
@@ -164,19 +272,20 @@ pub(crate) fn write_verify(c: &Ctx) -> Outcome {
 /// Data-Out block with every block (SBC-3 §5.27 table 73); MISCOMPARE carries the Data-Out
 /// offset of the first difference in INFORMATION.
 pub(crate) fn verify(c: &Ctx) -> Outcome {
-    let bytchk = (byte(c.cdb, 1) >> 1) & 0x03;
-    let (lba, n, len_at) = lba_len(c.cdb);
+    let x = Xfer::parse(c.cdb)?;
+    let (bytchk, bytchk_field) = x.bytchk.unwrap_or((0, Verify10::BYTCHK));
+    let (lba, n) = (x.lba, x.n);
     let bs = u64::from(c.dev.block_size());
     let want = match bytchk {
         0 => 0,
         1 => n * bs,
         3 if n == 0 => 0,
         3 => bs,
-        _ => return Err(Sense::invalid_cdb_field(1, Some(2)).into()),
+        _ => return Err(Sense::invalid_cdb(bytchk_field).into()),
     };
     c.dev.check_range(lba, n)?;
     if bytchk == 1 {
-        check_max(c.dev, n, len_at)?;
+        check_max(c.dev, &x)?;
     }
     let data = c.data_out(want)?;
     read_chunks(c.dev, lba, n, |off, got| match bytchk {
@@ -201,10 +310,12 @@ pub(crate) fn verify(c: &Ctx) -> Outcome {
 /// Data-Out offset of the first differing byte and nothing written, otherwise the write data is
 /// written (durably with FUA or WCE=0).
 pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
-    let lba = be64(c.cdb, 2);
-    let n = u64::from(byte(c.cdb, 13));
+    let cdb = CompareAndWrite::parse(c.cdb)?;
+    let lba = cdb.lba.0;
+    let n = u64::from(cdb.number_of_logical_blocks.0);
+    let n_field = CompareAndWrite::NUMBER_OF_LOGICAL_BLOCKS;
     if n > u64::from(c.dev.max_caw_blocks()) {
-        return Err(Sense::invalid_cdb_field(13, Some(7)).into());
+        return Err(Sense::invalid_cdb(n_field).into());
     }
     c.dev.check_range(lba, n)?;
     let bs = u64::from(c.dev.block_size());
@@ -214,7 +325,7 @@ pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
     // at it, nothing done (as LIO rejects any length mismatch of a write CDB; this also catches
     // initiators whose block count wrapped the one-byte field to 0).
     let data = c.data_out(2 * len).map_err(|_| Fail::Check {
-        sense: Sense::invalid_cdb_field(13, Some(7)),
+        sense: Sense::invalid_cdb(n_field),
         want: Some(2 * len),
     })?;
     // "A NUMBER OF LOGICAL BLOCKS field set to zero specifies that no read operations shall be
@@ -223,7 +334,7 @@ pub(crate) fn compare_and_write(c: &Ctx) -> Outcome {
         return Ok(Done::good());
     }
     let (verify, new) = data.split_at(len as usize);
-    let fua = fua_bit(c.cdb) || !c.dev.write_cache.load(Ordering::Relaxed);
+    let fua = cdb.fua || !c.dev.write_cache.load(Ordering::Relaxed);
     let off = lba * bs;
     c.dev.stripes.exclusive(off, len, || {
         let mut cur = vec![0u8; len as usize];
@@ -259,24 +370,23 @@ pub(crate) const WRITE_SAME_CHUNK: u64 = 1 << 20;
 ///
 /// The Data-Out must be exactly one block (none with NDOB).
 pub(crate) fn write_same(c: &Ctx) -> Outcome {
-    let (lba, mut n, len_at) = lba_len(c.cdb);
-    let b1 = byte(c.cdb, 1);
-    let ndob = byte(c.cdb, 0) == op::WRITE_SAME_16 && b1 & 0x01 != 0;
-    let unmap = b1 & 0x08 != 0;
-    if b1 & 0x10 != 0 {
-        return Err(Sense::invalid_cdb_field(1, Some(4)).into());
+    let x = Xfer::parse(c.cdb)?;
+    let (lba, mut n, ndob, unmap) = (x.lba, x.n, x.ndob, x.unmap);
+    if x.anchor {
+        // ANCHOR lies at the same place in both forms.
+        return Err(Sense::invalid_cdb(WriteSame10::ANCHOR).into());
     }
     let max = u64::from(c.dev.max_write_same_blocks());
     if n == 0 {
         if c.dev.wsnz() {
-            return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
+            return Err(Sense::invalid_cdb(x.len_field).into());
         }
         c.dev.check_range(lba, 0)?;
         n = c.dev.blocks().saturating_sub(lba);
     }
     // MAXIMUM WRITE SAME LENGTH 0 means "no limit reported" (SBC-3 §6.5.3).
     if max != 0 && n > max {
-        return Err(Sense::invalid_cdb_field(len_at, Some(7)).into());
+        return Err(Sense::invalid_cdb(x.len_field).into());
     }
     c.dev.check_range(lba, n)?;
     let bs = u64::from(c.dev.block_size());
@@ -316,7 +426,7 @@ pub(crate) fn write_same(c: &Ctx) -> Outcome {
 /// CONDITION MET when the whole range was fetched, GOOD when it exceeded what one fetch
 /// covers (SBC-3 §5.4: "not enough cache").
 pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
-    let (lba, n, _) = lba_len(c.cdb);
+    let Xfer { lba, n, .. } = Xfer::parse(c.cdb)?;
     c.dev.check_range(lba, n)?;
     // Saturating: the LU may have shrunk since the range check (live resize).
     let n = if n == 0 {
@@ -335,22 +445,23 @@ pub(crate) fn pre_fetch(c: &Ctx) -> Outcome {
 }
 
 pub(crate) fn sync_cache(c: &Ctx) -> Outcome {
-    let (lba, n, _) = lba_len(c.cdb);
+    let Xfer { lba, n, .. } = Xfer::parse(c.cdb)?;
     c.dev.check_range(lba, n)?;
     c.dev.backstore.flush().map_err(|e| io_fail(e, true))?;
     Ok(Done::good())
 }
 
-fn check_pmi(cdb: &[u8], lba: u64, pmi_at: usize) -> Result<(), Sense> {
-    // SBC-3 §5.15: with PMI=0 the LOGICAL BLOCK ADDRESS field shall be zero.
-    if byte(cdb, pmi_at) & 1 == 0 && lba != 0 {
-        return Err(Sense::invalid_cdb_field(2, None));
+/// SBC-3 §5.15: with PMI=0 the LOGICAL BLOCK ADDRESS field (`lba_field`) shall be zero.
+fn check_pmi(pmi: bool, lba: Lba, lba_field: Field) -> Result<(), Sense> {
+    if !pmi && lba.0 != 0 {
+        return Err(Sense::invalid_cdb_field(lba_field.byte, None));
     }
     Ok(())
 }
 
 pub(crate) fn read_capacity_10(c: &Ctx) -> Outcome {
-    check_pmi(c.cdb, u64::from(be32(c.cdb, 2)), 8)?;
+    let cdb = ReadCapacity10::parse(c.cdb)?;
+    check_pmi(cdb.pmi, cdb.lba, ReadCapacity10::LBA)?;
     let last = c.dev.blocks().saturating_sub(1);
     let mut d = Vec::with_capacity(8);
     d.extend_from_slice(&u32::try_from(last).unwrap_or(u32::MAX).to_be_bytes());
@@ -359,8 +470,9 @@ pub(crate) fn read_capacity_10(c: &Ctx) -> Outcome {
 }
 
 pub(crate) fn read_capacity_16(c: &Ctx) -> Outcome {
-    check_pmi(c.cdb, be64(c.cdb, 2), 14)?;
-    let alloc = u64::from(be32(c.cdb, 10));
+    let cdb = ReadCapacity16::parse(c.cdb)?;
+    check_pmi(cdb.pmi, cdb.lba, ReadCapacity16::LBA)?;
+    let alloc = u64::from(cdb.allocation_length);
     let bs = c.dev.block_size();
     let mut d = vec![0u8; 32];
     d[..8].copy_from_slice(&c.dev.blocks().saturating_sub(1).to_be_bytes());
@@ -378,3 +490,6 @@ pub(crate) fn read_capacity_16(c: &Ctx) -> Outcome {
     }
     Ok(Done::data(d, alloc))
 }
+
+#[cfg(test)]
+mod tests;

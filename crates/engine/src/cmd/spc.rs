@@ -5,7 +5,10 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::{be16, be32, byte, encode_lun};
+use ironlun_scsi::cdb::{
+    byte, encode_lun, Inquiry, ReportLuns, ReportSupportedOpcodes, ReportSupportedTmfs,
+    RequestSense,
+};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
 
@@ -29,15 +32,16 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
     match opcode {
         op::INQUIRY => {
             ops::validate(o, cdb, true, true)?;
-            if byte(cdb, 1) & 1 != 0 {
+            let q = Inquiry::parse(cdb)?;
+            if q.evpd {
                 return Err(not_supported.into());
             }
-            if byte(cdb, 2) != 0 {
-                return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+            if q.page_code != 0 {
+                return Err(Sense::invalid_cdb(Inquiry::PAGE_CODE).into());
             }
             Ok(Done::data(
                 vpd::absent_lun_inquiry(),
-                u64::from(be16(cdb, 3)),
+                u64::from(q.allocation_length),
             ))
         }
         op::REPORT_LUNS => {
@@ -46,10 +50,10 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
         }
         op::REQUEST_SENSE => {
             ops::validate(o, cdb, true, true)?;
-            let desc = byte(cdb, 1) & 1 != 0;
+            let q = RequestSense::parse(cdb)?;
             Ok(Done::data(
-                not_supported.encode(desc),
-                u64::from(byte(cdb, 4)),
+                not_supported.encode(q.desc),
+                u64::from(q.allocation_length),
             ))
         }
         _ => Err(not_supported.into()),
@@ -59,7 +63,7 @@ pub(crate) fn no_lun(nexus: &Nexus, req: &ScsiRequest) -> Outcome {
 /// REQUEST SENSE: report (and clear) the highest-priority unit attention, else the LU state.
 /// DESC selects descriptor format (SPC-4 §6.39; LIO refuses DESC=1, we support it).
 pub(crate) fn request_sense(c: &Ctx) -> Outcome {
-    let desc = byte(c.cdb, 1) & 1 != 0;
+    let cdb = RequestSense::parse(c.cdb)?;
     let sense = if let Some(a) = c.slot.ua.take(true) {
         Sense::unit_attention(a)
     } else if let Some(s) = crate::cmd::media::state_sense(c.dev) {
@@ -70,21 +74,23 @@ pub(crate) fn request_sense(c: &Ctx) -> Outcome {
     } else {
         Sense::no_sense()
     };
-    Ok(Done::data(sense.encode(desc), u64::from(byte(c.cdb, 4))))
+    Ok(Done::data(
+        sense.encode(cdb.desc),
+        u64::from(cdb.allocation_length),
+    ))
 }
 
 /// INQUIRY: standard data or a VPD page.
 pub(crate) fn inquiry(c: &Ctx) -> Outcome {
-    let evpd = byte(c.cdb, 1) & 1 != 0;
-    let page = byte(c.cdb, 2);
-    let alloc = u64::from(be16(c.cdb, 3));
-    if !evpd {
+    let cdb = Inquiry::parse(c.cdb)?;
+    let (page, alloc) = (cdb.page_code, u64::from(cdb.allocation_length));
+    if !cdb.evpd {
         if page != 0 {
-            return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+            return Err(Sense::invalid_cdb(Inquiry::PAGE_CODE).into());
         }
         return Ok(Done::data(vpd::standard_inquiry(c), alloc));
     }
-    let data = vpd::page(c, page).ok_or(Sense::invalid_cdb_field(2, Some(7)))?;
+    let data = vpd::page(c, page).ok_or(Sense::invalid_cdb(Inquiry::PAGE_CODE))?;
     Ok(Done::data(data, alloc))
 }
 
@@ -93,13 +99,13 @@ pub(crate) fn inquiry(c: &Ctx) -> Outcome {
 /// INQUIRY (peripheral qualifier 011b) and REPORT LUNS anyway. Clears REPORTED LUNS DATA HAS
 /// CHANGED on every LU of the nexus (SPC-4 §6.33).
 pub(crate) fn report_luns(nexus: &Nexus, cdb: &[u8]) -> Outcome {
-    let select = byte(cdb, 2);
-    let alloc = u64::from(be32(cdb, 6));
+    let cdb = ReportLuns::parse(cdb)?;
+    let (select, alloc) = (cdb.select_report, u64::from(cdb.allocation_length));
     let view = nexus.view.load();
     let mut luns = match select {
         0x00 | 0x02 => view.lun_list(),
         0x01 => Vec::new(),
-        _ => return Err(Sense::invalid_cdb_field(2, Some(7)).into()),
+        _ => return Err(Sense::invalid_cdb(ReportLuns::SELECT_REPORT).into()),
     };
     if luns.is_empty() && select != 0x01 {
         luns.push(0);
@@ -130,11 +136,10 @@ fn timeouts(o: &OpInfo) -> [u8; 12] {
 
 /// REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35), from the same table that dispatches.
 pub(crate) fn rsoc(c: &Ctx) -> Outcome {
-    let rctd = byte(c.cdb, 2) & 0x80 != 0;
-    let options = byte(c.cdb, 2) & 0x07;
-    let req_op = byte(c.cdb, 3);
-    let req_sa = be16(c.cdb, 4);
-    let alloc = u64::from(be32(c.cdb, 6));
+    let cdb = ReportSupportedOpcodes::parse(c.cdb)?;
+    let (rctd, options) = (cdb.rctd, cdb.reporting_options);
+    let (req_op, req_sa) = (cdb.requested_operation_code, cdb.requested_service_action);
+    let alloc = u64::from(cdb.allocation_length);
     let hidden = c.dev.hidden_ops();
     let dpofua = c.dev.dpofua();
     if options == 0 {
@@ -166,9 +171,13 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
         .collect();
     let has_sa = ops::entries(req_op).iter().any(|o| o.sa.is_some());
     let found = match options {
-        1 if has_sa => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+        1 if has_sa => {
+            return Err(Sense::invalid_cdb(ReportSupportedOpcodes::REPORTING_OPTIONS).into())
+        }
         1 => list.first().copied(),
-        2 if !has_sa && !list.is_empty() => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+        2 if !has_sa && !list.is_empty() => {
+            return Err(Sense::invalid_cdb(ReportSupportedOpcodes::REPORTING_OPTIONS).into())
+        }
         2 => list
             .iter()
             .copied()
@@ -178,7 +187,7 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
             .copied()
             .find(|o| o.sa.map(u16::from) == Some(req_sa)),
         3 => list.first().copied(),
-        _ => return Err(Sense::invalid_cdb_field(2, Some(2)).into()),
+        _ => return Err(Sense::invalid_cdb(ReportSupportedOpcodes::REPORTING_OPTIONS).into()),
     };
     let mut data = vec![0u8; 4];
     match found {
@@ -202,8 +211,8 @@ pub(crate) fn rsoc(c: &Ctx) -> Outcome {
 /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-4 §6.36): ABORT TASK, ABORT TASK SET,
 /// CLEAR TASK SET, LOGICAL UNIT RESET and (warm) TARGET RESET.
 pub(crate) fn rstmf(c: &Ctx) -> Outcome {
-    let repd = byte(c.cdb, 2) & 0x80 != 0;
-    let alloc = u64::from(be32(c.cdb, 6));
+    let cdb = ReportSupportedTmfs::parse(c.cdb)?;
+    let (repd, alloc) = (cdb.repd, u64::from(cdb.allocation_length));
     // ATS | ATSS | CTSS | LURS | TRS
     let mut data = vec![0x80 | 0x40 | 0x10 | 0x08 | 0x02, 0, 0, 0];
     if repd {

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ironlun_scsi::cdb::{be16, be32, be64, byte};
+use ironlun_scsi::cdb::{be16, be32, be64, GetLbaStatus, Unmap};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::Sense;
 
@@ -65,10 +65,11 @@ pub(crate) fn deallocate(dev: &Device, lba: u64, n: u64) -> Result<(), Fail> {
 ///   PARAMETER LIST at the descriptor's count field.
 pub(crate) fn unmap(c: &Ctx) -> Outcome {
     let dev = c.dev;
-    if byte(c.cdb, 1) & 0x01 != 0 {
-        return Err(Sense::invalid_cdb_field(1, Some(0)).into());
+    let cdb = Unmap::parse(c.cdb)?;
+    if cdb.anchor {
+        return Err(Sense::invalid_cdb(Unmap::ANCHOR).into());
     }
-    let plen = u64::from(be16(c.cdb, 7));
+    let plen = u64::from(cdb.parameter_list_length);
     let list = c.data_out(plen)?;
     if plen == 0 {
         return Ok(Done::good());
@@ -113,8 +114,8 @@ pub(crate) fn unmap(c: &Ctx) -> Outcome {
 /// at most [`MAX_STATUS_DESCRIPTORS`]). A block is deallocated only if all of its bytes are.
 pub(crate) fn get_lba_status(c: &Ctx) -> Outcome {
     let dev = c.dev;
-    let lba = be64(c.cdb, 2);
-    let alloc = u64::from(be32(c.cdb, 10));
+    let cdb = GetLbaStatus::parse(c.cdb)?;
+    let (lba, alloc) = (cdb.lba.0, u64::from(cdb.allocation_length));
     let blocks = dev.blocks();
     if lba >= blocks {
         return Err(Sense::illegal(asc::LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE).into());

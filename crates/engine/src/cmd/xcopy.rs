@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use ironlun_scsi::cdb::{be16, be32, be64, byte};
+use ironlun_scsi::cdb::{be16, be32, be64, ExtendedCopy, ReceiveCopyResults};
 use ironlun_scsi::opcode::rcr;
 use ironlun_scsi::sense::{asc, FieldPointer};
 use ironlun_scsi::{Asc, Sense};
@@ -85,7 +85,7 @@ fn pointer(at: usize) -> u16 {
 
 /// EXTENDED COPY (LID1): parse and check the whole parameter list, then copy.
 pub(crate) fn extended_copy(c: &Ctx) -> Outcome {
-    let len = u64::from(be32(c.cdb, 10));
+    let len = u64::from(ExtendedCopy::parse(c.cdb)?.parameter_list_length);
     // SPC-4 §6.3.1: PARAMETER LIST LENGTH 0 is not an error; nothing is copied.
     if len == 0 {
         return Ok(Done::good());
@@ -393,15 +393,14 @@ fn run_copy(
 
 /// RECEIVE COPY RESULTS: COPY STATUS, OPERATING PARAMETERS, FAILED SEGMENT DETAILS.
 pub(crate) fn receive_copy_results(c: &Ctx) -> Outcome {
-    let alloc = u64::from(be32(c.cdb, 10));
-    let sa = byte(c.cdb, 1) & 0x1F;
-    let list_id = byte(c.cdb, 2);
-    let data = match sa {
+    let cdb = ReceiveCopyResults::parse(c.cdb)?;
+    let (alloc, list_id) = (u64::from(cdb.allocation_length), cdb.list_identifier);
+    let data = match cdb.service_action {
         rcr::OPERATING_PARAMETERS => operating_parameters(c.dev),
         rcr::COPY_STATUS => copy_status(c, list_id)?,
         rcr::FAILED_SEGMENT_DETAILS => failed_segment_details(c, list_id)?,
         // The opcode table admits no other service action.
-        _ => return Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+        _ => return Err(Sense::invalid_cdb(ReceiveCopyResults::SERVICE_ACTION).into()),
     };
     Ok(Done::data(data, alloc))
 }
@@ -431,7 +430,7 @@ fn operating_parameters(dev: &Device) -> Vec<u8> {
 }
 
 fn unknown_list_id() -> Fail {
-    Sense::invalid_cdb_field(2, Some(7)).into()
+    Sense::invalid_cdb(ReceiveCopyResults::LIST_IDENTIFIER).into()
 }
 
 /// SPC-4 §6.18.3 table 363 (LID1).

@@ -3,20 +3,21 @@
 //! full length, and `Done::data` cuts it to the ALLOCATION LENGTH (SPC-4 §4.2.5.6) — unlike
 //! LIO, READ FULL STATUS does not stop counting at the allocation length.
 
-use ironlun_scsi::cdb::{be16, byte};
+use ironlun_scsi::cdb::PersistentReserveIn;
 use ironlun_scsi::pr::{in_sa, kind, IscsiTransportId};
 use ironlun_scsi::Sense;
 
 use crate::handler::{Ctx, Done, Outcome};
 
 pub(crate) fn persistent_reserve_in(c: &Ctx) -> Outcome {
-    let alloc = u64::from(be16(c.cdb, 7));
+    let cdb = PersistentReserveIn::parse(c.cdb)?;
+    let alloc = u64::from(cdb.allocation_length);
     let st = c.dev.pr.load();
     let gen = st.generation.to_be_bytes();
     let mut data = Vec::with_capacity(64);
     data.extend_from_slice(&gen);
     data.extend_from_slice(&[0; 4]);
-    match byte(c.cdb, 1) & 0x1F {
+    match cdb.service_action {
         in_sa::READ_KEYS => {
             for r in &st.registrations {
                 data.extend_from_slice(&r.key.to_be_bytes());
@@ -74,7 +75,7 @@ pub(crate) fn persistent_reserve_in(c: &Ctx) -> Outcome {
             }
         }
         // Unreachable: the opcode table only admits the four service actions.
-        _ => return Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+        _ => return Err(Sense::invalid_cdb(PersistentReserveIn::SERVICE_ACTION).into()),
     }
     let add = (data.len() - 8) as u32;
     data[4..8].copy_from_slice(&add.to_be_bytes());

@@ -25,6 +25,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use ironlun_scsi::cdb::StartStopUnit;
 use ironlun_scsi::pr::kind;
 use ironlun_scsi::sense::asc;
 
@@ -65,8 +66,7 @@ pub(crate) fn conflicts(dev: &Device, who: &NexusIdent, o: &OpInfo, cdb: &[u8]) 
     }
     // SBC-3 table 13: START STOP UNIT with START = 1 and POWER CONDITION 0h is allowed.
     if o.cmd == Cmd::StartStopUnit
-        && ironlun_scsi::cdb::byte(cdb, 4) & 0x01 != 0
-        && ironlun_scsi::cdb::byte(cdb, 4) & 0xF0 == 0
+        && StartStopUnit::parse(cdb).is_ok_and(|s| s.start && s.power_condition == 0)
     {
         return false;
     }

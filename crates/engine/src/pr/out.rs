@@ -10,7 +10,7 @@
 //! REPLACE LOST RESERVATION is not supported: a reservation is never lost here (REPORT
 //! CAPABILITIES RLR_C = 0), so its service action code is refused like any unknown one.
 
-use ironlun_scsi::cdb::{be16, be32, be64, byte};
+use ironlun_scsi::cdb::{be16, be32, be64, byte, PersistentReserveOut};
 use ironlun_scsi::pr::{kind, out_sa, IscsiTransportId};
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{Asc, Sense};
@@ -111,6 +111,8 @@ struct Effects {
 struct Run<'a, 'c> {
     c: &'a Ctx<'c>,
     sa: u8,
+    /// The CDB's SCOPE and TYPE.
+    scope: u8,
     kind: u8,
     p: &'a Params,
     old: &'a PrState,
@@ -121,9 +123,8 @@ struct Run<'a, 'c> {
 
 pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
     let sa = c.op.sa.unwrap_or(0);
-    let scope = byte(c.cdb, 2) >> 4;
-    let kind = byte(c.cdb, 2) & 0x0F;
-    let len = be32(c.cdb, 5);
+    let cdb = PersistentReserveOut::parse(c.cdb)?;
+    let (scope, kind, len) = (cdb.scope, cdb.kind, cdb.parameter_list_length);
     // RESERVE, PREEMPT and PREEMPT AND ABORT create a reservation of this scope and type:
     // only the logical-unit scope and the six types exist (SPC-4 §6.16.2).
     if matches!(
@@ -131,10 +132,10 @@ pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
         out_sa::RESERVE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT
     ) {
         if scope != 0 {
-            return Err(Sense::invalid_cdb_field(2, Some(7)).into());
+            return Err(Sense::invalid_cdb(PersistentReserveOut::SCOPE).into());
         }
         if !kind::is_valid(kind) {
-            return Err(Sense::invalid_cdb_field(2, Some(3)).into());
+            return Err(Sense::invalid_cdb(PersistentReserveOut::TYPE).into());
         }
     }
     if len < 24 {
@@ -162,6 +163,7 @@ pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
     let r = Run {
         c,
         sa,
+        scope,
         kind,
         p: &p,
         old: &old,
@@ -226,7 +228,7 @@ impl Run<'_, '_> {
             out_sa::CLEAR => self.clear(new, fx),
             out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => self.preempt(new, fx),
             out_sa::REGISTER_AND_MOVE => self.register_and_move(new),
-            _ => Err(Sense::invalid_cdb_field(1, Some(4)).into()),
+            _ => Err(Sense::invalid_cdb(PersistentReserveOut::SERVICE_ACTION).into()),
         }
     }
 
@@ -359,8 +361,7 @@ impl Run<'_, '_> {
         if !self.old.is_holder(i) {
             return Ok(());
         }
-        let scope = byte(self.c.cdb, 2) >> 4;
-        if r.kind != self.kind || scope != 0 {
+        if r.kind != self.kind || self.scope != 0 {
             return Err(Sense::illegal(asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION).into());
         }
         new.reservation = None;
