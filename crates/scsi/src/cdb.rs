@@ -27,7 +27,7 @@
 //! * [`alua`] — REPORT / SET TARGET PORT GROUPS (SPC-4 §6.37, §6.46).
 //! * [`xcopy`] — EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (SPC-4 §6.3, §6.18).
 //! * `tests.rs` — each CDB's usage data against the engine's opcode table
-//!   (crates/engine/src/ops.rs), decoding examples and the property tests.
+//!   (crates/engine/src/cmd/table.rs), decoding examples and the property tests.
 
 /// Declares CDB structs: one or more `Name = opcode` heads sharing a length, a fixed service
 /// action (`None` or `Some(sa)`) and a field list `CONST field: Type = Field::…;`. Each struct
@@ -149,9 +149,6 @@ pub fn put_be(out: &mut [u8], at: usize, n: usize, v: u64) {
         }
     }
 }
-
-/// The LUN codec lives in [`crate::lun`]; these names stay until crates/engine uses it there.
-pub use crate::lun::{encode as encode_lun, MAX_LUN};
 
 /// Where a CDB field lies: the byte holding its most significant bit, that bit (7 = the
 /// byte's most significant; the BIT POINTER of a field pointer, SPC-4 §4.5.2.4.2) and its

@@ -6,8 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use ironlun_scsi::cdb::{
-    byte, encode_lun, Inquiry, ReportLuns, ReportSupportedOpcodes, ReportSupportedTmfs,
-    RequestSense,
+    byte, Inquiry, ReportLuns, ReportSupportedOpcodes, ReportSupportedTmfs, RequestSense,
 };
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{opcode as op, Sense};
@@ -117,7 +116,7 @@ pub(crate) fn report_luns(nexus: &Nexus, cdb: &[u8]) -> Outcome {
     data.extend_from_slice(&((8 * luns.len()) as u32).to_be_bytes());
     data.extend_from_slice(&[0; 4]);
     for l in luns {
-        data.extend_from_slice(&encode_lun(l));
+        data.extend_from_slice(&ironlun_scsi::lun::encode(l));
     }
     Ok(Done::data(data, alloc))
 }

@@ -148,10 +148,10 @@ impl TargetPort {
 
     /// Export `dev` as LUN `lun`. REPORTED LUNS DATA HAS CHANGED (3F/0E) to this port's nexuses.
     pub fn add_lun(&self, lun: u64, dev: Arc<Device>) -> Result<(), String> {
-        if lun > ironlun_scsi::cdb::MAX_LUN {
+        if lun > ironlun_scsi::lun::MAX_LUN {
             return Err(format!(
                 "lun_{lun}: LUN out of range; valid: 0..={}",
-                ironlun_scsi::cdb::MAX_LUN
+                ironlun_scsi::lun::MAX_LUN
             ));
         }
         let mut cfg = self.cfg.lock();
