@@ -23,13 +23,7 @@ struct Lu {
 fn removable() -> Lu {
     let dev = Device::new(config(), Mem::new(BS * BLOCKS, true)).expect("device");
     dev.set_attribute("removable", "1").expect("removable");
-    let port = TargetPort::new("iqn.2024-01.org.ironlun:rm", 1, 1);
-    port.add_lun(0, dev).expect("lun");
-    port.set_demo_mode(true, false);
-    let a = port.open_nexus(initiator("iqn.a", 1)).expect("a");
-    let b = port.open_nexus(initiator("iqn.b", 2)).expect("b");
-    drain_ua(&a, 0);
-    drain_ua(&b, 0);
+    let (port, a, b) = export_two(&dev, "iqn.2024-01.org.ironlun:rm");
     Lu { port, a, b }
 }
 

@@ -26,13 +26,7 @@ struct Lu {
 fn lu() -> Lu {
     let store = Arc::new(RamDisk::new(MIB).expect("ramdisk"));
     let dev = Device::new(config(), store.clone()).expect("device");
-    let port = TargetPort::new("iqn.2024-01.org.ironlun:resize", 1, 1);
-    port.add_lun(0, dev.clone()).expect("lun");
-    port.set_demo_mode(true, false);
-    let a = port.open_nexus(initiator("iqn.a", 1)).expect("a");
-    let b = port.open_nexus(initiator("iqn.b", 2)).expect("b");
-    drain_ua(&a, 0);
-    drain_ua(&b, 0);
+    let (port, a, b) = export_two(&dev, "iqn.2024-01.org.ironlun:resize");
     Lu {
         store,
         dev,

@@ -301,13 +301,7 @@ fn clear_task_set_without_tas_raises_commands_cleared() {
     let mem = Mem::new(BS * 64, false);
     let dev = Device::new(config(), mem.clone()).expect("dev");
     dev.set_attribute("emulate_tas", "0").expect("tas");
-    let port = TargetPort::new("iqn.t", 1, 1);
-    port.add_lun(0, dev).expect("lun");
-    port.set_demo_mode(true, false);
-    let a = port.open_nexus(initiator("iqn.a", 1)).expect("a");
-    let b = port.open_nexus(initiator("iqn.b", 2)).expect("b");
-    drain_ua(&a, 0);
-    drain_ua(&b, 0);
+    let (port, a, b) = export_two(&dev, "iqn.t");
     mem.close_gate();
     let theirs = spawn_read(&a, 1, TaskAttr::Simple);
     wait_for(|| mem.reads_waiting.load(Ordering::SeqCst) == 1);

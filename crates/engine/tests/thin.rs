@@ -219,23 +219,6 @@ fn get_lba_status_beyond_the_end_is_lba_out_of_range() {
     assert_eq!(d, vec![0, 0, 0, 20, 0, 0, 0, 0]);
 }
 
-fn ws16(lba: u64, n: u32, b1: u8) -> Vec<u8> {
-    let mut c = vec![0x93, b1];
-    c.extend_from_slice(&lba.to_be_bytes());
-    c.extend_from_slice(&n.to_be_bytes());
-    c.extend_from_slice(&[0, 0]);
-    c
-}
-
-fn ws10(lba: u32, n: u16, b1: u8) -> Vec<u8> {
-    let mut c = vec![0x41, b1];
-    c.extend_from_slice(&lba.to_be_bytes());
-    c.push(0);
-    c.extend_from_slice(&n.to_be_bytes());
-    c.push(0);
-    c
-}
-
 #[test]
 fn write_same_unmap_deallocates_whatever_the_data_block_holds() {
     let t = thin_rig(true);

@@ -14,23 +14,6 @@ use common::*;
 use ironlun_engine::scsi::{status, Sense};
 use ironlun_engine::*;
 
-fn ws10(lba: u32, n: u16, b1: u8) -> Vec<u8> {
-    let mut c = vec![0x41, b1];
-    c.extend_from_slice(&lba.to_be_bytes());
-    c.push(0);
-    c.extend_from_slice(&n.to_be_bytes());
-    c.push(0);
-    c
-}
-
-fn ws16(lba: u64, n: u32, b1: u8) -> Vec<u8> {
-    let mut c = vec![0x93, b1];
-    c.extend_from_slice(&lba.to_be_bytes());
-    c.extend_from_slice(&n.to_be_bytes());
-    c.extend_from_slice(&[0, 0]);
-    c
-}
-
 fn block(seed: u8) -> Vec<u8> {
     (0..BS)
         .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))

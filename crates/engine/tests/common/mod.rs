@@ -140,13 +140,7 @@ pub fn rig() -> Rig {
 
 pub fn rig_with(mem: Arc<Mem>) -> Rig {
     let dev = Device::new(config(), mem.clone()).expect("device");
-    let port = TargetPort::new("iqn.2024-01.org.ironlun:t1", 1, 1);
-    port.add_lun(0, dev.clone()).expect("lun");
-    port.set_demo_mode(true, false);
-    let a = port.open_nexus(initiator("iqn.a", 1)).expect("a");
-    let b = port.open_nexus(initiator("iqn.b", 2)).expect("b");
-    drain_ua(&a, 0);
-    drain_ua(&b, 0);
+    let (port, a, b) = export_two(&dev, "iqn.2024-01.org.ironlun:t1");
     Rig {
         mem,
         dev,
@@ -154,6 +148,19 @@ pub fn rig_with(mem: Arc<Mem>) -> Rig {
         a,
         b,
     }
+}
+
+/// `dev` at LUN 0 of a demo-mode port `target`, with two nexuses (iqn.a, iqn.b) whose power-on
+/// unit attentions are already consumed.
+pub fn export_two(dev: &Arc<Device>, target: &str) -> (Arc<TargetPort>, Arc<Nexus>, Arc<Nexus>) {
+    let port = TargetPort::new(target, 1, 1);
+    port.add_lun(0, dev.clone()).expect("lun");
+    port.set_demo_mode(true, false);
+    let a = port.open_nexus(initiator("iqn.a", 1)).expect("a");
+    let b = port.open_nexus(initiator("iqn.b", 2)).expect("b");
+    drain_ua(&a, 0);
+    drain_ua(&b, 0);
+    (port, a, b)
 }
 
 pub fn drain_ua(n: &Nexus, lun: u64) {
@@ -263,5 +270,24 @@ pub fn write10(lba: u32, n: u16, flags: u8) -> Vec<u8> {
     let mut c = read10(lba, n);
     c[0] = 0x2A;
     c[1] = flags;
+    c
+}
+
+/// WRITE SAME(16) of `n` blocks at `lba`, byte 1 = `b1` (UNMAP 0x08, ANCHOR 0x10, NDOB 0x01).
+pub fn ws16(lba: u64, n: u32, b1: u8) -> Vec<u8> {
+    let mut c = vec![0x93, b1];
+    c.extend_from_slice(&lba.to_be_bytes());
+    c.extend_from_slice(&n.to_be_bytes());
+    c.extend_from_slice(&[0, 0]);
+    c
+}
+
+/// WRITE SAME(10), as [`ws16`].
+pub fn ws10(lba: u32, n: u16, b1: u8) -> Vec<u8> {
+    let mut c = vec![0x41, b1];
+    c.extend_from_slice(&lba.to_be_bytes());
+    c.push(0);
+    c.extend_from_slice(&n.to_be_bytes());
+    c.push(0);
     c
 }
