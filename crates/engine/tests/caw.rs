@@ -4,6 +4,7 @@
 
 mod common;
 
+use ironlun_testkit::heartbeat::{self, first_diff, value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -212,23 +213,9 @@ fn emulate_caw_switches_the_command_its_rsoc_entry_and_vpd_limit() {
     assert_eq!(run_caw(&r.a, 0, 1, 0, vec![0; 2 * BS]).status, status::GOOD);
 }
 
-/// Heartbeat content for value `v`: a marker byte at a position depending on `v` and `v`
-/// itself in the last 8 bytes, so that two values differ first at varying offsets.
+/// Heartbeat block for value `v` (ironlun_testkit::heartbeat).
 fn beat(v: u64) -> Vec<u8> {
-    let mut b = vec![0u8; BS];
-    b[(v as usize * 97) % (BS - 8)] = 1;
-    b[BS - 8..].copy_from_slice(&v.to_be_bytes());
-    b
-}
-
-fn value(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[BS - 8..BS]);
-    u64::from_be_bytes(x)
-}
-
-fn first_diff(a: &[u8], b: &[u8]) -> Option<u64> {
-    a.iter().zip(b).position(|(x, y)| x != y).map(|i| i as u64)
+    heartbeat::beat(v, BS)
 }
 
 /// 8 nexuses update one heartbeat block with COMPARE AND WRITE (read v, CAW v → v+1, retry on

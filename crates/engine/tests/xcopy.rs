@@ -2,6 +2,7 @@
 
 mod common;
 
+use ironlun_testkit::xcopy::{self, naa_designator};
 use std::sync::Arc;
 
 use common::*;
@@ -69,24 +70,11 @@ fn naa(n: &Nexus, lun: u64) -> Vec<u8> {
         vec![],
     );
     assert_eq!(r.status, status::GOOD);
-    let d = r.data_in;
-    let mut at = 4;
-    while at + 4 <= d.len() {
-        let len = d[at + 3] as usize;
-        if d[at + 1] & 0x3F == 0x03 && d[at] & 0x0F == 1 {
-            return d[at..at + 4 + len].to_vec();
-        }
-        at += 4 + len;
-    }
-    panic!("no NAA designator");
+    naa_designator(&r.data_in).expect("no NAA designator")
 }
 
 fn target_desc(designator: &[u8]) -> Vec<u8> {
-    let mut t = vec![0u8; 32];
-    t[0] = 0xE4;
-    t[4..4 + designator.len()].copy_from_slice(designator);
-    t[29..32].copy_from_slice(&(BS as u32).to_be_bytes()[1..]);
-    t
+    xcopy::target_desc(designator, BS as u32)
 }
 
 fn seg_desc(src: u16, dst: u16, n: u16, src_lba: u64, dst_lba: u64) -> Vec<u8> {

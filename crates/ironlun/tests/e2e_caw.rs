@@ -7,6 +7,7 @@
 
 mod support;
 
+use ironlun_testkit::heartbeat::{self, first_diff, value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,23 +32,9 @@ fn caw_cdb(lba: u64) -> [u8; 16] {
     c
 }
 
-/// Heartbeat content for value `v`: a marker byte whose position depends on `v`, and `v` in
-/// the last 8 bytes, so two values first differ at varying offsets.
+/// Heartbeat block for value `v` (ironlun_testkit::heartbeat).
 fn beat(v: u64) -> Vec<u8> {
-    let mut b = vec![0u8; BS];
-    b[(v as usize * 97) % (BS - 8)] = 1;
-    b[BS - 8..].copy_from_slice(&v.to_be_bytes());
-    b
-}
-
-fn value(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[BS - 8..BS]);
-    u64::from_be_bytes(x)
-}
-
-fn first_diff(a: &[u8], b: &[u8]) -> Option<u64> {
-    a.iter().zip(b).position(|(x, y)| x != y).map(|i| i as u64)
+    heartbeat::beat(v, BS)
 }
 
 async fn read_hb(s: &Session) -> Vec<u8> {

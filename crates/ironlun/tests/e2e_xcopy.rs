@@ -8,6 +8,7 @@
 
 mod support;
 
+use ironlun_testkit::xcopy::{self, naa_designator};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,23 +38,11 @@ async fn naa(s: &Session, lun: u64) -> Vec<u8> {
     )
     .await;
     let d = good(r, "INQUIRY 83h");
-    let mut at = 4;
-    while at + 4 <= d.len() {
-        let len = d[at + 3] as usize;
-        if d[at + 1] & 0x3F == 0x03 && d[at] & 0x0F == 1 {
-            return d[at..at + 4 + len].to_vec();
-        }
-        at += 4 + len;
-    }
-    panic!("LUN {lun}: no NAA designator");
+    naa_designator(&d).unwrap_or_else(|| panic!("LUN {lun}: no NAA designator"))
 }
 
 fn target_desc(designator: &[u8]) -> Vec<u8> {
-    let mut t = vec![0u8; 32];
-    t[0] = 0xE4;
-    t[4..4 + designator.len()].copy_from_slice(designator);
-    t[29..32].copy_from_slice(&BLOCK.to_be_bytes()[1..]);
-    t
+    xcopy::target_desc(designator, BLOCK)
 }
 
 /// An EXTENDED COPY parameter list: target descriptor 0 → 1, `segs` (src LBA, dst LBA).
