@@ -1,4 +1,5 @@
-//! CLI-level tests of ALUA in the control plane (lio.md §3.6-3.8): target port groups under
+//! CLI-level tests of ALUA in the control plane (SPC-4 §5.11, in LIO's configfs layout): target
+//! port groups under
 //! `core/<kind>_<n>/<dev>/alua/`, TPG LUN membership and offline flags, LU groups,
 //! `ironlun alua show / set-state / set-pref`, refusals, and persistence across SIGTERM and
 //! kill -9 restarts. The real daemon on ports 3620-3639. (RTPG/STPG traffic through iSCSI is
