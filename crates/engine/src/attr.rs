@@ -24,6 +24,9 @@ pub enum Domain {
     /// LIO has the attribute but ironlun has not the feature: only this value is accepted,
     /// and the text says why.
     Only(u32, &'static str),
+    /// A value written as a number or a name, read by the function (None: not valid); the
+    /// text lists what is valid.
+    Parsed(fn(&str) -> Option<u32>, &'static str),
     /// Shown, never set.
     ReadOnly,
 }
@@ -101,6 +104,8 @@ impl AttrDef {
                     "{name}: invalid value {text:?}; valid values: {lo}..={hi}"
                 )),
             },
+            Domain::Parsed(read, valid) => read(t)
+                .ok_or_else(|| format!("{name}: invalid value {text:?}; valid values: {valid}")),
             Domain::Bounded(_) => t.parse::<u32>().map_err(|_| {
                 format!("{name}: invalid value {text:?}; expected an integer 0..=4294967295")
             }),
@@ -114,7 +119,7 @@ impl AttrDef {
             Domain::OneOf(list) => join(list),
             Domain::Range(0, u32::MAX) => "u32".to_string(),
             Domain::Range(lo, hi) => format!("{lo}..{hi}"),
-            Domain::Bounded(b) => b.to_string(),
+            Domain::Bounded(b) | Domain::Parsed(_, b) => b.to_string(),
             Domain::Only(v, why) => format!("only {v} is accepted ({why})"),
             Domain::ReadOnly => "read-only".to_string(),
         }

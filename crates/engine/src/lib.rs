@@ -218,9 +218,7 @@ mod pipeline;
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
-pub use alua::{
-    AluaObserver, LuGroup, DEFAULT_GROUP_NAME, GROUP_ATTRIBUTES as ALUA_GROUP_ATTRIBUTES,
-};
+pub use alua::{alua_group_attribute_defs, AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
 mod cmd;
 mod core;
 

@@ -16,8 +16,12 @@ pub const DEFAULT_TG_PT_GP: &str = "default_tg_pt_gp";
 /// The LU group every device is in unless it joined another one (id 0).
 pub const DEFAULT_LU_GP: &str = "default_lu_gp";
 
-/// Group attribute names in display order: the engine's list (LIO configfs names).
-pub use ironlun_engine::ALUA_GROUP_ATTRIBUTES as GROUP_ATTRIBUTES;
+/// Group attribute names in display order, from the engine's declarations (LIO configfs names).
+pub fn group_attributes() -> Vec<&'static str> {
+    ironlun_engine::alua_group_attribute_defs()
+        .map(|d| d.name)
+        .collect()
+}
 
 /// Maxima of the delay attributes (LIO's limits).
 pub const MAX_NONOP_DELAY_MSECS: u32 = 10_000;
@@ -248,7 +252,7 @@ impl AluaTpg {
             _ => {
                 let v = flag(value);
                 let slot = self.support_slot(attr).ok_or_else(|| {
-                    format!("{at}: unknown attribute; valid: {}", GROUP_ATTRIBUTES.join(", "))
+                    format!("{at}: unknown attribute; valid: {}", group_attributes().join(", "))
                 })?;
                 *slot = v?;
             }
@@ -304,7 +308,7 @@ impl AluaTpg {
                 return Err(format!("{at}/{name}: {v} is not valid; expected 0-{max}"));
             }
         }
-        for name in GROUP_ATTRIBUTES
+        for name in group_attributes()
             .iter()
             .filter(|n| n.starts_with("alua_support_"))
         {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use ironlun_engine::{Device, LuGroup, TargetPort};
 
 use super::{PortState, Undo};
-use crate::model::alua::GROUP_ATTRIBUTES;
+use crate::model::alua::group_attributes;
 use crate::model::{AluaTpg, DevKey, StorageObject, Tpg};
 
 /// Settable group attributes other than state, status and preferred, in the engine's display
 /// order, which is also the order they are given in (the supported states before anything
 /// that depends on them).
 fn group_settings() -> impl Iterator<Item = &'static str> {
-    GROUP_ATTRIBUTES.iter().copied().filter(|a| {
+    group_attributes().into_iter().filter(|a| {
         !matches!(
             *a,
             "alua_access_state" | "alua_access_status" | "preferred" | "tg_pt_gp_id" | "members"

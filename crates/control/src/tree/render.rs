@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use ironlun_engine::scsi::alua::status_code;
 
 use super::Inspect;
-use crate::model::alua::{self, AluaTpg, GROUP_ATTRIBUTES};
+use crate::model::alua::{self, group_attributes, AluaTpg};
 use crate::model::{Chap, Config, DevKey, Kind, StorageObject, Tpg, AUTH_NAMES, TPG_ATTRIBUTES};
 use crate::pr;
 
@@ -168,7 +168,7 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
 /// A group's attributes: saved values, with the engine's live state and status (a transition
 /// in progress shows as 15, Transitioning), all as LIO's numbers.
 fn render_alua_group(cfg: &Config, key: &DevKey, g: &AluaTpg, insp: &dyn Inspect) -> Node {
-    let leaves = GROUP_ATTRIBUTES
+    let leaves = group_attributes()
         .iter()
         .map(|a| {
             let value = match *a {

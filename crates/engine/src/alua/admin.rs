@@ -4,39 +4,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use ironlun_scsi::alua::{access_type, status_code, AccessState};
-use ironlun_scsi::sense::asc;
+use ironlun_scsi::alua::{status_code, AccessState};
 use ironlun_scsi::Asc;
 
-use super::transition::{finish, transition};
-use super::{
-    support_attr, AluaObserver, LuGroup, TgPtGroup, DEFAULT_GROUP, DEFAULT_GROUP_NAME,
-    GROUP_ATTRIBUTES, MAX_IMPLICIT_TRANS_SECS, MAX_NONOP_DELAY_MS, MAX_TRANS_DELAY_MS,
-};
+use super::attrs::{find, GROUP_ATTRS};
+use super::{AluaObserver, LuGroup, TgPtGroup, DEFAULT_GROUP, DEFAULT_GROUP_NAME};
 use crate::core::device::Device;
 use crate::core::port::TargetPort;
-
-/// The states a group can be put in (logical block dependent is not supported).
-fn settable(s: AccessState) -> bool {
-    !matches!(s, AccessState::LbaDependent | AccessState::Reserved(_))
-}
-
-fn parse_bounded(attr: &str, v: &str, max: u32) -> Result<u32, String> {
-    match v.trim().parse::<u32>() {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err(format!(
-            "{attr}: invalid value {v:?}; valid values: 0..={max}"
-        )),
-    }
-}
-
-fn parse_flag(attr: &str, v: &str) -> Result<bool, String> {
-    match v.trim() {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(format!("{attr}: invalid value {v:?}; valid values: 0, 1")),
-    }
-}
 
 // ---- control-plane surface on Device ----
 
@@ -103,36 +77,19 @@ impl Device {
 
     /// LIO attribute names of a group, display order.
     pub fn alua_group_attribute_names(&self) -> Vec<&'static str> {
-        GROUP_ATTRIBUTES.to_vec()
+        GROUP_ATTRS.iter().map(|a| a.def.name).collect()
     }
 
     /// Current value of a group attribute, formatted as LIO shows it.
     pub fn alua_group_attribute(&self, group: &str, attr: &str) -> Option<String> {
         let g = self.alua.by_name(group)?;
-        let flag = |b: bool| u8::from(b).to_string();
-        Some(match attr {
-            "alua_access_state" => g.state().code().to_string(),
-            "alua_access_status" => status_code::name(g.status.load(Ordering::Relaxed)).to_string(),
-            "alua_access_type" => {
-                access_type::name(g.access_type.load(Ordering::Relaxed)).to_string()
-            }
-            "alua_support_lba_dependent" => "0".to_string(),
-            "preferred" => flag(g.preferred.load(Ordering::Relaxed)),
-            "nonop_delay_msecs" => g.nonop_delay_ms.load(Ordering::Relaxed).to_string(),
-            "trans_delay_msecs" => g.trans_delay_ms.load(Ordering::Relaxed).to_string(),
-            "implicit_trans_secs" => g.implicit_trans_secs.load(Ordering::Relaxed).to_string(),
-            "tg_pt_gp_id" => g.id.to_string(),
-            "members" => self.alua_members(group).join("\n"),
-            a => {
-                let bit = support_attr(a)?;
-                flag(g.supported.load(Ordering::Relaxed) & bit != 0)
-            }
-        })
+        find(attr).map(|a| (a.get)(self, &g))
     }
 
     /// Set one group attribute; no change on Err. Setting `alua_access_state` is an implicit
     /// (admin) transition: Transitioning for trans_delay_msecs (finished by a timer thread),
-    /// status 0x02, UA 2A/06 to every I_T nexus of every affected LU.
+    /// status 0x02, UA 2A/06 to every I_T nexus of every affected LU. A change of an attribute
+    /// declared with a unit attention raises it on the nexuses of the group's ports.
     pub fn set_alua_group_attribute(
         &self,
         group: &str,
@@ -142,92 +99,21 @@ impl Device {
         let Some(g) = self.alua.by_name(group) else {
             return Err(format!("{group}: no such target port group"));
         };
-        match attr {
-            "alua_access_state" => {
-                let Some(s) = AccessState::parse(value).filter(|s| settable(*s)) else {
-                    return Err(format!(
-                        "alua_access_state: invalid value {value:?}; valid: 0 (ao), 1 (ano), 2 (s), 3 (u), 14 (o), 15 (t); 4 (lba dependent) is not supported"
-                    ));
-                };
-                // LIO: implicit transitions need IMPLICIT in the access type.
-                if g.access_type.load(Ordering::Relaxed) & access_type::IMPLICIT == 0 {
-                    return Err(format!(
-                        "alua_access_state: group {group} has alua_access_type {:?}; implicit transitions need 1 or 3",
-                        access_type::name(g.access_type.load(Ordering::Relaxed))
-                    ));
-                }
-                if !g.supports(s) {
-                    return Err(format!(
-                        "alua_access_state: state {} is not supported by group {group} (see alua_support_*)",
-                        s.code()
-                    ));
-                }
-                let me = self.me.upgrade().ok_or("device is being removed")?;
-                let plan = transition(&me, g.id, s, status_code::ALTERED_BY_IMPLICIT, None);
-                if !plan.is_empty() {
-                    std::thread::spawn(move || finish(plan));
-                }
-            }
-            "alua_access_status" => {
-                let s = status_code::parse(value).ok_or_else(|| {
-                    format!("alua_access_status: invalid value {value:?}; valid values: 0, 1, 2")
-                })?;
-                g.status.store(s, Ordering::Relaxed);
-            }
-            "alua_access_type" => {
-                let t = access_type::parse(value).ok_or_else(|| {
-                    format!("alua_access_type: invalid value {value:?}; valid values: 0 (none), 1 (implicit), 2 (explicit), 3 (both)")
-                })?;
-                if g.access_type.swap(t, Ordering::Relaxed) != t {
-                    // The INQUIRY TPGS field of the group's ports changed.
-                    self.raise_ua_for_group(g.id, asc::INQUIRY_DATA_HAS_CHANGED);
-                }
-            }
-            "alua_support_lba_dependent" => match value.trim() {
-                "0" => {}
-                _ => {
-                    return Err(
-                        "alua_support_lba_dependent: only 0 is accepted (the logical block dependent state is not supported)"
-                            .to_string(),
-                    )
-                }
-            },
-            "preferred" => g
-                .preferred
-                .store(parse_flag(attr, value)?, Ordering::Relaxed),
-            "nonop_delay_msecs" => g.nonop_delay_ms.store(
-                parse_bounded(attr, value, MAX_NONOP_DELAY_MS)?,
-                Ordering::Relaxed,
-            ),
-            "trans_delay_msecs" => g.trans_delay_ms.store(
-                parse_bounded(attr, value, MAX_TRANS_DELAY_MS)?,
-                Ordering::Relaxed,
-            ),
-            "implicit_trans_secs" => g.implicit_trans_secs.store(
-                parse_bounded(attr, value, MAX_IMPLICIT_TRANS_SECS)?,
-                Ordering::Relaxed,
-            ),
-            "tg_pt_gp_id" => {
-                if value.trim() != g.id.to_string() {
-                    return Err(format!(
-                        "tg_pt_gp_id: is set once, at creation (group {group} has id {}); create a new group instead",
-                        g.id
-                    ));
-                }
-            }
-            "members" => return Err("members: read-only attribute".to_string()),
-            a => {
-                let Some(bit) = support_attr(a) else {
-                    return Err(format!(
-                        "{a}: unknown ALUA group attribute; valid: {}",
-                        GROUP_ATTRIBUTES.join(", ")
-                    ));
-                };
-                if parse_flag(a, value)? {
-                    g.supported.fetch_or(bit, Ordering::Relaxed);
-                } else {
-                    g.supported.fetch_and(!bit, Ordering::Relaxed);
-                }
+        let Some(a) = find(attr) else {
+            return Err(format!(
+                "{attr}: unknown ALUA group attribute; valid: {}",
+                self.alua_group_attribute_names().join(", ")
+            ));
+        };
+        let v = a.def.parse(value)?;
+        let Some(set) = a.set else {
+            return Ok(());
+        };
+        let before = (a.get)(self, &g);
+        set(self, &g, v)?;
+        if let Some((ua, _)) = a.def.ua {
+            if (a.get)(self, &g) != before {
+                self.raise_ua_for_group(g.id, ua);
             }
         }
         Ok(())
@@ -245,7 +131,7 @@ impl Device {
         let Some(g) = self.alua.by_name(group) else {
             return Err(format!("{group}: no such target port group"));
         };
-        if state > 0x0f || !settable(AccessState::from_code(state)) {
+        if state > 0x0f || !super::attrs::settable(AccessState::from_code(state)) {
             return Err(format!(
                 "alua_access_state: invalid value {state}; valid values: 0, 1, 2, 3, 14, 15"
             ));
@@ -289,7 +175,7 @@ impl Device {
     }
 
     /// `members` lines of a group: `iscsi/<wwn>/tpgt_<n>/lun_<n>`.
-    fn alua_members(&self, group: &str) -> Vec<String> {
+    pub(crate) fn alua_members(&self, group: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .exports()
             .iter()

@@ -15,9 +15,11 @@
 //! `ironlun_scsi::alua`.
 
 pub(crate) mod admin;
+pub(crate) mod attrs;
 pub(crate) mod gate;
 pub(crate) mod report;
 pub(crate) mod transition;
 
 pub(crate) use crate::core::device::alua::*;
-pub use crate::core::device::alua::{AluaObserver, LuGroup, DEFAULT_GROUP_NAME, GROUP_ATTRIBUTES};
+pub use crate::core::device::alua::{AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
+pub use attrs::alua_group_attribute_defs;

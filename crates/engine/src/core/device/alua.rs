@@ -190,35 +190,3 @@ impl AluaUnit {
         }
     }
 }
-
-/// Group attribute names in display order (LIO `alua/<group>/`; `members` is read-only).
-pub const GROUP_ATTRIBUTES: &[&str] = &[
-    "alua_access_state",
-    "alua_access_status",
-    "alua_access_type",
-    "alua_support_transitioning",
-    "alua_support_offline",
-    "alua_support_lba_dependent",
-    "alua_support_unavailable",
-    "alua_support_standby",
-    "alua_support_active_optimized",
-    "alua_support_active_nonoptimized",
-    "preferred",
-    "nonop_delay_msecs",
-    "trans_delay_msecs",
-    "implicit_trans_secs",
-    "tg_pt_gp_id",
-    "members",
-];
-
-pub(crate) fn support_attr(attr: &str) -> Option<u8> {
-    Some(match attr {
-        "alua_support_transitioning" => support::T,
-        "alua_support_offline" => support::O,
-        "alua_support_unavailable" => support::U,
-        "alua_support_standby" => support::S,
-        "alua_support_active_optimized" => support::AO,
-        "alua_support_active_nonoptimized" => support::AN,
-        _ => return None,
-    })
-}
