@@ -16,7 +16,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,15 +27,6 @@ use ironlun_initiator::pr::{
 use ironlun_initiator::{CommandResult, Error, LoginConfig, Session};
 use ironlun_scsi::status;
 use support::*;
-
-/// Daemon portals (tpgt_1) of this binary (helper P3's 3540-3589); tpgt_2 from [`PORTS2`].
-const PORTS: Range<u16> = 3540..3565;
-const PORTS2: Range<u16> = 3565..3590;
-
-const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
-const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
-const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
-const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
 
 const KA: u64 = 0xA1;
 const KA2: u64 = 0xA2;
@@ -72,8 +62,8 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let d = Daemon::start_in(PORTS);
-        let addr2 = d.add_tpg2(PORTS2);
+        let d = Daemon::start_in(PR_PORTS);
+        let addr2 = d.add_tpg2(PR_PORTS2);
         let rtpi1 = d.rtpi(TPG);
         let rtpi2 = d.rtpi(TPG2);
         Rig {
@@ -270,14 +260,7 @@ async fn aptpl_state_survives_kill9() {
         "state before the kill"
     );
     let res_before = reservation(&b).await;
-    assert_eq!(
-        res_before,
-        Some(Reservation {
-            key: KA_MOVED,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    assert_eq!(res_before, held_by(KA_MOVED, 3));
     let file = rig.aptpl_file();
     assert!(file.is_file(), "{} missing", file.display());
 

@@ -16,7 +16,7 @@ mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ironlun_initiator::pr::{
@@ -30,15 +30,6 @@ use ironlun_initiator::{
 };
 use ironlun_scsi::status;
 use support::*;
-
-/// Daemon portals (tpgt_1) of this binary; tpgt_2 portals come from [`PORTS2`].
-const PORTS: Range<u16> = 3540..3565;
-const PORTS2: Range<u16> = 3565..3590;
-
-const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
-const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
-const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
-const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
 
 const KA: u64 = 0xA1A1_0000_0000_00A1;
 const KA2: u64 = 0xA2A2_0000_0000_00A2;
@@ -88,9 +79,9 @@ impl Rig {
 
     /// `prepare` runs before tpgt_2 exists (device attributes frozen while exported).
     fn with(prepare: impl FnOnce(&Daemon)) -> Rig {
-        let d = Daemon::start_in(PORTS);
+        let d = Daemon::start_in(PR_PORTS);
         prepare(&d);
-        let addr2 = d.add_tpg2(PORTS2);
+        let addr2 = d.add_tpg2(PR_PORTS2);
         let rtpi1 = d.rtpi(TPG);
         let rtpi2 = d.rtpi(TPG2);
         assert_ne!(rtpi1, rtpi2, "two target ports with one RTPI");
@@ -480,12 +471,8 @@ async fn register_reserve_release_clear_and_generation() {
         "B RESERVE with A's key",
     );
     ok(&a.reserve(KA, PrType::WriteExclusive).await, "A RESERVE WE");
-    let want = Reservation {
-        key: KA,
-        scope: 0,
-        pr_type: 1,
-    };
-    assert_eq!(b.reservation().await, Some(want));
+    let want = held_by(KA, 1);
+    assert_eq!(b.reservation().await, want);
     ok(
         &a.reserve(KA, PrType::WriteExclusive).await,
         "A RESERVE WE again",
@@ -515,7 +502,7 @@ async fn register_reserve_release_clear_and_generation() {
         &b.release(KB, PrType::WriteExclusive).await,
         "B RELEASE (not holder)",
     );
-    assert_eq!(b.reservation().await, Some(want));
+    assert_eq!(b.reservation().await, want);
     conflict(
         &a.release(KB, PrType::WriteExclusive).await,
         "A RELEASE with B's key",
@@ -525,7 +512,7 @@ async fn register_reserve_release_clear_and_generation() {
         INVALID_RELEASE,
         "A RELEASE with the wrong type",
     );
-    assert_eq!(b.reservation().await, Some(want));
+    assert_eq!(b.reservation().await, want);
     ok(&a.release(KA, PrType::WriteExclusive).await, "A RELEASE");
     assert_eq!(b.reservation().await, None);
     ok(
@@ -639,12 +626,8 @@ async fn conflict_table_for_all_six_types() {
     for t in PrType::ALL {
         ok(&a.reserve(KA, t).await, &format!("A RESERVE {t:?}"));
         // All Registrants: READ RESERVATION reports key 0 and every registrant is a holder.
-        let want = Reservation {
-            key: if t.all_registrants() { 0 } else { KA },
-            scope: 0,
-            pr_type: t.code(),
-        };
-        assert_eq!(c.reservation().await, Some(want), "{t:?}");
+        let want = held_by(if t.all_registrants() { 0 } else { KA }, t.code());
+        assert_eq!(c.reservation().await, want, "{t:?}");
         let b_holds = t.all_registrants();
         same_descriptors(
             &c.full_status().await,
@@ -733,14 +716,7 @@ async fn preempt_and_its_unit_attentions() {
     );
     // Read through the preemptor: the others have unit attentions pending.
     assert_eq!(b.generation().await, g + 1);
-    assert_eq!(
-        b.reservation().await,
-        Some(Reservation {
-            key: KB,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    assert_eq!(b.reservation().await, held_by(KB, 3));
     same_descriptors(
         &b.full_status().await,
         &[
@@ -769,14 +745,7 @@ async fn preempt_and_its_unit_attentions() {
     for i in [&a, &a2, &b, &d] {
         i.expect_no_ua("C preempted").await;
     }
-    assert_eq!(
-        b.reservation().await,
-        Some(Reservation {
-            key: KB,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    assert_eq!(b.reservation().await, held_by(KB, 3));
     same_descriptors(
         &b.full_status().await,
         &[
@@ -835,12 +804,8 @@ async fn preempt_and_its_unit_attentions() {
         ok(&b.register(0, KB).await, "B REGISTER");
         ok(&a.reserve(KA, t).await, &format!("A RESERVE {t:?}"));
         ok(&b.preempt(KB, KA, t).await, &format!("B PREEMPT A {t:?}"));
-        let want = Reservation {
-            key: if t.all_registrants() { 0 } else { KB },
-            scope: 0,
-            pr_type: t.code(),
-        };
-        assert_eq!(b.reservation().await, Some(want), "{t:?}");
+        let want = held_by(if t.all_registrants() { 0 } else { KB }, t.code());
+        assert_eq!(b.reservation().await, want, "{t:?}");
         same_descriptors(
             &b.full_status().await,
             &[desc(KB, &b, Some(t))],
@@ -883,6 +848,28 @@ async fn held_write(i: &Ini, lba: u64, seed: u32) -> PendingCommand {
     p
 }
 
+/// `by` (with its key) PREEMPT AND ABORTs `victim` (with its key) while `held`, a write of the
+/// victim's, waits for its data. An initiator keeps answering R2Ts (RFC 7143 §4.2.3); a target
+/// may finish the abort before or after that data comes. Give it the chance to finish first,
+/// then release the held data.
+async fn preempt_and_abort_over_held(
+    (by, key): (&Ini, u64),
+    (victim, victim_key): (&Ini, u64),
+    t: PrType,
+    held: &PendingCommand,
+) -> CommandResult {
+    let s = by.s.clone();
+    let mut paa = tokio::spawn(async move { s.pr_preempt_and_abort(0, key, victim_key, t).await });
+    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
+    let _ = victim.s.release_data(held.itt);
+    match early {
+        Ok(r) => r,
+        Err(_) => guard("PREEMPT AND ABORT", paa).await,
+    }
+    .expect("PAA task")
+    .expect("PAA")
+}
+
 async fn read_region(i: &Ini, lba: u64) -> Bytes {
     good(
         guard("read", i.s.read16(0, lba, (HELD_LEN as u32) / BLOCK, BLOCK)).await,
@@ -911,21 +898,13 @@ async fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
 
     let b1 = held_write(&b, 1000, 1).await;
     let c1 = held_write(&c, 3000, 3).await;
-    let s = a.s.clone();
-    let mut paa = tokio::spawn(async move {
-        s.pr_preempt_and_abort(0, KA, KB, PrType::WriteExclusiveRegistrantsOnly)
-            .await
-    });
-    // An initiator keeps answering R2Ts (RFC 7143 §4.2.3); a target may finish the abort
-    // before or after that data comes. Give it the chance to finish first, then release.
-    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
-    let _ = b.s.release_data(b1.itt);
-    let r = match early {
-        Ok(r) => r,
-        Err(_) => guard("PREEMPT AND ABORT", paa).await,
-    }
-    .expect("PAA task")
-    .expect("PAA");
+    let r = preempt_and_abort_over_held(
+        (&a, KA),
+        (&b, KB),
+        PrType::WriteExclusiveRegistrantsOnly,
+        &b1,
+    )
+    .await;
     ok(&r, "A PREEMPT AND ABORT B");
     let r = guard("B's held write", b1.wait())
         .await
@@ -947,14 +926,7 @@ async fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
         .await;
     a.expect_no_ua("the preempting nexus").await;
     c.expect_no_ua("not preempted").await;
-    assert_eq!(
-        a.reservation().await,
-        Some(Reservation {
-            key: KA,
-            scope: 0,
-            pr_type: 5
-        })
-    );
+    assert_eq!(a.reservation().await, held_by(KA, 5));
     same_descriptors(
         &a.full_status().await,
         &[
@@ -1404,11 +1376,7 @@ async fn unregistering_the_holder() {
     ok(&a.register(KA, 0).await, "A unregisters");
     assert_eq!(
         b.reservation().await,
-        Some(Reservation {
-            key: 0,
-            scope: 0,
-            pr_type: 8
-        }),
+        held_by(0, 8),
         "EA-AR stays while B is registered"
     );
     for i in [&a, &a2, &b, &c] {
@@ -1745,19 +1713,13 @@ async fn preempt_and_abort_with_tas_0_aborts_silently() {
         "A RESERVE WE-AR",
     );
     let b1 = held_write(&b, 2000, 2).await;
-    let s = a.s.clone();
-    let mut paa = tokio::spawn(async move {
-        s.pr_preempt_and_abort(0, KA, KB, PrType::WriteExclusiveAllRegistrants)
-            .await
-    });
-    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
-    let _ = b.s.release_data(b1.itt);
-    let r = match early {
-        Ok(r) => r,
-        Err(_) => guard("PREEMPT AND ABORT", paa).await,
-    }
-    .expect("PAA task")
-    .expect("PAA");
+    let r = preempt_and_abort_over_held(
+        (&a, KA),
+        (&b, KB),
+        PrType::WriteExclusiveAllRegistrants,
+        &b1,
+    )
+    .await;
     ok(&r, "A PREEMPT AND ABORT B (TAS=0)");
     // The session goes on; a NOP round trip on B's connection after the abort, then the
     // held command must still be unanswered.

@@ -22,6 +22,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use ironlun_initiator::pr::Reservation;
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::{Bytes, CommandResult, Error, LoginConfig, Session};
 
@@ -392,41 +393,61 @@ pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
 pub const TPG2: &str = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_2";
 /// The built-in default config's device.
 pub const RAMDISK: &str = "core/rd_mcp_0/ramdisk0";
-static NEXT_PORT2: AtomicU16 = AtomicU16::new(0);
+/// Daemon portals (tpgt_1) of the PR binaries; tpgt_2 portals come from [`PR_PORTS2`].
+pub const PR_PORTS: Range<u16> = 3540..3565;
+pub const PR_PORTS2: Range<u16> = 3565..3590;
+
+/// The PR tests' initiator ports: A and A2 (one initiator, two ISIDs), B and C.
+pub const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
+pub const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
+pub const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
+pub const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
+
+/// What READ RESERVATION reports for a reservation of `pr_type` held with `key` (scope 0,
+/// SPC-4 §6.15.3; key 0 for an All Registrants type).
+pub fn held_by(key: u64, pr_type: u8) -> Option<Reservation> {
+    Some(Reservation {
+        key,
+        scope: 0,
+        pr_type,
+    })
+}
+
+static NEXT_TPG_PORT: AtomicU16 = AtomicU16::new(0);
 
 impl Daemon {
-    /// Add [`TPG2`] on the default target: the same device as LUN 0, demo mode read-write,
-    /// enabled, its portal on a free port of `ports`. Returns that portal's address.
-    pub fn add_tpg2(&self, ports: Range<u16>) -> SocketAddr {
-        self.cli(&["create", TPG2]);
-        self.cli(&[
-            "create",
-            &format!("{TPG2}/lun/lun_0"),
-            &format!("dev={RAMDISK}"),
-        ]);
-        self.cli(&["set", &format!("{TPG2}/attrib/generate_node_acls"), "1"]);
-        self.cli(&[
-            "set",
-            &format!("{TPG2}/attrib/demo_mode_write_protect"),
-            "0",
-        ]);
+    /// Create TPG `tpg` (its target too if new) exporting `dev` as LUN 0, demo mode
+    /// read-write, enabled, its portal on a free port of `ports`. Returns the portal's address.
+    fn export_tpg(&self, tpg: &str, dev: &str, ports: Range<u16>) -> SocketAddr {
+        self.cli(&["create", tpg]);
+        self.cli(&["create", &format!("{tpg}/lun/lun_0"), &format!("dev={dev}")]);
+        self.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
+        self.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
         let count = ports.end.saturating_sub(ports.start);
         let mut bound = None;
         for _ in 0..count {
-            let port = ports.start + NEXT_PORT2.fetch_add(1, Ordering::Relaxed) % count;
+            let port = ports.start + NEXT_TPG_PORT.fetch_add(1, Ordering::Relaxed) % count;
             if TcpListener::bind(("127.0.0.1", port)).is_err() {
                 continue;
             }
             // Another test may take the port between the probe and the bind: try the next.
-            let o = self.cli_output(&["create", &format!("{TPG2}/np/127.0.0.1:{port}")]);
+            let o = self.cli_output(&["create", &format!("{tpg}/np/127.0.0.1:{port}")]);
             if o.status.success() {
                 bound = Some(port);
                 break;
             }
         }
-        let port = bound.expect("no free port for tpgt_2");
-        self.cli(&["set", &format!("{TPG2}/enable"), "1"]);
+        let port = bound.unwrap_or_else(|| panic!("no free port for {tpg}"));
+        self.cli(&["set", &format!("{tpg}/enable"), "1"]);
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+impl Daemon {
+    /// Add [`TPG2`] on the default target: the same device as LUN 0, demo mode read-write,
+    /// enabled, its portal on a free port of `ports`. Returns that portal's address.
+    pub fn add_tpg2(&self, ports: Range<u16>) -> SocketAddr {
+        self.export_tpg(TPG2, RAMDISK, ports)
     }
 
     /// The RELATIVE TARGET PORT IDENTIFIER of a TPG (`iscsi/<iqn>/tpgt_<t>`).
@@ -473,33 +494,12 @@ impl Daemon {
 
 // ---- ALUA (e2e_alua; helper A3's ports 3640-3689) ----
 
-static NEXT_PORT3: AtomicU16 = AtomicU16::new(0);
-
 impl Daemon {
     /// Add target `iqn` with `tpgt_1` exporting `dev` as LUN 0, demo mode read-write, enabled,
     /// its portal on a free port of `ports`. Returns the TPG path and the portal's address.
     pub fn add_target(&self, iqn: &str, dev: &str, ports: Range<u16>) -> (String, SocketAddr) {
         let tpg = format!("iscsi/{iqn}/tpgt_1");
-        self.cli(&["create", &tpg]);
-        self.cli(&["create", &format!("{tpg}/lun/lun_0"), &format!("dev={dev}")]);
-        self.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
-        self.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
-        let count = ports.end.saturating_sub(ports.start);
-        let mut bound = None;
-        for _ in 0..count {
-            let port = ports.start + NEXT_PORT3.fetch_add(1, Ordering::Relaxed) % count;
-            if TcpListener::bind(("127.0.0.1", port)).is_err() {
-                continue;
-            }
-            // Another test may take the port between the probe and the bind: try the next.
-            let o = self.cli_output(&["create", &format!("{tpg}/np/127.0.0.1:{port}")]);
-            if o.status.success() {
-                bound = Some(port);
-                break;
-            }
-        }
-        let port = bound.unwrap_or_else(|| panic!("no free port for {tpg}"));
-        self.cli(&["set", &format!("{tpg}/enable"), "1"]);
-        (tpg, SocketAddr::from(([127, 0, 0, 1], port)))
+        let addr = self.export_tpg(&tpg, dev, ports);
+        (tpg, addr)
     }
 }
