@@ -646,6 +646,15 @@ async fn relogin(rig: &Rig) -> (Nexus, Nexus) {
     (w, e)
 }
 
+/// After the daemon went down (`how`): restart it on its state directory, log both paths in
+/// again and check that the ALUA state is `before`.
+async fn restarted_as(rig: &mut Rig, before: &Snapshot, how: &str) -> (Nexus, Nexus) {
+    rig.d.restart();
+    let (mut w, mut e) = relogin(rig).await;
+    assert_eq!(snapshot(rig, &mut w, &mut e).await, *before, "after {how}");
+    (w, e)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alua_state_survives_restart() {
     let mut rig = rig();
@@ -690,13 +699,7 @@ async fn alua_state_survives_restart() {
     drop((w, e));
 
     rig.d.stop();
-    rig.d.restart();
-    let (mut w, mut e) = relogin(&rig).await;
-    assert_eq!(
-        snapshot(&rig, &mut w, &mut e).await,
-        before,
-        "after SIGTERM"
-    );
+    let (mut w, mut e) = restarted_as(&mut rig, &before, "SIGTERM").await;
     assert_eq!(
         sense_of(&e.read().await),
         Some(STANDBY),
@@ -730,13 +733,7 @@ async fn alua_state_survives_restart() {
     );
     drop((w, e));
     rig.d.kill9();
-    rig.d.restart();
-    let (mut w, mut e) = relogin(&rig).await;
-    assert_eq!(
-        snapshot(&rig, &mut w, &mut e).await,
-        before,
-        "after kill -9"
-    );
+    let (mut w, _e) = restarted_as(&mut rig, &before, "kill -9").await;
     assert_eq!(
         sense_of(&w.read().await),
         Some(STANDBY),
