@@ -494,7 +494,28 @@ impl Daemon {
 
 // ---- ALUA (e2e_alua; helper A3's ports 3640-3689) ----
 
+/// Target port group IDs of `alua_west` and `alua_east` ([`Daemon::alua_west_east`]).
+pub const WEST_ID: u16 = 1;
+pub const EAST_ID: u16 = 2;
+
 impl Daemon {
+    /// Create the target port groups `alua_west` ([`WEST_ID`]) and `alua_east` ([`EAST_ID`])
+    /// on [`RAMDISK`] and put LUN 0 of `west_tpg` in the first, LUN 0 of `east_tpg` in the
+    /// second.
+    pub fn alua_west_east(&self, west_tpg: &str, east_tpg: &str) {
+        for (g, id, tpg) in [
+            ("alua_west", WEST_ID, west_tpg),
+            ("alua_east", EAST_ID, east_tpg),
+        ] {
+            self.cli(&[
+                "create",
+                &format!("{RAMDISK}/alua/{g}"),
+                &format!("tg_pt_gp_id={id}"),
+            ]);
+            self.cli(&["set", &format!("{tpg}/lun/lun_0/alua_tg_pt_gp"), g]);
+        }
+    }
+
     /// Add target `iqn` with `tpgt_1` exporting `dev` as LUN 0, demo mode read-write, enabled,
     /// its portal on a free port of `ports`. Returns the TPG path and the portal's address.
     pub fn add_target(&self, iqn: &str, dev: &str, ports: Range<u16>) -> (String, SocketAddr) {
