@@ -11,6 +11,7 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pr;
 pub mod raw;
 
 use std::io::{Read, Seek, SeekFrom};
@@ -22,7 +23,6 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use ironlun_initiator::pr::Reservation;
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::{Bytes, CommandResult, Error, LoginConfig, Session};
 
@@ -393,26 +393,6 @@ pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
 pub const TPG2: &str = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_2";
 /// The built-in default config's device.
 pub const RAMDISK: &str = "core/rd_mcp_0/ramdisk0";
-/// Daemon portals (tpgt_1) of the PR binaries; tpgt_2 portals come from [`PR_PORTS2`].
-pub const PR_PORTS: Range<u16> = 3540..3565;
-pub const PR_PORTS2: Range<u16> = 3565..3590;
-
-/// The PR tests' initiator ports: A and A2 (one initiator, two ISIDs), B and C.
-pub const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
-pub const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
-pub const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
-pub const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
-
-/// What READ RESERVATION reports for a reservation of `pr_type` held with `key` (scope 0,
-/// SPC-4 §6.15.3; key 0 for an All Registrants type).
-pub fn held_by(key: u64, pr_type: u8) -> Option<Reservation> {
-    Some(Reservation {
-        key,
-        scope: 0,
-        pr_type,
-    })
-}
-
 static NEXT_TPG_PORT: AtomicU16 = AtomicU16::new(0);
 
 impl Daemon {
