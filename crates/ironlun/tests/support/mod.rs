@@ -2,7 +2,8 @@
 //! `ironlun serve` on a temporary state directory and a free port of the test file's own
 //! range (restartable after SIGTERM or `kill -9` on the same state directory), the real CLI
 //! against it, and login / TEST UNIT READY / data helpers over `ironlun-initiator`.
-//! Raw-PDU traffic (RFC 7143 framing driven field by field) is in [`raw`].
+//! Raw-PDU traffic (RFC 7143 framing driven field by field) is in [`raw`]; the persistent-
+//! reservation rig of e2e_pr and e2e_aptpl in [`pr`].
 //!
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
