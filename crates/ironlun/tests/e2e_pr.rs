@@ -1236,53 +1236,58 @@ async fn bad_parameter_lists_change_nothing() {
 
     let basic = |key: u64, sa_key: u64| ProutParams::keys(key, sa_key).encode();
     // Short and wrong-length lists (SPC-4 §6.16.3: 24 bytes unless SPEC_I_PT).
-    let r = b
-        .out(
+    for (n, op, sa, t, params, what) in [
+        (
+            &b,
             "short REGISTER",
             out_sa::REGISTER,
             0,
             basic(KB, KC)[..20].to_vec(),
-        )
-        .await;
-    length_error(&r, "REGISTER with 20 bytes");
-    let r = b
-        .out(
+            "REGISTER with 20 bytes",
+        ),
+        (
+            &b,
             "long REGISTER",
             out_sa::REGISTER,
             0,
             [basic(KB, KC), vec![0; 8]].concat(),
-        )
-        .await;
-    length_error(&r, "REGISTER with 32 bytes, SPEC_I_PT=0");
-    let r = b
-        .out(
+            "REGISTER with 32 bytes, SPEC_I_PT=0",
+        ),
+        (
+            &b,
             "long RIEK",
             out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
             0,
             [basic(0, KC), vec![0; 4]].concat(),
-        )
-        .await;
-    length_error(&r, "RIEK with 28 bytes");
-    let r = a
-        .out(
+            "RIEK with 28 bytes",
+        ),
+        (
+            &a,
             "short RELEASE",
             out_sa::RELEASE,
             1,
             basic(KA, 0)[..23].to_vec(),
-        )
-        .await;
-    length_error(&r, "RELEASE with 23 bytes");
-    let r = b.out("empty CLEAR", out_sa::CLEAR, 0, Vec::new()).await;
-    length_error(&r, "CLEAR with no parameter list");
-    let r = b
-        .out(
+            "RELEASE with 23 bytes",
+        ),
+        (
+            &b,
+            "empty CLEAR",
+            out_sa::CLEAR,
+            0,
+            Vec::new(),
+            "CLEAR with no parameter list",
+        ),
+        (
+            &b,
             "long PREEMPT",
             out_sa::PREEMPT,
             1,
             [basic(KB, KA), vec![0; 4]].concat(),
-        )
-        .await;
-    length_error(&r, "PREEMPT with 28 bytes");
+            "PREEMPT with 28 bytes",
+        ),
+    ] {
+        length_error(&n.out(op, sa, t, params).await, what);
+    }
     assert_eq!(same().await, before, "after the length errors");
 
     // SPEC_I_PT from a registered nexus.
