@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use ironlun_iscsi::pdu::{tmf_function, tmf_response, ScsiCommand, TaskMgmtRequest};
+use ironlun_iscsi::pdu::{tmf_function, tmf_response, ScsiCommand};
 use ironlun_iscsi::{Bhs, DataOut, Pdu, RESERVED_TAG};
 
 #[derive(Default, Debug)]
@@ -152,29 +152,6 @@ async fn exec(
 }
 
 /// Consume the power-on unit attention of a new nexus (SAM-5 §5.14).
-async fn clear_ua(c: &mut Client) {
-    for _ in 0..4 {
-        if exec(c, &[0, 0, 0, 0, 0, 0], 0, &[], 0, 0).await.status == 0 {
-            return;
-        }
-    }
-    panic!("TEST UNIT READY never succeeded");
-}
-
-fn read10(lba: u32, blocks: u16) -> [u8; 10] {
-    let mut c = [0u8; 10];
-    c[0] = 0x28;
-    c[2..6].copy_from_slice(&lba.to_be_bytes());
-    c[7..9].copy_from_slice(&blocks.to_be_bytes());
-    c
-}
-
-fn write10(lba: u32, blocks: u16) -> [u8; 10] {
-    let mut c = read10(lba, blocks);
-    c[0] = 0x2a;
-    c
-}
-
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -212,7 +189,7 @@ async fn write_then_read_through_r2t_with_several_outstanding() {
         ],
     )
     .await;
-    clear_ua(&mut c).await;
+    c.clear_ua().await;
     let data = pattern(64 * 1024, 7);
     let o = exec(&mut c, &write10(8, 128), 0, &data, 0, 0).await;
     assert_eq!(o.status, 0, "sense {:?}", o.sense);
@@ -242,7 +219,7 @@ async fn immediate_and_unsolicited_data_then_r2t_for_the_rest() {
         ],
     )
     .await;
-    clear_ua(&mut c).await;
+    c.clear_ua().await;
     let data = pattern(16 * 1024, 3);
     // 2 KiB immediate, unsolicited up to 8 KiB, the last 8 KiB by R2T.
     let o = exec(&mut c, &write10(100, 32), 0, &data, 2048, 8192).await;
@@ -275,19 +252,7 @@ async fn check_condition_comes_in_a_scsi_response_with_sense() {
 }
 
 async fn tmf(c: &mut Client, function: u8, ref_tag: u32, ref_cmd_sn: u32) -> u8 {
-    let itt = c.next_itt();
-    let t = TaskMgmtRequest {
-        immediate: true,
-        function,
-        lun: [0; 8],
-        itt,
-        referenced_task_tag: ref_tag,
-        cmd_sn: c.cmd_sn,
-        exp_stat_sn: c.exp_stat_sn,
-        ref_cmd_sn,
-        exp_data_sn: 0,
-    };
-    c.send(&Pdu::new(Bhs::TaskMgmtRequest(t))).await;
+    let itt = c.send_tmf(function, ref_tag, ref_cmd_sn).await;
     loop {
         let p = c.recv().await.expect("tmf response");
         if let Bhs::TaskMgmtResponse(r) = p.bhs {
@@ -305,25 +270,8 @@ async fn abort_task_waiting_for_data_and_other_tmfs() {
     c.login_normal(TARGET, &[("InitialR2T", "Yes"), ("ImmediateData", "No")])
         .await;
     // A write that will wait for its R2T data forever.
-    let itt = c.next_itt();
-    let mut cdb = [0u8; 16];
-    cdb[..10].copy_from_slice(&write10(0, 1));
     let sn = c.cmd_sn;
-    let cmd = ScsiCommand {
-        immediate: false,
-        final_: true,
-        read: false,
-        write: true,
-        attr: 1,
-        lun: [0; 8],
-        itt,
-        expected_data_length: 512,
-        cmd_sn: sn,
-        exp_stat_sn: c.exp_stat_sn,
-        cdb,
-    };
-    c.cmd_sn += 1;
-    c.send(&Pdu::new(Bhs::ScsiCommand(cmd))).await;
+    let itt = c.command(&write10(0, 1), 0, 512).await;
     let p = c.recv().await.expect("r2t");
     assert!(matches!(p.bhs, Bhs::R2t(_)));
     assert_eq!(
@@ -363,25 +311,8 @@ async fn data_out_with_bad_offset_or_datasn_is_rejected() {
     let mut c = Client::connect(addr).await;
     c.login_normal(TARGET, &[("InitialR2T", "Yes"), ("ImmediateData", "No")])
         .await;
-    clear_ua(&mut c).await;
-    let itt = c.next_itt();
-    let mut cdb = [0u8; 16];
-    cdb[..10].copy_from_slice(&write10(0, 2));
-    let cmd = ScsiCommand {
-        immediate: false,
-        final_: true,
-        read: false,
-        write: true,
-        attr: 1,
-        lun: [0; 8],
-        itt,
-        expected_data_length: 1024,
-        cmd_sn: c.cmd_sn,
-        exp_stat_sn: c.exp_stat_sn,
-        cdb,
-    };
-    c.cmd_sn += 1;
-    c.send(&Pdu::new(Bhs::ScsiCommand(cmd))).await;
+    c.clear_ua().await;
+    let itt = c.command(&write10(0, 2), 0, 1024).await;
     let Some(Pdu {
         bhs: Bhs::R2t(r), ..
     }) = c.recv().await
@@ -444,25 +375,8 @@ async fn huge_write_is_refused_without_buffering() {
     let (_f, addr) = fabric().await;
     let mut c = Client::connect(addr).await;
     c.login_normal(TARGET, &[]).await;
-    clear_ua(&mut c).await;
-    let itt = c.next_itt();
-    let mut cdb = [0u8; 16];
-    cdb[..10].copy_from_slice(&write10(0, 0xffff));
-    let cmd = ScsiCommand {
-        immediate: false,
-        final_: true,
-        read: false,
-        write: true,
-        attr: 1,
-        lun: [0; 8],
-        itt,
-        expected_data_length: 0xffff_0000,
-        cmd_sn: c.cmd_sn,
-        exp_stat_sn: c.exp_stat_sn,
-        cdb,
-    };
-    c.cmd_sn += 1;
-    c.send(&Pdu::new(Bhs::ScsiCommand(cmd))).await;
+    c.clear_ua().await;
+    let itt = c.command(&write10(0, 0xffff), 0, 0xffff_0000).await;
     let Some(Pdu {
         bhs: Bhs::ScsiResponse(r),
         data,
@@ -487,7 +401,7 @@ async fn target_cold_reset_closes_every_session_of_the_target() {
     let mut b = Client::connect(addr).await;
     b.isid = [0x80, 0, 0, 0, 0, 2];
     b.login_normal(TARGET, &[]).await;
-    clear_ua(&mut b).await;
+    b.clear_ua().await;
 
     assert_eq!(
         tmf(&mut a, tmf_function::TARGET_COLD_RESET, 0, 0).await,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use common::*;
 use ironlun_backstore::RamDisk;
 use ironlun_engine::{Device, DeviceConfig, TargetPort};
-use ironlun_iscsi::pdu::{tmf_function, tmf_response, ScsiCommand, TaskMgmtRequest};
+use ironlun_iscsi::pdu::{tmf_function, tmf_response};
 use ironlun_iscsi::{Bhs, DataOut, Pdu, R2t, RESERVED_TAG};
 
 const HELD: [(&str, &str); 2] = [("InitialR2T", "Yes"), ("ImmediateData", "No")];
@@ -26,78 +26,9 @@ async fn session(addr: std::net::SocketAddr, isid: u8) -> Client {
     c
 }
 
-fn cdb10(op: u8, lba: u32, blocks: u16) -> [u8; 16] {
-    let mut c = [0u8; 16];
-    c[0] = op;
-    c[2..6].copy_from_slice(&lba.to_be_bytes());
-    c[7..9].copy_from_slice(&blocks.to_be_bytes());
-    c
-}
-
-/// Send a non-immediate SCSI command; returns its ITT.
-async fn command(c: &mut Client, cdb: [u8; 16], read: u32, write: u32) -> u32 {
-    let itt = c.next_itt();
-    let cmd = ScsiCommand {
-        immediate: false,
-        final_: true,
-        read: read > 0,
-        write: write > 0,
-        attr: 1,
-        lun: [0; 8],
-        itt,
-        expected_data_length: read.max(write),
-        cmd_sn: c.cmd_sn,
-        exp_stat_sn: c.exp_stat_sn,
-        cdb,
-    };
-    c.cmd_sn = c.cmd_sn.wrapping_add(1);
-    c.send(&Pdu::new(Bhs::ScsiCommand(cmd))).await;
-    itt
-}
-
-/// Status, sense and Data-In of a command whose response comes next.
-async fn response(c: &mut Client, itt: u32) -> (u8, Vec<u8>, Vec<u8>) {
-    let mut data = Vec::new();
-    loop {
-        let p = c.recv().await.expect("response");
-        match p.bhs {
-            Bhs::DataIn(d) => {
-                assert_eq!(d.itt, itt);
-                data.extend_from_slice(&p.data);
-                if let Some(s) = d.status {
-                    c.exp_stat_sn = d.stat_sn.wrapping_add(1);
-                    return (s, Vec::new(), data);
-                }
-            }
-            Bhs::ScsiResponse(r) => {
-                assert_eq!(r.itt, itt);
-                c.exp_stat_sn = r.stat_sn.wrapping_add(1);
-                let sense = p.data.get(2..).map(<[u8]>::to_vec).unwrap_or_default();
-                return (r.status, sense, data);
-            }
-            other => panic!("expected the response of {itt:#x}, got {other:?}"),
-        }
-    }
-}
-
-async fn tur(c: &mut Client) -> (u8, Vec<u8>) {
-    let itt = command(c, [0; 16], 0, 0).await;
-    let (s, sense, _) = response(c, itt).await;
-    (s, sense)
-}
-
-async fn clear_ua(c: &mut Client) {
-    for _ in 0..4 {
-        if tur(c).await.0 == 0 {
-            return;
-        }
-    }
-    panic!("unit attentions do not clear");
-}
-
 /// Start a WRITE(10) of `LEN` bytes and wait for its R2T: the fabric now holds the task.
 async fn held_write(c: &mut Client) -> (u32, R2t) {
-    let itt = command(c, cdb10(0x2A, LBA, (LEN / 512) as u16), 0, LEN).await;
+    let itt = c.command(&write10(LBA, (LEN / 512) as u16), 0, LEN).await;
     let p = c.recv().await.expect("R2T");
     let Bhs::R2t(r) = p.bhs else {
         panic!("expected an R2T, got {:?}", p.bhs)
@@ -127,24 +58,6 @@ async fn answer(c: &mut Client, r: &R2t) {
     }
 }
 
-/// Send an immediate TMF for LUN 0 without waiting for its response; returns its ITT.
-async fn send_tmf(c: &mut Client, function: u8) -> u32 {
-    let itt = c.next_itt();
-    let t = TaskMgmtRequest {
-        immediate: true,
-        function,
-        lun: [0; 8],
-        itt,
-        referenced_task_tag: RESERVED_TAG,
-        cmd_sn: c.cmd_sn,
-        exp_stat_sn: c.exp_stat_sn,
-        ref_cmd_sn: 0,
-        exp_data_sn: 0,
-    };
-    c.send(&Pdu::new(Bhs::TaskMgmtRequest(t))).await;
-    itt
-}
-
 async fn tmf_response(c: &mut Client, itt: u32) -> u8 {
     let p = c.recv().await.expect("TMF response");
     let Bhs::TaskMgmtResponse(r) = p.bhs else {
@@ -166,8 +79,8 @@ async fn nop_is_next(c: &mut Client, what: &str) {
 }
 
 async fn region(c: &mut Client) -> Vec<u8> {
-    let itt = command(c, cdb10(0x28, LBA, (LEN / 512) as u16), LEN, 0).await;
-    let (s, _, data) = response(c, itt).await;
+    let itt = c.command(&read10(LBA, (LEN / 512) as u16), LEN, 0).await;
+    let (s, _, data) = c.response(itt).await;
     assert_eq!(s, 0, "READ(10)");
     data
 }
@@ -186,10 +99,10 @@ fn sense_key_asc(sense: &[u8]) -> (u8, u8, u8) {
 async fn third_party_write(addr: std::net::SocketAddr, function: u8) -> (Client, Client, u32) {
     let mut a = session(addr, 1).await;
     let mut b = session(addr, 2).await;
-    clear_ua(&mut a).await;
-    clear_ua(&mut b).await;
+    a.clear_ua().await;
+    b.clear_ua().await;
     let (itt, r2t) = held_write(&mut b).await;
-    let tmf = send_tmf(&mut a, function).await;
+    let tmf = a.send_tmf(function, RESERVED_TAG, 0).await;
     // The TMF is not answered while B's affected write still has its R2T outstanding.
     nop_is_next(&mut a, "A before B's data").await;
     answer(&mut b, &r2t).await;
@@ -207,17 +120,17 @@ async fn clear_task_set_aborts_another_sessions_collecting_write_with_task_abort
     let (_f, addr) = fabric().await;
     let (mut a, mut b, itt) = third_party_write(addr, tmf_function::CLEAR_TASK_SET).await;
     // TAS=1 (the default): status TASK ABORTED, before the TMF's response went out.
-    let (status, sense, _) = response(&mut b, itt).await;
+    let (status, sense, _) = b.response(itt).await;
     assert_eq!((status, sense.is_empty()), (0x40, true));
     nop_is_next(&mut b, "B after its late Data-Out").await;
     // Nothing of the aborted write reached the medium; no unit attention with TAS=1.
     assert!(region(&mut a).await.iter().all(|&x| x == 0));
-    assert_eq!(tur(&mut b).await.0, 0);
-    assert_eq!(tur(&mut a).await.0, 0);
+    assert_eq!(b.tur().await.0, 0);
+    assert_eq!(a.tur().await.0, 0);
     // B's session still writes.
     let (itt, r2t) = held_write(&mut b).await;
     answer(&mut b, &r2t).await;
-    assert_eq!(response(&mut b, itt).await.0, 0);
+    assert_eq!(b.response(itt).await.0, 0);
     assert!(region(&mut a).await.iter().all(|&x| x == 0xA5));
 }
 
@@ -225,12 +138,12 @@ async fn clear_task_set_aborts_another_sessions_collecting_write_with_task_abort
 async fn lun_reset_aborts_another_sessions_collecting_write_with_task_aborted() {
     let (_f, addr) = fabric().await;
     let (mut a, mut b, itt) = third_party_write(addr, tmf_function::LOGICAL_UNIT_RESET).await;
-    assert_eq!(response(&mut b, itt).await.0, 0x40);
+    assert_eq!(b.response(itt).await.0, 0x40);
     nop_is_next(&mut b, "B after its late Data-Out").await;
     // The reset's unit attention, not a write that ran after it.
-    let (s, sense) = tur(&mut b).await;
+    let (s, sense) = b.tur().await;
     assert_eq!((s, sense_key_asc(&sense)), (0x02, (0x06, 0x29, 0x03)));
-    clear_ua(&mut a).await;
+    a.clear_ua().await;
     assert!(region(&mut a).await.iter().all(|&x| x == 0));
 }
 
@@ -263,11 +176,11 @@ async fn clear_task_set_without_tas_ends_the_other_write_silently_with_a_unit_at
     // TAS=0: no response for the write at all (SAM-5 §5.6) …
     nop_is_next(&mut b, "B after its aborted write").await;
     // … but COMMANDS CLEARED BY ANOTHER INITIATOR on its next command (SAM-5 §7.4).
-    let (s, sense) = tur(&mut b).await;
+    let (s, sense) = b.tur().await;
     assert_eq!((s, sense_key_asc(&sense)), (0x02, (0x06, 0x2F, 0x00)));
-    assert_eq!(tur(&mut b).await.0, 0);
+    assert_eq!(b.tur().await.0, 0);
     // The requester gets none.
-    assert_eq!(tur(&mut a).await.0, 0);
+    assert_eq!(a.tur().await.0, 0);
     assert!(region(&mut a).await.iter().all(|&x| x == 0));
 }
 
@@ -277,9 +190,11 @@ async fn clear_task_set_without_tas_ends_the_other_write_silently_with_a_unit_at
 async fn abort_task_set_waits_for_own_outstanding_r2t_then_ends_the_write_silently() {
     let (_f, addr) = fabric().await;
     let mut a = session(addr, 1).await;
-    clear_ua(&mut a).await;
+    a.clear_ua().await;
     let (_, r2t) = held_write(&mut a).await;
-    let tmf = send_tmf(&mut a, tmf_function::ABORT_TASK_SET).await;
+    let tmf = a
+        .send_tmf(tmf_function::ABORT_TASK_SET, RESERVED_TAG, 0)
+        .await;
     nop_is_next(&mut a, "before the data").await;
     answer(&mut a, &r2t).await;
     // No SCSI Response for the write: the TMF response is next.
@@ -291,12 +206,14 @@ async fn abort_task_set_waits_for_own_outstanding_r2t_then_ends_the_write_silent
     nop_is_next(&mut a, "after late Data-Out").await;
     assert!(region(&mut a).await.iter().all(|&x| x == 0));
     // A command sent after a TMF is not affected by it.
-    let tmf = send_tmf(&mut a, tmf_function::CLEAR_TASK_SET).await;
+    let tmf = a
+        .send_tmf(tmf_function::CLEAR_TASK_SET, RESERVED_TAG, 0)
+        .await;
     assert_eq!(
         tmf_response(&mut a, tmf).await,
         tmf_response::FUNCTION_COMPLETE
     );
     let (itt, r2t) = held_write(&mut a).await;
     answer(&mut a, &r2t).await;
-    assert_eq!(response(&mut a, itt).await.0, 0);
+    assert_eq!(a.response(itt).await.0, 0);
 }

@@ -45,26 +45,7 @@ fn config_json(d: &Daemon) -> String {
 /// Standby and preferred through `alua set-state/set-pref`, tpgt_2's LUN offline.
 fn setup(d: &Daemon) {
     d.add_tpg2(PORTS);
-    d.cli(&[
-        "create",
-        &format!("{RAMDISK}/alua/alua_west"),
-        "tg_pt_gp_id=1",
-    ]);
-    d.cli(&[
-        "create",
-        &format!("{RAMDISK}/alua/alua_east"),
-        "tg_pt_gp_id=2",
-    ]);
-    d.cli(&[
-        "set",
-        &format!("{TPG}/lun/lun_0/alua_tg_pt_gp"),
-        "alua_west",
-    ]);
-    d.cli(&[
-        "set",
-        &format!("{TPG2}/lun/lun_0/alua_tg_pt_gp"),
-        "alua_east",
-    ]);
+    d.alua_west_east(TPG, TPG2);
     d.cli(&["set", &attr("alua_west", "alua_access_state"), "ano"]);
     d.cli(&["alua", "set-state", RAMDISK, "alua_east", "s"]);
     d.cli(&["alua", "set-pref", RAMDISK, "alua_east", "on"]);

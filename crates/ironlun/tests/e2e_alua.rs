@@ -38,8 +38,6 @@ const PORTS: Range<u16> = 3640..3665;
 const PORTS2: Range<u16> = 3665..3690;
 
 const EAST: &str = "iqn.2026-11.org.ironlun:east";
-const WEST_ID: u16 = 1;
-const EAST_ID: u16 = 2;
 const UA: u8 = 0x06;
 const NOT_READY: u8 = 0x02;
 const ALUA_CHANGED: (u8, u8) = (0x2A, 0x06);
@@ -64,21 +62,11 @@ fn group_path(g: &str) -> String {
 fn rig() -> Rig {
     let d = Daemon::start_in(PORTS);
     let (east_tpg, east_addr) = d.add_target(EAST, RAMDISK, PORTS2);
-    for (g, id) in [("alua_west", WEST_ID), ("alua_east", EAST_ID)] {
-        d.cli(&["create", &group_path(g), &format!("tg_pt_gp_id={id}")]);
+    d.alua_west_east(TPG, &east_tpg);
+    for g in ["alua_west", "alua_east"] {
         // Explicit and implicit: STPG and the admin commands both allowed.
         d.cli(&["set", &format!("{}/alua_access_type", group_path(g)), "3"]);
     }
-    d.cli(&[
-        "set",
-        &format!("{TPG}/lun/lun_0/alua_tg_pt_gp"),
-        "alua_west",
-    ]);
-    d.cli(&[
-        "set",
-        &format!("{east_tpg}/lun/lun_0/alua_tg_pt_gp"),
-        "alua_east",
-    ]);
     let rtpi_west = d.rtpi(TPG);
     let rtpi_east = d.rtpi(&east_tpg);
     assert_ne!(rtpi_west, rtpi_east);
@@ -646,6 +634,15 @@ async fn relogin(rig: &Rig) -> (Nexus, Nexus) {
     (w, e)
 }
 
+/// After the daemon went down (`how`): restart it on its state directory, log both paths in
+/// again and check that the ALUA state is `before`.
+async fn restarted_as(rig: &mut Rig, before: &Snapshot, how: &str) -> (Nexus, Nexus) {
+    rig.d.restart();
+    let (mut w, mut e) = relogin(rig).await;
+    assert_eq!(snapshot(rig, &mut w, &mut e).await, *before, "after {how}");
+    (w, e)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alua_state_survives_restart() {
     let mut rig = rig();
@@ -690,13 +687,7 @@ async fn alua_state_survives_restart() {
     drop((w, e));
 
     rig.d.stop();
-    rig.d.restart();
-    let (mut w, mut e) = relogin(&rig).await;
-    assert_eq!(
-        snapshot(&rig, &mut w, &mut e).await,
-        before,
-        "after SIGTERM"
-    );
+    let (mut w, mut e) = restarted_as(&mut rig, &before, "SIGTERM").await;
     assert_eq!(
         sense_of(&e.read().await),
         Some(STANDBY),
@@ -730,13 +721,7 @@ async fn alua_state_survives_restart() {
     );
     drop((w, e));
     rig.d.kill9();
-    rig.d.restart();
-    let (mut w, mut e) = relogin(&rig).await;
-    assert_eq!(
-        snapshot(&rig, &mut w, &mut e).await,
-        before,
-        "after kill -9"
-    );
+    let (mut w, _e) = restarted_as(&mut rig, &before, "kill -9").await;
     assert_eq!(
         sense_of(&w.read().await),
         Some(STANDBY),

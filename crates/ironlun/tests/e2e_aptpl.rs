@@ -15,28 +15,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ironlun_initiator::pr::{
-    FullStatus, FullStatusDescriptor, PrType, RegisterAndMoveParams, RegisterFlags, Reservation,
-    TransportId,
-};
-use ironlun_initiator::{CommandResult, Error, LoginConfig, Session};
+use ironlun_initiator::pr::{FullStatus, PrType, RegisterAndMoveParams, RegisterFlags};
+use ironlun_initiator::{CommandResult, Error, Session};
 use ironlun_scsi::status;
+use support::pr::*;
 use support::*;
-
-/// Daemon portals (tpgt_1) of this binary (helper P3's 3540-3589); tpgt_2 from [`PORTS2`].
-const PORTS: Range<u16> = 3540..3565;
-const PORTS2: Range<u16> = 3565..3590;
-
-const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
-const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
-const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
-const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
 
 const KA: u64 = 0xA1;
 const KA2: u64 = 0xA2;
@@ -48,59 +35,7 @@ fn aptpl() -> RegisterFlags {
     RegisterFlags::aptpl()
 }
 
-/// An initiator port logged in through a target port.
-struct Nexus {
-    s: Session,
-    label: &'static str,
-    name: String,
-    isid: [u8; 6],
-    rtpi: u16,
-}
-
-impl Nexus {
-    fn port(&self) -> TransportId {
-        TransportId::iscsi_port(&self.name, self.isid)
-    }
-}
-
-struct Rig {
-    d: Daemon,
-    addr2: SocketAddr,
-    rtpi1: u16,
-    rtpi2: u16,
-}
-
 impl Rig {
-    fn new() -> Rig {
-        let d = Daemon::start_in(PORTS);
-        let addr2 = d.add_tpg2(PORTS2);
-        let rtpi1 = d.rtpi(TPG);
-        let rtpi2 = d.rtpi(TPG2);
-        Rig {
-            d,
-            addr2,
-            rtpi1,
-            rtpi2,
-        }
-    }
-
-    async fn login(&self, label: &'static str, who: &str, isid: [u8; 6], tpg2: bool) -> Nexus {
-        let name = iqn(who);
-        let cfg = LoginConfig::normal(&name, TARGET).isid(isid);
-        let (addr, rtpi) = if tpg2 {
-            (self.addr2, self.rtpi2)
-        } else {
-            (self.d.addr(), self.rtpi1)
-        };
-        Nexus {
-            s: login_at(addr, cfg, 0).await,
-            label,
-            name,
-            isid,
-            rtpi,
-        }
-    }
-
     /// `<state-dir>/pr/aptpl_<unit serial>` of the RAM disk.
     fn aptpl_file(&self) -> PathBuf {
         let serial = self.d.unit_serial(RAMDISK);
@@ -118,69 +53,10 @@ impl Rig {
     }
 }
 
-async fn run(
-    what: &str,
-    f: impl std::future::Future<Output = Result<CommandResult, Error>>,
-) -> CommandResult {
-    guard(what, f)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-#[track_caller]
-fn ok(r: &CommandResult, what: &str) {
-    assert!(
-        r.status == status::GOOD && r.response == 0,
-        "{what}: expected GOOD, got status {:#04x} sense {:?}",
-        r.status,
-        r.sense
-    );
-}
-
-#[track_caller]
-fn conflict(r: &CommandResult, what: &str) {
-    assert_eq!(
-        r.status,
-        status::RESERVATION_CONFLICT,
-        "{what}: expected RESERVATION CONFLICT, got {:?}",
-        r.sense
-    );
-}
-
-async fn full_status(n: &Nexus) -> FullStatus {
-    guard("READ FULL STATUS", n.s.pr_read_full_status(0))
-        .await
-        .unwrap_or_else(|e| panic!("{} READ FULL STATUS: {e}", n.label))
-}
-
-async fn reservation(n: &Nexus) -> Option<Reservation> {
-    guard("READ RESERVATION", n.s.pr_read_reservation(0))
-        .await
-        .unwrap_or_else(|e| panic!("{} READ RESERVATION: {e}", n.label))
-        .reservation
-}
-
-async fn write(n: &Nexus, lba: u64) -> CommandResult {
-    let data = pattern(lba as u32, BLOCK as usize);
-    run(n.label, n.s.write16(0, lba, data, BLOCK, false)).await
-}
-
 fn sorted(fs: &FullStatus) -> Vec<String> {
     let mut v: Vec<String> = fs.descriptors.iter().map(|d| format!("{d:?}")).collect();
     v.sort();
     v
-}
-
-fn desc(key: u64, n: &Nexus, holder: Option<PrType>) -> FullStatusDescriptor {
-    FullStatusDescriptor {
-        key,
-        all_tg_pt: false,
-        r_holder: holder.is_some(),
-        scope: 0,
-        pr_type: holder.map_or(0, |t| t.code()),
-        rtpi: n.rtpi,
-        transport_id: n.port(),
-    }
 }
 
 /// REGISTER (APTPL=1) through both target ports, RESERVE, PREEMPT, REGISTER AND MOVE; kill -9;
@@ -188,10 +64,7 @@ fn desc(key: u64, n: &Nexus, holder: Option<PrType>) -> FullStatusDescriptor {
 #[tokio::test]
 async fn aptpl_state_survives_kill9() {
     let mut rig = Rig::new();
-    let a = rig.login("A", "a", ISID1, false).await;
-    let a2 = rig.login("A2", "a", ISID2, false).await;
-    let b = rig.login("B", "b", ISID_B, false).await;
-    let c = rig.login("C", "c", ISID_C, true).await;
+    let Cast { a, a2, b, c } = rig.cast().await;
     for (n, k) in [(&a, KA), (&b, KB), (&c, KC)] {
         let r = run("REGISTER", n.s.pr_register(0, 0, k, &aptpl())).await;
         ok(&r, &format!("{} REGISTER APTPL=1", n.label));
@@ -240,7 +113,7 @@ async fn aptpl_state_survives_kill9() {
         .await,
         "B moves the reservation to A",
     );
-    let before = full_status(&b).await;
+    let before = b.full_status().await;
     let want = [
         desc(KA_MOVED, &a, Some(PrType::ExclusiveAccess)),
         desc(KB, &b, None),
@@ -269,15 +142,8 @@ async fn aptpl_state_survives_kill9() {
         }),
         "state before the kill"
     );
-    let res_before = reservation(&b).await;
-    assert_eq!(
-        res_before,
-        Some(Reservation {
-            key: KA_MOVED,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    let res_before = b.reservation().await;
+    assert_eq!(res_before, held_by(KA_MOVED, 3));
     let file = rig.aptpl_file();
     assert!(file.is_file(), "{} missing", file.display());
 
@@ -288,14 +154,14 @@ async fn aptpl_state_survives_kill9() {
 
     // Through a fresh login of B: every registration is there, logged in or not.
     let b = rig.login("B after restart", "b", ISID_B, false).await;
-    let after = full_status(&b).await;
+    let after = b.full_status().await;
     assert_eq!(
         sorted(&after),
         sorted(&before),
         "READ FULL STATUS after kill -9"
     );
     assert_eq!(
-        reservation(&b).await,
+        b.reservation().await,
         res_before,
         "READ RESERVATION after kill -9"
     );
@@ -306,14 +172,14 @@ async fn aptpl_state_survives_kill9() {
 
     // The reservation (EA, held by A) still keeps everyone else out.
     let c = rig.login("C after restart", "c", ISID_C, true).await;
-    conflict(&write(&c, 8).await, "registered non-holder C writes");
+    conflict(&c.write(8).await, "registered non-holder C writes");
     conflict(
         &run("READ", c.s.read16(0, 8, 1, BLOCK)).await,
         "registered non-holder C reads under EA",
     );
-    conflict(&write(&b, 8).await, "registered non-holder B writes");
+    conflict(&b.write(8).await, "registered non-holder B writes");
     let e = rig.login("E (never registered)", "e", ISID1, false).await;
-    conflict(&write(&e, 8).await, "unregistered E writes");
+    conflict(&e.write(8).await, "unregistered E writes");
     // c's registration is through tpgt_2 only: through tpgt_1 it is a stranger.
     let c1 = rig.login("C through tpgt_1", "c", ISID_C, false).await;
     conflict(
@@ -322,9 +188,9 @@ async fn aptpl_state_survives_kill9() {
     );
     // The holder is the holder: it writes, and releases with its moved key.
     let a = rig.login("A after restart", "a", ISID1, false).await;
-    ok(&write(&a, 8).await, "holder A writes");
+    ok(&a.write(8).await, "holder A writes");
     let a2 = rig.login("A2 after restart", "a", ISID2, false).await;
-    conflict(&write(&a2, 8).await, "A2 writes");
+    conflict(&a2.write(8).await, "A2 writes");
     ok(
         &run(
             "RELEASE",
@@ -333,7 +199,7 @@ async fn aptpl_state_survives_kill9() {
         .await,
         "A RELEASE with the moved key",
     );
-    ok(&write(&c, 8).await, "C writes once released");
+    ok(&c.write(8).await, "C writes once released");
     // A2's ALL_TG_PT registration is live through tpgt_2 as well.
     let a2_at2 = rig.login("A2 through tpgt_2", "a", ISID2, true).await;
     ok(
@@ -420,11 +286,11 @@ async fn send_op(s: &Session, n: u64) -> Result<CommandResult, Error> {
 }
 
 async fn observe(n: &Nexus) -> State {
-    let fs = full_status(n).await;
+    let fs = n.full_status().await;
     assert!(fs.descriptors.len() <= 1, "{fs:?}");
     let Some(d) = fs.descriptors.first() else {
         assert_eq!(
-            reservation(n).await,
+            n.reservation().await,
             None,
             "a reservation without registrations"
         );
@@ -433,7 +299,7 @@ async fn observe(n: &Nexus) -> State {
     assert_eq!((&d.transport_id, d.rtpi), (&n.port(), n.rtpi), "{d:?}");
     let holds = d.r_holder.then_some(d.pr_type);
     assert_eq!(
-        reservation(n).await.map(|r| r.pr_type),
+        n.reservation().await.map(|r| r.pr_type),
         holds,
         "READ RESERVATION against READ FULL STATUS {d:?}"
     );

@@ -14,31 +14,19 @@
 
 mod support;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ironlun_initiator::pr::{
     in_sa, out_sa, prin_cdb, prout_cdb, FullStatus, FullStatusDescriptor, PrType, ProutParams,
-    ReadKeys, RegisterAndMoveParams, RegisterFlags, Reservation, TransportId,
+    ReadKeys, RegisterAndMoveParams, RegisterFlags, TransportId,
 };
 use ironlun_initiator::scsi::cdb;
 use ironlun_initiator::session::DataOutPolicy;
-use ironlun_initiator::{
-    Bytes, CommandOptions, CommandResult, Error, LoginConfig, PendingCommand, Session,
-};
+use ironlun_initiator::{Bytes, CommandOptions, CommandResult, PendingCommand};
 use ironlun_scsi::status;
+use support::pr::*;
 use support::*;
-
-/// Daemon portals (tpgt_1) of this binary; tpgt_2 portals come from [`PORTS2`].
-const PORTS: Range<u16> = 3540..3565;
-const PORTS2: Range<u16> = 3565..3590;
-
-const ISID1: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
-const ISID2: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x02];
-const ISID_B: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x0b, 0x01];
-const ISID_C: [u8; 6] = [0x40, 0x00, 0x12, 0x34, 0x0c, 0x01];
 
 const KA: u64 = 0xA1A1_0000_0000_00A1;
 const KA2: u64 = 0xA2A2_0000_0000_00A2;
@@ -57,134 +45,14 @@ const REGISTRATIONS_PREEMPTED: (u8, u8) = (0x2A, 0x05);
 
 const HELD_LEN: usize = 64 * 1024;
 
-/// A daemon with tpgt_2 added; the RTPIs of both ports.
-struct Rig {
-    d: Daemon,
-    addr2: SocketAddr,
-    rtpi1: u16,
-    rtpi2: u16,
-}
-
-/// One I_T nexus: a logged-in session and who it is.
-struct Ini {
-    s: Session,
-    label: String,
-    name: String,
-    isid: [u8; 6],
-    rtpi: u16,
-}
-
-struct Cast {
-    a: Ini,
-    a2: Ini,
-    b: Ini,
-    c: Ini,
-}
-
 impl Rig {
-    fn new() -> Rig {
-        Rig::with(|_| {})
-    }
-
-    /// `prepare` runs before tpgt_2 exists (device attributes frozen while exported).
-    fn with(prepare: impl FnOnce(&Daemon)) -> Rig {
-        let d = Daemon::start_in(PORTS);
-        prepare(&d);
-        let addr2 = d.add_tpg2(PORTS2);
-        let rtpi1 = d.rtpi(TPG);
-        let rtpi2 = d.rtpi(TPG2);
-        assert_ne!(rtpi1, rtpi2, "two target ports with one RTPI");
-        Rig {
-            d,
-            addr2,
-            rtpi1,
-            rtpi2,
-        }
-    }
-
-    async fn ini_cfg(
-        &self,
-        label: &str,
-        who: &str,
-        isid: [u8; 6],
-        tpg2: bool,
-        f: impl FnOnce(LoginConfig) -> LoginConfig,
-    ) -> Ini {
-        let name = iqn(who);
-        let cfg = f(LoginConfig::normal(&name, TARGET).isid(isid));
-        let (addr, rtpi) = if tpg2 {
-            (self.addr2, self.rtpi2)
-        } else {
-            (self.d.addr(), self.rtpi1)
-        };
-        let s = login_at(addr, cfg, 0).await;
-        Ini {
-            s,
-            label: label.to_string(),
-            name,
-            isid,
-            rtpi,
-        }
-    }
-
-    async fn ini(&self, label: &str, who: &str, isid: [u8; 6], tpg2: bool) -> Ini {
-        self.ini_cfg(label, who, isid, tpg2, |c| c).await
-    }
-
     /// A session that holds writes deterministically (ImmediateData=No, InitialR2T=Yes).
-    async fn held_ini(&self, label: &str, who: &str, isid: [u8; 6], tpg2: bool) -> Ini {
-        self.ini_cfg(label, who, isid, tpg2, |c| {
+    async fn held_ini(&self, label: &str, who: &str, isid: [u8; 6], tpg2: bool) -> Nexus {
+        self.login_cfg(label, who, isid, tpg2, |c| {
             c.offer("ImmediateData", "No").offer("InitialR2T", "Yes")
         })
         .await
     }
-
-    async fn cast(&self) -> Cast {
-        Cast {
-            a: self.ini("A", "a", ISID1, false).await,
-            a2: self.ini("A2", "a", ISID2, false).await,
-            b: self.ini("B", "b", ISID_B, false).await,
-            c: self.ini("C", "c", ISID_C, true).await,
-        }
-    }
-}
-
-async fn run(what: &str, f: impl Future<Output = Result<CommandResult, Error>>) -> CommandResult {
-    guard(what, f)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-fn show(r: &CommandResult) -> String {
-    match r.sense {
-        Some(s) => format!(
-            "status {:#04x} sense {:02x}/{:02x}/{:02x} field pointer {:?}",
-            r.status, s.key, s.asc.asc, s.asc.ascq, s.field_pointer
-        ),
-        None => format!(
-            "status {:#04x} (no sense), response {}",
-            r.status, r.response
-        ),
-    }
-}
-
-#[track_caller]
-fn ok(r: &CommandResult, what: &str) {
-    assert!(
-        r.status == status::GOOD && r.response == 0,
-        "{what}: expected GOOD, got {}",
-        show(r)
-    );
-}
-
-#[track_caller]
-fn conflict(r: &CommandResult, what: &str) {
-    assert_eq!(
-        r.status,
-        status::RESERVATION_CONFLICT,
-        "{what}: expected RESERVATION CONFLICT, got {}",
-        show(r)
-    );
 }
 
 #[track_caller]
@@ -233,15 +101,7 @@ fn length_error(r: &CommandResult, what: &str) {
     }
 }
 
-impl Ini {
-    fn port(&self) -> TransportId {
-        TransportId::iscsi_port(&self.name, self.isid)
-    }
-
-    fn what(&self, op: &str) -> String {
-        format!("{} {op}", self.label)
-    }
-
+impl Nexus {
     async fn out(&self, op: &str, sa: u8, t: u8, params: Vec<u8>) -> CommandResult {
         run(&self.what(op), self.s.pr_out(0, sa, t, params)).await
     }
@@ -297,36 +157,14 @@ impl Ini {
         run(&w, self.s.pr_register_and_move(0, t, p)).await
     }
 
-    async fn full_status(&self) -> FullStatus {
-        guard("READ FULL STATUS", self.s.pr_read_full_status(0))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", self.what("READ FULL STATUS")))
-    }
-
     async fn keys(&self) -> ReadKeys {
         guard("READ KEYS", self.s.pr_read_keys(0))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", self.what("READ KEYS")))
     }
 
-    async fn reservation(&self) -> Option<Reservation> {
-        guard("READ RESERVATION", self.s.pr_read_reservation(0))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", self.what("READ RESERVATION")))
-            .reservation
-    }
-
     async fn generation(&self) -> u32 {
         self.keys().await.generation
-    }
-
-    async fn write(&self, lba: u64) -> CommandResult {
-        let data = pattern(lba as u32, BLOCK as usize);
-        run(
-            &self.what("WRITE(16)"),
-            self.s.write16(0, lba, data, BLOCK, false),
-        )
-        .await
     }
 
     async fn tur(&self) -> CommandResult {
@@ -364,16 +202,10 @@ impl Ini {
     }
 }
 
-/// What READ FULL STATUS must say about one registration.
-fn desc(key: u64, i: &Ini, holder: Option<PrType>) -> FullStatusDescriptor {
-    FullStatusDescriptor {
-        key,
-        all_tg_pt: false,
-        r_holder: holder.is_some(),
-        scope: 0,
-        pr_type: holder.map_or(0, |t| t.code()),
-        rtpi: i.rtpi,
-        transport_id: i.port(),
+/// Each nexus REGISTERs its key (from no key); each must succeed.
+async fn register_all(who: &[(&Nexus, u64)]) {
+    for (i, key) in who {
+        ok(&i.register(0, *key).await, &i.what("REGISTER"));
     }
 }
 
@@ -391,7 +223,7 @@ fn same_descriptors(got: &FullStatus, want: &[FullStatusDescriptor], what: &str)
 #[tokio::test]
 async fn report_capabilities_and_the_empty_state() {
     let rig = Rig::new();
-    let a = rig.ini("A", "a", ISID1, false).await;
+    let a = rig.login("A", "a", ISID1, false).await;
     let caps = guard("REPORT CAPABILITIES", a.s.pr_report_capabilities(0))
         .await
         .unwrap();
@@ -480,12 +312,8 @@ async fn register_reserve_release_clear_and_generation() {
         "B RESERVE with A's key",
     );
     ok(&a.reserve(KA, PrType::WriteExclusive).await, "A RESERVE WE");
-    let want = Reservation {
-        key: KA,
-        scope: 0,
-        pr_type: 1,
-    };
-    assert_eq!(b.reservation().await, Some(want));
+    let want = held_by(KA, 1);
+    assert_eq!(b.reservation().await, want);
     ok(
         &a.reserve(KA, PrType::WriteExclusive).await,
         "A RESERVE WE again",
@@ -515,7 +343,7 @@ async fn register_reserve_release_clear_and_generation() {
         &b.release(KB, PrType::WriteExclusive).await,
         "B RELEASE (not holder)",
     );
-    assert_eq!(b.reservation().await, Some(want));
+    assert_eq!(b.reservation().await, want);
     conflict(
         &a.release(KB, PrType::WriteExclusive).await,
         "A RELEASE with B's key",
@@ -525,7 +353,7 @@ async fn register_reserve_release_clear_and_generation() {
         INVALID_RELEASE,
         "A RELEASE with the wrong type",
     );
-    assert_eq!(b.reservation().await, Some(want));
+    assert_eq!(b.reservation().await, want);
     ok(&a.release(KA, PrType::WriteExclusive).await, "A RELEASE");
     assert_eq!(b.reservation().await, None);
     ok(
@@ -586,7 +414,7 @@ const PROBES: [(&str, Class); 9] = [
     ("SYNCHRONIZE CACHE(16)", Class::Write),
 ];
 
-async fn probe(i: &Ini, name: &str) -> CommandResult {
+async fn probe(i: &Nexus, name: &str) -> CommandResult {
     let s = &i.s;
     let f = async {
         match name {
@@ -633,25 +461,20 @@ fn allowed(class: Class, t: PrType, registered: bool) -> bool {
 async fn conflict_table_for_all_six_types() {
     let rig = Rig::new();
     let Cast { a, a2, b, c } = rig.cast().await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
+    register_all(&[(&a, KA), (&b, KB)]).await;
     let mut wrong = Vec::new();
     for t in PrType::ALL {
         ok(&a.reserve(KA, t).await, &format!("A RESERVE {t:?}"));
         // All Registrants: READ RESERVATION reports key 0 and every registrant is a holder.
-        let want = Reservation {
-            key: if t.all_registrants() { 0 } else { KA },
-            scope: 0,
-            pr_type: t.code(),
-        };
-        assert_eq!(c.reservation().await, Some(want), "{t:?}");
+        let want = held_by(if t.all_registrants() { 0 } else { KA }, t.code());
+        assert_eq!(c.reservation().await, want, "{t:?}");
         let b_holds = t.all_registrants();
         same_descriptors(
             &c.full_status().await,
             &[desc(KA, &a, Some(t)), desc(KB, &b, b_holds.then_some(t))],
             &format!("{t:?} held"),
         );
-        let cast: [(&Ini, bool, bool); 4] = [
+        let cast: [(&Nexus, bool, bool); 4] = [
             (&a, true, true),
             (&b, b_holds, true),
             (&a2, false, false),
@@ -697,10 +520,7 @@ async fn conflict_table_for_all_six_types() {
 async fn preempt_and_its_unit_attentions() {
     let rig = Rig::new();
     let Cast { a, a2, b, c } = rig.cast().await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&a2.register(0, KA2).await, "A2 REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
-    ok(&c.register(0, KC).await, "C REGISTER");
+    register_all(&[(&a, KA), (&a2, KA2), (&b, KB), (&c, KC)]).await;
     ok(
         &a.reserve(KA, PrType::WriteExclusiveRegistrantsOnly).await,
         "A RESERVE WE-RO",
@@ -711,7 +531,7 @@ async fn preempt_and_its_unit_attentions() {
         &c.preempt(KC, 0x7777, PrType::ExclusiveAccess).await,
         "PREEMPT of a key nobody has",
     );
-    let d = rig.ini("D (unregistered)", "d", ISID1, false).await;
+    let d = rig.login("D (unregistered)", "d", ISID1, false).await;
     conflict(
         &d.preempt(0, KA, PrType::ExclusiveAccess).await,
         "PREEMPT by an unregistered nexus",
@@ -733,14 +553,7 @@ async fn preempt_and_its_unit_attentions() {
     );
     // Read through the preemptor: the others have unit attentions pending.
     assert_eq!(b.generation().await, g + 1);
-    assert_eq!(
-        b.reservation().await,
-        Some(Reservation {
-            key: KB,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    assert_eq!(b.reservation().await, held_by(KB, 3));
     same_descriptors(
         &b.full_status().await,
         &[
@@ -769,14 +582,7 @@ async fn preempt_and_its_unit_attentions() {
     for i in [&a, &a2, &b, &d] {
         i.expect_no_ua("C preempted").await;
     }
-    assert_eq!(
-        b.reservation().await,
-        Some(Reservation {
-            key: KB,
-            scope: 0,
-            pr_type: 3
-        })
-    );
+    assert_eq!(b.reservation().await, held_by(KB, 3));
     same_descriptors(
         &b.full_status().await,
         &[
@@ -831,16 +637,11 @@ async fn preempt_and_its_unit_attentions() {
     // Each type preempted by B with the same type: A loses its registration and the
     // reservation (All Registrants: just its registration), nobody gets 2A/04.
     for t in PrType::ALL {
-        ok(&a.register(0, KA).await, "A REGISTER");
-        ok(&b.register(0, KB).await, "B REGISTER");
+        register_all(&[(&a, KA), (&b, KB)]).await;
         ok(&a.reserve(KA, t).await, &format!("A RESERVE {t:?}"));
         ok(&b.preempt(KB, KA, t).await, &format!("B PREEMPT A {t:?}"));
-        let want = Reservation {
-            key: if t.all_registrants() { 0 } else { KB },
-            scope: 0,
-            pr_type: t.code(),
-        };
-        assert_eq!(b.reservation().await, Some(want), "{t:?}");
+        let want = held_by(if t.all_registrants() { 0 } else { KB }, t.code());
+        assert_eq!(b.reservation().await, want, "{t:?}");
         same_descriptors(
             &b.full_status().await,
             &[desc(KB, &b, Some(t))],
@@ -858,7 +659,7 @@ async fn preempt_and_its_unit_attentions() {
 }
 
 /// Start a write whose data we withhold; returns once the target's R2T for it arrived.
-async fn held_write(i: &Ini, lba: u64, seed: u32) -> PendingCommand {
+async fn held_write(i: &Nexus, lba: u64, seed: u32) -> PendingCommand {
     let before = i.s.stats().r2ts;
     let opts = CommandOptions {
         data_out: DataOutPolicy::Withhold,
@@ -883,7 +684,29 @@ async fn held_write(i: &Ini, lba: u64, seed: u32) -> PendingCommand {
     p
 }
 
-async fn read_region(i: &Ini, lba: u64) -> Bytes {
+/// `by` (with its key) PREEMPT AND ABORTs `victim` (with its key) while `held`, a write of the
+/// victim's, waits for its data. An initiator keeps answering R2Ts (RFC 7143 §4.2.3); a target
+/// may finish the abort before or after that data comes. Give it the chance to finish first,
+/// then release the held data.
+async fn preempt_and_abort_over_held(
+    (by, key): (&Nexus, u64),
+    (victim, victim_key): (&Nexus, u64),
+    t: PrType,
+    held: &PendingCommand,
+) -> CommandResult {
+    let s = by.s.clone();
+    let mut paa = tokio::spawn(async move { s.pr_preempt_and_abort(0, key, victim_key, t).await });
+    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
+    let _ = victim.s.release_data(held.itt);
+    match early {
+        Ok(r) => r,
+        Err(_) => guard("PREEMPT AND ABORT", paa).await,
+    }
+    .expect("PAA task")
+    .expect("PAA")
+}
+
+async fn read_region(i: &Nexus, lba: u64) -> Bytes {
     good(
         guard("read", i.s.read16(0, lba, (HELD_LEN as u32) / BLOCK, BLOCK)).await,
         "read region",
@@ -897,12 +720,10 @@ async fn read_region(i: &Ini, lba: u64) -> Bytes {
 #[tokio::test]
 async fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
     let rig = Rig::new();
-    let a = rig.ini("A", "a", ISID1, false).await;
+    let a = rig.login("A", "a", ISID1, false).await;
     let b = rig.held_ini("B", "b", ISID_B, false).await;
     let c = rig.held_ini("C", "c", ISID_C, true).await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
-    ok(&c.register(0, KC).await, "C REGISTER");
+    register_all(&[(&a, KA), (&b, KB), (&c, KC)]).await;
     ok(
         &a.reserve(KA, PrType::WriteExclusiveRegistrantsOnly).await,
         "A RESERVE WE-RO",
@@ -911,21 +732,13 @@ async fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
 
     let b1 = held_write(&b, 1000, 1).await;
     let c1 = held_write(&c, 3000, 3).await;
-    let s = a.s.clone();
-    let mut paa = tokio::spawn(async move {
-        s.pr_preempt_and_abort(0, KA, KB, PrType::WriteExclusiveRegistrantsOnly)
-            .await
-    });
-    // An initiator keeps answering R2Ts (RFC 7143 §4.2.3); a target may finish the abort
-    // before or after that data comes. Give it the chance to finish first, then release.
-    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
-    let _ = b.s.release_data(b1.itt);
-    let r = match early {
-        Ok(r) => r,
-        Err(_) => guard("PREEMPT AND ABORT", paa).await,
-    }
-    .expect("PAA task")
-    .expect("PAA");
+    let r = preempt_and_abort_over_held(
+        (&a, KA),
+        (&b, KB),
+        PrType::WriteExclusiveRegistrantsOnly,
+        &b1,
+    )
+    .await;
     ok(&r, "A PREEMPT AND ABORT B");
     let r = guard("B's held write", b1.wait())
         .await
@@ -947,14 +760,7 @@ async fn preempt_and_abort_aborts_the_preempted_nexus_tasks() {
         .await;
     a.expect_no_ua("the preempting nexus").await;
     c.expect_no_ua("not preempted").await;
-    assert_eq!(
-        a.reservation().await,
-        Some(Reservation {
-            key: KA,
-            scope: 0,
-            pr_type: 5
-        })
-    );
+    assert_eq!(a.reservation().await, held_by(KA, 5));
     same_descriptors(
         &a.full_status().await,
         &[
@@ -1003,7 +809,7 @@ async fn spec_i_pt_both_formats_all_or_nothing() {
         &b.register_flags(0, KB, &f).await,
         "B REGISTER SPEC_I_PT 01b",
     );
-    let c_at1 = rig.ini("C@tpgt_1", "c", ISID_C, false).await;
+    let c_at1 = rig.login("C@tpgt_1", "c", ISID_C, false).await;
     let fs = a.full_status().await;
     let g = fs.generation;
     assert!(g >= 1, "SPEC_I_PT REGISTER did not bump PRgeneration");
@@ -1163,7 +969,7 @@ async fn all_tg_pt_registration_spans_target_ports() {
     assert!(c.keys().await.keys.iter().all(|&k| k == KA));
 
     // The same initiator port through tpgt_2 is registered; a's other port is not.
-    let a_at2 = rig.ini("A@tpgt_2", "a", ISID1, true).await;
+    let a_at2 = rig.login("A@tpgt_2", "a", ISID1, true).await;
     ok(
         &a.reserve(KA, PrType::WriteExclusiveRegistrantsOnly).await,
         "A RESERVE WE-RO",
@@ -1188,7 +994,7 @@ async fn all_tg_pt_registration_spans_target_ports() {
 
     // C registers with ALL_TG_PT through tpgt_2; it is then registered through tpgt_1.
     ok(&c.register_flags(0, KC, &f).await, "C REGISTER ALL_TG_PT");
-    let c_at1 = rig.ini("C@tpgt_1", "c", ISID_C, false).await;
+    let c_at1 = rig.login("C@tpgt_1", "c", ISID_C, false).await;
     ok(
         &a.reserve(KA, PrType::ExclusiveAccessRegistrantsOnly).await,
         "A RESERVE EA-RO",
@@ -1404,11 +1210,7 @@ async fn unregistering_the_holder() {
     ok(&a.register(KA, 0).await, "A unregisters");
     assert_eq!(
         b.reservation().await,
-        Some(Reservation {
-            key: 0,
-            scope: 0,
-            pr_type: 8
-        }),
+        held_by(0, 8),
         "EA-AR stays while B is registered"
     );
     for i in [&a, &a2, &b, &c] {
@@ -1427,61 +1229,65 @@ async fn unregistering_the_holder() {
 async fn bad_parameter_lists_change_nothing() {
     let rig = Rig::new();
     let Cast { a, a2: _a2, b, c } = rig.cast().await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
+    register_all(&[(&a, KA), (&b, KB)]).await;
     ok(&a.reserve(KA, PrType::WriteExclusive).await, "A RESERVE WE");
     let before = (a.full_status().await, a.reservation().await);
     let same = || async { (a.full_status().await, a.reservation().await) };
 
     let basic = |key: u64, sa_key: u64| ProutParams::keys(key, sa_key).encode();
     // Short and wrong-length lists (SPC-4 §6.16.3: 24 bytes unless SPEC_I_PT).
-    let r = b
-        .out(
+    for (n, op, sa, t, params, what) in [
+        (
+            &b,
             "short REGISTER",
             out_sa::REGISTER,
             0,
             basic(KB, KC)[..20].to_vec(),
-        )
-        .await;
-    length_error(&r, "REGISTER with 20 bytes");
-    let r = b
-        .out(
+            "REGISTER with 20 bytes",
+        ),
+        (
+            &b,
             "long REGISTER",
             out_sa::REGISTER,
             0,
             [basic(KB, KC), vec![0; 8]].concat(),
-        )
-        .await;
-    length_error(&r, "REGISTER with 32 bytes, SPEC_I_PT=0");
-    let r = b
-        .out(
+            "REGISTER with 32 bytes, SPEC_I_PT=0",
+        ),
+        (
+            &b,
             "long RIEK",
             out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
             0,
             [basic(0, KC), vec![0; 4]].concat(),
-        )
-        .await;
-    length_error(&r, "RIEK with 28 bytes");
-    let r = a
-        .out(
+            "RIEK with 28 bytes",
+        ),
+        (
+            &a,
             "short RELEASE",
             out_sa::RELEASE,
             1,
             basic(KA, 0)[..23].to_vec(),
-        )
-        .await;
-    length_error(&r, "RELEASE with 23 bytes");
-    let r = b.out("empty CLEAR", out_sa::CLEAR, 0, Vec::new()).await;
-    length_error(&r, "CLEAR with no parameter list");
-    let r = b
-        .out(
+            "RELEASE with 23 bytes",
+        ),
+        (
+            &b,
+            "empty CLEAR",
+            out_sa::CLEAR,
+            0,
+            Vec::new(),
+            "CLEAR with no parameter list",
+        ),
+        (
+            &b,
             "long PREEMPT",
             out_sa::PREEMPT,
             1,
             [basic(KB, KA), vec![0; 4]].concat(),
-        )
-        .await;
-    length_error(&r, "PREEMPT with 28 bytes");
+            "PREEMPT with 28 bytes",
+        ),
+    ] {
+        length_error(&n.out(op, sa, t, params).await, what);
+    }
     assert_eq!(same().await, before, "after the length errors");
 
     // SPEC_I_PT from a registered nexus.
@@ -1629,9 +1435,7 @@ async fn bad_parameter_lists_change_nothing() {
 async fn allocation_length_truncates_data_not_lengths() {
     let rig = Rig::new();
     let Cast { a, a2, b, c: _c } = rig.cast().await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&a2.register(0, KA2).await, "A2 REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
+    register_all(&[(&a, KA), (&a2, KA2), (&b, KB)]).await;
     ok(
         &a.reserve(KA, PrType::ExclusiveAccess).await,
         "A RESERVE EA",
@@ -1698,7 +1502,7 @@ async fn allocation_length_truncates_data_not_lengths() {
 #[tokio::test]
 async fn replace_lost_reservation_matches_rlr_c() {
     let rig = Rig::new();
-    let a = rig.ini("A", "a", ISID1, false).await;
+    let a = rig.login("A", "a", ISID1, false).await;
     let caps = guard("REPORT CAPABILITIES", a.s.pr_report_capabilities(0))
         .await
         .unwrap();
@@ -1736,28 +1540,21 @@ async fn preempt_and_abort_with_tas_0_aborts_silently() {
         d.cli(&["set", &format!("{RAMDISK}/attrib/emulate_tas"), "0"]);
         d.cli(&["create", &lun, &format!("dev={RAMDISK}")]);
     });
-    let a = rig.ini("A", "a", ISID1, false).await;
+    let a = rig.login("A", "a", ISID1, false).await;
     let b = rig.held_ini("B", "b", ISID_B, false).await;
-    ok(&a.register(0, KA).await, "A REGISTER");
-    ok(&b.register(0, KB).await, "B REGISTER");
+    register_all(&[(&a, KA), (&b, KB)]).await;
     ok(
         &a.reserve(KA, PrType::WriteExclusiveAllRegistrants).await,
         "A RESERVE WE-AR",
     );
     let b1 = held_write(&b, 2000, 2).await;
-    let s = a.s.clone();
-    let mut paa = tokio::spawn(async move {
-        s.pr_preempt_and_abort(0, KA, KB, PrType::WriteExclusiveAllRegistrants)
-            .await
-    });
-    let early = tokio::time::timeout(Duration::from_secs(1), &mut paa).await;
-    let _ = b.s.release_data(b1.itt);
-    let r = match early {
-        Ok(r) => r,
-        Err(_) => guard("PREEMPT AND ABORT", paa).await,
-    }
-    .expect("PAA task")
-    .expect("PAA");
+    let r = preempt_and_abort_over_held(
+        (&a, KA),
+        (&b, KB),
+        PrType::WriteExclusiveAllRegistrants,
+        &b1,
+    )
+    .await;
     ok(&r, "A PREEMPT AND ABORT B (TAS=0)");
     // The session goes on; a NOP round trip on B's connection after the abort, then the
     // held command must still be unanswered.

@@ -52,6 +52,12 @@ async fn held_write(s: &Session, lba: u64, seed: u32) -> PendingCommand {
     p
 }
 
+/// The held command `p` ends as aborted by a task management function.
+async fn assert_aborted(what: &str, p: PendingCommand) {
+    let r = guard(what, p.wait()).await;
+    assert!(matches!(r, Err(Error::TaskAborted)), "{what}: {r:?}");
+}
+
 /// Issue a multi-task TMF the way RFC 7143 has an initiator do it (RFC 3720 §10.6.2
 /// initiator step b, kept by RFC 7143 §4.2.3): send the TMF, then keep answering the target
 /// transfer tags of the affected tasks — here by releasing the withheld data once a NOP
@@ -95,10 +101,7 @@ async fn abort_task_of_a_held_write_and_of_no_task() {
     let p = held_write(&s, 1000, 1).await;
     let r = guard("ABORT TASK", s.abort_task(0, p.itt)).await.unwrap();
     assert_eq!(r, tmf_response::FUNCTION_COMPLETE);
-    assert!(matches!(
-        guard("aborted write", p.wait()).await,
-        Err(Error::TaskAborted)
-    ));
+    assert_aborted("aborted write", p).await;
     // Never written; the session goes on without a unit attention.
     assert_eq!(&read_region(&s, 1000).await[..], &zeros()[..]);
     assert_eq!(tur_status(&s).await, (status::GOOD, None));
@@ -146,14 +149,8 @@ async fn abort_task_set_spares_other_sessions() {
     let a_ = a.clone();
     let r = multi_task_tmf(&a, &[&a1, &a2], async move { a_.abort_task_set(0).await }).await;
     assert_eq!(r, tmf_response::FUNCTION_COMPLETE);
-    assert!(matches!(
-        guard("a1", a1.wait()).await,
-        Err(Error::TaskAborted)
-    ));
-    assert!(matches!(
-        guard("a2", a2.wait()).await,
-        Err(Error::TaskAborted)
-    ));
+    assert_aborted("a1", a1).await;
+    assert_aborted("a2", a2).await;
     b.release_data(b1.itt).unwrap();
     let r = guard("b1", b1.wait()).await.unwrap();
     assert_eq!(r.status, status::GOOD, "{r:?}");
@@ -175,14 +172,8 @@ async fn clear_task_set_of_own_tasks() {
     let a_ = a.clone();
     let r = multi_task_tmf(&a, &[&a1, &a2], async move { a_.clear_task_set(0).await }).await;
     assert_eq!(r, tmf_response::FUNCTION_COMPLETE);
-    assert!(matches!(
-        guard("a1", a1.wait()).await,
-        Err(Error::TaskAborted)
-    ));
-    assert!(matches!(
-        guard("a2", a2.wait()).await,
-        Err(Error::TaskAborted)
-    ));
+    assert_aborted("a1", a1).await;
+    assert_aborted("a2", a2).await;
     assert_eq!(&read_region(&b, 5000).await[..], &zeros()[..]);
     assert_eq!(&read_region(&b, 6000).await[..], &zeros()[..]);
     // B had no tasks, and TAS=1 (the default) means no 2F/00 unit attention anyway.
@@ -242,10 +233,7 @@ async fn lun_reset_then_unit_attention_on_the_other_session() {
     let a_ = a.clone();
     let r = multi_task_tmf(&a, &[&a1], async move { a_.lun_reset(0).await }).await;
     assert_eq!(r, tmf_response::FUNCTION_COMPLETE);
-    assert!(matches!(
-        guard("a1", a1.wait()).await,
-        Err(Error::TaskAborted)
-    ));
+    assert_aborted("a1", a1).await;
     assert_eq!(
         tur_status(&b).await,
         (status::CHECK_CONDITION, Some((0x06, 0x29, 0x03)))
@@ -275,10 +263,7 @@ async fn target_warm_reset() {
     let a_ = a.clone();
     let r = multi_task_tmf(&a, &[&a1], async move { a_.target_warm_reset().await }).await;
     assert_eq!(r, tmf_response::FUNCTION_COMPLETE);
-    assert!(matches!(
-        guard("a1", a1.wait()).await,
-        Err(Error::TaskAborted)
-    ));
+    assert_aborted("a1", a1).await;
     for s in [&b, &a] {
         let (st, sense) = tur_status(s).await;
         assert_eq!(st, status::CHECK_CONDITION);

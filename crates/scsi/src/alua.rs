@@ -185,6 +185,24 @@ impl SupportedStates {
     }
 }
 
+/// LIO's wording for `code` in a (code, name) table of [`status_code`] or [`access_type`];
+/// "None" for a code the table lacks.
+fn code_name(names: &[(u8, &'static str)], code: u8) -> &'static str {
+    names
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("None", |(_, n)| n)
+}
+
+/// A code of such a table as administrators write it: its number or LIO's wording.
+fn parse_code(names: &[(u8, &str)], v: &str) -> Option<u8> {
+    let v = v.trim();
+    names
+        .iter()
+        .find(|(c, n)| *n == v || c.to_string() == v)
+        .map(|(c, _)| *c)
+}
+
 /// STATUS CODE of a target port group descriptor (SPC-4 table 165), with LIO's display names.
 pub mod status_code {
     pub const NONE: u8 = 0x00;
@@ -201,19 +219,12 @@ pub mod status_code {
 
     /// LIO's wording for a status code ("None" for an unknown one).
     pub fn name(code: u8) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map_or("None", |(_, n)| n)
+        super::code_name(&NAMES, code)
     }
 
     /// A status as administrators write it: its number or LIO's wording.
     pub fn parse(v: &str) -> Option<u8> {
-        let v = v.trim();
-        NAMES
-            .iter()
-            .find(|(c, n)| *n == v || c.to_string() == v)
-            .map(|(c, _)| *c)
+        super::parse_code(&NAMES, v)
     }
 }
 
@@ -236,19 +247,12 @@ pub mod access_type {
 
     /// LIO's wording for the two TPGS bits of `code`.
     pub fn name(code: u8) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(c, _)| *c == code & 3)
-            .map_or("None", |(_, n)| n)
+        super::code_name(&NAMES, code & 3)
     }
 
     /// An access type as administrators write it: 0-3 or LIO's wording.
     pub fn parse(v: &str) -> Option<u8> {
-        let v = v.trim();
-        NAMES
-            .iter()
-            .find(|(c, n)| *n == v || c.to_string() == v)
-            .map(|(c, _)| *c)
+        super::parse_code(&NAMES, v)
     }
 }
 

@@ -20,6 +20,22 @@ pub const TARGET: &str = "iqn.2024-01.test.ironlun:disk1";
 pub const HIDDEN: &str = "iqn.2024-01.test.ironlun:disabled";
 pub const INITIATOR: &str = "iqn.2024-01.test.client:host1";
 
+/// A READ(10) CDB (SBC-3).
+pub fn read10(lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = [0u8; 10];
+    c[0] = 0x28;
+    c[2..6].copy_from_slice(&lba.to_be_bytes());
+    c[7..9].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+/// A WRITE(10) CDB (SBC-3).
+pub fn write10(lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = read10(lba, blocks);
+    c[0] = 0x2a;
+    c
+}
+
 pub fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -304,6 +320,91 @@ impl Client {
             }
             ttt = r.ttt;
         }
+    }
+
+    /// Send a non-immediate SCSI Command (RFC 7143 §11.3) on LUN 0 with F set and no data,
+    /// expecting `read` bytes in or `write` bytes out; returns its ITT.
+    pub async fn command(&mut self, cdb: &[u8], read: u32, write: u32) -> u32 {
+        let itt = self.next_itt();
+        let mut cdb16 = [0u8; 16];
+        cdb16[..cdb.len()].copy_from_slice(cdb);
+        let cmd = ironlun_iscsi::ScsiCommand {
+            immediate: false,
+            final_: true,
+            read: read > 0,
+            write: write > 0,
+            attr: 1,
+            lun: [0; 8],
+            itt,
+            expected_data_length: read.max(write),
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            cdb: cdb16,
+        };
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        self.send(&Pdu::new(Bhs::ScsiCommand(cmd))).await;
+        itt
+    }
+
+    /// Status, sense and Data-In of the command `itt`, whose response comes next.
+    pub async fn response(&mut self, itt: u32) -> (u8, Vec<u8>, Vec<u8>) {
+        let mut data = Vec::new();
+        loop {
+            let p = self.recv().await.expect("response");
+            match p.bhs {
+                Bhs::DataIn(d) => {
+                    assert_eq!(d.itt, itt);
+                    data.extend_from_slice(&p.data);
+                    if let Some(s) = d.status {
+                        self.exp_stat_sn = d.stat_sn.wrapping_add(1);
+                        return (s, Vec::new(), data);
+                    }
+                }
+                Bhs::ScsiResponse(r) => {
+                    assert_eq!(r.itt, itt);
+                    self.exp_stat_sn = r.stat_sn.wrapping_add(1);
+                    let sense = p.data.get(2..).map(<[u8]>::to_vec).unwrap_or_default();
+                    return (r.status, sense, data);
+                }
+                other => panic!("expected the response of {itt:#x}, got {other:?}"),
+            }
+        }
+    }
+
+    /// TEST UNIT READY: its status and sense.
+    pub async fn tur(&mut self) -> (u8, Vec<u8>) {
+        let itt = self.command(&[0; 6], 0, 0).await;
+        let (s, sense, _) = self.response(itt).await;
+        (s, sense)
+    }
+
+    /// TEST UNIT READY until GOOD, taking the unit attentions pending for this nexus.
+    pub async fn clear_ua(&mut self) {
+        for _ in 0..4 {
+            if self.tur().await.0 == 0 {
+                return;
+            }
+        }
+        panic!("unit attentions do not clear");
+    }
+
+    /// Send an immediate task management request (RFC 7143 §11.5) for LUN 0 without waiting
+    /// for its response; returns its ITT.
+    pub async fn send_tmf(&mut self, function: u8, ref_tag: u32, ref_cmd_sn: u32) -> u32 {
+        let itt = self.next_itt();
+        let t = ironlun_iscsi::TaskMgmtRequest {
+            immediate: true,
+            function,
+            lun: [0; 8],
+            itt,
+            referenced_task_tag: ref_tag,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            ref_cmd_sn,
+            exp_data_sn: 0,
+        };
+        self.send(&Pdu::new(Bhs::TaskMgmtRequest(t))).await;
+        itt
     }
 
     pub async fn nop(&mut self, payload: &[u8]) -> Pdu {

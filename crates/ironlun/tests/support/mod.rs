@@ -2,7 +2,8 @@
 //! `ironlun serve` on a temporary state directory and a free port of the test file's own
 //! range (restartable after SIGTERM or `kill -9` on the same state directory), the real CLI
 //! against it, and login / TEST UNIT READY / data helpers over `ironlun-initiator`.
-//! Raw-PDU traffic (RFC 7143 framing driven field by field) is in [`raw`].
+//! Raw-PDU traffic (RFC 7143 framing driven field by field) is in [`raw`]; the persistent-
+//! reservation rig of e2e_pr and e2e_aptpl in [`pr`].
 //!
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
@@ -11,6 +12,7 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pr;
 pub mod raw;
 
 use std::io::{Read, Seek, SeekFrom};
@@ -392,41 +394,41 @@ pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
 pub const TPG2: &str = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_2";
 /// The built-in default config's device.
 pub const RAMDISK: &str = "core/rd_mcp_0/ramdisk0";
-static NEXT_PORT2: AtomicU16 = AtomicU16::new(0);
+static NEXT_TPG_PORT: AtomicU16 = AtomicU16::new(0);
 
 impl Daemon {
-    /// Add [`TPG2`] on the default target: the same device as LUN 0, demo mode read-write,
-    /// enabled, its portal on a free port of `ports`. Returns that portal's address.
-    pub fn add_tpg2(&self, ports: Range<u16>) -> SocketAddr {
-        self.cli(&["create", TPG2]);
-        self.cli(&[
-            "create",
-            &format!("{TPG2}/lun/lun_0"),
-            &format!("dev={RAMDISK}"),
-        ]);
-        self.cli(&["set", &format!("{TPG2}/attrib/generate_node_acls"), "1"]);
-        self.cli(&[
-            "set",
-            &format!("{TPG2}/attrib/demo_mode_write_protect"),
-            "0",
-        ]);
+    /// Create TPG `tpg` (its target too if new) exporting `dev` as LUN 0, demo mode
+    /// read-write, enabled, its portal on a free port of `ports`. Returns the portal's address.
+    fn export_tpg(&self, tpg: &str, dev: &str, ports: Range<u16>) -> SocketAddr {
+        self.cli(&["create", tpg]);
+        self.cli(&["create", &format!("{tpg}/lun/lun_0"), &format!("dev={dev}")]);
+        self.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
+        self.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
         let count = ports.end.saturating_sub(ports.start);
         let mut bound = None;
         for _ in 0..count {
-            let port = ports.start + NEXT_PORT2.fetch_add(1, Ordering::Relaxed) % count;
+            let port = ports.start + NEXT_TPG_PORT.fetch_add(1, Ordering::Relaxed) % count;
             if TcpListener::bind(("127.0.0.1", port)).is_err() {
                 continue;
             }
             // Another test may take the port between the probe and the bind: try the next.
-            let o = self.cli_output(&["create", &format!("{TPG2}/np/127.0.0.1:{port}")]);
+            let o = self.cli_output(&["create", &format!("{tpg}/np/127.0.0.1:{port}")]);
             if o.status.success() {
                 bound = Some(port);
                 break;
             }
         }
-        let port = bound.expect("no free port for tpgt_2");
-        self.cli(&["set", &format!("{TPG2}/enable"), "1"]);
+        let port = bound.unwrap_or_else(|| panic!("no free port for {tpg}"));
+        self.cli(&["set", &format!("{tpg}/enable"), "1"]);
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+impl Daemon {
+    /// Add [`TPG2`] on the default target: the same device as LUN 0, demo mode read-write,
+    /// enabled, its portal on a free port of `ports`. Returns that portal's address.
+    pub fn add_tpg2(&self, ports: Range<u16>) -> SocketAddr {
+        self.export_tpg(TPG2, RAMDISK, ports)
     }
 
     /// The RELATIVE TARGET PORT IDENTIFIER of a TPG (`iscsi/<iqn>/tpgt_<t>`).
@@ -473,33 +475,33 @@ impl Daemon {
 
 // ---- ALUA (e2e_alua; helper A3's ports 3640-3689) ----
 
-static NEXT_PORT3: AtomicU16 = AtomicU16::new(0);
+/// Target port group IDs of `alua_west` and `alua_east` ([`Daemon::alua_west_east`]).
+pub const WEST_ID: u16 = 1;
+pub const EAST_ID: u16 = 2;
 
 impl Daemon {
+    /// Create the target port groups `alua_west` ([`WEST_ID`]) and `alua_east` ([`EAST_ID`])
+    /// on [`RAMDISK`] and put LUN 0 of `west_tpg` in the first, LUN 0 of `east_tpg` in the
+    /// second.
+    pub fn alua_west_east(&self, west_tpg: &str, east_tpg: &str) {
+        for (g, id, tpg) in [
+            ("alua_west", WEST_ID, west_tpg),
+            ("alua_east", EAST_ID, east_tpg),
+        ] {
+            self.cli(&[
+                "create",
+                &format!("{RAMDISK}/alua/{g}"),
+                &format!("tg_pt_gp_id={id}"),
+            ]);
+            self.cli(&["set", &format!("{tpg}/lun/lun_0/alua_tg_pt_gp"), g]);
+        }
+    }
+
     /// Add target `iqn` with `tpgt_1` exporting `dev` as LUN 0, demo mode read-write, enabled,
     /// its portal on a free port of `ports`. Returns the TPG path and the portal's address.
     pub fn add_target(&self, iqn: &str, dev: &str, ports: Range<u16>) -> (String, SocketAddr) {
         let tpg = format!("iscsi/{iqn}/tpgt_1");
-        self.cli(&["create", &tpg]);
-        self.cli(&["create", &format!("{tpg}/lun/lun_0"), &format!("dev={dev}")]);
-        self.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
-        self.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
-        let count = ports.end.saturating_sub(ports.start);
-        let mut bound = None;
-        for _ in 0..count {
-            let port = ports.start + NEXT_PORT3.fetch_add(1, Ordering::Relaxed) % count;
-            if TcpListener::bind(("127.0.0.1", port)).is_err() {
-                continue;
-            }
-            // Another test may take the port between the probe and the bind: try the next.
-            let o = self.cli_output(&["create", &format!("{tpg}/np/127.0.0.1:{port}")]);
-            if o.status.success() {
-                bound = Some(port);
-                break;
-            }
-        }
-        let port = bound.unwrap_or_else(|| panic!("no free port for {tpg}"));
-        self.cli(&["set", &format!("{tpg}/enable"), "1"]);
-        (tpg, SocketAddr::from(([127, 0, 0, 1], port)))
+        let addr = self.export_tpg(&tpg, dev, ports);
+        (tpg, addr)
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use ironlun_initiator::iscsi::pdu::task_attr;
 use ironlun_initiator::iscsi::serial::lun_to_bytes;
-use ironlun_initiator::iscsi::{Bhs, NopOut, Pdu, ScsiCommand, BHS_LEN, RESERVED_TAG};
+use ironlun_initiator::iscsi::{Bhs, NopOut, Pdu, ScsiCommand, TextRequest, BHS_LEN, RESERVED_TAG};
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::{Bytes, Connection, Error, LoginConfig, Negotiated};
 
@@ -118,6 +118,21 @@ impl Raw {
         }
     }
 
+    /// A Text Request BHS (RFC 7143 §11.10) on LUN 0: the last of its sequence (F set) or,
+    /// with `last` false, one to be continued (C set).
+    pub fn text_bhs(&self, itt: u32, ttt: u32, cmd_sn: u32, last: bool) -> Bhs {
+        Bhs::TextRequest(TextRequest {
+            immediate: false,
+            final_: last,
+            cont: !last,
+            lun: [0; 8],
+            itt,
+            ttt,
+            cmd_sn,
+            exp_stat_sn: self.exp_stat_sn(),
+        })
+    }
+
     /// Collect the outcome of the command with `itt`: Data-In then status. Any other PDU
     /// fails the test (nothing else is outstanding on a raw connection).
     pub async fn outcome(&mut self, itt: u32) -> RawOutcome {
@@ -202,26 +217,13 @@ impl Raw {
     }
 
     /// Expect a Reject with one of `reasons` whose data segment is the header we sent
-    /// (RFC 7143 §11.17: the complete header of the rejected PDU).
+    /// (see [`check_reject`]); returns its reason.
     pub async fn expect_reject(&mut self, what: &str, reasons: &[u8], sent: &[u8]) -> u8 {
         let p = self
             .recv()
             .await
             .unwrap_or_else(|e| panic!("{what}: expected a Reject, got {e}"));
-        let Bhs::Reject(r) = &p.bhs else {
-            panic!("{what}: expected a Reject, got {:?}", p.bhs);
-        };
-        assert!(
-            reasons.contains(&r.reason),
-            "{what}: Reject reason {:#04x}, expected one of {reasons:02x?}",
-            r.reason
-        );
-        assert!(
-            p.data.len() >= BHS_LEN && p.data[..BHS_LEN] == sent[..BHS_LEN],
-            "{what}: the Reject does not carry the rejected header ({} bytes)",
-            p.data.len()
-        );
-        r.reason
+        check_reject(&p, what, reasons, sent)
     }
 
     /// Read until the target closes the connection; every PDU before the close must pass
@@ -268,6 +270,26 @@ impl Raw {
 }
 
 /// The 48-byte header of `pdu` as encoded without digests (what a Reject must echo).
+/// Assert that `p` is a Reject with one of `reasons` whose data segment is the header we
+/// sent (RFC 7143 §11.17: the complete header of the rejected PDU); returns its reason.
+#[track_caller]
+pub fn check_reject(p: &Pdu, what: &str, reasons: &[u8], sent: &[u8]) -> u8 {
+    let Bhs::Reject(r) = &p.bhs else {
+        panic!("{what}: expected a Reject, got {:?}", p.bhs);
+    };
+    assert!(
+        reasons.contains(&r.reason),
+        "{what}: Reject reason {:#04x}, expected one of {reasons:02x?}",
+        r.reason
+    );
+    assert!(
+        p.data.len() >= BHS_LEN && p.data[..BHS_LEN] == sent[..BHS_LEN],
+        "{what}: the Reject does not carry the rejected header ({} bytes)",
+        p.data.len()
+    );
+    r.reason
+}
+
 pub fn header_of(pdu: &Pdu) -> Vec<u8> {
     let b = pdu
         .to_bytes(ironlun_initiator::iscsi::Digests::default())

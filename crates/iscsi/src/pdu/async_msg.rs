@@ -1,8 +1,8 @@
 //! Asynchronous Message (RFC 7143 §11.9) and its event codes.
 
 use super::{
-    get16, get32, get_bytes, put16, put32, put_bytes, Layout, Raw, EXP_CMD_SN, FINAL, FLAGS, ITT,
-    LUN, MAX_CMD_SN, RESERVED_TAG, STAT_SN,
+    get16, get_bytes, get_target_sns, put16, put32, put_bytes, put_target_sns, Layout, Raw, FINAL,
+    FLAGS, ITT, LUN, RESERVED_TAG,
 };
 
 /// Asynchronous event codes (§11.9.1).
@@ -44,11 +44,12 @@ impl AsyncMessage {
 
 impl Layout for AsyncMessage {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         AsyncMessage {
             lun: get_bytes(b, LUN),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             event: b[Self::EVENT],
             vcode: b[Self::VCODE],
             param1: get16(b, Self::PARAM1),
@@ -60,9 +61,7 @@ impl Layout for AsyncMessage {
         b[FLAGS] = FINAL;
         put_bytes(b, LUN, &self.lun);
         put32(b, ITT, RESERVED_TAG);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         b[Self::EVENT] = self.event;
         b[Self::VCODE] = self.vcode;
         put16(b, Self::PARAM1, self.param1);

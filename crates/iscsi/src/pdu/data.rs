@@ -2,8 +2,8 @@
 //! move a command's data.
 
 use super::{
-    bit, flag, get32, get_bytes, put32, put_bytes, Layout, Raw, EXP_CMD_SN, EXP_STAT_SN, FINAL,
-    FLAGS, ITT, LUN, MAX_CMD_SN, STAT_SN, TTT,
+    bit, flag, get32, get_tags, get_target_sns, put32, put_tags, put_target_sns, Layout, Raw,
+    EXP_STAT_SN, FINAL, FLAGS,
 };
 
 /// DataSN (§11.7.5) in Data-Out and Data-In, R2TSN (§11.8.4) in R2T.
@@ -25,11 +25,12 @@ pub struct DataOut {
 
 impl Layout for DataOut {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
         DataOut {
             final_: flag(b[FLAGS], FINAL),
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
+            lun,
+            itt,
+            ttt,
             exp_stat_sn: get32(b, EXP_STAT_SN),
             data_sn: get32(b, SN),
             buffer_offset: get32(b, BUFFER_OFFSET),
@@ -37,9 +38,7 @@ impl Layout for DataOut {
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = bit(self.final_, FINAL);
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
+        put_tags(b, &self.lun, self.itt, self.ttt);
         put32(b, EXP_STAT_SN, self.exp_stat_sn);
         put32(b, SN, self.data_sn);
         put32(b, BUFFER_OFFSET, self.buffer_offset);
@@ -81,6 +80,8 @@ impl DataIn {
 
 impl Layout for DataIn {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         let f = b[FLAGS];
         DataIn {
             final_: flag(f, FINAL),
@@ -88,12 +89,12 @@ impl Layout for DataIn {
             overflow: flag(f, Self::OVERFLOW),
             underflow: flag(f, Self::UNDERFLOW),
             status: flag(f, Self::HAS_STATUS).then_some(b[Self::STATUS]),
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            lun,
+            itt,
+            ttt,
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             data_sn: get32(b, SN),
             buffer_offset: get32(b, BUFFER_OFFSET),
             residual: get32(b, Self::RESIDUAL),
@@ -106,12 +107,8 @@ impl Layout for DataIn {
             | bit(self.underflow, Self::UNDERFLOW)
             | bit(self.status.is_some(), Self::HAS_STATUS);
         b[Self::STATUS] = self.status.unwrap_or(0);
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         put32(b, SN, self.data_sn);
         put32(b, BUFFER_OFFSET, self.buffer_offset);
         put32(b, Self::RESIDUAL, self.residual);
@@ -139,13 +136,15 @@ impl R2t {
 
 impl Layout for R2t {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         R2t {
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            lun,
+            itt,
+            ttt,
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             r2t_sn: get32(b, SN),
             buffer_offset: get32(b, BUFFER_OFFSET),
             desired_length: get32(b, Self::DESIRED_LENGTH),
@@ -153,12 +152,8 @@ impl Layout for R2t {
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = FINAL;
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         put32(b, SN, self.r2t_sn);
         put32(b, BUFFER_OFFSET, self.buffer_offset);
         put32(b, Self::DESIRED_LENGTH, self.desired_length);

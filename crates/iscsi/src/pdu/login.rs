@@ -2,8 +2,8 @@
 //! through and the status classes and details of the response.
 
 use super::{
-    bit, flag, get16, get32, get_bytes, put16, put32, put_bytes, Layout, Raw, CMD_SN, CONTINUE,
-    EXP_CMD_SN, EXP_STAT_SN, FLAGS, IMMEDIATE, ITT, MAX_CMD_SN, OPCODE, STAT_SN,
+    bit, flag, get16, get32, get_bytes, get_initiator_sns, get_target_sns, put16, put32, put_bytes,
+    put_initiator_sns, put_target_sns, Layout, Raw, CONTINUE, FLAGS, IMMEDIATE, ITT, OPCODE,
 };
 
 /// Login Response status class and detail (§11.13.5), as `(class << 8) | detail`.
@@ -102,6 +102,7 @@ impl LoginRequest {
 
 impl Layout for LoginRequest {
     fn decode(b: &Raw) -> Self {
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         let (transit, cont, csg, nsg) = read_stage_flags(b[FLAGS]);
         LoginRequest {
             transit,
@@ -114,8 +115,8 @@ impl Layout for LoginRequest {
             tsih: get16(b, TSIH),
             itt: get32(b, ITT),
             cid: get16(b, Self::CID),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            cmd_sn,
+            exp_stat_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
@@ -127,8 +128,7 @@ impl Layout for LoginRequest {
         put16(b, TSIH, self.tsih);
         put32(b, ITT, self.itt);
         put16(b, Self::CID, self.cid);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
     }
 }
 
@@ -164,6 +164,7 @@ impl LoginResponse {
 
 impl Layout for LoginResponse {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         let (transit, cont, csg, nsg) = read_stage_flags(b[FLAGS]);
         LoginResponse {
             transit,
@@ -175,9 +176,9 @@ impl Layout for LoginResponse {
             isid: get_bytes(b, ISID),
             tsih: get16(b, TSIH),
             itt: get32(b, ITT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             status_class: b[Self::STATUS_CLASS],
             status_detail: b[Self::STATUS_DETAIL],
         }
@@ -189,9 +190,7 @@ impl Layout for LoginResponse {
         put_bytes(b, ISID, &self.isid);
         put16(b, TSIH, self.tsih);
         put32(b, ITT, self.itt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         b[Self::STATUS_CLASS] = self.status_class;
         b[Self::STATUS_DETAIL] = self.status_detail;
     }

@@ -2,8 +2,8 @@
 //! (§11.14.1) and response codes (§11.15.1) as this module's constants.
 
 use super::{
-    bit, flag, get16, get32, put16, put32, Layout, Raw, CMD_SN, EXP_CMD_SN, EXP_STAT_SN, FINAL,
-    FLAGS, IMMEDIATE, ITT, MAX_CMD_SN, OPCODE, STAT_SN,
+    bit, flag, get16, get32, get_initiator_sns, get_target_sns, put16, put32, put_initiator_sns,
+    put_target_sns, Layout, Raw, FINAL, FLAGS, IMMEDIATE, ITT, OPCODE,
 };
 
 pub const CLOSE_SESSION: u8 = 0;
@@ -36,13 +36,14 @@ impl LogoutRequest {
 
 impl Layout for LogoutRequest {
     fn decode(b: &Raw) -> Self {
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         LogoutRequest {
             immediate: flag(b[OPCODE], IMMEDIATE),
             reason: b[FLAGS] & Self::REASON_MASK,
             itt: get32(b, ITT),
             cid: get16(b, Self::CID),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            cmd_sn,
+            exp_stat_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
@@ -50,8 +51,7 @@ impl Layout for LogoutRequest {
         b[FLAGS] = FINAL | (self.reason & Self::REASON_MASK);
         put32(b, ITT, self.itt);
         put16(b, Self::CID, self.cid);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
     }
 }
 
@@ -79,12 +79,13 @@ impl LogoutResponse {
 
 impl Layout for LogoutResponse {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         LogoutResponse {
             response: b[Self::RESPONSE],
             itt: get32(b, ITT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             time2wait: get16(b, Self::TIME2WAIT),
             time2retain: get16(b, Self::TIME2RETAIN),
         }
@@ -93,9 +94,7 @@ impl Layout for LogoutResponse {
         b[FLAGS] = FINAL;
         b[Self::RESPONSE] = self.response;
         put32(b, ITT, self.itt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         put16(b, Self::TIME2WAIT, self.time2wait);
         put16(b, Self::TIME2RETAIN, self.time2retain);
     }

@@ -121,6 +121,36 @@ fn put32(b: &mut Raw, at: usize, v: u32) {
 fn put_bytes(b: &mut Raw, at: usize, v: &[u8]) {
     b[at..at + v.len()].copy_from_slice(v);
 }
+/// CmdSN and ExpStatSN, where every initiator PDU that carries them has them.
+fn get_initiator_sns(b: &Raw) -> (u32, u32) {
+    (get32(b, CMD_SN), get32(b, EXP_STAT_SN))
+}
+fn put_initiator_sns(b: &mut Raw, cmd_sn: u32, exp_stat_sn: u32) {
+    put32(b, CMD_SN, cmd_sn);
+    put32(b, EXP_STAT_SN, exp_stat_sn);
+}
+/// StatSN, ExpCmdSN and MaxCmdSN, where every target PDU that carries them has them.
+fn get_target_sns(b: &Raw) -> (u32, u32, u32) {
+    (
+        get32(b, STAT_SN),
+        get32(b, EXP_CMD_SN),
+        get32(b, MAX_CMD_SN),
+    )
+}
+fn put_target_sns(b: &mut Raw, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) {
+    put32(b, STAT_SN, stat_sn);
+    put32(b, EXP_CMD_SN, exp_cmd_sn);
+    put32(b, MAX_CMD_SN, max_cmd_sn);
+}
+/// LUN, ITT and TTT, in the PDUs that carry all three at their shared offsets.
+fn get_tags(b: &Raw) -> ([u8; 8], u32, u32) {
+    (get_bytes(b, LUN), get32(b, ITT), get32(b, TTT))
+}
+fn put_tags(b: &mut Raw, lun: &[u8; 8], itt: u32, ttt: u32) {
+    put_bytes(b, LUN, lun);
+    put32(b, ITT, itt);
+    put32(b, TTT, ttt);
+}
 fn flag(byte: u8, mask: u8) -> bool {
     byte & mask != 0
 }

@@ -1,8 +1,8 @@
 //! NOP-Out (RFC 7143 §11.18) and NOP-In (§11.19): ping and keep-alive in both directions.
 
 use super::{
-    bit, flag, get32, get_bytes, put32, put_bytes, Layout, Raw, CMD_SN, EXP_CMD_SN, EXP_STAT_SN,
-    FINAL, FLAGS, IMMEDIATE, ITT, LUN, MAX_CMD_SN, OPCODE, STAT_SN, TTT,
+    bit, flag, get_initiator_sns, get_tags, get_target_sns, put_initiator_sns, put_tags,
+    put_target_sns, Layout, Raw, FINAL, FLAGS, IMMEDIATE, OPCODE,
 };
 
 /// NOP-Out (§11.18).
@@ -18,23 +18,22 @@ pub struct NopOut {
 
 impl Layout for NopOut {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         NopOut {
             immediate: flag(b[OPCODE], IMMEDIATE),
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            lun,
+            itt,
+            ttt,
+            cmd_sn,
+            exp_stat_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
         b[OPCODE] |= bit(self.immediate, IMMEDIATE);
         b[FLAGS] = FINAL;
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
     }
 }
 
@@ -51,22 +50,20 @@ pub struct NopIn {
 
 impl Layout for NopIn {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         NopIn {
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            lun,
+            itt,
+            ttt,
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = FINAL;
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
     }
 }

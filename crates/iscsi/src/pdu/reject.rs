@@ -1,7 +1,7 @@
 //! Reject (RFC 7143 §11.17) and its reason codes.
 
 use super::{
-    get32, put32, Layout, Raw, EXP_CMD_SN, FINAL, FLAGS, ITT, MAX_CMD_SN, RESERVED_TAG, STAT_SN,
+    get32, get_target_sns, put32, put_target_sns, Layout, Raw, FINAL, FLAGS, ITT, RESERVED_TAG,
 };
 
 /// Reject reasons (§11.17.1).
@@ -39,11 +39,12 @@ impl Reject {
 
 impl Layout for Reject {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         Reject {
             reason: b[Self::REASON],
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             data_sn_r2t_sn: get32(b, Self::DATA_SN_R2T_SN),
         }
     }
@@ -51,9 +52,7 @@ impl Layout for Reject {
         b[FLAGS] = FINAL;
         b[Self::REASON] = self.reason;
         put32(b, ITT, RESERVED_TAG);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         put32(b, Self::DATA_SN_R2T_SN, self.data_sn_r2t_sn);
     }
 }

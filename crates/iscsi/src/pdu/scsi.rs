@@ -2,8 +2,8 @@
 
 use super::frame::Pdu;
 use super::{
-    bit, flag, get32, get_bytes, put32, put_bytes, Bhs, Layout, Raw, CMD_SN, EXP_CMD_SN,
-    EXP_STAT_SN, FINAL, FLAGS, IMMEDIATE, ITT, LUN, MAX_CMD_SN, OPCODE, STAT_SN,
+    bit, flag, get32, get_bytes, get_initiator_sns, get_target_sns, put32, put_bytes,
+    put_initiator_sns, put_target_sns, Bhs, Layout, Raw, FINAL, FLAGS, IMMEDIATE, ITT, LUN, OPCODE,
 };
 
 /// SCSI Command task attributes (§11.3.1.3, ATTR field).
@@ -58,6 +58,7 @@ impl ScsiCommand {
 
 impl Layout for ScsiCommand {
     fn decode(b: &Raw) -> Self {
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         let f = b[FLAGS];
         ScsiCommand {
             immediate: flag(b[OPCODE], IMMEDIATE),
@@ -68,8 +69,8 @@ impl Layout for ScsiCommand {
             lun: get_bytes(b, LUN),
             itt: get32(b, ITT),
             expected_data_length: get32(b, Self::EXPECTED_DATA_LENGTH),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            cmd_sn,
+            exp_stat_sn,
             cdb: get_bytes(b, Self::CDB),
         }
     }
@@ -82,8 +83,7 @@ impl Layout for ScsiCommand {
         put_bytes(b, LUN, &self.lun);
         put32(b, ITT, self.itt);
         put32(b, Self::EXPECTED_DATA_LENGTH, self.expected_data_length);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
         put_bytes(b, Self::CDB, &self.cdb);
     }
 }
@@ -158,6 +158,7 @@ impl ScsiResponse {
 
 impl Layout for ScsiResponse {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         let f = b[FLAGS];
         ScsiResponse {
             bidi_overflow: flag(f, Self::BIDI_OVERFLOW),
@@ -168,9 +169,9 @@ impl Layout for ScsiResponse {
             status: b[Self::STATUS],
             itt: get32(b, ITT),
             snack_tag: get32(b, Self::SNACK_TAG),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
             exp_data_sn: get32(b, Self::EXP_DATA_SN),
             bidi_residual: get32(b, Self::BIDI_RESIDUAL),
             residual: get32(b, Self::RESIDUAL),
@@ -186,9 +187,7 @@ impl Layout for ScsiResponse {
         b[Self::STATUS] = self.status;
         put32(b, ITT, self.itt);
         put32(b, Self::SNACK_TAG, self.snack_tag);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
         put32(b, Self::EXP_DATA_SN, self.exp_data_sn);
         put32(b, Self::BIDI_RESIDUAL, self.bidi_residual);
         put32(b, Self::RESIDUAL, self.residual);

@@ -1,8 +1,6 @@
 //! SNACK Request (RFC 7143 §11.16).
 
-use super::{
-    get32, get_bytes, put32, put_bytes, Layout, Raw, EXP_STAT_SN, FINAL, FLAGS, ITT, LUN, TTT,
-};
+use super::{get32, get_tags, put32, put_tags, Layout, Raw, EXP_STAT_SN, FINAL, FLAGS};
 
 /// SNACK Request (§11.16).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,11 +26,12 @@ impl SnackRequest {
 
 impl Layout for SnackRequest {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
         SnackRequest {
             snack_type: b[FLAGS] & Self::TYPE_MASK,
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
+            lun,
+            itt,
+            ttt,
             exp_stat_sn: get32(b, EXP_STAT_SN),
             beg_run: get32(b, Self::BEG_RUN),
             run_length: get32(b, Self::RUN_LENGTH),
@@ -40,9 +39,7 @@ impl Layout for SnackRequest {
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = FINAL | (self.snack_type & Self::TYPE_MASK);
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
+        put_tags(b, &self.lun, self.itt, self.ttt);
         put32(b, EXP_STAT_SN, self.exp_stat_sn);
         put32(b, Self::BEG_RUN, self.beg_run);
         put32(b, Self::RUN_LENGTH, self.run_length);

@@ -2,8 +2,8 @@
 //! function and response codes.
 
 use super::{
-    bit, flag, get32, get_bytes, put32, put_bytes, Layout, Raw, CMD_SN, EXP_CMD_SN, EXP_STAT_SN,
-    FINAL, FLAGS, IMMEDIATE, ITT, LUN, MAX_CMD_SN, OPCODE, STAT_SN,
+    bit, flag, get32, get_bytes, get_initiator_sns, get_target_sns, put32, put_bytes,
+    put_initiator_sns, put_target_sns, Layout, Raw, FINAL, FLAGS, IMMEDIATE, ITT, LUN, OPCODE,
 };
 
 /// Task management function codes (§11.5.1).
@@ -58,14 +58,15 @@ impl TaskMgmtRequest {
 
 impl Layout for TaskMgmtRequest {
     fn decode(b: &Raw) -> Self {
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         TaskMgmtRequest {
             immediate: flag(b[OPCODE], IMMEDIATE),
             function: b[FLAGS] & Self::FUNCTION_MASK,
             lun: get_bytes(b, LUN),
             itt: get32(b, ITT),
             referenced_task_tag: get32(b, Self::REFERENCED_TASK_TAG),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            cmd_sn,
+            exp_stat_sn,
             ref_cmd_sn: get32(b, Self::REF_CMD_SN),
             exp_data_sn: get32(b, Self::EXP_DATA_SN),
         }
@@ -76,8 +77,7 @@ impl Layout for TaskMgmtRequest {
         put_bytes(b, LUN, &self.lun);
         put32(b, ITT, self.itt);
         put32(b, Self::REFERENCED_TASK_TAG, self.referenced_task_tag);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
         put32(b, Self::REF_CMD_SN, self.ref_cmd_sn);
         put32(b, Self::EXP_DATA_SN, self.exp_data_sn);
     }
@@ -101,20 +101,19 @@ impl TaskMgmtResponse {
 
 impl Layout for TaskMgmtResponse {
     fn decode(b: &Raw) -> Self {
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         TaskMgmtResponse {
             response: b[Self::RESPONSE],
             itt: get32(b, ITT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = FINAL;
         b[Self::RESPONSE] = self.response;
         put32(b, ITT, self.itt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
     }
 }

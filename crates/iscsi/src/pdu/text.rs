@@ -2,8 +2,8 @@
 //! `crate::text`'s.
 
 use super::{
-    bit, flag, get32, get_bytes, put32, put_bytes, Layout, Raw, CMD_SN, CONTINUE, EXP_CMD_SN,
-    EXP_STAT_SN, FINAL, FLAGS, IMMEDIATE, ITT, LUN, MAX_CMD_SN, OPCODE, STAT_SN, TTT,
+    bit, flag, get_initiator_sns, get_tags, get_target_sns, put_initiator_sns, put_tags,
+    put_target_sns, Layout, Raw, CONTINUE, FINAL, FLAGS, IMMEDIATE, OPCODE,
 };
 
 /// Text Request (§11.10).
@@ -21,25 +21,24 @@ pub struct TextRequest {
 
 impl Layout for TextRequest {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (cmd_sn, exp_stat_sn) = get_initiator_sns(b);
         TextRequest {
             immediate: flag(b[OPCODE], IMMEDIATE),
             final_: flag(b[FLAGS], FINAL),
             cont: flag(b[FLAGS], CONTINUE),
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            cmd_sn: get32(b, CMD_SN),
-            exp_stat_sn: get32(b, EXP_STAT_SN),
+            lun,
+            itt,
+            ttt,
+            cmd_sn,
+            exp_stat_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
         b[OPCODE] |= bit(self.immediate, IMMEDIATE);
         b[FLAGS] = bit(self.final_, FINAL) | bit(self.cont, CONTINUE);
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, CMD_SN, self.cmd_sn);
-        put32(b, EXP_STAT_SN, self.exp_stat_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_initiator_sns(b, self.cmd_sn, self.exp_stat_sn);
     }
 }
 
@@ -58,24 +57,22 @@ pub struct TextResponse {
 
 impl Layout for TextResponse {
     fn decode(b: &Raw) -> Self {
+        let (lun, itt, ttt) = get_tags(b);
+        let (stat_sn, exp_cmd_sn, max_cmd_sn) = get_target_sns(b);
         TextResponse {
             final_: flag(b[FLAGS], FINAL),
             cont: flag(b[FLAGS], CONTINUE),
-            lun: get_bytes(b, LUN),
-            itt: get32(b, ITT),
-            ttt: get32(b, TTT),
-            stat_sn: get32(b, STAT_SN),
-            exp_cmd_sn: get32(b, EXP_CMD_SN),
-            max_cmd_sn: get32(b, MAX_CMD_SN),
+            lun,
+            itt,
+            ttt,
+            stat_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
         }
     }
     fn encode(&self, b: &mut Raw) {
         b[FLAGS] = bit(self.final_, FINAL) | bit(self.cont, CONTINUE);
-        put_bytes(b, LUN, &self.lun);
-        put32(b, ITT, self.itt);
-        put32(b, TTT, self.ttt);
-        put32(b, STAT_SN, self.stat_sn);
-        put32(b, EXP_CMD_SN, self.exp_cmd_sn);
-        put32(b, MAX_CMD_SN, self.max_cmd_sn);
+        put_tags(b, &self.lun, self.itt, self.ttt);
+        put_target_sns(b, self.stat_sn, self.exp_cmd_sn, self.max_cmd_sn);
     }
 }
