@@ -403,6 +403,9 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
         tracing::info!("first run: built-in default config (1 GiB RAM disk, demo mode, {portal})");
         default_config(&runtime, portal)?
     };
+    // Catch SIGTERM / SIGINT before anything can reach the daemon: a stop that arrives as soon
+    // as the control socket answers is still a clean shutdown, not the default signal death.
+    let stop = ShutdownSignals::install()?;
     // Bind the socket first: a second daemon on the same state directory stops here.
     let socket = state_dir.join(SOCKET_FILE);
     let listener = service::bind_socket(&socket).await?;
@@ -429,7 +432,7 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
     }
     tokio::select! {
         () = service::serve(listener, control.clone()) => {}
-        r = shutdown_signal() => r?,
+        () = stop.wait() => {}
     }
     tracing::info!("shutting down: draining sessions and flushing devices");
     control.lock().await.shutdown().await;
@@ -438,15 +441,27 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
     Ok(())
 }
 
-async fn shutdown_signal() -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+/// The signals that stop the daemon cleanly, caught from the moment they are installed.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM"),
+            _ = self.int.recv() => tracing::info!("SIGINT"),
+        }
+    }
 }
 
 #[cfg(test)]
