@@ -101,7 +101,7 @@ impl AttrDef {
                     "{name}: invalid value {text:?}; expected an integer 0..=4294967295"
                 )),
                 _ => Err(format!(
-                    "{name}: invalid value {text:?}; valid values: {lo}..={hi}"
+                    "{name}: invalid value {text:?}; valid values: {lo}-{hi}"
                 )),
             },
             Domain::Parsed(read, valid) => read(t)
@@ -118,7 +118,7 @@ impl AttrDef {
             Domain::Flag => "0/1".to_string(),
             Domain::OneOf(list) => join(list),
             Domain::Range(0, u32::MAX) => "u32".to_string(),
-            Domain::Range(lo, hi) => format!("{lo}..{hi}"),
+            Domain::Range(lo, hi) => format!("{lo}-{hi}"),
             Domain::Bounded(b) | Domain::Parsed(_, b) => b.to_string(),
             Domain::Only(v, why) => format!("only {v} is accepted ({why})"),
             Domain::ReadOnly => "read-only".to_string(),
@@ -225,7 +225,7 @@ mod tests {
         );
         let r = def("r", Domain::Range(1, 10));
         assert_eq!(r.parse("10"), Ok(10));
-        assert!(r.parse("0").expect_err("below").contains("1..=10"));
+        assert!(r.parse("0").expect_err("below").contains("1-10"));
         assert!(def("u", Domain::Range(0, u32::MAX))
             .parse("-1")
             .expect_err("not a number")

@@ -263,17 +263,22 @@ fn write_same_unmap_deallocates_whatever_the_data_block_holds() {
     }
 }
 
-#[test]
-fn write_same_zero_blocks_follows_wsnz() {
-    let t = thin_rig(true);
-    let s = cmd_fail_with(
+/// The sense of a refused WRITE SAME(16) with NUMBER OF LOGICAL BLOCKS 0 at `lba`.
+fn ws16_zero_blocks_refused(t: &Thin, lba: u64) -> Sense {
+    cmd_fail_with(
         &t.a,
         0,
-        &ws16(0, 0, 0),
+        &ws16(lba, 0, 0),
         DataDirection::Write,
         BS as u32,
         vec![0; BS],
-    );
+    )
+}
+
+#[test]
+fn write_same_zero_blocks_follows_wsnz() {
+    let t = thin_rig(true);
+    let s = ws16_zero_blocks_refused(&t, 0);
     assert_eq!(pointer(&s), Some((true, 10, Some(7))));
     t.dev.set_attribute("emulate_wsnz", "0").expect("wsnz");
     let d = cmd_in(&t.a, &[0x12, 1, 0xB0, 0, 64, 0], 64);
@@ -285,27 +290,13 @@ fn write_same_zero_blocks_follows_wsnz() {
     cmd_out(&t.a, &ws16(BLOCKS as u64 - 2, 0, 0), vec![9; BS]);
     assert!(read(&t, 2046, 2).iter().all(|b| *b == 9));
     // Past the end: LBA OUT OF RANGE before the length check.
-    let s = cmd_fail_with(
-        &t.a,
-        0,
-        &ws16(BLOCKS as u64 + 1, 0, 0),
-        DataDirection::Write,
-        BS as u32,
-        vec![0; BS],
-    );
+    let s = ws16_zero_blocks_refused(&t, BLOCKS as u64 + 1);
     assert_eq!(kaq(&s), (ILLEGAL, 0x21, 0));
     // Still bounded by MAXIMUM WRITE SAME LENGTH.
     t.dev
         .set_attribute("max_write_same_len", "100")
         .expect("attr");
-    let s = cmd_fail_with(
-        &t.a,
-        0,
-        &ws16(0, 0, 0),
-        DataDirection::Write,
-        BS as u32,
-        vec![0; BS],
-    );
+    let s = ws16_zero_blocks_refused(&t, 0);
     assert_eq!(pointer(&s), Some((true, 10, Some(7))));
     cmd_out(&t.a, &ws16(BLOCKS as u64 - 100, 0, 0), vec![1; BS]);
 }

@@ -6,9 +6,10 @@
 //! without a transition (no unit attention, no delay). States, status codes and access types
 //! are spelled with the one ALUA vocabulary, `ironlun_scsi::alua`.
 
-use ironlun_engine::scsi::alua::{access_type, status_code, AccessState};
+use ironlun_engine::scsi::alua::AccessState;
 use serde::{Deserialize, Serialize};
 
+use super::attrib::at_path;
 use super::is_object_name;
 
 /// The target port group every device has (id 0, LIO's auto-created group).
@@ -23,10 +24,19 @@ pub fn group_attributes() -> Vec<&'static str> {
         .collect()
 }
 
-/// Maxima of the delay attributes (LIO's limits).
-pub const MAX_NONOP_DELAY_MSECS: u32 = 10_000;
-pub const MAX_TRANS_DELAY_MSECS: u32 = 30_000;
-pub const MAX_IMPLICIT_TRANS_SECS: u32 = 255;
+/// `value` of group attribute `attr` parsed by the engine's declaration of it; errors are one
+/// line at `at`, the attribute's path.
+fn parse_attr(at: &str, attr: &str, value: &str) -> Result<u32, String> {
+    let def = ironlun_engine::alua_group_attribute_defs()
+        .find(|d| d.name == attr)
+        .ok_or_else(|| {
+            format!(
+                "{at}: unknown attribute; valid: {}",
+                group_attributes().join(", ")
+            )
+        })?;
+    def.parse(value).map_err(|e| at_path(at, attr, &e))
+}
 
 /// The primary access states a group can be put in (SPC-4 table 164 less LBA Dependent, which
 /// LIO does not offer), in the order messages list them.
@@ -186,17 +196,8 @@ impl AluaTpg {
     /// it and what is valid). Setting the access state is an implicit (administrative)
     /// transition, so the status becomes "altered by implicit ALUA" (0x02) when it changes.
     pub fn set(&mut self, at: &str, attr: &str, value: &str) -> Result<(), String> {
-        let flag = |v: &str| match v {
-            "0" => Ok(0u8),
-            "1" => Ok(1u8),
-            _ => Err(format!("{at}: '{v}' is not valid; expected 0 or 1")),
-        };
-        let ranged = |v: &str, max: u32| {
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| *n <= max && (v == "0" || !v.starts_with('0')))
-                .ok_or_else(|| format!("{at}: '{v}' is not valid; expected 0-{max}"))
-        };
+        // Every value but the state and the read-only ones, as the engine declares it.
+        let as_u8 = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
         match attr {
             "alua_access_state" => {
                 let code = parse_group_state(value).ok_or_else(|| {
@@ -224,21 +225,13 @@ impl AluaTpg {
                 }
             }
             "alua_access_status" => {
-                self.alua_access_status = status_code::parse(value).ok_or_else(|| {
-                    format!("{at}: '{value}' is not valid; expected 0 (none), 1 (altered by SET TARGET PORT GROUPS) or 2 (altered by implicit ALUA)")
-                })?;
+                self.alua_access_status = as_u8(parse_attr(at, attr, value)?);
             }
-            "alua_access_type" => {
-                self.alua_access_type = access_type::parse(value).ok_or_else(|| {
-                    format!("{at}: '{value}' is not valid; expected 0 (none), 1 (implicit), 2 (explicit) or 3 (implicit and explicit)")
-                })?;
-            }
-            "preferred" => self.preferred = flag(value)?,
-            "nonop_delay_msecs" => self.nonop_delay_msecs = ranged(value, MAX_NONOP_DELAY_MSECS)?,
-            "trans_delay_msecs" => self.trans_delay_msecs = ranged(value, MAX_TRANS_DELAY_MSECS)?,
-            "implicit_trans_secs" => {
-                self.implicit_trans_secs = ranged(value, MAX_IMPLICIT_TRANS_SECS)?
-            }
+            "alua_access_type" => self.alua_access_type = as_u8(parse_attr(at, attr, value)?),
+            "preferred" => self.preferred = as_u8(parse_attr(at, attr, value)?),
+            "nonop_delay_msecs" => self.nonop_delay_msecs = parse_attr(at, attr, value)?,
+            "trans_delay_msecs" => self.trans_delay_msecs = parse_attr(at, attr, value)?,
+            "implicit_trans_secs" => self.implicit_trans_secs = parse_attr(at, attr, value)?,
             "tg_pt_gp_id" => {
                 return Err(format!(
                     "{at}: read-only (given when the group is created: create …/alua/<name> tg_pt_gp_id=<1-65535>)"
@@ -250,11 +243,11 @@ impl AluaTpg {
                 ))
             }
             _ => {
-                let v = flag(value);
+                let v = as_u8(parse_attr(at, attr, value)?);
                 let slot = self.support_slot(attr).ok_or_else(|| {
                     format!("{at}: unknown attribute; valid: {}", group_attributes().join(", "))
                 })?;
-                *slot = v?;
+                *slot = v;
             }
         }
         Ok(())
@@ -283,38 +276,20 @@ impl AluaTpg {
                 state_choices(GROUP_STATES.into_iter(), " or ")
             ));
         }
-        let checks: [(&str, u32, u32); 6] = [
-            ("alua_access_status", self.alua_access_status.into(), 2),
-            ("alua_access_type", self.alua_access_type.into(), 3),
-            ("preferred", self.preferred.into(), 1),
-            (
-                "nonop_delay_msecs",
-                self.nonop_delay_msecs,
-                MAX_NONOP_DELAY_MSECS,
-            ),
-            (
-                "trans_delay_msecs",
-                self.trans_delay_msecs,
-                MAX_TRANS_DELAY_MSECS,
-            ),
-            (
-                "implicit_trans_secs",
-                self.implicit_trans_secs,
-                MAX_IMPLICIT_TRANS_SECS,
-            ),
+        let values: [(&str, u32); 6] = [
+            ("alua_access_status", self.alua_access_status.into()),
+            ("alua_access_type", self.alua_access_type.into()),
+            ("preferred", self.preferred.into()),
+            ("nonop_delay_msecs", self.nonop_delay_msecs),
+            ("trans_delay_msecs", self.trans_delay_msecs),
+            ("implicit_trans_secs", self.implicit_trans_secs),
         ];
-        for (name, v, max) in checks {
-            if v > max {
-                return Err(format!("{at}/{name}: {v} is not valid; expected 0-{max}"));
-            }
-        }
-        for name in group_attributes()
-            .iter()
+        let supports = group_attributes()
+            .into_iter()
             .filter(|n| n.starts_with("alua_support_"))
-        {
-            if self.support_flag(name).unwrap_or(0) > 1 {
-                return Err(format!("{at}/{name}: expected 0 or 1"));
-            }
+            .map(|n| (n, u32::from(self.support_flag(n).unwrap_or(0))));
+        for (name, v) in values.into_iter().chain(supports) {
+            parse_attr(&format!("{at}/{name}"), name, &v.to_string())?;
         }
         let default = self.name == DEFAULT_TG_PT_GP;
         if default != (self.tg_pt_gp_id == 0) {
