@@ -16,10 +16,6 @@ pub fn sn_gt(a: u32, b: u32) -> bool {
     sn_lt(b, a)
 }
 
-/// The 8-byte LUN of a PDU (RFC 7143 §11.2.1.3): the one codec, [`ironlun_scsi::lun::encode`],
-/// under the name crates/ironlun/tests/support/raw.rs imports.
-pub use ironlun_scsi::lun::encode as lun_to_bytes;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,9 +109,10 @@ impl Device {
         let Some(set) = a.set else {
             return Ok(());
         };
-        let before = (a.get)(self, &g);
+        // Only an attribute that raises a unit attention needs its value before the change.
+        let before = a.def.ua.map(|_| (a.get)(self, &g));
         set(self, &g, v)?;
-        if let Some((ua, _)) = a.def.ua {
+        if let (Some((ua, _)), Some(before)) = (a.def.ua, before) {
             if (a.get)(self, &g) != before {
                 self.raise_ua_for_group(g.id, ua);
             }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use ironlun_initiator::iscsi::pdu::task_attr;
-use ironlun_initiator::iscsi::serial::lun_to_bytes;
 use ironlun_initiator::iscsi::{Bhs, NopOut, Pdu, ScsiCommand, TextRequest, BHS_LEN, RESERVED_TAG};
+use ironlun_initiator::scsi_codes::lun;
 use ironlun_initiator::scsi_codes::{sense, status};
 use ironlun_initiator::{Bytes, Connection, Error, LoginConfig, Negotiated};
 
@@ -109,7 +109,7 @@ impl Raw {
             read,
             write,
             attr: task_attr::SIMPLE,
-            lun: lun_to_bytes(lun),
+            lun: lun::encode(lun),
             itt: self.itt(),
             expected_data_length: edtl,
             cmd_sn,

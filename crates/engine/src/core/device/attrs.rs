@@ -264,9 +264,10 @@ impl Device {
         if a.def.while_exported == WhileExported::Frozen {
             self.refuse_if_exported(name)?;
         }
-        let before = (a.get)(self);
+        // Only an attribute that raises a unit attention needs its value before the change.
+        let before = a.def.ua.map(|_| (a.get)(self));
         set(self, v)?;
-        if let Some((ua, _)) = a.def.ua {
+        if let (Some((ua, _)), Some(before)) = (a.def.ua, before) {
             if (a.get)(self) != before {
                 self.raise_ua(ua, None);
             }
