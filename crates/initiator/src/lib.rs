@@ -56,6 +56,13 @@ pub enum Error {
     /// The target refused the login (Login Response status class / detail, §11.13.5).
     #[error("login rejected: status class {status_class:#04x} detail {status_detail:#04x}")]
     LoginRejected { status_class: u8, status_detail: u8 },
+    /// The target redirected the login (status class 1, §11.13.5) to `target_address`
+    /// (`host:port[,tpgt]`, absent if the target sent none).
+    #[error("login redirected (detail {status_detail:#04x}) to {}", target_address.as_deref().unwrap_or("no TargetAddress"))]
+    Redirected {
+        status_detail: u8,
+        target_address: Option<String>,
+    },
     /// The target's mutual CHAP response did not verify (we end the login).
     #[error("target failed mutual CHAP authentication: {0}")]
     MutualAuthFailed(String),
@@ -91,6 +98,7 @@ impl Error {
                 status_class,
                 status_detail,
             } => Some((u16::from(*status_class) << 8) | u16::from(*status_detail)),
+            Error::Redirected { status_detail, .. } => Some(0x0100 | u16::from(*status_detail)),
             _ => None,
         }
     }

@@ -1,7 +1,8 @@
 //! The login phase (RFC 7143 §6.3, §7.1, §11.12-13): the security stage with AuthMethod
 //! None or CHAP (§12.1.3: MD5 and SHA-256, one-way and mutual), the operational stage with
 //! configurable offers concluded by the §6.2 result functions, and the transition to the
-//! full feature phase. Login failures surface as [`Error::LoginRejected`] with the status
+//! full feature phase. Login failures surface as [`Error::LoginRejected`] (or
+//! [`Error::Redirected`] for status class 1) with the status
 //! class and detail of §11.13.5.
 
 use std::collections::BTreeMap;
@@ -307,6 +308,21 @@ impl Exchange<'_> {
         self.conn.counters.exp_stat_sn = r.stat_sn.wrapping_add(1);
         self.conn.counters.exp_cmd_sn = r.exp_cmd_sn;
         self.conn.counters.max_cmd_sn = r.max_cmd_sn;
+        if r.status_class == 1 {
+            // Redirection (§11.13.5): TargetAddress names where to log in instead.
+            let address = ironlun_iscsi::text::parse(&pdu.data)
+                .ok()
+                .and_then(|pairs| {
+                    pairs
+                        .into_iter()
+                        .find(|(k, _)| k == "TargetAddress")
+                        .map(|(_, v)| v)
+                });
+            return Err(Error::Redirected {
+                status_detail: r.status_detail,
+                target_address: address,
+            });
+        }
         if r.status_class != 0 {
             return Err(Error::LoginRejected {
                 status_class: r.status_class,

@@ -1,5 +1,5 @@
-//! `ironlun`: the daemon (`ironlun serve`) and the CLI that drives it over the control socket.
-//! The object tree and its commands are described in docs/cli.md.
+//! `ironlun`: the daemon (`ironlun serve`), the CLI that drives it over the control socket
+//! (docs/cli.md), and the host tools (`ironlun host`, docs/host.md).
 //!
 //! Exit status: 0 ok; 2 bad input (refused, nothing changed; also command-line usage errors);
 //! 1 anything else (daemon not running, daemon failure).
@@ -86,6 +86,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AluaCmd,
     },
+    /// Initiator tools against any iSCSI target (discover, inq, rtpg, stpg, persist, paths);
+    /// no daemon, kernel or open-iscsi needed. See docs/host.md
+    Host(ironlun_host::cli::HostArgs),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
         Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
+        Cmd::Host(args) => return ironlun_host::cli::run(args),
         cmd => match request_of(cmd) {
             Ok(Some(req)) => req,
             Ok(None) => return ExitCode::from(2),
@@ -179,7 +183,7 @@ fn group_attr(dev: &str, group: &str, attr: &str) -> Result<String, String> {
 /// (one line), nothing is sent.
 fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
     Ok(Some(match cmd {
-        Cmd::Serve { .. } => return Ok(None),
+        Cmd::Serve { .. } | Cmd::Host(_) => return Ok(None),
         Cmd::Ls { path } => Request::Ls {
             path: path.unwrap_or_default(),
         },
