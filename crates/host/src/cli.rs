@@ -73,10 +73,11 @@ impl HostArgs {
     /// The context: options, then the environment, then secret files.
     pub fn ctx(&self) -> Result<Ctx> {
         let mut c = Credentials {
-            user: self
-                .chap_user
-                .clone()
-                .or_else(|| std::env::var("IRONLUN_CHAP_USER").ok().filter(|v| !v.is_empty())),
+            user: self.chap_user.clone().or_else(|| {
+                std::env::var("IRONLUN_CHAP_USER")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            }),
             secret: Credentials::from_env(&ENV_SECRET),
             target_user: self.target_user.clone().or_else(|| {
                 std::env::var("IRONLUN_CHAP_TARGET_USER")

@@ -19,9 +19,9 @@ impl Output {
 
     /// `data` serialized as the JSON side.
     pub fn from_serialize(text: String, data: &impl Serialize) -> Output {
-        let json = serde_json::to_value(data).unwrap_or_else(|e| {
-            serde_json::json!({ "error": format!("cannot serialize the output: {e}") })
-        });
+        let json = serde_json::to_value(data).unwrap_or_else(
+            |e| serde_json::json!({ "error": format!("cannot serialize the output: {e}") }),
+        );
         Output { text, json }
     }
 
