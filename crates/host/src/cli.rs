@@ -116,7 +116,14 @@ pub fn run(args: HostArgs) -> ExitCode {
     match rt.block_on(dispatch(args)) {
         Ok(out) => {
             print!("{}", out.render(json));
-            ExitCode::SUCCESS
+            for f in &out.failures {
+                eprintln!("ironlun host: {f}");
+            }
+            if out.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
         }
         Err(e) => {
             eprintln!("ironlun host: {e}");

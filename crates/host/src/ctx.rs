@@ -54,7 +54,7 @@ impl Credentials {
     pub fn from_env(names: &[&str]) -> Option<Vec<u8>> {
         names
             .iter()
-            .find_map(|n| std::env::var_os(n))
+            .find_map(std::env::var_os)
             .filter(|v| !v.is_empty())
             .map(|v| v.into_encoded_bytes())
     }
