@@ -387,3 +387,151 @@ pub async fn run(ctx: &Ctx, a: &PathsArgs) -> Result<crate::output::Output> {
         .collect();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironlun_initiator::alua::Designation;
+
+    fn lu_desig(d: Designator, association: Association) -> Designation {
+        Designation {
+            protocol_id: 0,
+            code_set: 1,
+            piv: false,
+            association,
+            designator_type: 0,
+            designator: d,
+        }
+    }
+
+    #[test]
+    fn wwid_prefers_registered_extended_naa_of_the_lu() {
+        let naa6 = vec![
+            0x60, 0x01, 0x40, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        let naa3 = vec![0x30, 1, 2, 3, 4, 5, 6, 7];
+        let id = DeviceIdentification {
+            designations: vec![
+                lu_desig(
+                    Designator::ScsiName("iqn.x:lu".into()),
+                    Association::LogicalUnit,
+                ),
+                lu_desig(
+                    Designator::Naa {
+                        naa: 3,
+                        bytes: naa3.clone(),
+                    },
+                    Association::LogicalUnit,
+                ),
+                // A target port's NAA never names the LU.
+                lu_desig(
+                    Designator::Naa {
+                        naa: 6,
+                        bytes: vec![0x6f; 16],
+                    },
+                    Association::TargetPort,
+                ),
+                lu_desig(
+                    Designator::Naa {
+                        naa: 6,
+                        bytes: naa6,
+                    },
+                    Association::LogicalUnit,
+                ),
+            ],
+        };
+        assert_eq!(wwid(&id).unwrap(), "3600140050102030405060708090a0b0c");
+        let id = DeviceIdentification {
+            designations: vec![
+                lu_desig(
+                    Designator::ScsiName("iqn.x:lu".into()),
+                    Association::LogicalUnit,
+                ),
+                lu_desig(
+                    Designator::Naa {
+                        naa: 3,
+                        bytes: naa3,
+                    },
+                    Association::LogicalUnit,
+                ),
+            ],
+        };
+        assert_eq!(wwid(&id).unwrap(), "33001020304050607");
+        let id = DeviceIdentification {
+            designations: vec![lu_desig(
+                Designator::ScsiName("naa.6001405".into()),
+                Association::LogicalUnit,
+            )],
+        };
+        assert_eq!(wwid(&id).unwrap(), "8naa.6001405");
+        assert_eq!(wwid(&DeviceIdentification::default()), None);
+    }
+
+    fn path(url: &str, state: AccessState, pref: bool, checker: Checker) -> Examined {
+        Examined {
+            wwid: "36001".into(),
+            vendor: "V".into(),
+            product: "P".into(),
+            alua: true,
+            path: PathJson {
+                url: url.into(),
+                target_port_group: Some(1),
+                relative_target_port: Some(1),
+                state: mp_state_name(state),
+                state_code: Some(state.code()),
+                pref,
+                priority: alua_priority(state, pref, false),
+                dm_state: if checker == Checker::Faulty {
+                    "failed"
+                } else {
+                    "active"
+                },
+                checker,
+                in_service: checker != Checker::Faulty,
+            },
+        }
+    }
+
+    #[test]
+    fn groups_by_priority_best_first_and_failed_paths_weigh_nothing() {
+        let maps = assemble(vec![
+            path("a", AccessState::ActiveNonOptimized, false, Checker::Ready),
+            path("b", AccessState::ActiveOptimized, false, Checker::Ready),
+            path("c", AccessState::ActiveOptimized, false, Checker::Ready),
+            path("d", AccessState::Unavailable, false, Checker::Faulty),
+        ]);
+        assert_eq!(maps.len(), 1);
+        let g = &maps[0].path_groups;
+        let summary: Vec<(u32, &str, Vec<&str>)> = g
+            .iter()
+            .map(|g| {
+                (
+                    g.priority,
+                    g.status,
+                    g.paths.iter().map(|p| p.url.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (50, "active", vec!["b", "c"]),
+                (10, "enabled", vec!["a"]),
+                (0, "enabled", vec!["d"]),
+            ]
+        );
+        assert_eq!(maps[0].hwhandler, "alua");
+    }
+
+    #[test]
+    fn a_preferred_standby_group_outranks_an_unpreferred_optimized_one() {
+        // multipath-tools: standby 1 + PREF 80 = 81 > 50 (AO without PREF).
+        let maps = assemble(vec![
+            path("s", AccessState::Standby, true, Checker::Ghost),
+            path("o", AccessState::ActiveOptimized, false, Checker::Ready),
+        ]);
+        let g = &maps[0].path_groups;
+        assert_eq!((g[0].priority, g[0].paths[0].url.as_str()), (81, "s"));
+        assert_eq!(g[0].status, "active");
+    }
+}
