@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::ctx::{Credentials, Ctx, DEFAULT_INITIATOR, ENV_SECRET, ENV_TARGET_SECRET};
 use crate::output::Output;
-use crate::{discover, inquiry, paths, persist, rtpg, stpg, HostError, Result};
+use crate::{discover, inquiry, paths, persist, rtpg, stpg, Result};
 
 /// `ironlun host`: initiator tools against any iSCSI target, no kernel needed.
 #[derive(Args, Debug)]
@@ -143,9 +143,4 @@ pub async fn dispatch(args: HostArgs) -> Result<Output> {
         HostCmd::Persist(a) => persist::run(&ctx, a).await,
         HostCmd::Paths(a) => paths::run(&ctx, a).await,
     }
-}
-
-/// A parse failure of a user-given value as a [`HostError`].
-pub fn bad_value(field: &str, value: &str, valid: &str) -> HostError {
-    HostError::new(format!("{field} '{value}': {valid}"))
 }

@@ -8,7 +8,6 @@ use ironlun_scsi::sense::key;
 use ironlun_scsi::status;
 use serde::Serialize;
 
-use crate::cli::bad_value;
 use crate::ctx::Ctx;
 use crate::error::scsi_failure;
 use crate::output::Output;
@@ -56,7 +55,7 @@ fn parse_id(v: &str) -> Result<u16> {
         Some(h) => u16::from_str_radix(h, 16).ok(),
         None => v.parse::<u16>().ok(),
     };
-    n.ok_or_else(|| bad_value("--group", v, "valid: 0-65535 (decimal or 0x-hex)"))
+    n.ok_or_else(|| HostError::bad_value("--group", v, "valid: 0-65535 (decimal or 0x-hex)"))
 }
 
 /// A state sg_stpg's way (`an` for active/non-optimized too) or ours.
@@ -70,9 +69,9 @@ fn parse_state(v: &str) -> Result<AccessState> {
         "offline" => Some(AccessState::Offline),
         _ => AccessState::parse(v),
     }
-    .ok_or_else(|| bad_value("--state", v, valid))?;
+    .ok_or_else(|| HostError::bad_value("--state", v, valid))?;
     if s == AccessState::Transitioning {
-        return Err(bad_value(
+        return Err(HostError::bad_value(
             "--state",
             v,
             "transitioning cannot be requested (SPC-4 §6.44); valid: ao, ano, s, u, lbd, o",
