@@ -19,7 +19,9 @@ pub enum Report {
     Capabilities(Capabilities),
     FullStatus(FullStatus),
     /// A PR OUT service action ended GOOD; REGISTER AND MOVE says which target port it named.
-    Done { rtpi: Option<u16> },
+    Done {
+        rtpi: Option<u16>,
+    },
 }
 
 /// sg_persist's names of the TYPE codes (SPC-4 Table 168; the others are obsolete).
@@ -28,9 +30,7 @@ pub fn type_name(code: u8) -> String {
         Some(PrType::WriteExclusive) => "Write Exclusive".into(),
         Some(PrType::ExclusiveAccess) => "Exclusive Access".into(),
         Some(PrType::WriteExclusiveRegistrantsOnly) => "Write Exclusive, registrants only".into(),
-        Some(PrType::ExclusiveAccessRegistrantsOnly) => {
-            "Exclusive Access, registrants only".into()
-        }
+        Some(PrType::ExclusiveAccessRegistrantsOnly) => "Exclusive Access, registrants only".into(),
         Some(PrType::WriteExclusiveAllRegistrants) => "Write Exclusive, all registrants".into(),
         Some(PrType::ExclusiveAccessAllRegistrants) => "Exclusive Access, all registrants".into(),
         None if code < 10 => format!("obsolete [{code}]"),
@@ -133,7 +133,10 @@ fn reservation_text(r: &ReadReservation) -> String {
         Some(res) => {
             s.push_str("Reservation follows:\n");
             s.push_str(&format!("    Key={}\n", key_hex(res.key)));
-            s.push_str(&format!("    {}\n", scope_type_line(res.scope, res.pr_type)));
+            s.push_str(&format!(
+                "    {}\n",
+                scope_type_line(res.scope, res.pr_type)
+            ));
         }
     }
     s

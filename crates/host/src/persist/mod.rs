@@ -6,7 +6,9 @@
 //! * [`format`]: the reports as sg_persist's text and as JSON;
 //! * here: the command line, and one command per invocation on a session, retried after a
 //!   UNIT ATTENTION (SAM-5 §5.14: PR IN and OUT are not among the commands that bypass it, so
-//!   the first one after login may draw the pending ones).
+//!   the first one after login draws the new nexus' 29h/00h and any pending condition, such
+//!   as 2Ah/05h REGISTRATIONS PREEMPTED; a UA-drawing command was not performed, so sending
+//!   it again is safe).
 
 use clap::Args;
 use ironlun_initiator::alua::DeviceIdentification;
@@ -131,9 +133,7 @@ pub async fn run(ctx: &Ctx, a: &PersistArgs) -> Result<Output> {
     let report = execute(ctx, &lu, &plan).await;
     ctx.logout(&lu.session).await;
     let report = report?;
-    let header = plan
-        .inquiry
-        .then(|| format::inquiry_header(&lu.inquiry));
+    let header = plan.inquiry.then(|| format::inquiry_header(&lu.inquiry));
     Ok(format::output(
         &url.to_string(),
         plan.action,
@@ -257,8 +257,7 @@ async fn send(
 }
 
 pub fn is_unit_attention(r: &CommandResult) -> bool {
-    r.status == status::CHECK_CONDITION
-        && r.sense.is_some_and(|s| s.key == key::UNIT_ATTENTION)
+    r.status == status::CHECK_CONDITION && r.sense.is_some_and(|s| s.key == key::UNIT_ATTENTION)
 }
 
 /// The data of a GOOD outcome; any other is one line naming the status and sense.
@@ -273,7 +272,11 @@ fn good(what: &str, r: CommandResult) -> Result<ironlun_initiator::Bytes> {
     if r.status == status::GOOD {
         return Ok(r.data_in);
     }
-    Err(HostError::new(failure_line(what, r.status, r.sense.as_ref())))
+    Err(HostError::new(failure_line(
+        what,
+        r.status,
+        r.sense.as_ref(),
+    )))
 }
 
 /// `PR out (Reserve): SCSI status RESERVATION CONFLICT (0x18)`, with the additional sense in
@@ -308,6 +311,10 @@ fn asc_name(a: Asc) -> Option<&'static str> {
         asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION => {
             "INVALID RELEASE OF PERSISTENT RESERVATION"
         }
+        asc::POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED => {
+            "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED"
+        }
+        asc::I_T_NEXUS_LOSS_OCCURRED => "I_T NEXUS LOSS OCCURRED",
         asc::RESERVATIONS_PREEMPTED => "RESERVATIONS PREEMPTED",
         asc::RESERVATIONS_RELEASED => "RESERVATIONS RELEASED",
         asc::REGISTRATIONS_PREEMPTED => "REGISTRATIONS PREEMPTED",

@@ -12,7 +12,6 @@ use ironlun_initiator::pr::{in_sa, out_sa, PrType, TransportId};
 
 use super::tid::parse_transport_ids;
 use super::PersistArgs;
-use crate::cli::bad_value;
 use crate::{HostError, Result};
 
 /// PERSISTENT RESERVE IN service actions (SPC-4 Table 162).
@@ -239,6 +238,12 @@ pub struct Plan {
     /// REGISTER AND MOVE: the destination's RELATIVE TARGET PORT IDENTIFIER (`None`: the
     /// port this session came through, from VPD page 0x83).
     pub rtpi: Option<u16>,
+}
+
+/// A refused option value as one line. (`cli::bad_value` says the same, but the command
+/// modules may not import `cli`, which imports them.)
+fn bad_value(option: &str, value: &str, valid: &str) -> HostError {
+    HostError::new(format!("{option} '{value}': {valid}"))
 }
 
 /// The spellings of `--prout-type` names: `(name, type)`.

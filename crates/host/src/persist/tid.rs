@@ -17,9 +17,7 @@ const FORMS: &str = "iqn.…[,i,0x<12 hex digit ISID>] (also eui./naa. names) or
      (45,00,00,14,…); several separated by ';'";
 
 fn bad(value: &str, why: &str) -> HostError {
-    HostError::new(format!(
-        "--transport-id '{value}': {why}; valid: {FORMS}"
-    ))
+    HostError::new(format!("--transport-id '{value}': {why}; valid: {FORMS}"))
 }
 
 fn is_name(s: &str) -> bool {
@@ -70,7 +68,10 @@ fn parse_name(value: &str, text: &str) -> Result<TransportId> {
     if name.len() > MAX_ISCSI_NAME {
         return Err(bad(
             value,
-            &format!("an iSCSI name of {} bytes (at most {MAX_ISCSI_NAME})", name.len()),
+            &format!(
+                "an iSCSI name of {} bytes (at most {MAX_ISCSI_NAME})",
+                name.len()
+            ),
         ));
     }
     // RFC 7143 §4.2.7.1: a name (after stringprep) holds letters, digits, '-', '.' and ':';
@@ -131,8 +132,8 @@ fn parse_hex(value: &str, piece: &str) -> Result<TransportId> {
             .collect(),
     };
     let bytes = bytes.ok_or_else(|| bad(value, "neither an iSCSI name nor hex bytes"))?;
-    let (tid, used) = TransportId::parse(&bytes)
-        .map_err(|e| bad(value, &format!("not a TransportID: {e}")))?;
+    let (tid, used) =
+        TransportId::parse(&bytes).map_err(|e| bad(value, &format!("not a TransportID: {e}")))?;
     if used != bytes.len() {
         return Err(bad(
             value,
