@@ -15,7 +15,7 @@ use ironlun_initiator::alua::DeviceIdentification;
 use ironlun_initiator::pr::{prin_cdb, prout_cdb, ProutParams, RegisterAndMoveParams, PRIN_ALLOC};
 use ironlun_initiator::pr::{Capabilities, FullStatus, ReadKeys, ReadReservation, TransportId};
 use ironlun_initiator::CommandResult;
-use ironlun_scsi::sense::{asc, key, Asc};
+use ironlun_scsi::sense::key;
 use ironlun_scsi::{status, Sense};
 
 use crate::ctx::{Ctx, Lu};
@@ -280,46 +280,7 @@ fn good(what: &str, r: CommandResult) -> Result<ironlun_initiator::Bytes> {
 }
 
 /// `PR out (Reserve): SCSI status RESERVATION CONFLICT (0x18)`, with the additional sense in
-/// words where persistent reservations meet it, and the field pointer.
+/// words and the field pointer ([`scsi_failure`]).
 pub fn failure_line(what: &str, st: u8, sense: Option<&Sense>) -> String {
-    let mut s = format!("{what}: {}", scsi_failure(st, sense));
-    if let Some(sn) = sense {
-        let mut notes: Vec<String> = Vec::new();
-        if let Some(n) = asc_name(sn.asc) {
-            notes.push(n.to_string());
-        }
-        if let Some(fp) = sn.field_pointer {
-            let place = if fp.cd { "CDB" } else { "parameter list" };
-            let bit = fp.bit.map(|b| format!(" bit {b}")).unwrap_or_default();
-            notes.push(format!("at {place} byte {}{bit}", fp.field));
-        }
-        if !notes.is_empty() {
-            s.push_str(&format!(" ({})", notes.join(", ")));
-        }
-    }
-    s
-}
-
-/// The additional sense codes PR IN / OUT draw (SPC-4 Annex D), in words.
-fn asc_name(a: Asc) -> Option<&'static str> {
-    Some(match a {
-        asc::PARAMETER_LIST_LENGTH_ERROR => "PARAMETER LIST LENGTH ERROR",
-        asc::INVALID_COMMAND_OPERATION_CODE => "INVALID COMMAND OPERATION CODE",
-        asc::INVALID_FIELD_IN_CDB => "INVALID FIELD IN CDB",
-        asc::LOGICAL_UNIT_NOT_SUPPORTED => "LOGICAL UNIT NOT SUPPORTED",
-        asc::INVALID_FIELD_IN_PARAMETER_LIST => "INVALID FIELD IN PARAMETER LIST",
-        asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION => {
-            "INVALID RELEASE OF PERSISTENT RESERVATION"
-        }
-        asc::POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED => {
-            "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED"
-        }
-        asc::I_T_NEXUS_LOSS_OCCURRED => "I_T NEXUS LOSS OCCURRED",
-        asc::RESERVATIONS_PREEMPTED => "RESERVATIONS PREEMPTED",
-        asc::RESERVATIONS_RELEASED => "RESERVATIONS RELEASED",
-        asc::REGISTRATIONS_PREEMPTED => "REGISTRATIONS PREEMPTED",
-        asc::INTERNAL_TARGET_FAILURE => "INTERNAL TARGET FAILURE",
-        asc::INSUFFICIENT_REGISTRATION_RESOURCES => "INSUFFICIENT REGISTRATION RESOURCES",
-        _ => return None,
-    })
+    format!("{what}: {}", scsi_failure(st, sense))
 }

@@ -240,12 +240,6 @@ pub struct Plan {
     pub rtpi: Option<u16>,
 }
 
-/// A refused option value as one line. (`cli::bad_value` says the same, but the command
-/// modules may not import `cli`, which imports them.)
-fn bad_value(option: &str, value: &str, valid: &str) -> HostError {
-    HostError::new(format!("{option} '{value}': {valid}"))
-}
-
 /// The spellings of `--prout-type` names: `(name, type)`.
 pub const TYPE_NAMES: [(&str, PrType); 6] = [
     ("wr-ex", PrType::WriteExclusive),
@@ -271,7 +265,7 @@ pub fn parse_type(s: &str) -> Result<PrType> {
     u8::from_str_radix(digits, 16)
         .ok()
         .and_then(PrType::from_code)
-        .ok_or_else(|| bad_value("--prout-type", s, VALID_TYPES))
+        .ok_or_else(|| HostError::bad_value("--prout-type", s, VALID_TYPES))
 }
 
 /// A hex number of at most `max_digits` digits, `0x` optional (sg_persist reads keys and the
@@ -286,9 +280,9 @@ fn parse_hex(option: &str, s: &str, max_digits: usize, valid: &str) -> Result<u6
         || digits.len() > max_digits
         || !digits.bytes().all(|c| c.is_ascii_hexdigit())
     {
-        return Err(bad_value(option, s, valid));
+        return Err(HostError::bad_value(option, s, valid));
     }
-    u64::from_str_radix(digits, 16).map_err(|_| bad_value(option, s, valid))
+    u64::from_str_radix(digits, 16).map_err(|_| HostError::bad_value(option, s, valid))
 }
 
 /// `--param-rk` / `--param-sark`: a reservation key in hex.
@@ -308,7 +302,7 @@ pub fn parse_rtpi(s: &str) -> Result<u16> {
     let v = parse_hex("--relative-target-port", s, 4, valid)?;
     match u16::try_from(v) {
         Ok(r) if r != 0 => Ok(r),
-        _ => Err(bad_value("--relative-target-port", s, valid)),
+        _ => Err(HostError::bad_value("--relative-target-port", s, valid)),
     }
 }
 
