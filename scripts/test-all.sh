@@ -8,6 +8,7 @@ need=()
 command -v iscsi-test-cu >/dev/null || need+=(libiscsi-bin)
 command -v losetup >/dev/null || need+=(mount)
 command -v python3 >/dev/null || need+=(python3)
+command -v tgtd >/dev/null || [ -x /usr/sbin/tgtd ] || need+=(tgt)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
