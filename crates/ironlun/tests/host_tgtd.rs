@@ -39,9 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use host_support::{
-    all_under, json_mentions, line_with, mentions, ok, ok_json, refused, refused_both,
-};
+use host_support::{all_under, json_mentions, ok, ok_json, refused, refused_both};
 use serde_json::{json, Value};
 
 const PORTS: Range<u16> = 3590..3605;
@@ -326,51 +324,103 @@ fn discover_at_either_portal() {
 }
 
 /// What tgtd's INQUIRY has: vendor IET, product VIRTUAL-DISK, TPGS 0; VPD 0x00 with 0x80,
-/// 0x83, 0xB0-0xB2; the serial and the T10 vendor identification tgtadm shows; an NAA
-/// designator that is the map's WWID in `paths`.
+/// 0x83, 0xB0-0xB2 (no 0x86); the serial and the T10 vendor identification tgtadm shows; an
+/// NAA 3 and an NAA 6 designator, the NAA 6 one being the map's WWID in `paths`; no relative
+/// target port or target port group designator.
 ///
-/// Written to the planned behaviour of helper "inq": until crates/host/src/inquiry/ is merged,
-/// `ironlun host inq` answers "under construction" and this test fails.
+/// Written to helper "inq"'s behaviour (branch wt-inq at 8e4931e): until
+/// crates/host/src/inquiry/ is merged, `ironlun host inq` answers "under construction" and
+/// this test fails.
 #[test]
 fn inq_shows_what_tgtd_has() {
     let Some(t) = Tgtd::start() else { return };
     let url = t.lun1();
     let serial = t.lun1_field("SCSI SN:");
     let scsi_id = t.lun1_field("SCSI ID:");
-    assert!(
-        !serial.is_empty() && scsi_id.starts_with("IET"),
-        "{}",
-        t.show()
-    );
-    let text = ok(&["inq", &url]);
-    let v = ok_json(&["inq", &url]);
-    assert!(
-        text.contains("IET") && text.contains("VIRTUAL-DISK"),
-        "{text}"
-    );
-    assert!(
-        json_mentions(&v, "IET") && json_mentions(&v, "VIRTUAL-DISK"),
-        "{v}"
-    );
-    assert!(
-        line_with(&text, &["TPGS", "0"]).is_some(),
-        "TPGS 0 in:\n{text}"
-    );
-    assert!(all_under(&v, "tpgs").contains(&&json!(0)), "tpgs 0: {v}");
-    for p in ["0x80", "0x83", "0xb0", "0xb1", "0xb2"] {
-        assert!(mentions(&text, p), "page {p} not listed:\n{text}");
-    }
-    assert!(text.contains(&serial), "serial {serial}:\n{text}");
-    assert!(json_mentions(&v, &serial), "serial {serial}: {v}");
-    // The T10 vendor ID designator: vendor and tgtd's SCSI ID.
-    let id_tail = scsi_id.trim_start_matches("IET").trim();
-    assert!(text.contains(id_tail), "SCSI ID {scsi_id}:\n{text}");
-    // The NAA designator names the map in `paths` (the WWID is "3" + the NAA in hex).
+    let id_tail = scsi_id
+        .strip_prefix("IET")
+        .unwrap_or_else(|| panic!("SCSI ID {scsi_id}"))
+        .trim()
+        .to_string();
+    assert!(!serial.is_empty(), "{}", t.show());
+    // The NAA 6 designator names the map in `paths` (the WWID is "3" + the NAA in hex).
     let p = ok_json(&["paths", &url]);
     let wwid = p["maps"][0]["wwid"].as_str().expect("wwid").to_string();
-    let naa = wwid.strip_prefix('3').expect("an NAA WWID");
-    assert!(mentions(&text, naa), "NAA {naa}:\n{text}");
-    assert!(json_mentions(&v, naa), "NAA {naa}: {v}");
+    let naa6 = wwid.strip_prefix("36").expect("an NAA 6 WWID");
+
+    let text = ok(&["inq", &url]);
+    for l in [
+        "  SCCS=0  ACC=0  TPGS=0  3PC=0  Protect=0".to_string(),
+        "  TPGS=0: not supported (implicit: no, explicit: no)".into(),
+        "  Vendor identification: IET".into(),
+        "  Product identification: VIRTUAL-DISK".into(),
+        "  0x80  Unit serial number".into(),
+        "  0x83  Device identification".into(),
+        "  0xb0  Block limits".into(),
+        "  0xb1  Block device characteristics".into(),
+        "  0xb2  Logical block provisioning".into(),
+        format!("  Product serial number: {serial}"),
+        "      vendor id: IET".into(),
+        format!("      vendor specific: {id_tail}"),
+        "      NAA 3 (Locally Assigned)".into(),
+        "      NAA 6 (IEEE Registered Extended), company id: 0x000000".into(),
+        format!("      0x6{naa6}"),
+        "  Maximum compare and write length: 128 blocks".into(),
+    ] {
+        assert!(text.lines().any(|x| x == l), "no line {l:?}:\n{text}");
+    }
+    assert!(!text.contains("0x86"), "{text}");
+    assert!(!text.contains("Relative target port"), "{text}");
+    assert!(!text.contains("Target port group"), "{text}");
+
+    let v = ok_json(&["inq", &url]);
+    let st = &v["standard"];
+    assert_eq!(st["tpgs"], json!(0), "{st}");
+    assert_eq!(
+        (&st["implicit_alua"], &st["explicit_alua"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(st["t10_vendor_identification"], json!("IET"));
+    assert_eq!(st["product_identification"], json!("VIRTUAL-DISK"));
+    let pages: Vec<&Value> = v["vpd"]["0x00"]["pages"]
+        .as_array()
+        .expect("pages")
+        .iter()
+        .map(|p| &p["code"])
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            &json!(0),
+            &json!(0x80),
+            &json!(0x83),
+            &json!(0xb0),
+            &json!(0xb1),
+            &json!(0xb2)
+        ]
+    );
+    assert_eq!(v["vpd"]["0x80"]["product_serial_number"], json!(serial));
+    let ds: Vec<&Value> = v["vpd"]["0x83"]["designators"]
+        .as_array()
+        .expect("designators")
+        .iter()
+        .map(|d| &d["designator"])
+        .collect();
+    assert_eq!(ds.len(), 3, "{v}");
+    assert!(
+        ds.contains(&&json!({ "kind": "t10_vendor_id", "vendor_id": "IET",
+                                  "vendor_specific": id_tail })),
+        "{ds:?}"
+    );
+    assert!(
+        ds.iter().any(|d| d["kind"] == json!("naa")
+            && d["naa"] == json!(6)
+            && d["value"] == json!(format!("0x6{naa6}"))),
+        "{ds:?}"
+    );
+    assert!(ds.iter().any(|d| d["naa"] == json!(3)), "{ds:?}");
+    assert!(json_mentions(&v, "VIRTUAL-DISK"));
+    assert!(all_under(&v, "relative_target_port").is_empty(), "{v}");
 }
 
 /// No ALUA: rtpg says so and sends no REPORT TARGET PORT GROUPS (exit 0, JSON groups []);
