@@ -236,7 +236,8 @@ impl Ctx {
         }
     }
 
-    /// One SCSI command under the timeout; the outcome (any status) is returned as data.
+    /// One SCSI command under the timeout; the outcome (any SCSI status) is returned as data,
+    /// an iSCSI response other than Command Completed at Target is an error.
     pub async fn command(
         &self,
         s: &Session,
@@ -246,8 +247,17 @@ impl Ctx {
         alloc: u32,
         what: &str,
     ) -> Result<CommandResult> {
-        self.step(what, s.command(lun, cdb, data_out, alloc, SIMPLE))
-            .await
+        let r = self
+            .step(what, s.command(lun, cdb, data_out, alloc, SIMPLE))
+            .await?;
+        // RFC 7143 §11.4.3: only "Command Completed at Target" carries a SCSI status.
+        if r.response != 0 {
+            return Err(HostError::new(format!(
+                "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
+                r.response
+            )));
+        }
+        Ok(r)
     }
 
     /// Log out (best effort, under the timeout): the target sees a clean end of the session.
