@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::ctx::{Credentials, Ctx, DEFAULT_INITIATOR, ENV_SECRET, ENV_TARGET_SECRET};
 use crate::output::Output;
-use crate::{discover, inquiry, paths, persist, rtpg, stpg, HostError, Result};
+use crate::{discover, inquiry, paths, persist, rtpg, stpg, Result};
 
 /// `ironlun host`: initiator tools against any iSCSI target, no kernel needed.
 #[derive(Args, Debug)]
@@ -73,10 +73,11 @@ impl HostArgs {
     /// The context: options, then the environment, then secret files.
     pub fn ctx(&self) -> Result<Ctx> {
         let mut c = Credentials {
-            user: self
-                .chap_user
-                .clone()
-                .or_else(|| std::env::var("IRONLUN_CHAP_USER").ok().filter(|v| !v.is_empty())),
+            user: self.chap_user.clone().or_else(|| {
+                std::env::var("IRONLUN_CHAP_USER")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            }),
             secret: Credentials::from_env(&ENV_SECRET),
             target_user: self.target_user.clone().or_else(|| {
                 std::env::var("IRONLUN_CHAP_TARGET_USER")
@@ -115,7 +116,14 @@ pub fn run(args: HostArgs) -> ExitCode {
     match rt.block_on(dispatch(args)) {
         Ok(out) => {
             print!("{}", out.render(json));
-            ExitCode::SUCCESS
+            for f in &out.failures {
+                eprintln!("ironlun host: {f}");
+            }
+            if out.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
         }
         Err(e) => {
             eprintln!("ironlun host: {e}");
@@ -135,9 +143,4 @@ pub async fn dispatch(args: HostArgs) -> Result<Output> {
         HostCmd::Persist(a) => persist::run(&ctx, a).await,
         HostCmd::Paths(a) => paths::run(&ctx, a).await,
     }
-}
-
-/// A parse failure of a user-given value as a [`HostError`].
-pub fn bad_value(field: &str, value: &str, valid: &str) -> HostError {
-    HostError::new(format!("{field} '{value}': {valid}"))
 }

@@ -21,8 +21,10 @@ pub const DEFAULT_INITIATOR: &str = "iqn.2026-11.org.ironlun:host";
 pub const MAX_REDIRECTS: usize = 4;
 /// Environment variables the secrets may come from (ours first, then libiscsi's names).
 pub const ENV_SECRET: [&str; 2] = ["IRONLUN_CHAP_SECRET", "LIBISCSI_CHAP_PASSWORD"];
-pub const ENV_TARGET_SECRET: [&str; 2] =
-    ["IRONLUN_CHAP_TARGET_SECRET", "LIBISCSI_CHAP_TARGET_PASSWORD"];
+pub const ENV_TARGET_SECRET: [&str; 2] = [
+    "IRONLUN_CHAP_TARGET_SECRET",
+    "LIBISCSI_CHAP_TARGET_PASSWORD",
+];
 
 /// CHAP credentials as given by options, files and the environment (the URL may add a user
 /// name and a secret).
@@ -52,16 +54,15 @@ impl Credentials {
     pub fn from_env(names: &[&str]) -> Option<Vec<u8>> {
         names
             .iter()
-            .find_map(|n| std::env::var_os(n))
+            .find_map(std::env::var_os)
             .filter(|v| !v.is_empty())
             .map(|v| v.into_encoded_bytes())
     }
 
     /// A secret file's content without its trailing newline.
     pub fn from_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
-        let mut b = std::fs::read(path).map_err(|e| {
-            HostError::new(format!("{what}: cannot read {}: {e}", path.display()))
-        })?;
+        let mut b = std::fs::read(path)
+            .map_err(|e| HostError::new(format!("{what}: cannot read {}: {e}", path.display())))?;
         while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
             b.pop();
         }
@@ -182,7 +183,10 @@ impl Ctx {
         loop {
             let addr = at.socket_addr_text();
             let mut conn = self
-                .step(&format!("connect to {addr}"), Connection::connect(addr.clone()))
+                .step(
+                    &format!("connect to {addr}"),
+                    Connection::connect(addr.clone()),
+                )
                 .await?;
             let outcome = tokio::time::timeout(
                 self.timeout,
@@ -217,7 +221,10 @@ impl Ctx {
                     })?;
                 }
                 Ok(Err(e)) => {
-                    return Err(HostError::new(format!("{what} at {addr}: {}", describe(&e))))
+                    return Err(HostError::new(format!(
+                        "{what} at {addr}: {}",
+                        describe(&e)
+                    )))
                 }
                 Err(_) => {
                     return Err(HostError::new(format!(
@@ -276,7 +283,9 @@ impl Ctx {
         let session = self.login(url).await?;
         let what = format!("INQUIRY to {url}");
         let cdb = ironlun_initiator::scsi::cdb::inquiry(false, 0, 255);
-        let r = self.command(&session, url.lun, &cdb, None, 255, &what).await?;
+        let r = self
+            .command(&session, url.lun, &cdb, None, 255, &what)
+            .await?;
         let missing = || {
             HostError::new(format!(
                 "LUN {} does not exist on {} at {}",

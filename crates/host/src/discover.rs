@@ -42,13 +42,15 @@ pub fn parse_target_address(v: &str) -> Result<DiscoveredPortal> {
         Some((hp, t)) => (
             hp,
             Some(t.parse::<u16>().map_err(|_| {
-                HostError::new(format!("TargetAddress '{v}': portal group tag '{t}' is not 0-65535"))
+                HostError::new(format!(
+                    "TargetAddress '{v}': portal group tag '{t}' is not 0-65535"
+                ))
             })?),
         ),
         None => (v, None),
     };
-    let p = Portal::parse(hostport)
-        .map_err(|e| HostError::new(format!("TargetAddress '{v}': {e}")))?;
+    let p =
+        Portal::parse(hostport).map_err(|e| HostError::new(format!("TargetAddress '{v}': {e}")))?;
     Ok(DiscoveredPortal {
         address: p.host,
         port: p.port,
@@ -115,11 +117,19 @@ mod tests {
     fn target_addresses() {
         assert_eq!(
             parse_target_address("10.0.0.1:3261,2").unwrap(),
-            DiscoveredPortal { address: "10.0.0.1".into(), port: 3261, tpgt: Some(2) }
+            DiscoveredPortal {
+                address: "10.0.0.1".into(),
+                port: 3261,
+                tpgt: Some(2)
+            }
         );
         assert_eq!(
             parse_target_address("[fe80::1]:3260,1").unwrap(),
-            DiscoveredPortal { address: "fe80::1".into(), port: 3260, tpgt: Some(1) }
+            DiscoveredPortal {
+                address: "fe80::1".into(),
+                port: 3260,
+                tpgt: Some(1)
+            }
         );
         assert_eq!(parse_target_address("host").unwrap().tpgt, None);
         assert!(parse_target_address("h:1,x").is_err());

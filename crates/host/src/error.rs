@@ -16,6 +16,11 @@ impl HostError {
         HostError(msg.into())
     }
 
+    /// A refused user-given value: `--state 'x': valid: …` (nothing is sent).
+    pub fn bad_value(field: &str, value: &str, valid: &str) -> HostError {
+        HostError(format!("{field} '{value}': {valid}"))
+    }
+
     /// `what` failed because of `e` (an initiator error), as one line.
     pub fn during(what: &str, e: &InitiatorError) -> HostError {
         HostError(format!("{what}: {}", describe(e)))

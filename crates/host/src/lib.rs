@@ -15,6 +15,8 @@
 //!   [`paths`] (the multipath view: maps by WWID, path groups by ALUA priority).
 //! * [`cli`]: the command line (clap) and the dispatch to the commands.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 pub mod url;
 

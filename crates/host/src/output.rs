@@ -10,19 +10,30 @@ pub struct Output {
     pub text: String,
     /// The same facts as one JSON value (an object).
     pub json: serde_json::Value,
+    /// Parts that failed although the command produced output (e.g. one path of several):
+    /// one line each on stderr, and exit status 2.
+    pub failures: Vec<String>,
 }
 
 impl Output {
     pub fn new(text: String, json: serde_json::Value) -> Output {
-        Output { text, json }
+        Output {
+            text,
+            json,
+            failures: Vec::new(),
+        }
     }
 
     /// `data` serialized as the JSON side.
     pub fn from_serialize(text: String, data: &impl Serialize) -> Output {
-        let json = serde_json::to_value(data).unwrap_or_else(|e| {
-            serde_json::json!({ "error": format!("cannot serialize the output: {e}") })
-        });
-        Output { text, json }
+        let json = serde_json::to_value(data).unwrap_or_else(
+            |e| serde_json::json!({ "error": format!("cannot serialize the output: {e}") }),
+        );
+        Output {
+            text,
+            json,
+            failures: Vec::new(),
+        }
     }
 
     /// What the CLI prints: pretty JSON or the text.

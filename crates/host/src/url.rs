@@ -143,8 +143,8 @@ pub fn parse_discovery(s: &str) -> Result<(Option<String>, Option<String>, Porta
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
     };
-    let portal = Portal::parse(hostport)
-        .map_err(|e| HostError::new(e.0.replace(hostport, &redact(s))))?;
+    let portal =
+        Portal::parse(hostport).map_err(|e| HostError::new(e.0.replace(hostport, &redact(s))))?;
     let (user, secret) = match auth {
         None => (None, None),
         Some(a) => match a.split_once('%') {
@@ -198,7 +198,9 @@ fn parse_hostport(s: &str) -> std::result::Result<Portal, String> {
     } else {
         match s.split_once(':') {
             Some((h, p)) if !p.contains(':') => (h, Some(p)),
-            Some(_) => return Err("an IPv6 address must be written in brackets: [addr]:port".into()),
+            Some(_) => {
+                return Err("an IPv6 address must be written in brackets: [addr]:port".into())
+            }
             None => (s, None),
         }
     };
@@ -227,23 +229,41 @@ mod tests {
         let u = IscsiUrl::parse("iscsi://alice%s3cret@10.0.0.1:3261/iqn.2026-11.x:t/7").unwrap();
         assert_eq!(u.user.as_deref(), Some("alice"));
         assert_eq!(u.secret.as_deref(), Some("s3cret"));
-        assert_eq!(u.portal, Portal { host: "10.0.0.1".into(), port: 3261 });
+        assert_eq!(
+            u.portal,
+            Portal {
+                host: "10.0.0.1".into(),
+                port: 3261
+            }
+        );
         assert_eq!(u.target, "iqn.2026-11.x:t");
         assert_eq!(u.lun, 7);
-        assert_eq!(u.to_string(), "iscsi://alice@10.0.0.1:3261/iqn.2026-11.x:t/7");
+        assert_eq!(
+            u.to_string(),
+            "iscsi://alice@10.0.0.1:3261/iqn.2026-11.x:t/7"
+        );
         assert!(!format!("{u:?}").contains("s3cret"));
     }
 
     #[test]
     fn ipv6_and_default_port() {
         let u = IscsiUrl::parse("iscsi://[::1]/iqn.a:b/0").unwrap();
-        assert_eq!(u.portal, Portal { host: "::1".into(), port: 3260 });
+        assert_eq!(
+            u.portal,
+            Portal {
+                host: "::1".into(),
+                port: 3260
+            }
+        );
         assert_eq!(u.portal.to_string(), "[::1]:3260");
         let u = IscsiUrl::parse("iscsi://[fe80::2]:3262/iqn.a:b/3/").unwrap();
         assert_eq!(u.portal.port, 3262);
         assert_eq!(u.lun, 3);
         assert_eq!(Portal::parse("[::1]:99").unwrap().port, 99);
-        assert_eq!(Portal::parse("iscsi://host").unwrap().to_string(), "host:3260");
+        assert_eq!(
+            Portal::parse("iscsi://host").unwrap().to_string(),
+            "host:3260"
+        );
     }
 
     #[test]

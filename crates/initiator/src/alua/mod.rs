@@ -22,6 +22,6 @@ mod tests;
 mod vpd;
 
 pub use ironlun_scsi::alua::{access_type, status_code, support, AccessState, SupportedStates};
-pub use path::{needs_reread, rank, PathChooser, PathState};
+pub use path::{alua_priority, needs_reread, rank, PathChooser, PathState};
 pub use rtpg::{rtpg_cdb, stpg_cdb, stpg_params, PortGroup, Rtpg, RtpgFormat, StpgDescriptor};
 pub use vpd::{Association, Designation, Designator, DeviceIdentification, Tpgs};

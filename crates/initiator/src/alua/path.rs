@@ -57,16 +57,25 @@ impl PathState {
         )
     }
 
-    /// multipath-tools' ALUA prioritizer: AO 50, ANO 10, Standby 1, else 0; +80 if PREF.
+    /// multipath-tools' ALUA prioritizer ([`alua_priority`]) without `exclusive_pref_bit`.
     pub fn priority(&self) -> u32 {
-        let base = match self.state {
-            AccessState::ActiveOptimized => 50,
-            AccessState::ActiveNonOptimized => 10,
-            AccessState::Standby => 1,
-            _ => 0,
-        };
-        base + if self.pref { 80 } else { 0 }
+        alua_priority(self.state, self.pref, false)
     }
+}
+
+/// multipath-tools' ALUA prioritizer (libmultipath/prioritizers/alua.c): Active/Optimized 50,
+/// Active/Non-optimized 10, LBA Dependent 5, Standby 1, any other state 0; PREF adds 80,
+/// except to an Active/Optimized group unless the prioritizer runs with `exclusive_pref_bit`.
+pub fn alua_priority(state: AccessState, pref: bool, exclusive_pref_bit: bool) -> u32 {
+    let base = match state {
+        AccessState::ActiveOptimized => 50,
+        AccessState::ActiveNonOptimized => 10,
+        AccessState::LbaDependent => 5,
+        AccessState::Standby => 1,
+        _ => 0,
+    };
+    let bonus = pref && (state != AccessState::ActiveOptimized || exclusive_pref_bit);
+    base + if bonus { 80 } else { 0 }
 }
 
 /// Indices of the usable paths, best first: AO before ANO, then PREF before not, then the

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use ironlun_scsi::sense::Asc;
 use ironlun_scsi::{status, Sense};
 
-use super::path::{needs_reread, rank, PathChooser, PathState};
+use super::path::{alua_priority, needs_reread, rank, PathChooser, PathState};
 use super::rtpg::{rtpg_cdb, stpg_cdb, stpg_params, PortGroup, Rtpg, RtpgFormat, StpgDescriptor};
 use super::vpd::{Association, Designator, DeviceIdentification, Tpgs};
 use super::{status_code, AccessState, SupportedStates};
@@ -311,7 +311,12 @@ fn ranking_prefers_ao_then_pref_and_skips_unusable() {
     ];
     assert_eq!(rank(&paths), vec![5, 2, 0, 4]);
     assert_eq!(rank(&[path(Standby, false), None]), Vec::<usize>::new());
-    assert_eq!(path(ActiveOptimized, true).unwrap().priority(), 130);
+    // multipath-tools: PREF adds nothing to an optimized group (unless exclusive_pref_bit).
+    assert_eq!(path(ActiveOptimized, true).unwrap().priority(), 50);
+    assert_eq!(alua_priority(ActiveOptimized, true, true), 130);
+    assert_eq!(alua_priority(ActiveNonOptimized, true, false), 90);
+    assert_eq!(alua_priority(LbaDependent, false, false), 5);
+    assert_eq!(alua_priority(Transitioning, true, false), 80);
     assert_eq!(path(ActiveNonOptimized, false).unwrap().priority(), 10);
     assert_eq!(path(Standby, false).unwrap().priority(), 1);
     assert_eq!(path(Unavailable, true).unwrap().priority(), 80);
