@@ -157,6 +157,15 @@ async fn against(script: Script, cmd: &str) -> (Fake, Run) {
     (f, r)
 }
 
+/// Run `inq` and `rtpg` (each against its own fake serving `script`, concurrently): both must
+/// fail naming `words` within `bound`. For what every command meets first: the login and the
+/// standard INQUIRY that checks the LUN.
+async fn both_fail(script: Script, words: &[&str], bound: Duration) {
+    let (a, b) = tokio::join!(against(script.clone(), "inq"), against(script, "rtpg"));
+    failed(&b.1, words, bound);
+    failed(&a.1, words, bound);
+}
+
 // ---------------------------------------------------------------------------------------
 // Connecting and logging in (RFC 7143 §11.12-13)
 // ---------------------------------------------------------------------------------------
@@ -175,19 +184,23 @@ async fn nothing_listening() {
 async fn login_never_answered() {
     let (_, r) = against(Script::login(Login::Silent), "discover").await;
     failed(&r, &["login", "no answer within 1 s"], within(2, T));
-    let (_, r) = against(Script::login(Login::Silent), "inq").await;
-    failed(&r, &["login", "no answer within 1 s"], within(2, T));
+    both_fail(
+        Script::login(Login::Silent),
+        &["login", "no answer within 1 s"],
+        within(2, T),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn login_authorization_failure() {
     let s = Script::login(Login::Reject(login_status::AUTHORIZATION_FAILURE));
-    let (_, r) = against(s, "inq").await;
-    failed(
-        &r,
+    both_fail(
+        s,
         &["login", "initiator error", "authorization failure"],
         within(1, T),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -235,21 +248,29 @@ async fn login_answered_with_http() {
 #[tokio::test]
 async fn login_answered_with_zeros() {
     // 48 zero bytes parse as a NOP-Out: an initiator opcode where a Login Response belongs.
-    let (_, r) = against(Script::login(Login::Garbage(vec![0; 48])), "inq").await;
-    failed(&r, &["login", "Login Response"], within(2, T));
+    both_fail(
+        Script::login(Login::Garbage(vec![0; 48])),
+        &["login", "Login Response"],
+        within(2, T),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn connection_closed_mid_login() {
-    let (_, r) = against(Script::login(Login::CloseMidLogin), "discover").await;
+    let (_, r) = against(Script::login(Login::CloseMidway), "discover").await;
     failed(&r, &["login", "closed"], within(1, T));
 }
 
 #[tokio::test]
 async fn connection_closed_right_after_login() {
-    let (_, r) = against(Script::login(Login::CloseAfterLogin), "inq").await;
-    failed(&r, &["INQUIRY", "closed"], within(2, T));
-    let (_, r) = against(Script::login(Login::CloseAfterLogin), "discover").await;
+    both_fail(
+        Script::login(Login::CloseOnceLoggedIn),
+        &["INQUIRY", "closed"],
+        within(2, T),
+    )
+    .await;
+    let (_, r) = against(Script::login(Login::CloseOnceLoggedIn), "discover").await;
     failed(&r, &["SendTargets", "closed"], within(2, T));
 }
 
@@ -289,8 +310,12 @@ async fn send_targets_unparsable_address() {
 
 #[tokio::test]
 async fn stops_answering_mid_command() {
-    let (_, r) = against(Script::always(Kind::Inquiry, Reply::Silent), "inq").await;
-    failed(&r, &["INQUIRY", "no answer within 1 s"], within(3, T));
+    both_fail(
+        Script::always(Kind::Inquiry, Reply::Silent),
+        &["INQUIRY", "no answer within 1 s"],
+        within(3, T),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -302,15 +327,18 @@ async fn stops_answering_rtpg() {
 
 #[tokio::test]
 async fn answer_under_another_task_tag() {
-    let (_, r) = against(Script::always(Kind::Inquiry, Reply::WrongTag), "inq").await;
-    failed(&r, &["INQUIRY", "no answer within 1 s"], within(3, T));
+    both_fail(
+        Script::always(Kind::Inquiry, Reply::WrongTag),
+        &["INQUIRY", "no answer within 1 s"],
+        within(3, T),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn reject_pdu_answers_a_command() {
     let s = Script::always(Kind::Inquiry, Reply::Reject(0x09));
-    let (_, r) = against(s, "inq").await;
-    failed(&r, &["INQUIRY", "rejected"], within(2, T));
+    both_fail(s, &["INQUIRY", "rejected"], within(2, T)).await;
 }
 
 #[tokio::test]
@@ -318,8 +346,12 @@ async fn data_in_beyond_expected_length() {
     // 300 bytes of standard INQUIRY data for an allocation length of at most 255.
     let mut d = standard_inquiry(1);
     d.resize(300, 0x20);
-    let (_, r) = against(Script::always(Kind::Inquiry, Reply::DataUncut(d)), "inq").await;
-    failed(&r, &["INQUIRY", "Data-In"], within(2, T));
+    both_fail(
+        Script::always(Kind::Inquiry, Reply::DataUncut(d)),
+        &["INQUIRY", "Data-In"],
+        within(2, T),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -331,8 +363,7 @@ async fn data_in_at_bad_buffer_offset() {
             data: standard_inquiry(1),
         },
     );
-    let (_, r) = against(s, "inq").await;
-    failed(&r, &["INQUIRY", "offset"], within(2, T));
+    both_fail(s, &["INQUIRY", "offset"], within(2, T)).await;
 }
 
 #[tokio::test]
@@ -348,8 +379,7 @@ async fn sense_length_beyond_segment() {
             segment,
         },
     );
-    let (_, r) = against(s, "inq").await;
-    failed(&r, &["INQUIRY", "SenseLength"], within(2, T));
+    both_fail(s, &["INQUIRY", "SenseLength"], within(2, T)).await;
 }
 
 #[tokio::test]
@@ -363,14 +393,17 @@ async fn iscsi_response_target_failure() {
             segment: Vec::new(),
         },
     );
-    let (_, r) = against(s, "inq").await;
-    failed(&r, &["INQUIRY", "target failure"], within(2, T));
+    both_fail(s, &["INQUIRY", "target failure"], within(2, T)).await;
 }
 
 #[tokio::test]
 async fn busy_forever() {
-    let (_, r) = against(Script::always(Kind::Inquiry, Reply::Status(0x08)), "inq").await;
-    failed(&r, &["INQUIRY", "BUSY"], within(2, T));
+    both_fail(
+        Script::always(Kind::Inquiry, Reply::Status(0x08)),
+        &["INQUIRY", "BUSY"],
+        within(2, T),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -380,8 +413,7 @@ async fn busy_forever() {
 #[tokio::test]
 async fn lun_not_supported() {
     let s = Script::always(Kind::Inquiry, check(ILLEGAL_REQUEST, 0x25, 0x00));
-    let (_, r) = against(s, "inq").await;
-    failed(&r, &["LUN 0", "does not exist"], within(2, T));
+    both_fail(s, &["LUN 0", "does not exist"], within(2, T)).await;
 }
 
 #[tokio::test]
@@ -397,8 +429,12 @@ async fn peripheral_qualifier_011b() {
 #[tokio::test]
 async fn standard_inquiry_too_short() {
     let short = standard_inquiry(1)[..20].to_vec();
-    let (_, r) = against(Script::always(Kind::Inquiry, Reply::Data(short)), "inq").await;
-    failed(&r, &["INQUIRY", "20 bytes", "36"], within(2, T));
+    both_fail(
+        Script::always(Kind::Inquiry, Reply::Data(short)),
+        &["INQUIRY", "20 bytes", "36"],
+        within(2, T),
+    )
+    .await;
 }
 
 /// VPD 0x83 with one extra descriptor appended.
@@ -538,6 +574,22 @@ async fn rtpg_descriptor_overruns_return_data_length() {
 }
 
 #[tokio::test]
+async fn rtpg_reserved_format_type() {
+    // Asked for the extended header, answered with FORMAT TYPE 010b (reserved).
+    let s = Script::on(|c| {
+        if c.kind == Kind::Rtpg {
+            let mut d = rtpg_data(true, &Lu::default().groups);
+            d[4] = 0x20;
+            Reply::Data(d)
+        } else {
+            Reply::Normal
+        }
+    });
+    let (_, r) = against(s, "rtpg").await;
+    failed(&r, &["FORMAT TYPE", "reserved"], within(2, T));
+}
+
+#[tokio::test]
 async fn rtpg_refused_with_and_without_extended_header() {
     let s = Script::always(Kind::Rtpg, check(ILLEGAL_REQUEST, 0x24, 0x00));
     let (f, r) = against(s, "rtpg").await;
@@ -554,8 +606,8 @@ async fn rtpg_transitioning_forever() {
     let r = host_t(2, &["rtpg", &f.url(0)]).await;
     failed(&r, &["transitioning"], within(2, 2));
     assert!(
-        r.elapsed >= Duration::from_millis(1500),
-        "gave up after {:?}, before the 2 s timeout",
+        r.elapsed >= Duration::from_secs(1),
+        "gave up after {:?}, long before the 2 s timeout",
         r.elapsed
     );
     // Retried about every half second, not in a busy loop.
@@ -668,30 +720,88 @@ async fn rtpg_transitioning_once_then_the_report() {
 // paths: one good path, one bad
 // ---------------------------------------------------------------------------------------
 
+/// The fake of a second path to the same LU: relative port 2 in group 2.
+fn second_path(reply: impl Fn(&Cmd) -> Reply + Send + Sync + 'static) -> Script {
+    Script {
+        lu: Lu {
+            rel_port: 2,
+            group: 2,
+            ..Lu::default()
+        },
+        reply: std::sync::Arc::new(reply),
+        ..Script::default()
+    }
+}
+
 #[tokio::test]
 async fn paths_with_one_misbehaving_path() {
+    // The lead's semantics: the map shows the paths that could be examined; each that could
+    // not is one `ironlun host: path URL: why` line on stderr, and the status is 2.
     let good = Fake::spawn(Script::default()).await;
-    let bad_lu = Lu {
-        rel_port: 2,
-        group: 2,
-        ..Lu::default()
-    };
-    let bad = Fake::spawn(Script {
-        lu: bad_lu,
-        reply: std::sync::Arc::new(|c| match c.kind {
-            Kind::Rtpg => Reply::Silent,
-            _ => Reply::Normal,
-        }),
-        ..Script::default()
-    })
+    let bad = Fake::spawn(second_path(|c| match c.kind {
+        Kind::Rtpg => Reply::Silent,
+        _ => Reply::Normal,
+    }))
     .await;
     let r = host(&["paths", &good.url(0), &bad.url(0)]).await;
-    assert!(!r.stderr.contains("panicked"), "{r:#?}");
-    assert!(r.elapsed < within(4, T), "{r:#?}");
-    // The good path is shown under its WWID; the bad one is reported by its URL.
-    assert!(r.stdout.contains(WWID), "{r:#?}");
-    assert!(r.stdout.contains(&good.portal()), "{r:#?}");
-    let all = format!("{}{}", r.stdout, r.stderr);
-    assert!(all.contains(&bad.portal()), "{r:#?}");
-    assert!(all.contains("no answer within"), "{r:#?}");
+    let show = format!("{r:#?}");
+    assert_eq!(r.code, Some(2), "{show}");
+    assert!(!r.stderr.contains("panicked"), "{show}");
+    assert!(r.elapsed < within(3, T), "{show}");
+    // The good path is shown under the LU's WWID ...
+    assert!(r.stdout.contains(WWID), "{show}");
+    assert!(r.stdout.contains(&good.url(0)), "{show}");
+    assert!(!r.stdout.contains(&bad.url(0)), "{show}");
+    // ... and the bad one reported on one line with why.
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{show}");
+    let want = format!("ironlun host: path {}: ", bad.url(0));
+    assert!(lines[0].starts_with(&want), "{show}");
+    assert!(lines[0].contains("no answer within 1 s"), "{show}");
+    eprintln!("[{:>5} ms] {}", r.elapsed.as_millis(), lines[0]);
+}
+
+#[tokio::test]
+async fn paths_with_every_path_misbehaving() {
+    // One path's target closes the connection at INQUIRY, the other garbles VPD 0x83.
+    let a = Fake::spawn(Script::always(Kind::Inquiry, Reply::Close)).await;
+    let b = Fake::spawn(second_path(|c| match c.kind {
+        Kind::Vpd(0x83) => Reply::Data(vpd_page(0x83, &designation(1, 0, 3, &NAA[..3]))),
+        _ => Reply::Normal,
+    }))
+    .await;
+    let r = host(&["paths", &a.url(0), &b.url(0)]).await;
+    let show = format!("{r:#?}");
+    assert_eq!(r.code, Some(2), "{show}");
+    assert!(!r.stderr.contains("panicked"), "{show}");
+    assert!(r.elapsed < within(2, T), "{show}");
+    assert!(!r.stdout.contains(WWID), "{show}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{show}");
+    assert!(
+        lines[0].starts_with(&format!("ironlun host: path {}: ", a.url(0))),
+        "{show}"
+    );
+    assert!(lines[0].contains("closed"), "{show}");
+    assert!(
+        lines[1].starts_with(&format!("ironlun host: path {}: ", b.url(0))),
+        "{show}"
+    );
+    assert!(lines[1].contains("NAA"), "{show}");
+    for l in lines {
+        eprintln!("[{:>5} ms] {l}", r.elapsed.as_millis());
+    }
+}
+
+#[tokio::test]
+async fn paths_with_two_good_paths() {
+    let a = Fake::spawn(Script::default()).await;
+    let b = Fake::spawn(second_path(|_| Reply::Normal)).await;
+    let r = host(&["paths", &a.url(0), &b.url(0)]).await;
+    succeeded(&r);
+    assert_eq!(r.stdout.matches(WWID).count(), 1, "one map: {r:#?}");
+    assert!(
+        r.stdout.contains(&a.url(0)) && r.stdout.contains(&b.url(0)),
+        "{r:#?}"
+    );
 }

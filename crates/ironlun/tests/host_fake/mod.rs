@@ -21,7 +21,8 @@ use ironlun_initiator::iscsi::negotiation::{self, Answer};
 use ironlun_initiator::iscsi::pdu::login_status;
 use ironlun_initiator::iscsi::{
     check_frame, decode_frame, text, Bhs, DataIn, Digests, FrameCheck, LoginRequest, LoginResponse,
-    LogoutResponse, Pdu, Reject, ScsiCommand, ScsiResponse, Stage, TextResponse,
+    LogoutResponse, NopIn, Pdu, Reject, ScsiCommand, ScsiResponse, Stage, TextResponse,
+    RESERVED_TAG,
 };
 use ironlun_initiator::scsi_codes::lun;
 use ironlun_initiator::Bytes;
@@ -35,7 +36,7 @@ pub const NAA: [u8; 16] = [
     0x60, 0x01, 0x40, 0x5f, 0xa4, 0xe0, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09,
 ];
 /// The WWID Linux derives from [`NAA`].
-pub const WWID: &str = "36001405fa4e00001000000000000009";
+pub const WWID: &str = "36001405fa4e000010000000000000009";
 
 /// Sense keys used by the tests (SPC-4 Table 49).
 pub const NOT_READY: u8 = 0x2;
@@ -58,9 +59,9 @@ pub enum Login {
     /// Send these bytes instead of a Login Response, then keep the connection open.
     Garbage(Vec<u8>),
     /// Close the connection after reading the first Login Request.
-    CloseMidLogin,
+    CloseMidway,
     /// Complete the login, then close the connection at once.
-    CloseAfterLogin,
+    CloseOnceLoggedIn,
 }
 
 /// What kind of command the initiator sent.
@@ -437,7 +438,7 @@ impl Conn {
                         cont: false,
                         lun: [0; 8],
                         itt: t.itt,
-                        ttt: ironlun_initiator::iscsi::RESERVED_TAG,
+                        ttt: RESERVED_TAG,
                         stat_sn,
                         exp_cmd_sn: self.exp_cmd_sn,
                         max_cmd_sn: self.max_cmd_sn(),
@@ -462,19 +463,17 @@ impl Conn {
                     let _ = self.sock.shutdown().await;
                     return Ok(());
                 }
-                Bhs::NopOut(n) => {
-                    if n.itt != ironlun_initiator::iscsi::RESERVED_TAG {
-                        let stat_sn = self.next_stat();
-                        let bhs = Bhs::NopIn(ironlun_initiator::iscsi::NopIn {
-                            lun: n.lun,
-                            itt: n.itt,
-                            ttt: ironlun_initiator::iscsi::RESERVED_TAG,
-                            stat_sn,
-                            exp_cmd_sn: self.exp_cmd_sn,
-                            max_cmd_sn: self.max_cmd_sn(),
-                        });
-                        self.send(Pdu::with_data(bhs, p.data.clone())).await?;
-                    }
+                Bhs::NopOut(n) if n.itt != RESERVED_TAG => {
+                    let stat_sn = self.next_stat();
+                    let bhs = Bhs::NopIn(NopIn {
+                        lun: n.lun,
+                        itt: n.itt,
+                        ttt: RESERVED_TAG,
+                        stat_sn,
+                        exp_cmd_sn: self.exp_cmd_sn,
+                        max_cmd_sn: self.max_cmd_sn(),
+                    });
+                    self.send(Pdu::with_data(bhs, p.data.clone())).await?;
                 }
                 _ => {}
             }
@@ -527,7 +526,7 @@ impl Conn {
             if first {
                 first = false;
                 match &mode {
-                    Login::Normal | Login::CloseAfterLogin => {}
+                    Login::Normal | Login::CloseOnceLoggedIn => {}
                     Login::Silent => {
                         self.deaf().await?;
                         return Ok(false);
@@ -572,7 +571,7 @@ impl Conn {
                         self.deaf().await?;
                         return Ok(false);
                     }
-                    Login::CloseMidLogin => return Ok(false),
+                    Login::CloseMidway => return Ok(false),
                 }
             }
             let pairs = text::parse(&p.data).map_err(|e| e.to_string())?;
@@ -632,7 +631,7 @@ impl Conn {
     }
 
     async fn enter_full_feature(&mut self, mode: &Login) -> R<bool> {
-        if matches!(mode, Login::CloseAfterLogin) {
+        if matches!(mode, Login::CloseOnceLoggedIn) {
             let _ = self.sock.shutdown().await;
             return Ok(false);
         }
@@ -741,7 +740,7 @@ impl Conn {
             status: Some(0),
             lun: c.lun,
             itt: c.itt,
-            ttt: ironlun_initiator::iscsi::RESERVED_TAG,
+            ttt: RESERVED_TAG,
             stat_sn,
             exp_cmd_sn: self.exp_cmd_sn,
             max_cmd_sn: self.max_cmd_sn(),
@@ -878,7 +877,7 @@ pub fn designators(lu: &Lu) -> Vec<u8> {
     b.extend(designation(1, 1, 5, &[0, 0, g[0], g[1]]));
     let mut name = TARGET.as_bytes().to_vec();
     name.push(0);
-    while name.len() % 4 != 0 {
+    while !name.len().is_multiple_of(4) {
         name.push(0);
     }
     b.extend(designation(3, 2, 8, &name));
