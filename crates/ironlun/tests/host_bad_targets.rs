@@ -172,12 +172,14 @@ async fn both_fail(script: Script, words: &[&str], bound: Duration) {
 
 #[tokio::test]
 async fn nothing_listening() {
-    let port = closed_port();
-    let r = host(&["discover", &format!("127.0.0.1:{port}")]).await;
+    let portal = closed_portal();
+    let r = host(&["discover", &portal]).await;
     failed(&r, &["connect", "refused"], within(1, T));
-    let url = format!("iscsi://127.0.0.1:{port}/{TARGET}/0");
-    let r = host(&["inq", &url]).await;
-    failed(&r, &["connect", "refused"], within(1, T));
+    let url = format!("iscsi://{portal}/{TARGET}/0");
+    let (a, b) = (["inq", url.as_str()], ["rtpg", url.as_str()]);
+    let (inq, rtpg) = tokio::join!(host(&a), host(&b));
+    failed(&rtpg, &["connect", "refused"], within(1, T));
+    failed(&inq, &["connect", "refused"], within(1, T));
 }
 
 #[tokio::test]
@@ -494,15 +496,16 @@ async fn vpd_page_length_beyond_the_data() {
     // VPD 0x00 claiming 40 page codes and sending 6, whatever the allocation length.
     let mut d = vpd_page(0x00, &[0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2]);
     d[3] = 40;
-    let (_, r) = against(Script::always(Kind::Vpd(0x00), Reply::DataUncut(d)), "inq").await;
+    let (_, r) = against(Script::always(Kind::Vpd(0x00), Reply::Data(d)), "inq").await;
     failed(&r, &["0x00", "PAGE LENGTH"], within(2, T));
 }
 
 #[tokio::test]
 async fn vpd_b0_page_length_beyond_the_data() {
+    // Block Limits with PAGE LENGTH 3Ch, cut after 20 bytes whatever the allocation length.
     let mut d = vpd(&Lu::default(), 0xb0).unwrap();
     d.truncate(20);
-    let (_, r) = against(Script::always(Kind::Vpd(0xb0), Reply::DataUncut(d)), "inq").await;
+    let (_, r) = against(Script::always(Kind::Vpd(0xb0), Reply::Data(d)), "inq").await;
     failed(&r, &["0xb0", "PAGE LENGTH"], within(2, T));
 }
 

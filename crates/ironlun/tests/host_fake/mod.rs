@@ -323,10 +323,11 @@ impl Fake {
     }
 }
 
-/// A port nobody listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// An address nobody listens on: a port bound on 127.0.0.2 and released (the fakes use
+/// 127.0.0.1, so none of them can take it over meanwhile).
+pub fn closed_portal() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 type R<T> = Result<T, String>;
