@@ -5,6 +5,7 @@ use std::fmt;
 
 use ironlun_initiator::Error as InitiatorError;
 use ironlun_iscsi::pdu::login_status as ls;
+use ironlun_scsi::sense::{asc, Asc};
 use ironlun_scsi::Sense;
 
 /// One failure of a host command: a message naming what was being done and what went wrong.
@@ -124,7 +125,8 @@ pub fn sense_key_name(key: u8) -> &'static str {
     }
 }
 
-/// A non-GOOD SCSI outcome in words: `CHECK CONDITION, ILLEGAL REQUEST, ASC/ASCQ 24h/00h`.
+/// A non-GOOD SCSI outcome in words: `SCSI status CHECK CONDITION (0x02), sense key ILLEGAL
+/// REQUEST (0x5), ASC/ASCQ 24h/00h (INVALID FIELD IN CDB, at CDB byte 1 bit 4)`.
 pub fn scsi_failure(status: u8, sense: Option<&Sense>) -> String {
     let mut s = format!("SCSI status {} ({status:#04x})", status_name(status));
     if let Some(sn) = sense {
@@ -135,6 +137,55 @@ pub fn scsi_failure(status: u8, sense: Option<&Sense>) -> String {
             sn.asc.asc,
             sn.asc.ascq
         ));
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(n) = asc_name(sn.asc) {
+            notes.push(n.to_string());
+        }
+        if let Some(fp) = sn.field_pointer {
+            let place = if fp.cd { "CDB" } else { "parameter list" };
+            let bit = fp.bit.map(|b| format!(" bit {b}")).unwrap_or_default();
+            notes.push(format!("at {place} byte {}{bit}", fp.field));
+        }
+        if !notes.is_empty() {
+            s.push_str(&format!(" ({})", notes.join(", ")));
+        }
     }
     s
+}
+
+/// The additional sense codes the host commands meet (SPC-4 Annex D), in words.
+pub fn asc_name(a: Asc) -> Option<&'static str> {
+    Some(match a {
+        asc::PARAMETER_LIST_LENGTH_ERROR => "PARAMETER LIST LENGTH ERROR",
+        asc::INVALID_COMMAND_OPERATION_CODE => "INVALID COMMAND OPERATION CODE",
+        asc::INVALID_FIELD_IN_CDB => "INVALID FIELD IN CDB",
+        asc::LOGICAL_UNIT_NOT_SUPPORTED => "LOGICAL UNIT NOT SUPPORTED",
+        asc::INVALID_FIELD_IN_PARAMETER_LIST => "INVALID FIELD IN PARAMETER LIST",
+        asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION => {
+            "INVALID RELEASE OF PERSISTENT RESERVATION"
+        }
+        asc::POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED => {
+            "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED"
+        }
+        asc::I_T_NEXUS_LOSS_OCCURRED => "I_T NEXUS LOSS OCCURRED",
+        asc::RESERVATIONS_PREEMPTED => "RESERVATIONS PREEMPTED",
+        asc::RESERVATIONS_RELEASED => "RESERVATIONS RELEASED",
+        asc::REGISTRATIONS_PREEMPTED => "REGISTRATIONS PREEMPTED",
+        asc::INTERNAL_TARGET_FAILURE => "INTERNAL TARGET FAILURE",
+        asc::INSUFFICIENT_REGISTRATION_RESOURCES => "INSUFFICIENT REGISTRATION RESOURCES",
+        asc::LOGICAL_UNIT_NOT_READY => "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
+        asc::NOT_READY_ASYMMETRIC_ACCESS_STATE_TRANSITION => {
+            "LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION"
+        }
+        asc::NOT_READY_TARGET_PORT_IN_STANDBY_STATE => {
+            "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE"
+        }
+        asc::NOT_READY_TARGET_PORT_IN_UNAVAILABLE_STATE => {
+            "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE"
+        }
+        asc::NOT_READY_OFFLINE => "LOGICAL UNIT NOT READY, OFFLINE",
+        asc::ASYMMETRIC_ACCESS_STATE_CHANGED => "ASYMMETRIC ACCESS STATE CHANGED",
+        asc::INQUIRY_DATA_HAS_CHANGED => "INQUIRY DATA HAS CHANGED",
+        _ => return None,
+    })
 }

@@ -182,7 +182,9 @@ async fn examine_lu(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Examined> {
                     .map_or("(none in VPD 0x83)".to_string(), |g| format!("{g:#x}"))
             ))
         })?;
-        (Some(st), view.own_group().is_some_and(|g| g.pref))
+        // A port refusing RTPG (state_from_sense) sent no descriptor: no PREF known.
+        let pref = view.state_from_sense.is_none() && view.own_group().is_some_and(|g| g.pref);
+        (Some(st), pref)
     } else {
         (None, false)
     };

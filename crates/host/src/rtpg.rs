@@ -42,12 +42,13 @@ pub const MAX_UNIT_ATTENTIONS: usize = 5;
 /// Pause between RTPGs while the target answers NOT READY 04h/0Ah.
 pub const TRANSITION_POLL: Duration = Duration::from_millis(500);
 
-/// What to do when RTPG answers NOT READY 04h/0Ah (transitioning).
+/// What to do when RTPG answers NOT READY 04h/0Ah (transitioning) or another refusing state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnTransitioning {
     /// Ask again until `--timeout` has passed, then fail (the report is wanted).
     Wait,
-    /// Take it as this path's state now, as scsi_dh_alua does (the path view).
+    /// Take it as this path's state now, as scsi_dh_alua does for 04h/0Ah (the path view);
+    /// standby, unavailable and offline refusals name their state too.
     Report,
 }
 
@@ -64,13 +65,15 @@ pub struct AluaView {
     pub tpgs: Tpgs,
     pub ident: DeviceIdentification,
     pub this_port: ThisPort,
-    /// The report (None without TPGS, or when the target answered 04h/0Ah and
+    /// The report (None without TPGS, or when the target refused RTPG with a state and
     /// [`OnTransitioning::Report`] was asked for).
     pub report: Option<Rtpg>,
     /// The target refused the extended header (ILLEGAL REQUEST) and answered without it.
     pub extended_refused: bool,
-    /// RTPG answered NOT READY 04h/0Ah (transitioning) and the report was not waited for.
-    pub transitioning_sense: bool,
+    /// RTPG was refused with NOT READY and the ASCQ of a refusing state (04h/0Ah
+    /// transitioning; 04h/0Bh, 0Ch, 12h: standby, unavailable, offline) under
+    /// [`OnTransitioning::Report`]: that state is this path's.
+    pub state_from_sense: Option<AccessState>,
     /// RTPG commands sent.
     pub commands: usize,
 }
@@ -83,13 +86,12 @@ impl AluaView {
         r.group(g)
     }
 
-    /// This path's access state as scsi_dh_alua holds it: transitioning after 04h/0Ah,
-    /// else its group's state; `None` without TPGS or when the report lacks the group.
+    /// This path's access state as scsi_dh_alua holds it: the state a NOT READY refusal of
+    /// RTPG names, else its group's state; `None` without TPGS or when the report lacks the
+    /// group.
     pub fn own_state(&self) -> Option<AccessState> {
-        if self.transitioning_sense {
-            return Some(AccessState::Transitioning);
-        }
-        self.own_group().map(|g| g.state)
+        self.state_from_sense
+            .or_else(|| self.own_group().map(|g| g.state))
     }
 }
 
@@ -143,7 +145,7 @@ pub async fn read_alua(ctx: &Ctx, lu: &Lu, on_t: OnTransitioning) -> Result<Alua
         this_port,
         report: None,
         extended_refused: false,
-        transitioning_sense: false,
+        state_from_sense: None,
         commands: 0,
     };
     if !tpgs.implicit && !tpgs.explicit {
@@ -207,11 +209,13 @@ pub async fn read_alua(ctx: &Ctx, lu: &Lu, on_t: OnTransitioning) -> Result<Alua
                 extended = false;
                 view.extended_refused = true;
             }
+            Some(s) if on_t == OnTransitioning::Report && refusing_state(&s).is_some() => {
+                // The path view takes the refusal as this port's state (the port answers
+                // nothing else meanwhile); scsi_dh_alua does so for 04h/0Ah.
+                view.state_from_sense = refusing_state(&s);
+                return Ok(view);
+            }
             Some(s) if s.key == key::NOT_READY && s.asc.asc == 0x04 && s.asc.ascq == 0x0A => {
-                if on_t == OnTransitioning::Report {
-                    view.transitioning_sense = true;
-                    return Ok(view);
-                }
                 if started.elapsed() + TRANSITION_POLL > ctx.timeout {
                     return Err(HostError::new(format!(
                         "{what}: still transitioning (NOT READY, ASC/ASCQ 04h/0Ah) after {} s \
@@ -243,6 +247,21 @@ pub async fn read_alua(ctx: &Ctx, lu: &Lu, on_t: OnTransitioning) -> Result<Alua
             }
         }
     }
+}
+
+/// The access state a NOT READY refusal names by its ASCQ (SPC-4 §5.16.2.4), if any.
+fn refusing_state(s: &ironlun_scsi::Sense) -> Option<AccessState> {
+    if s.key != key::NOT_READY || s.asc.asc != 0x04 {
+        return None;
+    }
+    [
+        AccessState::Transitioning,
+        AccessState::Standby,
+        AccessState::Unavailable,
+        AccessState::Offline,
+    ]
+    .into_iter()
+    .find(|st| st.not_ready_ascq() == Some(s.asc.ascq))
 }
 
 /// sg_rtpg's words for an access state (`--decode`).
