@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ironlun");
 /// The `--timeout` most tests run with (seconds).
 const T: u64 = 1;
 /// A run still going after this long is killed (a hang is a failure, not a stuck suite).
-const HARD_LIMIT: Duration = Duration::from_secs(30);
+const HARD_LIMIT: Duration = Duration::from_secs(15);
 
 /// What one run of `ironlun host …` did.
 #[derive(Debug)]
@@ -509,6 +509,50 @@ async fn vpd_b0_page_length_beyond_the_data() {
     failed(&r, &["0xb0", "PAGE LENGTH"], within(2, T));
 }
 
+/// VPD page `code` whose PAGE LENGTH always says one byte more than the allocation length
+/// lets through.
+fn growing_page(c: &Cmd, code: u8) -> Reply {
+    let n = c.alloc() as usize;
+    let mut body = designators(&Lu::default());
+    body.resize(n.saturating_sub(3), 0);
+    let mut d = vpd_page(code, &body);
+    d.truncate(n);
+    Reply::Data(d)
+}
+
+#[tokio::test]
+async fn vpd_page_length_growing_forever() {
+    // Like the RTPG case below: asking again must stop after a few rounds, in time.
+    let s = Script::on(|c| match c.kind {
+        Kind::Vpd(0x80) => growing_page(c, 0x80),
+        _ => Reply::Normal,
+    });
+    let (f, r) = against(s, "inq").await;
+    let rounds = f.commands_of(Kind::Vpd(0x80)).len();
+    eprintln!("inq: {rounds} INQUIRYs for VPD 0x80 in {:?}", r.elapsed);
+    failed(&r, &["0x80"], within(3, T));
+    assert!(rounds <= 5, "{rounds} INQUIRYs for VPD 0x80");
+}
+
+#[tokio::test]
+async fn vpd_0x83_length_growing_forever_under_rtpg() {
+    let s = Script::on(|c| match c.kind {
+        Kind::Vpd(0x83) => growing_page(c, 0x83),
+        _ => Reply::Normal,
+    });
+    let (f, r) = against(s, "rtpg").await;
+    let rounds = f.commands_of(Kind::Vpd(0x83)).len();
+    eprintln!("rtpg: {rounds} INQUIRYs for VPD 0x83 in {:?}", r.elapsed);
+    failed(&r, &["0x83"], within(3, T));
+    assert!(rounds <= 5, "{rounds} INQUIRYs for VPD 0x83");
+}
+
+#[tokio::test]
+async fn vpd_page_never_answered() {
+    let (_, r) = against(Script::always(Kind::Vpd(0xb1), Reply::Silent), "inq").await;
+    failed(&r, &["0xb1", "no answer within 1 s"], within(3, T));
+}
+
 // ---------------------------------------------------------------------------------------
 // REPORT TARGET PORT GROUPS (SPC-4 §6.36) the way scsi_dh_alua asks
 // ---------------------------------------------------------------------------------------
@@ -649,6 +693,18 @@ async fn a_conforming_fake_passes() {
     let first = &f.commands_of(Kind::Rtpg)[0];
     assert!(first.rtpg_extended(), "{first:?}");
     assert_eq!(first.alloc(), 128);
+}
+
+#[tokio::test]
+async fn inq_reports_a_listed_page_the_target_refuses() {
+    // inq's semantics: a listed page refused with a status is reported for that page and
+    // the command succeeds.
+    let s = Script::always(Kind::Vpd(0xb2), check(ILLEGAL_REQUEST, 0x24, 0x00));
+    let (f, r) = against(s, "inq").await;
+    succeeded(&r);
+    assert!(r.stdout.contains("refused"), "{r:#?}");
+    assert_eq!(f.commands_of(Kind::Vpd(0xb2)).len(), 1);
+    assert!(r.stdout.contains(&WWID[1..]), "{r:#?}");
 }
 
 /// Refuse the first (extended) RTPG with this sense; answer the rest.
