@@ -133,7 +133,8 @@ fn failed(r: &Run, words: &[&str], bound: Duration) -> String {
         "took {:?}, bound {bound:?}: {show}",
         r.elapsed
     );
-    eprintln!("[{:>5} ms] {line}", r.elapsed.as_millis());
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("[{test}] {:>5} ms: {line}", r.elapsed.as_millis());
     msg.to_string()
 }
 
@@ -817,7 +818,11 @@ async fn paths_with_one_misbehaving_path() {
     let want = format!("ironlun host: path {}: ", bad.url(0));
     assert!(lines[0].starts_with(&want), "{show}");
     assert!(lines[0].contains("no answer within 1 s"), "{show}");
-    eprintln!("[{:>5} ms] {}", r.elapsed.as_millis(), lines[0]);
+    eprintln!(
+        "[paths_with_one_misbehaving_path] {:>5} ms: {}",
+        r.elapsed.as_millis(),
+        lines[0]
+    );
 }
 
 #[tokio::test]
@@ -848,7 +853,10 @@ async fn paths_with_every_path_misbehaving() {
     );
     assert!(lines[1].contains("NAA"), "{show}");
     for l in lines {
-        eprintln!("[{:>5} ms] {l}", r.elapsed.as_millis());
+        eprintln!(
+            "[paths_with_every_path_misbehaving] {:>5} ms: {l}",
+            r.elapsed.as_millis()
+        );
     }
 }
 
