@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used)]
-
 use super::page::{judge, Fetch};
 use super::standard::decode_standard;
 use super::vpd_block::{decode_block_characteristics, decode_block_limits, decode_provisioning};
