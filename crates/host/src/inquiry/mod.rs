@@ -256,12 +256,17 @@ fn device_type(lu: &Lu) -> u8 {
 
 /// Ask for VPD page `code`, again with a larger allocation length while PAGE LENGTH says
 /// there is more (the length only grows, so this ends). A malformed answer is an error.
+/// Requests of one VPD page before a PAGE LENGTH that keeps growing counts as malformed.
+const MAX_ASKS: usize = 3;
+
 async fn fetch(ctx: &Ctx, lu: &Lu, code: u8) -> Result<Fetched> {
     let url = lu.url.to_string();
     let pdt = device_type(lu);
     let what = format!("INQUIRY for {} to {url}", page_title(code, pdt));
     let mut alloc = FIRST_ALLOC;
+    let mut asked = 0;
     loop {
+        asked += 1;
         let cdb = ironlun_initiator::scsi::cdb::inquiry(true, code, alloc);
         let r = ctx
             .command(&lu.session, lu.url.lun, &cdb, None, u32::from(alloc), &what)
@@ -274,7 +279,20 @@ async fn fetch(ctx: &Ctx, lu: &Lu, code: u8) -> Result<Fetched> {
         }
         match judge(&r.data_in, code, alloc) {
             Fetch::Complete(n) => return Ok(Fetched::Page(r.data_in[..n].to_vec())),
-            Fetch::Again(a) => alloc = a,
+            // Asked again with the length the page gave (or the most INQUIRY allows); a
+            // page that keeps growing beyond that is malformed.
+            Fetch::Again(a) if asked <= MAX_ASKS => alloc = a,
+            Fetch::Again(_) => {
+                return Err(malformed(
+                    &url,
+                    code,
+                    pdt,
+                    &format!(
+                        "PAGE LENGTH keeps growing: {asked} requests, each answered with more \
+                         than its allocation length"
+                    ),
+                ))
+            }
             Fetch::TooLong(n) => {
                 return Ok(Fetched::Unavailable(format!(
                     "the page is {n} bytes, more than INQUIRY can return ({})",
