@@ -278,7 +278,7 @@ impl Ctx {
 /// Seconds for messages, to a tenth: `10`, `0.5`, `1.5`.
 pub fn fmt_secs(d: Duration) -> String {
     let tenths = (d.as_millis() + 50) / 100;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}", tenths / 10)
     } else {
         format!("{}.{}", tenths / 10, tenths % 10)
