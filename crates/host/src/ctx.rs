@@ -236,7 +236,8 @@ impl Ctx {
         }
     }
 
-    /// One SCSI command under the timeout; the outcome (any status) is returned as data.
+    /// One SCSI command under the timeout; the outcome (any SCSI status) is returned as data,
+    /// an iSCSI response other than Command Completed at Target is an error.
     pub async fn command(
         &self,
         s: &Session,
@@ -246,8 +247,26 @@ impl Ctx {
         alloc: u32,
         what: &str,
     ) -> Result<CommandResult> {
-        self.step(what, s.command(lun, cdb, data_out, alloc, SIMPLE))
-            .await
+        // Protocol violations the session survived (Data-In past the expected length or at a
+        // bad offset, a SenseLength past the segment …) would leave this command's data
+        // short or wrong: they fail it, named.
+        let seen = s.stats().violations.len();
+        let r = self
+            .step(what, s.command(lun, cdb, data_out, alloc, SIMPLE))
+            .await?;
+        if let Some(v) = s.stats().violations.get(seen) {
+            return Err(HostError::new(format!(
+                "{what}: protocol violation by the target: {v}"
+            )));
+        }
+        // RFC 7143 §11.4.3: only "Command Completed at Target" carries a SCSI status.
+        if r.response != 0 {
+            return Err(HostError::new(format!(
+                "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
+                r.response
+            )));
+        }
+        Ok(r)
     }
 
     /// Log out (best effort, under the timeout): the target sees a clean end of the session.
@@ -256,13 +275,13 @@ impl Ctx {
     }
 }
 
-/// Seconds for messages: `10`, `0.5`.
+/// Seconds for messages, to a tenth: `10`, `0.5`, `1.5`.
 pub fn fmt_secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{}", d.as_secs())
+    let tenths = (d.as_millis() + 50) / 100;
+    if tenths.is_multiple_of(10) {
+        format!("{}", tenths / 10)
     } else {
-        format!("{s}")
+        format!("{}.{}", tenths / 10, tenths % 10)
     }
 }
 

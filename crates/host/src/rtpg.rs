@@ -100,6 +100,7 @@ impl AluaView {
 pub async fn device_identification(ctx: &Ctx, lu: &Lu) -> Result<DeviceIdentification> {
     let what = format!("VPD page 0x83 of {}", lu.url);
     let mut alloc: u16 = 255;
+    let mut asked_again = 0;
     loop {
         let r = ctx
             .command(
@@ -121,6 +122,15 @@ pub async fn device_identification(ctx: &Ctx, lu: &Lu) -> Result<DeviceIdentific
         if d.len() >= 4 {
             let need = 4 + usize::from(u16::from_be_bytes([d[2], d[3]]));
             if need > usize::from(alloc) && alloc < u16::MAX {
+                // Once with the length the page gives; a page that grows again is malformed.
+                asked_again += 1;
+                if asked_again > MAX_RESUBMITS {
+                    return Err(HostError::new(format!(
+                        "{what}: PAGE LENGTH keeps growing ({} bytes needed after {MAX_RESUBMITS} \
+                         requests with the length it gave)",
+                        need
+                    )));
+                }
                 alloc = u16::try_from(need).unwrap_or(u16::MAX);
                 continue;
             }

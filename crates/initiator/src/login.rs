@@ -300,10 +300,10 @@ impl Exchange<'_> {
     async fn recv(&mut self) -> Result<(LoginResponse, bytes::Bytes)> {
         let pdu = self.conn.recv_pdu().await?;
         let Bhs::LoginResponse(r) = pdu.bhs else {
-            return Err(Error::Protocol(format!(
-                "expected a Login Response, got {:?}",
-                pdu.bhs.opcode()
-            )));
+            return Err(Error::Protocol(match pdu.bhs.opcode() {
+                Some(op) => format!("expected a Login Response, got a {op:?} PDU"),
+                None => "expected a Login Response, got a PDU of an unknown opcode".into(),
+            }));
         };
         self.conn.counters.exp_stat_sn = r.stat_sn.wrapping_add(1);
         self.conn.counters.exp_cmd_sn = r.exp_cmd_sn;

@@ -88,7 +88,7 @@ enum Cmd {
     },
     /// Initiator tools against any iSCSI target (discover, inq, rtpg, stpg, persist, paths);
     /// no daemon, kernel or open-iscsi needed. See docs/host.md
-    Host(ironlun_host::cli::HostArgs),
+    Host(Box<ironlun_host::cli::HostArgs>),
 }
 
 #[derive(Subcommand)]
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
         Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
-        Cmd::Host(args) => return ironlun_host::cli::run(args),
+        Cmd::Host(args) => return ironlun_host::cli::run(*args),
         cmd => match request_of(cmd) {
             Ok(Some(req)) => req,
             Ok(None) => return ExitCode::from(2),
