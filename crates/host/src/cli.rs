@@ -96,6 +96,7 @@ impl HostArgs {
             timeout: self.timeout,
             initiator_name: self.initiator_name.clone(),
             credentials: c,
+            ..Ctx::default()
         })
     }
 }

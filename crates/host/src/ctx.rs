@@ -108,6 +108,10 @@ impl Credentials {
     }
 }
 
+/// Our ISID (RFC 7143 §11.12.5): type 10b (random) with fixed bytes, so that one host's
+/// separate runs are one initiator port (persistent reservations hold across them).
+pub const DEFAULT_ISID: [u8; 6] = [0x80, 0x00, 0x49, 0x4c, 0x00, 0x01];
+
 /// Everything a host command needs to talk to targets.
 #[derive(Clone, Debug)]
 pub struct Ctx {
@@ -115,6 +119,9 @@ pub struct Ctx {
     pub timeout: Duration,
     pub initiator_name: String,
     pub credentials: Credentials,
+    /// The ISID of our sessions: sessions open at once to one target portal group need
+    /// different ones, or the target takes the second login for a reinstatement of the first.
+    pub isid: [u8; 6],
 }
 
 impl Default for Ctx {
@@ -123,6 +130,7 @@ impl Default for Ctx {
             timeout: Duration::from_secs(10),
             initiator_name: DEFAULT_INITIATOR.to_string(),
             credentials: Credentials::default(),
+            isid: DEFAULT_ISID,
         }
     }
 }
@@ -149,7 +157,7 @@ impl Ctx {
         let chap = self
             .credentials
             .chap(url.user.as_deref(), url.secret.as_deref())?;
-        let mut cfg = LoginConfig::normal(&self.initiator_name, &url.target);
+        let mut cfg = LoginConfig::normal(&self.initiator_name, &url.target).isid(self.isid);
         if let Some(c) = chap {
             cfg = cfg.chap(c);
         }
@@ -164,7 +172,7 @@ impl Ctx {
         user: Option<&str>,
         secret: Option<&str>,
     ) -> Result<Session> {
-        let mut cfg = LoginConfig::discovery(&self.initiator_name);
+        let mut cfg = LoginConfig::discovery(&self.initiator_name).isid(self.isid);
         if let Some(c) = self.credentials.chap(user, secret)? {
             cfg = cfg.chap(c);
         }

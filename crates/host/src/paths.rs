@@ -353,7 +353,13 @@ pub async fn run(ctx: &Ctx, a: &PathsArgs) -> Result<crate::output::Output> {
         .collect::<Result<Vec<_>>>()?;
     let mut set = tokio::task::JoinSet::new();
     for (i, u) in urls.iter().enumerate() {
-        let (ctx, u) = (ctx.clone(), u.clone());
+        // One session per path, all open at once: each its own ISID (as open-iscsi gives each
+        // session), so two portals of one portal group are two I_T nexuses, not a
+        // reinstatement.
+        let mut ctx = ctx.clone();
+        let q = u16::try_from(i).unwrap_or(u16::MAX).wrapping_add(0x1000);
+        ctx.isid[4..6].copy_from_slice(&q.to_be_bytes());
+        let u = u.clone();
         set.spawn(async move { (i, examine(&ctx, u).await) });
     }
     let mut results: Vec<Option<Result<Examined>>> = (0..urls.len()).map(|_| None).collect();

@@ -112,7 +112,7 @@ fn described(p: &str, doc: &BTreeSet<&str>) -> bool {
 
 #[test]
 fn every_json_key_is_documented_and_every_documented_key_printed() {
-    let d = Daemon::start_in(3530..3540);
+    let d = Daemon::start_in(3450..3460);
     let url = format!("iscsi://127.0.0.1:{}/{TARGET}/0", d.port);
     let portal = format!("127.0.0.1:{}", d.port);
     let b = ["--initiator-name", "iqn.2026-11.org.ironlun:doc-b"];
