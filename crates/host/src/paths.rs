@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use ironlun_initiator::alua::{alua_priority, Association, Designator, DeviceIdentification};
+use ironlun_initiator::alua::alua_priority;
 use ironlun_initiator::scsi::cdb;
 use ironlun_scsi::alua::AccessState;
 use ironlun_scsi::sense::key;
@@ -22,7 +22,8 @@ use ironlun_scsi::status;
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::output::{ascii_field, hex};
+use crate::inquiry::vpd_ident::{Designation, Designator, DeviceIdentification};
+use crate::output::ascii_field;
 use crate::rtpg::{read_alua, OnTransitioning};
 use crate::url::IscsiUrl;
 use crate::{HostError, Result};
@@ -94,42 +95,38 @@ pub struct PathsJson {
 /// The LU's WWID as Linux names it (module docs), from the designators of association
 /// "logical unit"; `None` if it has none usable.
 pub fn wwid(id: &DeviceIdentification) -> Option<String> {
-    let lu = || {
-        id.designations
-            .iter()
-            .filter(|d| d.association == Association::LogicalUnit)
-    };
     // udev's scsi_id order: NAA IEEE Registered Extended, IEEE Registered, any NAA, EUI-64,
     // then (newer udev) the SCSI name string, then T10 vendor identification.
     for want in [Some(6u8), Some(5), None] {
-        for d in lu() {
-            if let Designator::Naa { naa, bytes } = &d.designator {
-                if want.is_none_or(|w| w == *naa) {
-                    return Some(format!("3{}", hex(bytes)));
+        for d in id.with_association(0) {
+            if let Designator::Naa { naa, .. } = d.designator {
+                if want.is_none_or(|w| w == naa) {
+                    return Some(format!("3{}", d.hex));
                 }
             }
         }
     }
-    lu().find_map(|d| match &d.designator {
-        Designator::Eui64(b) => Some(format!("2{}", hex(b))),
-        _ => None,
-    })
-    .or_else(|| {
-        lu().find_map(|d| match &d.designator {
-            Designator::ScsiName(s) => Some(format!("8{s}")),
-            _ => None,
+    let first = |f: &dyn Fn(&Designation) -> Option<String>| id.with_association(0).find_map(f);
+    first(&|d| matches!(d.designator, Designator::Eui64 { .. }).then(|| format!("2{}", d.hex)))
+        .or_else(|| {
+            first(&|d| match &d.designator {
+                Designator::ScsiNameString { name } => Some(format!("8{name}")),
+                _ => None,
+            })
         })
-    })
-    .or_else(|| {
-        lu().find_map(|d| match &d.designator {
-            Designator::T10VendorId { vendor, specific } => Some(format!(
-                "1{}{}",
-                vendor.trim_end(),
-                ascii_field(specific).replace(' ', "_")
-            )),
-            _ => None,
+        .or_else(|| {
+            first(&|d| match &d.designator {
+                Designator::T10VendorId {
+                    vendor_id,
+                    vendor_specific,
+                } => Some(format!(
+                    "1{}{}",
+                    vendor_id.trim_end(),
+                    vendor_specific.trim_end().replace(' ', "_")
+                )),
+                _ => None,
+            })
         })
-    })
 }
 
 /// multipath-tools' words for an access state (libmultipath/prioritizers/alua.c).
@@ -399,80 +396,46 @@ pub async fn run(ctx: &Ctx, a: &PathsArgs) -> Result<crate::output::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ironlun_initiator::alua::Designation;
+    use crate::inquiry::vpd_ident::decode_device_id;
 
-    fn lu_desig(d: Designator, association: Association) -> Designation {
-        Designation {
-            protocol_id: 0,
-            code_set: 1,
-            piv: false,
-            association,
-            designator_type: 0,
-            designator: d,
+    /// A VPD 0x83 page of these (code set, PIV/association/type byte, designator) descriptors.
+    fn page(descs: &[(u8, u8, &[u8])]) -> DeviceIdentification {
+        let mut p = vec![0, 0x83, 0, 0];
+        for (cs, kind, d) in descs {
+            p.extend_from_slice(&[*cs, *kind, 0, u8::try_from(d.len()).unwrap()]);
+            p.extend_from_slice(d);
         }
+        let n = u16::try_from(p.len() - 4).unwrap().to_be_bytes();
+        p[2..4].copy_from_slice(&n);
+        decode_device_id(&p).unwrap()
     }
 
     #[test]
     fn wwid_prefers_registered_extended_naa_of_the_lu() {
-        let naa6 = vec![
+        let naa6 = [
             0x60, 0x01, 0x40, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ];
-        let naa3 = vec![0x30, 1, 2, 3, 4, 5, 6, 7];
-        let id = DeviceIdentification {
-            designations: vec![
-                lu_desig(
-                    Designator::ScsiName("iqn.x:lu".into()),
-                    Association::LogicalUnit,
-                ),
-                lu_desig(
-                    Designator::Naa {
-                        naa: 3,
-                        bytes: naa3.clone(),
-                    },
-                    Association::LogicalUnit,
-                ),
-                // A target port's NAA never names the LU.
-                lu_desig(
-                    Designator::Naa {
-                        naa: 6,
-                        bytes: vec![0x6f; 16],
-                    },
-                    Association::TargetPort,
-                ),
-                lu_desig(
-                    Designator::Naa {
-                        naa: 6,
-                        bytes: naa6,
-                    },
-                    Association::LogicalUnit,
-                ),
-            ],
-        };
+        let naa3 = [0x30, 1, 2, 3, 4, 5, 6, 7];
+        let name = b"iqn.x:lu\0\0\0\0";
+        let id = page(&[
+            (0x03, 0x08, name),
+            (0x01, 0x03, &naa3),
+            // A target port's NAA never names the LU.
+            (0x51, 0x93, &[0x6f; 16]),
+            (0x01, 0x03, &naa6),
+        ]);
         assert_eq!(wwid(&id).unwrap(), "3600140050102030405060708090a0b0c");
-        let id = DeviceIdentification {
-            designations: vec![
-                lu_desig(
-                    Designator::ScsiName("iqn.x:lu".into()),
-                    Association::LogicalUnit,
-                ),
-                lu_desig(
-                    Designator::Naa {
-                        naa: 3,
-                        bytes: naa3,
-                    },
-                    Association::LogicalUnit,
-                ),
-            ],
-        };
+        let id = page(&[(0x03, 0x08, name), (0x01, 0x03, &naa3)]);
         assert_eq!(wwid(&id).unwrap(), "33001020304050607");
-        let id = DeviceIdentification {
-            designations: vec![lu_desig(
-                Designator::ScsiName("naa.6001405".into()),
-                Association::LogicalUnit,
-            )],
-        };
+        let id = page(&[(0x03, 0x08, b"naa.6001405\0")]);
         assert_eq!(wwid(&id).unwrap(), "8naa.6001405");
-        assert_eq!(wwid(&DeviceIdentification::default()), None);
+        let id = page(&[(
+            0x01,
+            0x02,
+            &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
+        )]);
+        assert_eq!(wwid(&id).unwrap(), "21122334455667788");
+        assert_eq!(wwid(&page(&[(0x51, 0x94, &[0, 0, 0, 1])])), None);
     }
 
     fn path(url: &str, state: AccessState, pref: bool, checker: Checker) -> Examined {

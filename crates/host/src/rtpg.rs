@@ -14,8 +14,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use ironlun_initiator::alua::{DeviceIdentification, PortGroup, Rtpg, RtpgFormat, Tpgs};
-use ironlun_initiator::scsi::cdb;
+use ironlun_initiator::alua::{PortGroup, Rtpg, RtpgFormat, Tpgs};
 use ironlun_scsi::alua::{status_code, AccessState};
 use ironlun_scsi::sense::key;
 use ironlun_scsi::status;
@@ -23,6 +22,7 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, Lu};
 use crate::error::scsi_failure;
+use crate::inquiry::vpd_ident::DeviceIdentification;
 use crate::output::Output;
 use crate::url::IscsiUrl;
 use crate::{HostError, Result};
@@ -95,56 +95,11 @@ impl AluaView {
     }
 }
 
-/// The Device Identification VPD page of the LU, parsed strictly (asked for again with the
-/// page's length when the first 255 bytes were not enough).
-pub async fn device_identification(ctx: &Ctx, lu: &Lu) -> Result<DeviceIdentification> {
-    let what = format!("VPD page 0x83 of {}", lu.url);
-    let mut alloc: u16 = 255;
-    let mut asked_again = 0;
-    loop {
-        let r = ctx
-            .command(
-                &lu.session,
-                lu.url.lun,
-                &cdb::inquiry(true, 0x83, alloc),
-                None,
-                u32::from(alloc),
-                &what,
-            )
-            .await?;
-        if r.status != status::GOOD {
-            return Err(HostError::new(format!(
-                "{what}: {}",
-                scsi_failure(r.status, r.sense.as_ref())
-            )));
-        }
-        let d = &r.data_in;
-        if d.len() >= 4 {
-            let need = 4 + usize::from(u16::from_be_bytes([d[2], d[3]]));
-            if need > usize::from(alloc) && alloc < u16::MAX {
-                // Once with the length the page gives; a page that grows again is malformed.
-                asked_again += 1;
-                if asked_again > MAX_RESUBMITS {
-                    return Err(HostError::new(format!(
-                        "{what}: PAGE LENGTH keeps growing ({} bytes needed after {MAX_RESUBMITS} \
-                         requests with the length it gave)",
-                        need
-                    )));
-                }
-                alloc = u16::try_from(need).unwrap_or(u16::MAX);
-                continue;
-            }
-        }
-        return DeviceIdentification::parse(d)
-            .map_err(|e| HostError::new(format!("{what}: {}", crate::error::describe(&e))));
-    }
-}
-
 /// Read one path's ALUA picture the way Linux does (module docs).
 pub async fn read_alua(ctx: &Ctx, lu: &Lu, on_t: OnTransitioning) -> Result<AluaView> {
     let tpgs = Tpgs::from_inquiry(&lu.inquiry)
         .map_err(|e| HostError::new(format!("INQUIRY of {}: {e}", lu.url)))?;
-    let ident = device_identification(ctx, lu).await?;
+    let ident = crate::inquiry::device_identification(ctx, lu).await?;
     let this_port = ThisPort {
         relative_target_port: ident.relative_target_port(),
         target_port_group: ident.target_port_group(),

@@ -254,12 +254,12 @@ fn device_type(lu: &Lu) -> u8 {
     lu.inquiry.first().map_or(0x1F, |b| b & 0x1F)
 }
 
-/// Ask for VPD page `code`, again with a larger allocation length while PAGE LENGTH says
-/// there is more (the length only grows, so this ends). A malformed answer is an error.
 /// Requests of one VPD page before a PAGE LENGTH that keeps growing counts as malformed.
 const MAX_ASKS: usize = 3;
 
-async fn fetch(ctx: &Ctx, lu: &Lu, code: u8) -> Result<Fetched> {
+/// Ask for VPD page `code`, again with a larger allocation length while PAGE LENGTH says
+/// there is more (at most [`MAX_ASKS`] more times). A malformed answer is an error.
+pub async fn fetch(ctx: &Ctx, lu: &Lu, code: u8) -> Result<Fetched> {
     let url = lu.url.to_string();
     let pdt = device_type(lu);
     let what = format!("INQUIRY for {} to {url}", page_title(code, pdt));
@@ -301,6 +301,23 @@ async fn fetch(ctx: &Ctx, lu: &Lu, code: u8) -> Result<Fetched> {
             }
             Fetch::Malformed(m) => return Err(malformed(&url, code, pdt, &m)),
         }
+    }
+}
+
+/// The Device Identification VPD page of an open LU, decoded (the one decoder of the page:
+/// `inq` prints it, `rtpg` and `paths` take this path's port and group and the LU's name from
+/// it); refused or malformed, it is an error.
+pub async fn device_identification(ctx: &Ctx, lu: &Lu) -> Result<DeviceIdentification> {
+    let pdt = device_type(lu);
+    match fetch(ctx, lu, 0x83).await? {
+        Fetched::Page(p) => {
+            decode_device_id(&p).map_err(|e| malformed(&lu.url.to_string(), 0x83, pdt, &e))
+        }
+        Fetched::Unavailable(why) => Err(HostError::new(format!(
+            "{} from {}: {why}",
+            page_title(0x83, pdt),
+            lu.url
+        ))),
     }
 }
 

@@ -139,6 +139,34 @@ pub enum Designator {
     Reserved { hex: String },
 }
 
+impl DeviceIdentification {
+    /// The designators with association `association` (0 logical unit, 1 target port, 2
+    /// target device), in page order.
+    pub fn with_association(&self, association: u8) -> impl Iterator<Item = &Designation> {
+        self.designators
+            .iter()
+            .filter(move |d| d.association == association)
+    }
+
+    /// The relative target port the command came through (type 4, target port).
+    pub fn relative_target_port(&self) -> Option<u16> {
+        self.with_association(1).find_map(|d| match d.designator {
+            Designator::RelativeTargetPort {
+                relative_target_port,
+            } => Some(relative_target_port),
+            _ => None,
+        })
+    }
+
+    /// The target port group of that port (type 5, target port).
+    pub fn target_port_group(&self) -> Option<u16> {
+        self.with_association(1).find_map(|d| match d.designator {
+            Designator::TargetPortGroup { target_port_group } => Some(target_port_group),
+            _ => None,
+        })
+    }
+}
+
 /// Decode VPD 83h.
 pub fn decode_device_id(page: &[u8]) -> Result<DeviceIdentification, String> {
     let b = body(page, 0x83)?;
