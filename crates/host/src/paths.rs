@@ -149,6 +149,9 @@ struct Examined {
     vendor: String,
     product: String,
     alua: bool,
+    /// (group id, PREF) of every descriptor this path's RTPG returned (none when its port
+    /// refused RTPG).
+    reported: Vec<(u16, bool)>,
     path: PathJson,
 }
 
@@ -179,7 +182,8 @@ async fn examine_lu(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Examined> {
                     .map_or("(none in VPD 0x83)".to_string(), |g| format!("{g:#x}"))
             ))
         })?;
-        // A port refusing RTPG (state_from_sense) sent no descriptor: no PREF known.
+        // A port refusing RTPG (state_from_sense) sent no descriptor: its PREF comes from
+        // another path's report when the map is assembled.
         let pref = view.state_from_sense.is_none() && view.own_group().is_some_and(|g| g.pref);
         (Some(st), pref)
     } else {
@@ -191,11 +195,17 @@ async fn examine_lu(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Examined> {
         None => 1,
     };
     let dm_active = checker != Checker::Faulty;
+    let reported = view
+        .report
+        .as_ref()
+        .map(|r| r.groups.iter().map(|g| (g.group_id, g.pref)).collect())
+        .unwrap_or_default();
     Ok(Examined {
         wwid,
         vendor: ascii_field(&lu.inquiry[8..16]),
         product: ascii_field(&lu.inquiry[16..32]),
         alua,
+        reported,
         path: PathJson {
             url: url.to_string(),
             target_port_group: view.this_port.target_port_group,
@@ -239,6 +249,22 @@ async fn tur_checker(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Checker> {
     Ok(Checker::Faulty)
 }
 
+/// A path whose port refused RTPG learns its group's PREF from another path of the same LU
+/// that reported the group, as scsi_dh_alua updates every port group an RTPG lists.
+fn share_reports(mut paths: Vec<Examined>) -> Vec<Examined> {
+    let known: Vec<(u16, bool)> = paths.iter().flat_map(|e| e.reported.clone()).collect();
+    for e in paths.iter_mut().filter(|e| e.reported.is_empty()) {
+        let (Some(g), Some(code)) = (e.path.target_port_group, e.path.state_code) else {
+            continue;
+        };
+        if let Some(&(_, pref)) = known.iter().find(|(id, _)| *id == g) {
+            e.path.pref = pref;
+            e.path.priority = alua_priority(AccessState::from_code(code), pref, false);
+        }
+    }
+    paths
+}
+
 /// Group examined paths into maps and path groups (module docs).
 fn assemble(found: Vec<Examined>) -> Vec<MapJson> {
     let mut by_wwid: BTreeMap<String, Vec<Examined>> = BTreeMap::new();
@@ -249,6 +275,7 @@ fn assemble(found: Vec<Examined>) -> Vec<MapJson> {
     for (wwid, paths) in by_wwid {
         let (vendor, product) = (paths[0].vendor.clone(), paths[0].product.clone());
         let alua = paths.iter().any(|p| p.alua);
+        let paths = share_reports(paths);
         let mut by_prio: BTreeMap<u32, Vec<PathJson>> = BTreeMap::new();
         for e in paths {
             by_prio.entry(e.path.priority).or_default().push(e.path);
@@ -444,6 +471,7 @@ mod tests {
             vendor: "V".into(),
             product: "P".into(),
             alua: true,
+            reported: vec![(1, pref)],
             path: PathJson {
                 url: url.into(),
                 target_port_group: Some(1),
@@ -504,5 +532,23 @@ mod tests {
         let g = &maps[0].path_groups;
         assert_eq!((g[0].priority, g[0].paths[0].url.as_str()), (81, "s"));
         assert_eq!(g[0].status, "active");
+    }
+
+    #[test]
+    fn a_port_refusing_rtpg_takes_its_groups_pref_from_another_paths_report() {
+        let mut off = path("w", AccessState::Offline, false, Checker::Faulty);
+        off.reported.clear();
+        let mut east = path("e", AccessState::ActiveOptimized, false, Checker::Ready);
+        east.path.target_port_group = Some(2);
+        east.reported = vec![(1, true), (2, false)];
+        let maps = assemble(vec![off, east]);
+        let w = maps[0]
+            .path_groups
+            .iter()
+            .flat_map(|g| &g.paths)
+            .find(|p| p.url == "w")
+            .unwrap();
+        assert!(w.pref);
+        assert_eq!(w.priority, 80);
     }
 }

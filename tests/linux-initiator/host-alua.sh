@@ -1,0 +1,361 @@
+#!/bin/bash
+# The Linux host as referee for `ironlun host rtpg` and `ironlun host paths` (issue 9,
+# acceptance 2). One RAM disk behind two targets: west (portal 1, target port group alua_west,
+# id 1) and east (portal 2, alua_east, id 2). The admin steps the groups through
+# Active/Optimized, Active/Non-optimized, Standby, Unavailable, Offline, Transitioning and the
+# preferred bit (host hook). At every step the guest (open-iscsi, scsi_dh_alua, dm-multipath)
+# waits until it has taken the change in, then asks the host for the host tools' view and
+# compares it, as normalized lines, with its own:
+#
+#   rtpg via=PATH group=ID state=0xNN pref=P status=0xNN sup=TOLUSNA-bits ports=IDS
+#        host: `ironlun host rtpg --json URL`       guest: `sg_rtpg --decode /dev/sdX`
+#        (a path whose port refuses the command: `rtpg via=PATH refused` on both sides)
+#   map wwid=… vendor=… product=… hwhandler=alua|none
+#   path NAME group=ID rtpi=ID state=0xNN pref=P dm=active|failed checker=ready|ghost|faulty
+#        inservice=0|1 prio=N (prio only for a path in service: multipathd never refreshes
+#        a failed path's priority, so its number is the last one it had)
+#   pg N prio=N status=active|enabled paths=NAMES
+#        host: `ironlun host paths --json URL_WEST URL_EAST`
+#        guest: `multipath -ll`, `multipathd show paths` (prio), sysfs access_state and
+#        preferred_path, `sg_vpd -p di` (group and relative port of the path)
+#
+# Any difference fails the run; both sides are printed at every step, and a table at the end.
+#
+# Why the setup looks like this (details in the test's notes): both groups are implicit-only
+# (alua_access_type 1, TPGS=1), because with explicit ALUA the kernel answers a path group
+# switch with SET TARGET PORT GROUPS and would move the states itself; the guest's
+# multipath.conf gives ironlun's vendor group_by_prio and failback immediate (the defaults,
+# failover and manual failback, never re-sort groups); a PREF-only change raises no unit
+# attention, so the guest rescans both paths after every change; a preferred Standby group
+# would outrank Active/Optimized (81 > 50) and make dm-multipath flap between the groups, so
+# the Standby step clears the preferred bit and the next step sets it again.
+#
+#   tests/linux-initiator/host-alua.sh        (root; builds the VM image on first use)
+#   IRONLUN_BIN=path VMI_TOOL=path VMI_BUILD_DIR=dir P1=port P2=port tests/linux-initiator/host-alua.sh
+set -euo pipefail
+
+WEST=iqn.2026-11.org.ironlun:default
+EAST=iqn.2026-11.org.ironlun:east
+DEV=core/rd_mcp_0/ramdisk0
+
+if [ -z "${VMI_GUEST:-}" ]; then
+  SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+  ROOT="$(cd "$(dirname "$SELF")/../.." && pwd)"
+  BIN=${IRONLUN_BIN:-$ROOT/target/release/ironlun}
+  # The host tools' view as normalized lines (see the top of this file); '#' lines are notes.
+  host_view() { # DIR with rtpg-{west,east}.{json,err,rc} and paths.{json,err,rc}
+    python3 - "$1" "$URL_WEST" "$URL_EAST" <<'PY'
+import json, sys
+d, url_w, url_e = sys.argv[1:4]
+names = {url_w: "west", url_e: "east"}
+def name(u): return names.get(u, u)
+def read(f):
+    try:
+        return open(f"{d}/{f}").read()
+    except OSError:
+        return ""
+for n in ("west", "east"):
+    if read(f"rtpg-{n}.rc").strip() != "0":
+        print(f"rtpg via={n} refused")
+        print(f"# rtpg via={n}: {read(f'rtpg-{n}.err').strip()}")
+        continue
+    r = json.loads(read(f"rtpg-{n}.json"))
+    for g in r["groups"]:
+        s = g["supported"]
+        sup = "".join(str(int(s[k])) for k in ("t", "o", "lbd", "u", "s", "an", "ao"))
+        ports = ",".join(str(p) for p in g["relative_target_ports"])
+        print(f"rtpg via={n} group={g['group_id']} state=0x{g['state_code']:02x} pref={int(g['pref'])} "
+              f"status=0x{g['status_code']:02x} sup={sup} ports={ports}")
+if read("paths.rc").strip() != "0":
+    print(f"# paths failed: {read('paths.err').strip()}")
+else:
+    v = json.loads(read("paths.json"))
+    for f in v["failed"]:
+        print(f"path {name(f['url'])} examine-failed")
+        print(f"# path {name(f['url'])}: {f['error']}")
+    for m in v["maps"]:
+        print(f"map wwid={m['wwid']} vendor={m['vendor']} product={m['product']} hwhandler={m['hwhandler']}")
+        for i, g in enumerate(m["path_groups"], 1):
+            for p in g["paths"]:
+                prio = p["priority"] if p["in_service"] else "-"
+                print(f"path {name(p['url'])} group={p['target_port_group']} rtpi={p['relative_target_port']} "
+                      f"state=0x{p['state_code']:02x} pref={int(p['pref'])} dm={p['dm_state']} checker={p['checker']} "
+                      f"inservice={int(p['in_service'])} prio={prio}")
+            ps = ",".join(sorted(name(p["url"]) for p in g["paths"]))
+            print(f"pg {i} prio={g['priority']} status={g['status']} paths={ps}")
+PY
+  }
+  if [ "${1:-}" = --hook ]; then
+    # One request line from the guest:
+    #   state GROUP ao|ano|s|u|o|t  /  pref GROUP on|off  /  view  /  show
+    read -r req a b _
+    case "$req" in
+      state) "$BIN" --state-dir "$ALUA_STATE" alua set-state "$DEV" "$a" "$b" 2>&1 ;;
+      pref) "$BIN" --state-dir "$ALUA_STATE" alua set-pref "$DEV" "$a" "$b" 2>&1 ;;
+      show) "$BIN" --state-dir "$ALUA_STATE" alua show "$DEV" 2>&1 ;;
+      view)
+        d=$(mktemp -d "$ALUA_STATE/view.XXXXXX")
+        for n in west east; do
+          u=$URL_WEST; [ $n = east ] && u=$URL_EAST
+          if "$BIN" host --timeout 5 --json rtpg "$u" >"$d/rtpg-$n.json" 2>"$d/rtpg-$n.err"; then
+            echo 0 >"$d/rtpg-$n.rc"
+          else
+            echo $? >"$d/rtpg-$n.rc"
+          fi
+        done
+        rc=0
+        "$BIN" host --timeout 5 --json paths "$URL_WEST" "$URL_EAST" >"$d/paths.json" 2>"$d/paths.err" || rc=$?
+        echo $rc >"$d/paths.rc"
+        host_view "$d" 2>&1
+        rm -rf "$d"
+        ;;
+      *) echo "unknown request: $req" ;;
+    esac
+    exit 0
+  fi
+  TOOL=${VMI_TOOL:-$ROOT/../shared/tools/linux-initiator}
+  P1=${P1:-3267} P2=${P2:-3268}
+  [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -p ironlun)
+  "$TOOL/build-image.sh" >/dev/null
+  export ALUA_STATE URL_WEST URL_EAST
+  URL_WEST="iscsi://127.0.0.1:$P1/$WEST/0"
+  URL_EAST="iscsi://127.0.0.1:$P2/$EAST/0"
+  ALUA_STATE=$(mktemp -d /tmp/ironlun-vmi-host-alua.XXXXXX)
+  "$BIN" serve --state-dir "$ALUA_STATE" --portal "127.0.0.1:$P1" >"$ALUA_STATE/daemon.log" 2>&1 &
+  daemon=$!
+  cleanup() { kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$ALUA_STATE"; }
+  trap cleanup EXIT
+  for _ in $(seq 100); do [ -S "$ALUA_STATE/control.sock" ] && break; sleep 0.1; done
+  cli() { "$BIN" --state-dir "$ALUA_STATE" "$@" >/dev/null; }
+  cli create "iscsi/$EAST/tpgt_1"
+  cli create "iscsi/$EAST/tpgt_1/np/127.0.0.1:$P2"
+  cli create "iscsi/$EAST/tpgt_1/lun/lun_0" "dev=$DEV"
+  cli set "iscsi/$EAST/tpgt_1/attrib/generate_node_acls" 1
+  cli set "iscsi/$EAST/tpgt_1/attrib/demo_mode_write_protect" 0
+  cli set "iscsi/$EAST/tpgt_1/enable" 1
+  for g in west:1 east:2; do
+    cli create "$DEV/alua/alua_${g%:*}" "tg_pt_gp_id=${g#*:}"
+    cli set "$DEV/alua/alua_${g%:*}/alua_access_type" 1
+  done
+  cli set "iscsi/$WEST/tpgt_1/lun/lun_0/alua_tg_pt_gp" alua_west
+  cli set "iscsi/$EAST/tpgt_1/lun/lun_0/alua_tg_pt_gp" alua_east
+  rc=0
+  t0=$(date +%s.%N)
+  "$TOOL/run-scenario.sh" -t 420 -e "WEST=$WEST" -e "EAST=$EAST" \
+    -p "10.0.2.100:3260=127.0.0.1:$P1" -p "10.0.2.101:3260=127.0.0.1:$P2" \
+    -H "$SELF --hook" "$SELF" || rc=$?
+  echo "host-alua.sh: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+  if ! kill -0 "$daemon" 2>/dev/null; then echo "host-alua.sh: the daemon died" >&2; rc=1; fi
+  [ $rc = 0 ] || tail -20 "$ALUA_STATE/daemon.log" >&2
+  exit $rc
+fi
+
+# ---------------------------------------------------------------- guest side
+. "$VMI_LIB"
+P1=$(vmi_portals | sed -n 1p)
+P2=$(vmi_portals | sed -n 2p)
+
+# ironlun's INQUIRY vendor has no multipath-tools hwtable entry; give it what most ALUA arrays'
+# entries have. detect_prio still picks the sysfs prioritizer (the kernel's access_state and
+# preferred_path: the alua prioritizer's numbers) and detect_checker the tur checker.
+cat >/etc/multipath.conf <<'EOF'
+defaults {
+    user_friendly_names yes
+    find_multipaths no
+    polling_interval 2
+}
+blacklist {
+    devnode "^vd[a-z]"
+}
+devices {
+    device {
+        vendor "IRONLUN"
+        product ".*"
+        path_grouping_policy group_by_prio
+        failback immediate
+    }
+}
+EOF
+multipathd reconfigure >/dev/null
+
+vmi_step "discovery and login: west through portal 1, east through portal 2"
+vmi_discover "$P1" >/dev/null
+vmi_discover "$P2" >/dev/null
+iscsiadm -m node -T "$WEST" -p "$P1" --login >/dev/null
+iscsiadm -m node -T "$EAST" -p "$P2" --login >/dev/null
+vmi_wait_disks 2
+disk_of() { # target iqn -> sdX
+  local s
+  for s in /sys/class/iscsi_session/session*; do
+    if [ "$(cat "$s/targetname")" = "$1" ]; then
+      basename "$(ls -d "$s"/device/target*/*/block/* | head -1)"
+      return
+    fi
+  done
+}
+W=$(disk_of "$WEST") E=$(disk_of "$EAST")
+echo "west path /dev/$W, east path /dev/$E"
+MAP=$(vmi_wait_mpath 2)
+multipath -ll
+name_of() { case "$1" in "$W") echo west ;; "$E") echo east ;; *) echo "$1" ;; esac; }
+
+# The kernel's access_state words -> the state code.
+state_code() {
+  case "$1" in
+    active/optimized) echo 0x00 ;; active/non-optimized) echo 0x01 ;; standby) echo 0x02 ;;
+    unavailable) echo 0x03 ;; lba-dependent) echo 0x04 ;; offline) echo 0x0e ;;
+    transitioning) echo 0x0f ;; *) echo "?$1" ;;
+  esac
+}
+
+# sg_rtpg --decode of one path, as normalized lines.
+guest_rtpg() { # sdX
+  local via out
+  via=$(name_of "$1")
+  if ! out=$(sg_rtpg --decode "/dev/$1" 2>&1); then
+    echo "rtpg via=$via refused"
+    return
+  fi
+  echo "$out" | awk -v via="$via" '
+    function flush() { if (g != "") printf "rtpg via=%s group=%d state=%s pref=%s status=%s sup=%s ports=%s\n", via, g, st, pref, stat, sup, ports }
+    /target port group id :/ { flush(); split($0, a, /[:,=]/); g = strtonum_(a[2]); pref = a[4] + 0; ports = ""; next }
+    /asymmetric access state :/ { st = $8; next }
+    /T_SUP :/ { gsub(/[^0-9]/, " "); sup = $1 $2 $3 $4 $5 $6 $7; next }
+    /status code :/ { stat = $4; next }
+    /^ +0x[0-9a-f]+$/ { p = strtonum_($1); ports = ports (ports == "" ? "" : ",") p; next }
+    END { flush() }
+    function strtonum_(s,   i, c, v) { gsub(/ /, "", s); s = tolower(s); sub(/^0x/, "", s); v = 0
+      for (i = 1; i <= length(s); i++) { c = index("0123456789abcdef", substr(s, i, 1)) - 1; v = v * 16 + c }
+      return v }'
+}
+
+# multipath -ll + multipathd + sysfs + VPD 0x83, as normalized lines.
+guest_paths() {
+  local ll d n dm chk grp rtpi st pref prio ins
+  ll=$(multipath -ll "$MAP" 2>/dev/null)
+  echo "$ll" | awk 'NR == 1 { w = $2; gsub(/[()]/, "", w); split($4, vp, ","); v = vp[1]; p = vp[2] }
+    /hwhandler=/ { h = ($0 ~ /hwhandler=.1 alua/) ? "alua" : "none" }
+    END { printf "map wwid=%s vendor=%s product=%s hwhandler=%s\n", w, v, p, h }'
+  for d in "$W" "$E"; do
+    n=$(name_of "$d")
+    read -r dm chk < <(echo "$ll" | awk -v d="$d" '$0 ~ (" " d " ") { for (i = 1; i <= NF; i++) if ($i == d) { print $(i + 2), $(i + 3); exit } }')
+    grp=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Target port group:/ { print $NF; exit }')
+    rtpi=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Relative target port:/ { print $NF; exit }')
+    st=$(state_code "$(cat "/sys/block/$d/device/access_state")")
+    pref=$(cat "/sys/block/$d/device/preferred_path")
+    ins=0
+    if [ "$dm" = active ] && { [ "$chk" = ready ] || [ "$chk" = ghost ]; }; then ins=1; fi
+    prio=-
+    [ $ins = 1 ] && prio=$(multipathd show paths raw format '%d %p' | awk -v d="$d" '$1 == d { print $2 }')
+    echo "path $n group=$((grp)) rtpi=$((rtpi)) state=$st pref=$pref dm=${dm:-?} checker=${chk:-?} inservice=$ins prio=$prio"
+  done
+  echo "$ll" | awk -v W="$W" -v E="$E" '
+    function flush() { if (n) printf "pg %d prio=%s status=%s paths=%s\n", n, pr, stt, ps }
+    /prio=.*status=/ { flush(); n++; pr = $0; sub(/.*prio=/, "", pr); sub(/ .*/, "", pr)
+      stt = $0; sub(/.*status=/, "", stt); sub(/ .*/, "", stt); ps = ""; next }
+    n && / sd[a-z]+ / { for (i = 1; i <= NF; i++) if ($i ~ /^sd[a-z]+$/) { nm = ($i == W) ? "west" : ($i == E) ? "east" : $i
+      # names in alphabetical order: the order inside a group means nothing
+      if (ps == "") ps = nm; else if (nm < ps) ps = nm "," ps; else ps = ps "," nm } }
+    END { flush() }'
+}
+
+guest_view() { guest_rtpg "$W"; guest_rtpg "$E"; guest_paths; }
+
+# Has the guest taken the admin's change in? The kernel's state of each path equals what its
+# group reports through a port that answers RTPG, the checker has judged it (ready for active
+# states, ghost for standby, faulty otherwise), and the whole view is the same twice in a row,
+# one checker interval apart.
+settled() {
+  local d n grp st pref rep chk want prev="" cur
+  for d in "$W" "$E"; do
+    grp=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Target port group:/ { print $NF; exit }')
+    st=$(state_code "$(cat "/sys/block/$d/device/access_state")")
+    pref=$(cat "/sys/block/$d/device/preferred_path")
+    rep=$( { guest_rtpg "$W"; guest_rtpg "$E"; } | awk -v g="group=$((grp))" '$3 == g { print $4, $5; exit }')
+    [ "$rep" = "state=$st pref=$pref" ] || return 1
+    chk=$(multipathd show paths raw format '%d %t %T' | awk -v d="$d" '$1 == d { print $2, $3 }')
+    case "$st" in 0x00 | 0x01) want="active ready" ;; 0x02) want="active ghost" ;; *) want="failed faulty" ;; esac
+    [ "$chk" = "$want" ] || return 1
+  done
+  return 0
+}
+
+wait_settled() { # -> seconds it took on stdout
+  local t0 i prev="" cur
+  t0=$(vmi_uptime)
+  for i in $(seq 1 60); do
+    if settled; then
+      cur=$(guest_view)
+      [ "$cur" = "$prev" ] && break
+      prev=$cur
+      sleep 2
+    else
+      prev=""
+      sleep 0.5
+    fi
+  done
+  awk -v a="$t0" -v b="$(vmi_uptime)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# One-line summary of a view for the final table.
+summary() {
+  awk '$1 == "path" { n = ($2 == "west") ? "W" : "E"; split($5, s, "="); split($6, p, "="); split($8, c, "="); split($10, q, "=")
+         out = out sprintf("%s %s%s %s %s; ", n, s[2], (p[2] == 1 ? "+p" : ""), c[2], q[2]) }
+       $1 == "pg" { split($3, q, "="); split($5, m, "="); pgs = pgs sprintf("%s[%s] ", q[2], m[2]) }
+       $1 == "rtpg" && $3 == "refused" { ref = ref " " $2 " refused" }
+       END { printf "%spg %s%s", out, pgs, ref }'
+}
+
+FAILS=0
+TABLE=()
+step() { # N TITLE HOST-REQUEST...
+  local n=$1 title=$2 r host guest secs
+  shift 2
+  vmi_step "step $n: $title"
+  for r in "$@"; do echo "  admin: $r -> $(vmi_host "$r" | tr '\n' ' ')"; done
+  # A PREF-only change raises no unit attention: make the kernel read RTPG again now.
+  echo 1 >"/sys/block/$W/device/rescan"
+  echo 1 >"/sys/block/$E/device/rescan"
+  secs=$(wait_settled)
+  guest=$(guest_view | sort)
+  host=$(vmi_host view | sort)
+  echo "  guest took ${secs}s to settle"
+  echo "  --- host (ironlun host rtpg / paths)"
+  echo "$host" | sed 's/^/  H /'
+  echo "  --- guest (sg_rtpg --decode / multipath -ll)"
+  echo "$guest" | sed 's/^/  G /'
+  if [ "$(echo "$host" | grep -v '^#')" = "$guest" ]; then
+    echo "  step $n: SAME"
+    TABLE+=("$n|$title|$(echo "$host" | summary)|$(echo "$guest" | summary)|same|$secs")
+  else
+    echo "  step $n: DIFFERENT (- host, + guest):"
+    diff <(echo "$host" | grep -v '^#') <(echo "$guest") | sed 's/^/    /' || true
+    multipath -ll
+    FAILS=$((FAILS + 1))
+    TABLE+=("$n|$title|$(echo "$host" | summary)|$(echo "$guest" | summary)|DIFFERENT|$secs")
+  fi
+}
+
+step 1 "west ao, east ao"
+step 2 "west ano, east ao" "state alua_west ano"
+step 3 "west ano+pref, east ao" "pref alua_west on"
+step 4 "west ao+pref, east ano" "state alua_west ao" "state alua_east ano"
+step 5 "west s (pref off), east ao" "pref alua_west off" "state alua_east ao" "state alua_west s"
+step 6 "west u+pref, east ao" "pref alua_west on" "state alua_west u"
+step 7 "west o+pref, east ao" "state alua_west o"
+step 8 "west t+pref, east ao" "state alua_west t"
+step 9 "west ano, pref off, east ao" "state alua_west ano" "pref alua_west off"
+
+vmi_step "summary: W/E = path state (+p preferred) checker prio; pg = group prio[paths]"
+printf '%-4s %-28s %-6s %s\n' step admin side view
+for row in "${TABLE[@]}"; do
+  IFS='|' read -r n title h g verdict secs <<<"$row"
+  printf '%-4s %-28s %-6s %s\n' "$n" "$title" host "$h"
+  printf '%-4s %-28s %-6s %s\n' "" "($verdict, ${secs}s)" guest "$g"
+done
+
+vmi_step "logout"
+multipath -F >/dev/null 2>&1 || true
+iscsiadm -m node -u >/dev/null 2>&1 || true
+if [ $FAILS -gt 0 ]; then echo "FAIL: $FAILS step(s) differ"; exit 1; fi
+echo "PASS: the host tools and the Linux host agree at every step"
