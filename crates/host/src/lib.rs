@@ -30,6 +30,7 @@ pub mod persist;
 pub mod rtpg;
 pub mod stpg;
 
+pub mod mpath;
 pub mod paths;
 
 pub mod cli;

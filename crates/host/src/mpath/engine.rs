@@ -1,0 +1,515 @@
+//! The multipath engine: one logical unit over N paths, I/O sent where the policy says
+//! ([`super::policy`]), the ALUA picture re-read once for all I/Os that found it stale, failed
+//! paths reconnected in the background and watched by a path checker, as dm-multipath with
+//! `group_by_prio`, the alua prioritizer, scsi_dh_alua and the tur checker do.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ironlun_initiator::alua::{stpg_cdb, stpg_params, StpgDescriptor};
+use ironlun_initiator::{Capacity, CommandResult};
+use ironlun_scsi::alua::AccessState;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::path::{read_view, send, tur, Path, Sent, View};
+use super::policy::{
+    active_priority, backoff, classify, stpg_candidate, transition_time, Checker, PathInfo, Verdict,
+};
+use crate::ctx::{fmt_secs, Ctx};
+use crate::url::IscsiUrl;
+use crate::{HostError, Result};
+
+/// The engine's settings (multipath.conf's words where it has them).
+#[derive(Clone, Debug)]
+pub struct MpathOptions {
+    /// How often the path checker sends TEST UNIT READY to failed and standby paths.
+    pub checker_interval: Duration,
+    /// How long I/O is queued while no path is usable, before it fails.
+    pub no_path_retry: Duration,
+    /// How long a better group must be usable before I/O goes back to it (0: at once).
+    pub failback_delay: Duration,
+    /// Send SET TARGET PORT GROUPS when only Standby paths are left and TPGS allows it.
+    pub explicit_failover: bool,
+    /// The hold on a transitioning group when RTPG gives no implicit transition time.
+    pub default_transition: Duration,
+    /// Longest pause between reconnect attempts of a failed path.
+    pub reconnect_max: Duration,
+}
+
+impl Default for MpathOptions {
+    fn default() -> MpathOptions {
+        MpathOptions {
+            checker_interval: Duration::from_secs(2),
+            no_path_retry: Duration::from_secs(30),
+            failback_delay: Duration::ZERO,
+            explicit_failover: false,
+            default_transition: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Commands retried on plain UNIT ATTENTIONs before the outcome is returned.
+const MAX_UA_RETRIES: u32 = 16;
+/// The longest pause while no path is usable (the ALUA picture is re-read after each).
+const NO_PATH_POLL: Duration = Duration::from_millis(250);
+
+/// The shared state of a multipath LU.
+#[derive(Debug)]
+pub struct Inner {
+    pub opts: MpathOptions,
+    pub paths: Vec<Path>,
+    pub wwid: String,
+    pub lun: u64,
+    pub capacity: Capacity,
+    pub explicit: bool,
+    /// Held while the ALUA picture is re-read; `epoch` counts the re-reads done.
+    reread: tokio::sync::Mutex<()>,
+    pub epoch: AtomicU64,
+    /// Woken when a path comes back or the picture changes.
+    changed: Notify,
+    turn: AtomicUsize,
+    /// The group priority I/O goes to and, with a failback delay, when a better one was seen.
+    current: Mutex<(Option<u32>, Option<Instant>)>,
+    pub closed: AtomicBool,
+}
+
+/// Log in on every path, read each one's ALUA view, check they name one LU, read its
+/// capacity. Each path logs in with its own ISID.
+pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Result<Arc<Inner>> {
+    if urls.is_empty() {
+        return Err(HostError::new("multipath: no path (URL) given"));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, u) in urls.iter().enumerate() {
+        let mut c = ctx.clone();
+        let q = u16::try_from(i).unwrap_or(u16::MAX).wrapping_add(0x2000);
+        c.isid[4..6].copy_from_slice(&q.to_be_bytes());
+        let u = u.clone();
+        set.spawn(async move {
+            let r = async {
+                let lu = c.open(&u).await?;
+                let v = read_view(&c, &lu).await?;
+                let ck = tur(&c, &lu).await.unwrap_or(Checker::Faulty);
+                Ok::<_, HostError>((lu, v, ck))
+            }
+            .await;
+            (i, c, u, r)
+        });
+    }
+    let mut got: Vec<Option<(Path, View)>> = (0..urls.len()).map(|_| None).collect();
+    let mut errs = Vec::new();
+    while let Some(j) = set.join_next().await {
+        let (i, c, u, r) = j.map_err(|e| HostError::new(format!("multipath: open: {e}")))?;
+        match r {
+            Ok((lu, v, ck)) => got[i] = Some((Path::new(u, c, &lu, &v, ck), v)),
+            Err(e) => errs.push(format!("path {u}: {}", e.0)),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(HostError::new(format!(
+            "multipath: cannot open every path: {}",
+            errs.join("; ")
+        )));
+    }
+    let got: Vec<(Path, View)> = got.into_iter().flatten().collect();
+    let wwid = got[0].1.wwid.clone();
+    if let Some((p, v)) = got.iter().find(|(_, v)| v.wwid != wwid) {
+        return Err(HostError::new(format!(
+            "multipath: path {} leads to another logical unit (WWID {}) than {} (WWID {wwid}); \
+             refused",
+            p.url, v.wwid, got[0].0.url
+        )));
+    }
+    let explicit = got.iter().any(|(_, v)| v.explicit);
+    share_pref(&got);
+    let lun = got[0].0.url.lun;
+    let lu = got[0]
+        .0
+        .lu()
+        .ok_or_else(|| HostError::new("multipath: first path lost"))?;
+    let capacity = read_capacity(&got[0].0.ctx, &lu).await?;
+    Ok(Arc::new(Inner {
+        opts,
+        paths: got.into_iter().map(|(p, _)| p).collect(),
+        wwid,
+        lun,
+        capacity,
+        explicit,
+        reread: tokio::sync::Mutex::new(()),
+        epoch: AtomicU64::new(0),
+        changed: Notify::new(),
+        turn: AtomicUsize::new(0),
+        current: Mutex::new((None, None)),
+        closed: AtomicBool::new(false),
+    }))
+}
+
+/// A path whose port refused RTPG takes its group's PREF from another path's report.
+fn share_pref(got: &[(Path, View)]) {
+    let known: Vec<(u16, AccessState, bool)> =
+        got.iter().flat_map(|(_, v)| v.reported.clone()).collect();
+    for (p, v) in got.iter().filter(|(_, v)| v.refused) {
+        if let Some(&(_, _, pref)) = known.iter().find(|(g, _, _)| Some(*g) == v.group) {
+            p.st().pref = pref;
+        }
+    }
+}
+
+/// READ CAPACITY (16) (SBC-4 §5.16.2), unit attentions asked again.
+async fn read_capacity(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Capacity> {
+    let what = format!("READ CAPACITY (16) to {}", lu.url);
+    let cdb = ironlun_initiator::scsi::cdb::read_capacity16(32);
+    for _ in 0..5 {
+        let r = ctx
+            .command(&lu.session, lu.url.lun, &cdb, None, 32, &what)
+            .await?;
+        if r.status == ironlun_scsi::status::GOOD {
+            return Capacity::parse(&r.data_in)
+                .map_err(|e| HostError::new(format!("{what}: {}", crate::error::describe(&e))));
+        }
+        if classify(&r) == Verdict::Done {
+            return Err(HostError::new(format!(
+                "{what}: {}",
+                crate::error::scsi_failure(r.status, r.sense.as_ref())
+            )));
+        }
+    }
+    Err(HostError::new(format!(
+        "{what}: still UNIT ATTENTION after 5 tries"
+    )))
+}
+
+impl Inner {
+    pub fn infos(&self) -> Vec<PathInfo> {
+        self.paths.iter().map(Path::info).collect()
+    }
+
+    /// The group priority I/O goes to now, failback delay applied.
+    pub fn active(&self, infos: &[PathInfo]) -> Option<u32> {
+        let best = active_priority(infos)?;
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let delay = self.opts.failback_delay;
+        let still = |p: u32| infos.iter().any(|i| i.usable() && i.priority() == p);
+        match cur.0 {
+            Some(c) if c < best && !delay.is_zero() && still(c) => {
+                let since = *cur.1.get_or_insert_with(Instant::now);
+                if since.elapsed() < delay {
+                    return Some(c);
+                }
+            }
+            _ => {}
+        }
+        *cur = (Some(best), None);
+        Some(best)
+    }
+
+    /// The path for the next command.
+    fn pick(&self) -> Option<usize> {
+        let infos = self.infos();
+        let prio = self.active(&infos)?;
+        let members: Vec<usize> = (0..infos.len())
+            .filter(|&i| infos[i].usable() && infos[i].priority() == prio)
+            .collect();
+        let t = self.turn.fetch_add(1, Ordering::Relaxed);
+        members.get(t % members.len().max(1)).copied()
+    }
+
+    /// One command through the map (module docs); a non-GOOD outcome that is the command's
+    /// own is returned as data.
+    pub async fn execute(
+        self: &Arc<Self>,
+        cdb: &[u8],
+        data: Option<Vec<u8>>,
+        alloc: u32,
+        what: &str,
+    ) -> Result<CommandResult> {
+        let mut no_path_since: Option<Instant> = None;
+        let mut transitioning_since: Option<Instant> = None;
+        let (mut attempt, mut uas) = (0u32, 0u32);
+        let mut left: Option<usize> = None;
+        loop {
+            let epoch = self.epoch.load(Ordering::Acquire);
+            let Some(i) = self.pick() else {
+                let since = *no_path_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.opts.no_path_retry {
+                    return Err(HostError::new(format!(
+                        "{what}: no usable path for {} s (no_path_retry): {}",
+                        fmt_secs(since.elapsed()),
+                        self.summary()
+                    )));
+                }
+                if self.opts.explicit_failover {
+                    self.explicit_failover().await;
+                }
+                let pause = backoff(attempt, NO_PATH_POLL);
+                attempt = attempt.saturating_add(1);
+                let _ = tokio::time::timeout(pause, self.changed.notified()).await;
+                self.reread(self.epoch.load(Ordering::Acquire)).await;
+                continue;
+            };
+            no_path_since = None;
+            let p = &self.paths[i];
+            if let Some(l) = left.take().filter(|&l| l != i) {
+                self.paths[l].failovers.fetch_add(1, Ordering::Relaxed);
+            }
+            let Some(lu) = p.lu() else { continue };
+            let sent = send(
+                &p.ctx,
+                &lu.session,
+                self.lun,
+                cdb,
+                data.clone(),
+                alloc,
+                what,
+            )
+            .await?;
+            let r = match sent {
+                Sent::Transport(why) => {
+                    self.path_failed(i, &why);
+                    left = Some(i);
+                    continue;
+                }
+                Sent::Outcome(r) => r,
+            };
+            p.ios.fetch_add(1, Ordering::Relaxed);
+            match classify(&r) {
+                Verdict::Done => return Ok(r),
+                Verdict::Reread => {
+                    left = Some(i);
+                    self.reread(epoch).await;
+                }
+                Verdict::Retry => {
+                    uas += 1;
+                    if uas > MAX_UA_RETRIES {
+                        return Ok(r);
+                    }
+                }
+                Verdict::Transitioning => {
+                    // Held on this group up to its transition time: the re-read marks it
+                    // Transitioning (not usable), so I/O waits unless another group is
+                    // usable; past the time, the path is taken for Unavailable until the
+                    // next re-read, and I/O fails over.
+                    left = Some(i);
+                    let since = *transitioning_since.get_or_insert_with(Instant::now);
+                    let limit =
+                        transition_time(p.st().transition_secs, self.opts.default_transition);
+                    if since.elapsed() >= limit {
+                        p.st().state = Some(AccessState::Unavailable);
+                    } else {
+                        tokio::time::sleep(backoff(attempt, Duration::from_millis(500))).await;
+                        attempt = attempt.saturating_add(1);
+                        self.reread(epoch).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-read the ALUA picture through every connected path, unless another I/O did since
+    /// `seen` (the epoch when the caller's command was sent): one re-read for all.
+    pub async fn reread(self: &Arc<Self>, seen: u64) {
+        let _g = self.reread.lock().await;
+        if self.epoch.load(Ordering::Acquire) != seen {
+            return;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, p) in self.paths.iter().enumerate() {
+            if let Some(lu) = p.lu() {
+                let c = p.ctx.clone();
+                set.spawn(async move { (i, read_view(&c, &lu).await, lu) });
+            }
+        }
+        let mut views: Vec<(usize, View)> = Vec::new();
+        while let Some(j) = set.join_next().await {
+            let Ok((i, r, lu)) = j else { continue };
+            match r {
+                Ok(v) if v.wwid == self.wwid => views.push((i, v)),
+                Ok(v) => {
+                    let why = format!("now leads to another LU (WWID {})", v.wwid);
+                    self.paths[i].st().last_error = Some(why);
+                    self.paths[i].st().checker = Checker::Faulty;
+                }
+                Err(e) => {
+                    if lu.session.closed().is_some() {
+                        self.path_failed(i, &e.0);
+                    } else {
+                        self.paths[i].st().last_error = Some(e.0);
+                    }
+                }
+            }
+        }
+        let known: Vec<(u16, AccessState, bool)> =
+            views.iter().flat_map(|(_, v)| v.reported.clone()).collect();
+        for (i, mut v) in views {
+            if v.refused {
+                if let Some(&(_, _, pref)) = known.iter().find(|(g, _, _)| Some(*g) == v.group) {
+                    v.pref = pref;
+                }
+            }
+            self.paths[i].apply(&v);
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// A path's transport failed: drop its session and reconnect it in the background.
+    pub fn path_failed(self: &Arc<Self>, i: usize, why: &str) {
+        if self.paths[i].fail(why) {
+            let me = self.clone();
+            tokio::spawn(async move { me.reconnect(i).await });
+        }
+    }
+
+    /// Log the path in again, with backoff, until it is back with the same WWID.
+    async fn reconnect(self: Arc<Self>, i: usize) {
+        let p = &self.paths[i];
+        let mut attempt = 0u32;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(backoff(attempt, self.opts.reconnect_max)).await;
+            attempt = attempt.saturating_add(1);
+            let r = async {
+                let lu = p.ctx.open(&p.url).await?;
+                let v = read_view(&p.ctx, &lu).await?;
+                if v.wwid != self.wwid {
+                    p.ctx.logout(&lu.session).await;
+                    return Err(HostError::new(format!(
+                        "{}: now leads to another LU (WWID {}); not taken back",
+                        p.url, v.wwid
+                    )));
+                }
+                let ck = tur(&p.ctx, &lu).await.map_err(HostError::new)?;
+                Ok((lu, v, ck))
+            }
+            .await;
+            match r {
+                Ok((lu, v, ck)) => {
+                    {
+                        let mut st = p.st();
+                        st.session = Some(lu.session);
+                        st.inquiry = lu.inquiry;
+                        st.checker = ck;
+                        st.reconnecting = false;
+                        st.last_error = None;
+                    }
+                    p.apply(&v);
+                    // The other paths may have moved meanwhile.
+                    self.reread(self.epoch.load(Ordering::Acquire)).await;
+                    return;
+                }
+                Err(e) => p.st().last_error = Some(e.0),
+            }
+        }
+    }
+
+    /// The path checker: TEST UNIT READY on failed-checker and standby paths, a closed
+    /// session noticed on any; a change re-reads the ALUA picture.
+    pub async fn checker(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.opts.checker_interval).await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let mut changed = false;
+            for (i, p) in self.paths.iter().enumerate() {
+                let Some(lu) = p.lu() else { continue };
+                if let Some(why) = lu.session.closed() {
+                    self.path_failed(i, &format!("connection closed: {why}"));
+                    continue;
+                }
+                let info = p.info();
+                if info.usable() && p.st().checker == Checker::Ready {
+                    continue;
+                }
+                match tur(&p.ctx, &lu).await {
+                    Ok(ck) => {
+                        let mut st = p.st();
+                        changed |= st.checker != ck || ck == Checker::Ready;
+                        st.checker = ck;
+                    }
+                    Err(why) => self.path_failed(i, &why),
+                }
+            }
+            if changed {
+                self.reread(self.epoch.load(Ordering::Acquire)).await;
+            }
+        }
+    }
+
+    /// Explicit failover: SET TARGET PORT GROUPS making the best standby group
+    /// Active/Optimized (SPC-4 §6.44), sent through one of its paths.
+    async fn explicit_failover(self: &Arc<Self>) {
+        let list: Vec<(Option<u16>, PathInfo)> = self
+            .paths
+            .iter()
+            .map(|p| (p.st().group, p.info()))
+            .collect();
+        let Some(g) = stpg_candidate(&list, self.explicit) else {
+            return;
+        };
+        let Some(p) = self
+            .paths
+            .iter()
+            .find(|p| p.st().group == Some(g) && p.lu().is_some())
+        else {
+            return;
+        };
+        let Some(lu) = p.lu() else { return };
+        let params = stpg_params(&[StpgDescriptor::Primary {
+            group: g,
+            state: AccessState::ActiveOptimized,
+        }]);
+        let len = u32::try_from(params.len()).unwrap_or(u32::MAX);
+        let what = format!("SET TARGET PORT GROUPS to {}", p.url);
+        let _ = send(
+            &p.ctx,
+            &lu.session,
+            self.lun,
+            &stpg_cdb(len),
+            Some(params),
+            0,
+            &what,
+        )
+        .await;
+        self.reread(self.epoch.load(Ordering::Acquire)).await;
+    }
+
+    /// Each path's state in a line, for errors.
+    fn summary(&self) -> String {
+        self.paths
+            .iter()
+            .map(|p| {
+                let st = p.st();
+                format!(
+                    "{} {}{}",
+                    p.url,
+                    st.state
+                        .map_or("active/optimized", crate::paths::mp_state_name),
+                    st.last_error
+                        .as_ref()
+                        .map(|e| format!(" (failed: {e})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every path's session handle, for a clean end.
+    pub fn sessions(&self) -> Vec<(Ctx, ironlun_initiator::Session)> {
+        self.paths
+            .iter()
+            .filter_map(|p| p.lu().map(|lu| (p.ctx.clone(), lu.session)))
+            .collect()
+    }
+}
+
+/// The handle of the background checker task.
+pub fn spawn_checker(inner: &Arc<Inner>) -> JoinHandle<()> {
+    tokio::spawn(inner.clone().checker())
+}

@@ -1,0 +1,251 @@
+//! One path of a multipath LU: its own session (its own I_T nexus, RFC 7143 §4.4.1: each
+//! path logs in with its own ISID), what the path knows of its ALUA state (read the way
+//! scsi_dh_alua reads it, [`read_alua`]) and the commands sent through it, with transport
+//! failures told apart from SCSI outcomes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use ironlun_initiator::iscsi::pdu::task_attr::SIMPLE;
+use ironlun_initiator::{CommandResult, Error as InitiatorError, Session};
+use ironlun_scsi::alua::AccessState;
+
+use super::policy::{tur_verdict, Checker, Counters, PathInfo};
+use crate::ctx::{Ctx, Lu};
+use crate::error::describe;
+use crate::paths::wwid;
+use crate::rtpg::{read_alua, OnTransitioning};
+use crate::url::IscsiUrl;
+use crate::{HostError, Result};
+
+/// What one path learnt from VPD 0x83 and REPORT TARGET PORT GROUPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    pub wwid: String,
+    pub alua: bool,
+    pub explicit: bool,
+    pub group: Option<u16>,
+    /// `None` without TPGS.
+    pub state: Option<AccessState>,
+    pub pref: bool,
+    /// The IMPLICIT TRANSITION TIME of the extended header, if the target sent it.
+    pub transition_secs: Option<u8>,
+    /// Every (group, state, PREF) the report listed.
+    pub reported: Vec<(u16, AccessState, bool)>,
+    /// The port refused RTPG with its state (no descriptor from it).
+    pub refused: bool,
+}
+
+/// Read one path's view (module docs).
+pub async fn read_view(ctx: &Ctx, lu: &Lu) -> Result<View> {
+    let v = read_alua(ctx, lu, OnTransitioning::Report).await?;
+    let wwid = wwid(&v.ident).ok_or_else(|| {
+        HostError::new(format!(
+            "{}: VPD 0x83 has no logical unit designator to name it by",
+            lu.url
+        ))
+    })?;
+    let alua = v.tpgs.implicit || v.tpgs.explicit;
+    let transition_secs = v.report.as_ref().and_then(|r| match r.format {
+        ironlun_initiator::alua::RtpgFormat::Extended {
+            implicit_transition_secs,
+        } => Some(implicit_transition_secs),
+        ironlun_initiator::alua::RtpgFormat::LengthOnly => None,
+    });
+    let state = if alua {
+        Some(v.own_state().ok_or_else(|| {
+            HostError::new(format!(
+                "{}: REPORT TARGET PORT GROUPS does not list this path's target port group",
+                lu.url
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(View {
+        wwid,
+        alua,
+        explicit: v.tpgs.explicit,
+        group: v.this_port.target_port_group,
+        state,
+        pref: v.state_from_sense.is_none() && v.own_group().is_some_and(|g| g.pref),
+        transition_secs,
+        reported: v
+            .report
+            .as_ref()
+            .map(|r| {
+                r.groups
+                    .iter()
+                    .map(|g| (g.group_id, g.state, g.pref))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        refused: v.state_from_sense.is_some(),
+    })
+}
+
+/// The mutable part of a path.
+#[derive(Clone, Debug)]
+pub struct PathSt {
+    /// `None` while failed (and reconnecting).
+    pub session: Option<Session>,
+    pub inquiry: Vec<u8>,
+    pub group: Option<u16>,
+    pub state: Option<AccessState>,
+    pub pref: bool,
+    pub checker: Checker,
+    pub transition_secs: Option<u8>,
+    pub reconnecting: bool,
+    pub last_error: Option<String>,
+}
+
+/// One path.
+#[derive(Debug)]
+pub struct Path {
+    pub url: IscsiUrl,
+    /// The context with this path's ISID.
+    pub ctx: Ctx,
+    st: Mutex<PathSt>,
+    pub ios: AtomicU64,
+    pub errors: AtomicU64,
+    pub failovers: AtomicU64,
+}
+
+impl Path {
+    pub fn new(url: IscsiUrl, ctx: Ctx, lu: &Lu, view: &View, checker: Checker) -> Path {
+        Path {
+            url,
+            ctx,
+            st: Mutex::new(PathSt {
+                session: Some(lu.session.clone()),
+                inquiry: lu.inquiry.clone(),
+                group: view.group,
+                state: view.state,
+                pref: view.pref,
+                checker,
+                transition_secs: view.transition_secs,
+                reconnecting: false,
+                last_error: None,
+            }),
+            ios: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
+        }
+    }
+
+    pub fn st(&self) -> MutexGuard<'_, PathSt> {
+        // A panic while holding the lock leaves plain data behind: still usable.
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open LU of this path, if its session is up.
+    pub fn lu(&self) -> Option<Lu> {
+        let st = self.st();
+        st.session.as_ref().map(|s| Lu {
+            session: s.clone(),
+            url: self.url.clone(),
+            inquiry: st.inquiry.clone(),
+        })
+    }
+
+    pub fn info(&self) -> PathInfo {
+        let st = self.st();
+        PathInfo {
+            state: st.state,
+            pref: st.pref,
+            up: st.session.is_some() && st.checker != Checker::Faulty,
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            ios: self.ios.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Take in a view read through this path.
+    pub fn apply(&self, v: &View) {
+        let mut st = self.st();
+        st.group = v.group;
+        st.state = v.state;
+        st.pref = v.pref;
+        if v.transition_secs.is_some() {
+            st.transition_secs = v.transition_secs;
+        }
+    }
+
+    /// Mark the path failed: its session is dropped (the connection is gone or given up).
+    /// Returns true when it was up and a reconnect should start.
+    pub fn fail(&self, why: &str) -> bool {
+        let mut st = self.st();
+        st.checker = Checker::Faulty;
+        st.last_error = Some(why.to_string());
+        let was_up = st.session.take().is_some();
+        if was_up {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let start = !st.reconnecting;
+        st.reconnecting = true;
+        start
+    }
+}
+
+/// A command's fate on one path: the SCSI outcome, or the transport lost (the reason).
+pub enum Sent {
+    Outcome(CommandResult),
+    Transport(String),
+}
+
+/// Send one command through `s` under the context's timeout. Connection loss and protocol
+/// errors are transport failures; a command that does not complete in time is aborted
+/// (ABORT TASK SET, then logout), so the old nexus cannot complete it after a retry elsewhere.
+pub async fn send(
+    ctx: &Ctx,
+    s: &Session,
+    lun: u64,
+    cdb: &[u8],
+    data: Option<Vec<u8>>,
+    alloc: u32,
+    what: &str,
+) -> Result<Sent> {
+    match tokio::time::timeout(ctx.timeout, s.command(lun, cdb, data, alloc, SIMPLE)).await {
+        Ok(Ok(r)) if r.response == 0 => Ok(Sent::Outcome(r)),
+        Ok(Ok(r)) => Err(HostError::new(format!(
+            "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
+            r.response
+        ))),
+        Ok(Err(e @ InitiatorError::Invalid(_))) => Err(HostError::during(what, &e)),
+        Ok(Err(e)) => Ok(Sent::Transport(format!("{what}: {}", describe(&e)))),
+        Err(_) => {
+            let abort = tokio::time::timeout(ctx.timeout, s.abort_task_set(lun)).await;
+            if !matches!(abort, Ok(Ok(0))) {
+                let _ = tokio::time::timeout(ctx.timeout, s.logout(0)).await;
+            }
+            Ok(Sent::Transport(format!(
+                "{what}: no answer within {} s",
+                crate::ctx::fmt_secs(ctx.timeout)
+            )))
+        }
+    }
+}
+
+/// multipath-tools' tur checker on an open LU (unit attentions asked again, up to 5 tries);
+/// `Err` when the transport failed.
+pub async fn tur(ctx: &Ctx, lu: &Lu) -> std::result::Result<Checker, String> {
+    let what = format!("TEST UNIT READY to {}", lu.url);
+    let cdb = ironlun_initiator::scsi::cdb::test_unit_ready();
+    for _ in 0..5 {
+        match send(ctx, &lu.session, lu.url.lun, &cdb, None, 0, &what).await {
+            Ok(Sent::Outcome(r)) => {
+                if let Some(c) = tur_verdict(&r) {
+                    return Ok(c);
+                }
+            }
+            Ok(Sent::Transport(e)) => return Err(e),
+            Err(_) => return Ok(Checker::Faulty),
+        }
+    }
+    Ok(Checker::Faulty)
+}
