@@ -27,5 +27,7 @@ pub mod blockdev;
 mod tests;
 
 pub use engine::MpathOptions;
+/// The block-device trait [`MultipathLu`] implements (for callers without the nbd crate).
+pub use ironlun_nbd::BlockDev;
 pub use lu::{Limits, MultipathLu};
 pub use policy::{Checker, Counters, MultipathStatus, PathStatus};
