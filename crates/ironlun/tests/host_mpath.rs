@@ -107,8 +107,14 @@ async fn io_follows_alua_and_survives_transport_loss() {
     // The I/O: write a block, read it back, compare; without pause until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    // The longest write+read pair since the last step (µs): the step's I/O pause.
+    let pause = Arc::new(AtomicU64::new(0));
+    let mut pauses: Vec<(String, u64)> = Vec::new();
+    let mut note = |step: &str| {
+        pauses.push((step.to_string(), pause.swap(0, Ordering::Relaxed) / 1000));
+    };
     let io = {
-        let (lu, stop, done) = (lu.clone(), stop.clone(), done.clone());
+        let (lu, stop, done, pause) = (lu.clone(), stop.clone(), done.clone(), pause.clone());
         tokio::spawn(async move {
             let mut worst = Duration::ZERO;
             let mut g = 0u64;
@@ -117,7 +123,7 @@ async fn io_follows_alua_and_survives_transport_loss() {
                 let k = g % 256;
                 let t = Instant::now();
                 let data = block(k, g);
-                lu.write(k * 512, data.clone(), g % 7 == 0)
+                lu.write(k * 512, data.clone(), g.is_multiple_of(7))
                     .await
                     .unwrap_or_else(|e| panic!("write {g}: {e}"));
                 let back = lu
@@ -126,6 +132,8 @@ async fn io_follows_alua_and_survives_transport_loss() {
                     .unwrap_or_else(|e| panic!("read {g}: {e}"));
                 assert_eq!(back, data, "block {k} of generation {g}");
                 worst = worst.max(t.elapsed());
+                let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                pause.fetch_max(us, Ordering::Relaxed);
                 done.fetch_add(1, Ordering::Relaxed);
             }
             worst
@@ -139,9 +147,11 @@ async fn io_follows_alua_and_survives_transport_loss() {
         set_state(&d, "alua_east", "ao");
         set_state(&d, "alua_west", "s");
         expect_group(&lu, EAST_ID, &format!("round {round}: east ao, west s")).await;
+        note("ao->standby (to east)");
         set_state(&d, "alua_west", "ao");
         set_state(&d, "alua_east", "s");
         expect_group(&lu, WEST_ID, &format!("round {round}: west ao, east s")).await;
+        note("standby->ao (to west)");
     }
 
     // West goes to Standby through 1.5 s of Transitioning while east is Standby: no usable
@@ -177,11 +187,13 @@ async fn io_follows_alua_and_survives_transport_loss() {
     d.cli(&["set", &attr, "0"]);
     set_state(&d, "alua_east", "ao");
     expect_group(&lu, EAST_ID, "after west transitioning to standby").await;
+    note("transitioning 1.5 s + no usable group 0.5 s, then east ao");
 
     // Unavailable is never used.
     set_state(&d, "alua_west", "ao");
     set_state(&d, "alua_east", "u");
     let s = expect_group(&lu, WEST_ID, "east unavailable").await;
+    note("east unavailable, west ao");
     assert_eq!(s.paths[1].state, "unavailable");
     set_state(&d, "alua_east", "s");
 
@@ -194,6 +206,7 @@ async fn io_follows_alua_and_survives_transport_loss() {
     d.stop();
     d.restart();
     let s = expect_group(&lu, EAST_ID, "west TPG disabled, daemon restarted").await;
+    note("daemon restart, west TPG disabled");
     let deadline = Instant::now() + Duration::from_secs(5);
     while lu.status().paths[0].connected {
         assert!(Instant::now() < deadline, "west still connected: {s:?}");
@@ -204,6 +217,7 @@ async fn io_follows_alua_and_survives_transport_loss() {
     set_state(&d, "alua_west", "ao");
     set_state(&d, "alua_east", "s");
     let s = expect_group(&lu, WEST_ID, "west TPG enabled again").await;
+    note("west reconnects, failback");
     assert!(s.paths[0].connected);
     assert!(
         s.paths.iter().map(|p| p.counters.failovers).sum::<u64>() >= 1,
@@ -218,5 +232,8 @@ async fn io_follows_alua_and_survives_transport_loss() {
         worst.as_millis(),
         serde_json::to_string(&lu.status()).unwrap()
     );
+    for (step, ms) in &pauses {
+        eprintln!("host_mpath: pause {ms} ms: {step}");
+    }
     assert!(n > 100, "only {n} I/Os");
 }
