@@ -68,7 +68,32 @@ impl Fabric {
                 }
             }
         }
-        *self.shared.config.write() = Arc::new(config);
+        let config = Arc::new(config);
+        *self.shared.config.write() = config.clone();
+        // A session whose target portal group was disabled or removed ends now, as LIO ends
+        // them when a TPG's `enable` goes to 0: its initiator sees the transport go away
+        // (and may fail over) instead of a port that silently stays open.
+        for s in self.shared.registry.all() {
+            let Some(target) = s.target.as_deref() else {
+                continue;
+            };
+            let live = config
+                .targets
+                .iter()
+                .filter(|t| t.name == target)
+                .flat_map(|t| t.tpgs.iter())
+                .any(|g| g.tpgt == s.tpgt && g.enabled);
+            if !live {
+                info!(
+                    tsih = s.tsih,
+                    target,
+                    tpgt = s.tpgt,
+                    "session closed: its portal group is disabled or gone"
+                );
+                self.shared.registry.remove(&s);
+                s.close();
+            }
+        }
         for (p, l) in bound {
             let local = l.local_addr().map_err(|e| e.to_string())?;
             info!(portal = %p, listening = %local, "portal up");

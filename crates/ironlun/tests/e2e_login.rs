@@ -337,3 +337,26 @@ async fn logout_session_and_connection() {
     let s = login(&d, normal("logout")).await;
     clear_ua(&s, 0).await;
 }
+
+/// Disabling a target portal group ends its sessions (as LIO does on `enable 0`): the
+/// initiator sees the connection close, a new login is refused while it is disabled, and
+/// works again once it is enabled.
+#[tokio::test]
+async fn disabling_a_tpg_ends_its_sessions() {
+    let d = Daemon::start();
+    let s = login(&d, normal("tpg-off")).await;
+    assert!(s.closed().is_none());
+    d.cli(&["set", &format!("{TPG}/enable"), "0"]);
+    let t0 = std::time::Instant::now();
+    while s.closed().is_none() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        s.closed().is_some(),
+        "the session outlived its disabled portal group"
+    );
+    assert!(Session::login(d.addr(), &normal("tpg-off")).await.is_err());
+    d.cli(&["set", &format!("{TPG}/enable"), "1"]);
+    let s2 = login(&d, normal("tpg-off")).await;
+    assert!(s2.closed().is_none());
+}
