@@ -141,7 +141,7 @@ PY
   cli set "iscsi/$EAST/tpgt_1/lun/lun_0/alua_tg_pt_gp" alua_east
   rc=0
   t0=$(date +%s.%N)
-  "$TOOL/run-scenario.sh" -t 420 -e "WEST=$WEST" -e "EAST=$EAST" \
+  "$TOOL/run-scenario.sh" -t 480 -e "WEST=$WEST" -e "EAST=$EAST" \
     -p "10.0.2.100:3260=127.0.0.1:$P1" -p "10.0.2.101:3260=127.0.0.1:$P2" \
     -H "$SELF --hook" "$SELF" || rc=$?
   echo "host-alua.sh: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
@@ -197,6 +197,13 @@ W=$(disk_of "$WEST") E=$(disk_of "$EAST")
 echo "west path /dev/$W, east path /dev/$E"
 MAP=$(vmi_wait_mpath 2)
 multipath -ll
+# Each path's target port group and relative target port (VPD 0x83; they never change here).
+declare -A GROUP RTPI
+for d in "$W" "$E"; do
+  GROUP[$d]=$(( $(sg_vpd -p di "/dev/$d" | awk '/Target port group:/ { print $NF; exit }') ))
+  RTPI[$d]=$(( $(sg_vpd -p di "/dev/$d" | awk '/Relative target port:/ { print $NF; exit }') ))
+done
+echo "west: group ${GROUP[$W]} port ${RTPI[$W]}; east: group ${GROUP[$E]} port ${RTPI[$E]}"
 name_of() { case "$1" in "$W") echo west ;; "$E") echo east ;; *) echo "$1" ;; esac; }
 
 # The kernel's access_state words -> the state code.
@@ -239,15 +246,14 @@ guest_paths() {
   for d in "$W" "$E"; do
     n=$(name_of "$d")
     read -r dm chk < <(echo "$ll" | awk -v d="$d" '$0 ~ (" " d " ") { for (i = 1; i <= NF; i++) if ($i == d) { print $(i + 2), $(i + 3); exit } }')
-    grp=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Target port group:/ { print $NF; exit }')
-    rtpi=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Relative target port:/ { print $NF; exit }')
+    grp=${GROUP[$d]} rtpi=${RTPI[$d]}
     st=$(state_code "$(cat "/sys/block/$d/device/access_state")")
     pref=$(cat "/sys/block/$d/device/preferred_path")
     ins=0
     if [ "$dm" = active ] && { [ "$chk" = ready ] || [ "$chk" = ghost ]; }; then ins=1; fi
     prio=-
     [ $ins = 1 ] && prio=$(multipathd show paths raw format '%d %p' | awk -v d="$d" '$1 == d { print $2 }')
-    echo "path $n group=$((grp)) rtpi=$((rtpi)) state=$st pref=$pref dm=${dm:-?} checker=${chk:-?} inservice=$ins prio=$prio"
+    echo "path $n group=$grp rtpi=$rtpi state=$st pref=$pref dm=${dm:-?} checker=${chk:-?} inservice=$ins prio=$prio"
   done
   echo "$ll" | awk -v W="$W" -v E="$E" '
     function flush() { if (n) printf "pg %d prio=%s status=%s paths=%s\n", n, pr, stt, ps }
@@ -266,12 +272,12 @@ guest_view() { guest_rtpg "$W"; guest_rtpg "$E"; guest_paths; }
 # states, ghost for standby, faulty otherwise), and the whole view is the same twice in a row,
 # one checker interval apart.
 settled() {
-  local d n grp st pref rep chk want prev="" cur
+  local d grp st pref rep chk want
   for d in "$W" "$E"; do
-    grp=$(sg_vpd -p di "/dev/$d" 2>/dev/null | awk '/Target port group:/ { print $NF; exit }')
+    grp=${GROUP[$d]}
     st=$(state_code "$(cat "/sys/block/$d/device/access_state")")
     pref=$(cat "/sys/block/$d/device/preferred_path")
-    rep=$( { guest_rtpg "$W"; guest_rtpg "$E"; } | awk -v g="group=$((grp))" '$3 == g { print $4, $5; exit }')
+    rep=$( { guest_rtpg "$W"; guest_rtpg "$E"; } | awk -v g="group=$grp" '$3 == g { print $4, $5; exit }')
     [ "$rep" = "state=$st pref=$pref" ] || return 1
     chk=$(multipathd show paths raw format '%d %t %T' | awk -v d="$d" '$1 == d { print $2, $3 }')
     case "$st" in 0x00 | 0x01) want="active ready" ;; 0x02) want="active ghost" ;; *) want="failed faulty" ;; esac
@@ -299,23 +305,30 @@ wait_settled() { # -> seconds it took on stdout
 
 # One-line summary of a view for the final table.
 summary() {
-  awk '$1 == "path" { n = ($2 == "west") ? "W" : "E"; split($5, s, "="); split($6, p, "="); split($8, c, "="); split($10, q, "=")
-         out = out sprintf("%s %s%s %s %s; ", n, s[2], (p[2] == 1 ? "+p" : ""), c[2], q[2]) }
-       $1 == "pg" { split($3, q, "="); split($5, m, "="); pgs = pgs sprintf("%s[%s] ", q[2], m[2]) }
-       $1 == "rtpg" && $3 == "refused" { ref = ref " " $2 " refused" }
-       END { printf "%spg %s%s", out, pgs, ref }'
+  awk '$1 == "path" { split($5, s, "="); split($6, p, "="); split($8, c, "="); split($10, q, "=")
+         v[$2] = sprintf("%s%s %s %s", s[2], (p[2] == 1 ? "+p" : ""), c[2], q[2]) }
+       $1 == "pg" { split($3, q, "="); split($5, m, "="); pgs = pgs sprintf(" %s[%s]", q[2], m[2]) }
+       $1 == "rtpg" && $3 == "refused" { ref = ref ", rtpg " $2 " refused" }
+       END { printf "W %s | E %s | pg%s%s", v["west"], v["east"], pgs, ref }'
 }
 
 FAILS=0
 TABLE=()
+US=$'\x1f'  # field separator of TABLE rows
 step() { # N TITLE HOST-REQUEST...
   local n=$1 title=$2 r host guest secs
   shift 2
   vmi_step "step $n: $title"
   for r in "$@"; do echo "  admin: $r -> $(vmi_host "$r" | tr '\n' ' ')"; done
-  # A PREF-only change raises no unit attention: make the kernel read RTPG again now.
-  echo 1 >"/sys/block/$W/device/rescan"
-  echo 1 >"/sys/block/$E/device/rescan"
+  # A PREF-only change raises no unit attention: make the kernel read RTPG again now, through
+  # the paths whose group is in a state that lets sd's rescan through (sd spins a NOT READY
+  # disk up for 100 s unless the sense says standby or unavailable; one RTPG refreshes every
+  # group of the LU anyway).
+  for d in "$W" "$E"; do
+    case "$( { guest_rtpg "$W"; guest_rtpg "$E"; } | awk -v g="group=${GROUP[$d]}" '$3 == g { print $4; exit }')" in
+      state=0x0[0-3]) echo 1 >"/sys/block/$d/device/rescan" ;;
+    esac
+  done
   secs=$(wait_settled)
   guest=$(guest_view | sort)
   host=$(vmi_host view | sort)
@@ -326,13 +339,13 @@ step() { # N TITLE HOST-REQUEST...
   echo "$guest" | sed 's/^/  G /'
   if [ "$(echo "$host" | grep -v '^#')" = "$guest" ]; then
     echo "  step $n: SAME"
-    TABLE+=("$n|$title|$(echo "$host" | summary)|$(echo "$guest" | summary)|same|$secs")
+    TABLE+=("$n$US$title$US$(echo "$host" | summary)$US$(echo "$guest" | summary)${US}same$US$secs")
   else
     echo "  step $n: DIFFERENT (- host, + guest):"
     diff <(echo "$host" | grep -v '^#') <(echo "$guest") | sed 's/^/    /' || true
     multipath -ll
     FAILS=$((FAILS + 1))
-    TABLE+=("$n|$title|$(echo "$host" | summary)|$(echo "$guest" | summary)|DIFFERENT|$secs")
+    TABLE+=("$n$US$title$US$(echo "$host" | summary)$US$(echo "$guest" | summary)${US}DIFFERENT$US$secs")
   fi
 }
 
@@ -349,9 +362,9 @@ step 9 "west ano, pref off, east ao" "state alua_west ano" "pref alua_west off"
 vmi_step "summary: W/E = path state (+p preferred) checker prio; pg = group prio[paths]"
 printf '%-4s %-28s %-6s %s\n' step admin side view
 for row in "${TABLE[@]}"; do
-  IFS='|' read -r n title h g verdict secs <<<"$row"
+  IFS=$US read -r n title h g verdict secs <<<"$row"
   printf '%-4s %-28s %-6s %s\n' "$n" "$title" host "$h"
-  printf '%-4s %-28s %-6s %s\n' "" "($verdict, ${secs}s)" guest "$g"
+  printf '%-4s %-28s %-6s %s\n' "" "$verdict, settled in ${secs}s" guest "$g"
 done
 
 vmi_step "logout"
