@@ -248,7 +248,7 @@ fn done(r: std::io::Result<()>) -> Outcome {
 /// trim past the end, ENOSPC for a write past the end).
 fn check_range(req: &Request, size: u64, bs: u64, write: bool) -> Result<(), (u32, String)> {
     let name = req.command.name();
-    if req.offset % bs != 0 || u64::from(req.length) % bs != 0 {
+    if !req.offset.is_multiple_of(bs) || !u64::from(req.length).is_multiple_of(bs) {
         let msg = format!("{name} not aligned to the {bs}-byte block size");
         return Err((proto::EINVAL, msg));
     }
