@@ -26,6 +26,8 @@ pub struct MemDisk {
     pub flushes: AtomicU64,
     pub trims: AtomicU64,
     pub zeroes: AtomicU64,
+    /// The next read or write fails with this kind (then the disk works again).
+    pub fail_next: Mutex<Option<io::ErrorKind>>,
 }
 
 impl MemDisk {
@@ -45,6 +47,9 @@ impl MemDisk {
     }
 
     fn range(&self, offset: u64, len: u32) -> io::Result<std::ops::Range<usize>> {
+        if let Some(kind) = self.fail_next.lock().unwrap().take() {
+            return Err(io::Error::new(kind, "injected failure"));
+        }
         let start = offset as usize;
         let end = start + len as usize;
         if end > DISK_SIZE {
