@@ -104,6 +104,7 @@ where
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut conns = JoinSet::new();
+    let mut refused: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         while conns.try_join_next().is_some() {}
@@ -121,10 +122,15 @@ where
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "nbd: refusing {peer}: already {} connections (the maximum)",
-                config.max_connections
-            );
+            // Logged at 1, 2, 4, 8… refusals so that a flood does not flood the log.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    "nbd: refusing {peer}: already {} connections (the maximum); \
+                     {refused} refused so far",
+                    config.max_connections
+                );
+            }
             drop(stream);
             continue;
         };
