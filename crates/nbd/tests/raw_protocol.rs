@@ -287,3 +287,46 @@ fn disc_answers_what_is_in_flight_then_closes() {
     assert_eq!(n, 8);
     assert!(closed(&mut c.s));
 }
+
+#[test]
+fn a_slow_request_does_not_hold_back_the_ones_behind_it() {
+    let server = Server::tcp();
+    *server.disk.slow_read_at.lock().unwrap() = Some(1 << 20);
+    let mut c = Raw::go(&server, false);
+    c.request(0, READ, 1, 1 << 20, 4096);
+    c.request(0, READ, 2, 0, 4096);
+    c.request(0, WRITE, 3, 8192, 512);
+    c.s.write_all(&[7u8; 512]).unwrap();
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let (err, cookie) = c.simple_reply();
+        assert_eq!(err, 0);
+        if cookie != 3 {
+            let mut data = vec![0u8; 4096];
+            c.s.read_exact(&mut data).unwrap();
+        }
+        order.push(cookie);
+    }
+    assert_eq!(
+        order.last(),
+        Some(&1),
+        "the slow read is answered last: {order:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server_and_closes_the_listener() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let disk = support::MemDisk::new();
+    let task = tokio::spawn(ironlun_nbd::serve(listener, disk, EXPORT, async {
+        let _ = rx.await;
+    }));
+    let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tx.send(()).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    assert!(matches!(r, Ok(Ok(Ok(())))), "serve returned: {r:?}");
+    drop(c);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

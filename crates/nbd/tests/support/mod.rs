@@ -28,6 +28,8 @@ pub struct MemDisk {
     pub zeroes: AtomicU64,
     /// The next read or write fails with this kind (then the disk works again).
     pub fail_next: Mutex<Option<io::ErrorKind>>,
+    /// A read at this offset takes 300 ms (to show replies leave in completion order).
+    pub slow_read_at: Mutex<Option<u64>>,
 }
 
 impl MemDisk {
@@ -76,6 +78,10 @@ impl BlockDev for MemDisk {
         true
     }
     async fn read(&self, offset: u64, len: u32) -> io::Result<Vec<u8>> {
+        let slow = *self.slow_read_at.lock().unwrap() == Some(offset);
+        if slow {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
         let r = self.range(offset, len)?;
         Ok(self.data.lock().unwrap()[r].to_vec())
     }
