@@ -7,6 +7,13 @@
 use std::future::Future;
 use std::io;
 
+mod handshake;
+pub mod proto;
+mod server;
+mod transmit;
+
+pub use server::{serve, serve_with, Listener, ServerConfig};
+
 /// What the server exports: a disk of `size()` bytes addressed in bytes. Each method is one
 /// request; errors are reported to the client (EIO unless the kind says otherwise:
 /// `InvalidInput` → EINVAL, `StorageFull` → ENOSPC, `Unsupported` → ENOTSUP).

@@ -1,0 +1,305 @@
+//! The transmission phase (NetworkBlockDevice/nbd doc/proto.md, "Transmission", "Request
+//! types", "Error values"): requests are read one after another and run concurrently up to a
+//! bound; replies go out in completion order (the cookie pairs them), one whole reply at a time.
+//! Memory per connection is bounded by the in-flight request count and payload bytes.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::handshake::skip;
+use crate::proto::{self, Command, Request};
+use crate::BlockDev;
+
+/// Per-connection bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_in_flight: usize,
+    pub max_in_flight_bytes: u32,
+}
+
+/// How the connection ended, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    Disconnect,
+    Eof,
+    Protocol(String),
+}
+
+/// A reply: success (with read data, and its offset), or an error value and message.
+enum Outcome {
+    Done(Option<(u64, Vec<u8>)>),
+    Failed(u32, String),
+}
+
+/// Runs transmission until the client disconnects, leaves, or breaks the framing. In-flight
+/// requests finish (and are answered if the client still listens) before this returns.
+pub(crate) async fn run<R, W, D>(
+    r: &mut R,
+    w: W,
+    dev: Arc<D>,
+    structured: bool,
+    limits: Limits,
+) -> std::io::Result<End>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+    D: BlockDev,
+{
+    let writer = Arc::new(Mutex::new(w));
+    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let byte_cap = limits.max_in_flight_bytes.max(1);
+    let bytes = Arc::new(Semaphore::new(byte_cap as usize));
+    let mut tasks = JoinSet::new();
+    let size = dev.size();
+    let bs = u64::from(dev.block_size().max(1));
+    let max_req = dev.max_request().max(dev.block_size().max(1));
+
+    let end = loop {
+        // Reap finished tasks so the set does not grow with the connection's age.
+        while tasks.try_join_next().is_some() {}
+        let mut hdr = [0u8; proto::REQUEST_LEN];
+        match r.read_exact(&mut hdr).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Eof,
+            Err(e) => return finish(tasks, &writer, Err(e)).await,
+        }
+        let req = match Request::decode(&hdr) {
+            Ok(req) => req,
+            Err(e) => break End::Protocol(e.to_string()),
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break End::Eof;
+        };
+        let check = |write: bool| check_range(&req, size, bs, write);
+        match req.command {
+            Command::Disc => break End::Disconnect,
+            Command::Read => {
+                let err = if req.length > max_req {
+                    Some((
+                        proto::EINVAL,
+                        "READ longer than the maximum payload".to_owned(),
+                    ))
+                } else {
+                    check(false).err()
+                };
+                if let Some((errno, msg)) = err {
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    continue;
+                }
+                let want = req.length.clamp(1, byte_cap);
+                let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                    break End::Eof;
+                };
+                let (dev, writer) = (dev.clone(), writer.clone());
+                tasks.spawn(async move {
+                    let out = if req.length == 0 {
+                        Outcome::Done(Some((req.offset, Vec::new())))
+                    } else {
+                        match dev.read(req.offset, req.length).await {
+                            Ok(data) if data.len() == req.length as usize => {
+                                Outcome::Done(Some((req.offset, data)))
+                            }
+                            Ok(_) => Outcome::Failed(proto::EIO, "short read".to_owned()),
+                            Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
+                        }
+                    };
+                    send(&writer, structured, &req, out).await;
+                    drop((permit, slot));
+                });
+            }
+            Command::Write => {
+                if req.length > max_req {
+                    // The payload follows regardless; drop it unless it is absurd.
+                    if req.length > proto::DOS_PAYLOAD {
+                        break End::Protocol(format!("WRITE of {} bytes", req.length));
+                    }
+                    if let Err(e) = skip(&mut *r, u64::from(req.length)).await {
+                        return finish(tasks, &writer, Err(e)).await;
+                    }
+                    let msg = "WRITE longer than the maximum payload".to_owned();
+                    send(
+                        &writer,
+                        structured,
+                        &req,
+                        Outcome::Failed(proto::EINVAL, msg),
+                    )
+                    .await;
+                    continue;
+                }
+                let want = req.length.clamp(1, byte_cap);
+                let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                    break End::Eof;
+                };
+                let mut data = vec![0u8; req.length as usize];
+                match r.read_exact(&mut data).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        break End::Protocol("client left in the middle of a WRITE".to_owned())
+                    }
+                    Err(e) => return finish(tasks, &writer, Err(e)).await,
+                }
+                if let Err((errno, msg)) = check(true) {
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    continue;
+                }
+                let (dev, writer) = (dev.clone(), writer.clone());
+                tasks.spawn(async move {
+                    let out = if data.is_empty() {
+                        Outcome::Done(None)
+                    } else {
+                        done(dev.write(req.offset, data, req.fua()).await)
+                    };
+                    send(&writer, structured, &req, out).await;
+                    drop((permit, slot));
+                });
+            }
+            Command::Flush => {
+                let (dev, writer) = (dev.clone(), writer.clone());
+                tasks.spawn(async move {
+                    let out = done(dev.flush().await);
+                    send(&writer, structured, &req, out).await;
+                    drop(slot);
+                });
+            }
+            Command::Trim | Command::WriteZeroes => {
+                let trim = req.command == Command::Trim;
+                let offered = if trim {
+                    dev.can_trim()
+                } else {
+                    dev.can_write_zeroes()
+                };
+                let err = if !offered {
+                    Some((proto::EINVAL, format!("{} not offered", req.command.name())))
+                } else {
+                    check(!trim).err()
+                };
+                if let Some((errno, msg)) = err {
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    continue;
+                }
+                let (dev, writer) = (dev.clone(), writer.clone());
+                tasks.spawn(async move {
+                    let out = done(ranged(&*dev, &req, max_req, trim).await);
+                    send(&writer, structured, &req, out).await;
+                    drop(slot);
+                });
+            }
+            Command::Other(c) => {
+                let msg = format!("unknown command {c}");
+                send(
+                    &writer,
+                    structured,
+                    &req,
+                    Outcome::Failed(proto::EINVAL, msg),
+                )
+                .await;
+            }
+        }
+    };
+    finish(tasks, &writer, Ok(end)).await
+}
+
+/// Waits for the in-flight requests, then closes the writing side.
+async fn finish<W: AsyncWrite + Unpin>(
+    mut tasks: JoinSet<()>,
+    writer: &Mutex<W>,
+    end: std::io::Result<End>,
+) -> std::io::Result<End> {
+    while tasks.join_next().await.is_some() {}
+    let mut w = writer.lock().await;
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+    end
+}
+
+/// TRIM or WRITE_ZEROES over a range longer than the device takes at once, in pieces.
+async fn ranged<D: BlockDev>(
+    dev: &D,
+    req: &Request,
+    max_req: u32,
+    trim: bool,
+) -> std::io::Result<()> {
+    let mut off = req.offset;
+    let mut left = req.length;
+    while left > 0 {
+        let n = left.min(max_req);
+        if trim {
+            dev.trim(off, n).await?;
+        } else {
+            dev.write_zeroes(off, n, req.fua()).await?;
+        }
+        off += u64::from(n);
+        left -= n;
+    }
+    Ok(())
+}
+
+fn done(r: std::io::Result<()>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Done(None),
+        Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
+    }
+}
+
+/// Alignment and bounds ("Error values": EINVAL for a misaligned request and for a read or
+/// trim past the end, ENOSPC for a write past the end).
+fn check_range(req: &Request, size: u64, bs: u64, write: bool) -> Result<(), (u32, String)> {
+    let name = req.command.name();
+    if !req.offset.is_multiple_of(bs) || !u64::from(req.length).is_multiple_of(bs) {
+        let msg = format!("{name} not aligned to the {bs}-byte block size");
+        return Err((proto::EINVAL, msg));
+    }
+    let end = req.offset.checked_add(u64::from(req.length));
+    if end.is_none_or(|end| end > size) {
+        let msg = format!(
+            "{name} of {} bytes at {} is beyond the end ({size} bytes)",
+            req.length, req.offset
+        );
+        return Err((if write { proto::ENOSPC } else { proto::EINVAL }, msg));
+    }
+    Ok(())
+}
+
+/// Sends one whole reply; a client that stopped listening is not an error of the server.
+async fn send<W: AsyncWrite + Unpin>(
+    writer: &Mutex<W>,
+    structured: bool,
+    req: &Request,
+    out: Outcome,
+) {
+    let mut w = writer.lock().await;
+    let r = async {
+        match (out, structured) {
+            (Outcome::Done(Some((offset, data))), true) if !data.is_empty() => {
+                let hdr = proto::offset_data_header(req.cookie, offset, data.len() as u32);
+                w.write_all(&hdr).await?;
+                w.write_all(&data).await?;
+            }
+            (Outcome::Done(_), true) if req.command == Command::Read => {
+                let flags = proto::REPLY_FLAG_DONE;
+                let hdr = proto::chunk_header(flags, proto::REPLY_TYPE_NONE, req.cookie, 0);
+                w.write_all(&hdr).await?;
+            }
+            (Outcome::Done(data), _) => {
+                w.write_all(&proto::simple_reply(req.cookie, 0)).await?;
+                if let Some((_, data)) = data {
+                    w.write_all(&data).await?;
+                }
+            }
+            (Outcome::Failed(errno, msg), true) => {
+                w.write_all(&proto::error_chunk(req.cookie, errno, &msg))
+                    .await?;
+            }
+            (Outcome::Failed(errno, _), false) => {
+                w.write_all(&proto::simple_reply(req.cookie, errno)).await?;
+            }
+        }
+        w.flush().await
+    };
+    if let Err(e) = r.await {
+        tracing::debug!("nbd: reply to {} not sent: {e}", req.command.name());
+    }
+}
