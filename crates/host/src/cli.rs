@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::ctx::{Credentials, Ctx, DEFAULT_INITIATOR, ENV_SECRET, ENV_TARGET_SECRET};
 use crate::output::Output;
-use crate::{discover, inquiry, paths, persist, rtpg, stpg, Result};
+use crate::{discover, inquiry, paths, persist, rtpg, serve_nbd, stpg, Result};
 
 /// `ironlun host`: initiator tools against any iSCSI target, no kernel needed.
 #[derive(Args, Debug)]
@@ -60,6 +60,10 @@ pub enum HostCmd {
     /// The multipath view: logical units grouped by WWID, path groups by ALUA priority
     /// (like multipath -ll)
     Paths(paths::PathsArgs),
+    /// One LU over several paths (multipath with ALUA) exported as an NBD disk
+    ServeNbd(serve_nbd::ServeNbdArgs),
+    /// The paths of a running serve-nbd export, from its status socket
+    NbdStatus(serve_nbd::NbdStatusArgs),
 }
 
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
@@ -143,5 +147,7 @@ pub async fn dispatch(args: HostArgs) -> Result<Output> {
         HostCmd::Stpg(a) => stpg::run(&ctx, a).await,
         HostCmd::Persist(a) => persist::run(&ctx, a).await,
         HostCmd::Paths(a) => paths::run(&ctx, a).await,
+        HostCmd::ServeNbd(a) => serve_nbd::run(&ctx, a).await,
+        HostCmd::NbdStatus(a) => serve_nbd::status(&ctx, a).await,
     }
 }

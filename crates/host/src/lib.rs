@@ -13,6 +13,8 @@
 //!   VPD pages), [`rtpg`] (REPORT TARGET PORT GROUPS the way Linux reads it), [`stpg`] (SET
 //!   TARGET PORT GROUPS), [`persist`] (PERSISTENT RESERVE IN / OUT like sg_persist) and
 //!   [`paths`] (the multipath view: maps by WWID, path groups by ALUA priority).
+//! * [`mpath`]: the multipath engine (one LU over several paths, dm-multipath's choices);
+//!   [`serve_nbd`] exports it as an NBD disk (`serve-nbd`) and reads its status (`nbd-status`).
 //! * [`cli`]: the command line (clap) and the dispatch to the commands.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -31,7 +33,9 @@ pub mod rtpg;
 pub mod stpg;
 
 pub mod mpath;
+
 pub mod paths;
+pub mod serve_nbd;
 
 pub mod cli;
 
