@@ -161,7 +161,36 @@ fn every_json_key_is_documented_and_every_documented_key_printed() {
             ]),
         ],
     );
+    // serve-nbd's status socket, read by nbd-status.
+    let sock = d.dir.path().join("nbd-status.sock");
+    let mut nbd = std::process::Command::new(BIN)
+        .args([
+            "host",
+            "serve-nbd",
+            "--listen",
+            "127.0.0.1:0",
+            "--status-socket",
+        ])
+        .arg(&sock)
+        .arg(&url)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !sock.exists() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = host_json(&["nbd-status", sock.to_str().unwrap()]);
+    let _ = nbd.kill();
+    let _ = nbd.wait();
+    outputs.insert("nbd-status", vec![status]);
     let docs = documented();
+    for cmd in docs.keys() {
+        assert!(
+            outputs.contains_key(cmd.as_str()),
+            "docs/host.md has a JSON table for {cmd}, which this test does not run"
+        );
+    }
     let mut problems = Vec::new();
     for (cmd, outs) in &outputs {
         let table = docs
