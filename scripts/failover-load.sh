@@ -40,8 +40,8 @@ trap cleanup EXIT
 
 start_daemon
 cli create "$DEV" "path=$OUT/fo.img" size=256M
-for t in "$W:$((P + 1)):west:1" "$E:$((P + 2)):east:2"; do
-  IFS=: read -r iqn port name id <<<"$t"
+for t in "$W|$((P + 1))|west|1" "$E|$((P + 2))|east|2"; do
+  IFS="|" read -r iqn port name id <<<"$t"
   cli create "iscsi/$iqn/tpgt_1"
   cli create "iscsi/$iqn/tpgt_1/np/127.0.0.1:$port"
   cli create "iscsi/$iqn/tpgt_1/lun/lun_0" "dev=$DEV"
@@ -60,13 +60,14 @@ UE="iscsi://127.0.0.1:$((P + 2))/$E/0"
 NBD=$!
 for _ in $(seq 100); do [ -S "$OUT/status.sock" ] && break; sleep 0.1; done
 
+now() { date +%s.%N; }
+now >"$OUT/fio-start"
 fio --name=failover --ioengine=nbd --uri="nbd://127.0.0.1:$((P + 3))/ironlun" \
   --rw=randwrite --bs=4k --iodepth=16 --size=256M --time_based --runtime="$RUNTIME" \
   --verify=crc32c --verify_backlog=4096 --verify_fatal=1 --do_verify=1 \
   --write_lat_log="$OUT/lat" --log_avg_msec=0 --output-format=json --output="$OUT/fio.json" &
 FIO=$!
 
-now() { date +%s.%N; }
 EVENTS=$OUT/events.txt
 : >"$EVENTS"
 event() { echo "$(now) $*" >>"$EVENTS"; }
@@ -95,6 +96,7 @@ sleep 6
 event "daemon restart"
 kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
 start_daemon
+sleep 8
 [ "$(date +%s)" -lt "$t_end" ] || echo "failover-load: RUNTIME too short for every event" >&2
 "$BIN" host nbd-status "$OUT/status.sock" >"$OUT/status-end.txt" 2>&1 || true
 rc=0
@@ -113,8 +115,9 @@ for fn in glob.glob(f"{out}/lat_clat.*.log"):
         p = [x.strip() for x in line.split(",")]
         lat.append((int(p[0]), int(p[1])))   # ms since start, clat ns
 events = [l.split(" ", 1) for l in open(f"{out}/events.txt").read().splitlines()]
-# fio's latency log counts milliseconds from the job's start (job_start: ms since the epoch).
-t0 = j["job_start"] / 1000 if j.get("job_start") else None
+# fio's latency log counts milliseconds from the job's start: fio starts as the script notes
+# the time (its NBD handshake takes milliseconds).
+t0 = float(open(f"{out}/fio-start").read())
 pauses = {}
 for ts, what in events:
     rel = (float(ts) - t0) * 1000 if t0 else None
