@@ -246,8 +246,13 @@ impl Inner {
                 }
                 let pause = backoff(attempt, NO_PATH_POLL);
                 attempt = attempt.saturating_add(1);
+                // Woken by news (a re-read, a path back) or the pause; re-read only if no one
+                // else did meanwhile, so queued I/Os do not wake each other into a storm.
+                let before = self.epoch.load(Ordering::Acquire);
                 let _ = tokio::time::timeout(pause, self.changed.notified()).await;
-                self.reread(self.epoch.load(Ordering::Acquire)).await;
+                if self.epoch.load(Ordering::Acquire) == before {
+                    self.reread(before).await;
+                }
                 continue;
             };
             no_path_since = None;
@@ -313,6 +318,10 @@ impl Inner {
     pub async fn reread(self: &Arc<Self>, seen: u64) {
         let _g = self.reread.lock().await;
         if self.epoch.load(Ordering::Acquire) != seen {
+            return;
+        }
+        if self.paths.iter().all(|p| p.lu().is_none()) {
+            // Nothing to ask: the reconnects will bring news.
             return;
         }
         let mut set = tokio::task::JoinSet::new();
