@@ -8,6 +8,9 @@ need=()
 command -v iscsi-test-cu >/dev/null || need+=(libiscsi-bin)
 command -v losetup >/dev/null || need+=(mount)
 command -v python3 >/dev/null || need+=(python3)
+command -v fio >/dev/null || need+=(fio)
+command -v nbdinfo >/dev/null || need+=(libnbd-bin)
+command -v qemu-io >/dev/null || need+=(qemu-utils)
 command -v tgtd >/dev/null || [ -x /usr/sbin/tgtd ] || need+=(tgt)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -24,6 +27,9 @@ scripts/check-layout.sh
 cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance-matrix.sh
+# Failover under load: fio with verify through serve-nbd while the target switches ALUA
+# groups, transitions, drops a portal group and restarts (0 I/O errors, 0 verify failures).
+RUNTIME=110 scripts/failover-load.sh
 
 # A real Linux kernel initiator (open-iscsi + dm-multipath in a QEMU VM) needs the VM tool that
 # sits beside this repo in the project's shared/ folder; CI sets IRONLUN_REQUIRE_VM=1.
