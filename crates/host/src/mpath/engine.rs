@@ -419,11 +419,20 @@ impl Inner {
     /// The path checker: TEST UNIT READY on failed-checker and standby paths, a closed
     /// session noticed on any; a change re-reads the ALUA picture.
     pub async fn checker(self: Arc<Self>) {
+        let mut last_epoch = self.epoch.load(Ordering::Acquire);
         loop {
             tokio::time::sleep(self.opts.checker_interval).await;
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
+            // multipathd refreshes every path's priority each checker interval (the alua
+            // prioritizer sends RTPG): a change that raises no unit attention, such as the
+            // PREF bit, is seen within one interval. Skipped when I/O re-read meanwhile.
+            let now = self.epoch.load(Ordering::Acquire);
+            if now == last_epoch {
+                self.reread(now).await;
+            }
+            last_epoch = self.epoch.load(Ordering::Acquire);
             let mut changed = false;
             for (i, p) in self.paths.iter().enumerate() {
                 let Some(lu) = p.lu() else { continue };
