@@ -76,7 +76,7 @@ fn block(k: u64, g: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn io_follows_alua_and_survives_transport_loss() {
-    let mut d = Daemon::start_in(PORTS);
+    let d = Daemon::start_in(PORTS);
     let (east_tpg, east_addr) = d.add_target(EAST, RAMDISK, PORTS2);
     d.alua_west_east(TPG, &east_tpg);
     set_state(&d, "alua_west", "ao");
