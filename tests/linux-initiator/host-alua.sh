@@ -1,7 +1,8 @@
 #!/bin/bash
 # The Linux host as referee for `ironlun host rtpg` and `ironlun host paths` (issue 9,
-# acceptance 2). One RAM disk behind two targets: west (portal 1, target port group alua_west,
-# id 1) and east (portal 2, alua_east, id 2). The admin steps the groups through
+# acceptance 2) and for the multipath engine behind `ironlun host serve-nbd` (issue 10,
+# acceptance 2: at every step it sends I/O to the paths of the guest's active path group).
+# One RAM disk behind two targets: west (portal 1, target port group alua_west, id 1) and east (portal 2, alua_east, id 2). The admin steps the groups through
 # Active/Optimized, Active/Non-optimized, Standby, Unavailable, Offline, Transitioning and the
 # preferred bit (host hook). At every step the guest (open-iscsi, scsi_dh_alua, dm-multipath)
 # waits until it has taken the change in, then asks the host for the host tools' view and
@@ -107,6 +108,17 @@ PY
         "$BIN" host --timeout 5 --json paths "$URL_WEST" "$URL_EAST" >"$d/paths.json" 2>"$d/paths.err" || rc=$?
         echo $rc >"$d/paths.rc"
         host_view "$d" 2>&1
+        # The multipath engine (serve-nbd, carrying a trickle of reads): the paths it sends
+        # I/O to, compared with the paths of the guest's active dm-multipath group.
+        "$BIN" host --json nbd-status "$ALUA_STATE/nbd.sock" 2>&1 | python3 -c '
+import json, sys
+names = {sys.argv[1]: "west", sys.argv[2]: "east"}
+try:
+    v = json.load(sys.stdin)
+    used = sorted(names.get(p["url"], p["url"]) for p in v["paths"] if p["in_use"])
+    print("engine in-use=" + (",".join(used) or "none"))
+except ValueError:
+    print("engine unreadable")' "$URL_WEST" "$URL_EAST"
         rm -rf "$d"
         ;;
       *) echo "unknown request: $req" ;;
@@ -123,7 +135,10 @@ PY
   ALUA_STATE=$(mktemp -d /tmp/ironlun-vmi-host-alua.XXXXXX)
   "$BIN" serve --state-dir "$ALUA_STATE" --portal "127.0.0.1:$P1" >"$ALUA_STATE/daemon.log" 2>&1 &
   daemon=$!
-  cleanup() { kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$ALUA_STATE"; }
+  cleanup() {
+    kill "${nbd:-}" "${load:-}" 2>/dev/null || true
+    kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$ALUA_STATE"
+  }
   trap cleanup EXIT
   for _ in $(seq 100); do [ -S "$ALUA_STATE/control.sock" ] && break; sleep 0.1; done
   cli() { "$BIN" --state-dir "$ALUA_STATE" "$@" >/dev/null; }
@@ -139,6 +154,17 @@ PY
   done
   cli set "iscsi/$WEST/tpgt_1/lun/lun_0/alua_tg_pt_gp" alua_west
   cli set "iscsi/$EAST/tpgt_1/lun/lun_0/alua_tg_pt_gp" alua_east
+  # The multipath engine over the same two paths, exported by serve-nbd, with a trickle of
+  # reads (fio) so that it meets the unit attentions as the guest's kernel does.
+  command -v fio >/dev/null || { echo "host-alua.sh: fio is needed (apt-get install fio)" >&2; exit 2; }
+  P3=${P3:-$((P2 + 1))}
+  "$BIN" host serve-nbd --listen "127.0.0.1:$P3" --status-socket "$ALUA_STATE/nbd.sock" \
+    --checker-interval 1 "$URL_WEST" "$URL_EAST" >"$ALUA_STATE/nbd.log" 2>&1 &
+  nbd=$!
+  for _ in $(seq 100); do [ -S "$ALUA_STATE/nbd.sock" ] && break; sleep 0.1; done
+  fio --name=trickle --ioengine=nbd --uri="nbd://127.0.0.1:$P3/ironlun" --rw=randread --bs=4k \
+    --iodepth=1 --rate_iops=50 --size=64M --time_based --runtime=3600 >"$ALUA_STATE/fio.log" 2>&1 &
+  load=$!
   rc=0
   t0=$(date +%s.%N)
   "$TOOL/run-scenario.sh" -t 480 -e "WEST=$WEST" -e "EAST=$EAST" \
@@ -265,7 +291,15 @@ guest_paths() {
     END { flush() }'
 }
 
-guest_view() { guest_rtpg "$W"; guest_rtpg "$E"; guest_paths; }
+# The paths of the active path group: where dm-multipath sends I/O ("none" without one).
+guest_view() {
+  local gp
+  guest_rtpg "$W"; guest_rtpg "$E"
+  gp=$(guest_paths)
+  echo "$gp"
+  echo "$gp" | awk '$1 == "pg" && $4 == "status=active" { split($5, a, "="); act = a[2] }
+    END { print "engine in-use=" (act == "" ? "none" : act) }'
+}
 
 # Has the guest taken the admin's change in? The kernel's state of each path equals what its
 # group reports through a port that answers RTPG, the checker has judged it (ready for active
@@ -309,7 +343,8 @@ summary() {
          v[$2] = sprintf("%s%s %s %s", s[2], (p[2] == 1 ? "+p" : ""), c[2], q[2]) }
        $1 == "pg" { split($3, q, "="); split($5, m, "="); pgs = pgs sprintf(" %s[%s]", q[2], m[2]) }
        $1 == "rtpg" && $3 == "refused" { ref = ref ", rtpg " $2 " refused" }
-       END { printf "W %s | E %s | pg%s%s", v["west"], v["east"], pgs, ref }'
+       $1 == "engine" { split($2, e, "="); eng = ", I/O to " e[2] }
+       END { printf "W %s | E %s | pg%s%s%s", v["west"], v["east"], pgs, ref, eng }'
 }
 
 FAILS=0
