@@ -2,7 +2,8 @@
 # The Linux host as referee for `ironlun host rtpg` and `ironlun host paths` (issue 9,
 # acceptance 2) and for the multipath engine behind `ironlun host serve-nbd` (issue 10,
 # acceptance 2: at every step it sends I/O to the paths of the guest's active path group).
-# One RAM disk behind two targets: west (portal 1, target port group alua_west, id 1) and east (portal 2, alua_east, id 2). The admin steps the groups through
+# One RAM disk behind two targets: west (portal 1, target port group alua_west, id 1) and
+# east (portal 2, alua_east, id 2). The admin steps the groups through
 # Active/Optimized, Active/Non-optimized, Standby, Unavailable, Offline, Transitioning and the
 # preferred bit (host hook). At every step the guest (open-iscsi, scsi_dh_alua, dm-multipath)
 # waits until it has taken the change in, then asks the host for the host tools' view and
