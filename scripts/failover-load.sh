@@ -9,12 +9,12 @@
 # Pass: fio reports 0 I/O errors and 0 verify failures. Each event's I/O pause is the longest
 # fio completion latency in the 5 s after it (fio's per-I/O latency log).
 #
-#   scripts/failover-load.sh              RUNTIME=120 (seconds of fio) P=3850 (first port)
+#   scripts/failover-load.sh              RUNTIME=130 (seconds of fio, at least 2 minutes) P=3850
 #   IRONLUN_BIN=path OUT=dir scripts/failover-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${IRONLUN_BIN:-target/release/ironlun}
-RUNTIME=${RUNTIME:-120}
+RUNTIME=${RUNTIME:-130}
 P=${P:-3850}
 OUT=${OUT:-$(mktemp -d /tmp/ironlun-failover.XXXXXX)}
 mkdir -p "$OUT"

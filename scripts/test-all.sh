@@ -29,7 +29,7 @@ cargo test --release --workspace
 scripts/conformance-matrix.sh
 # Failover under load: fio with verify through serve-nbd while the target switches ALUA
 # groups, transitions, drops a portal group and restarts (0 I/O errors, 0 verify failures).
-RUNTIME=110 scripts/failover-load.sh
+RUNTIME=130 scripts/failover-load.sh
 
 # A real Linux kernel initiator (open-iscsi + dm-multipath in a QEMU VM) needs the VM tool that
 # sits beside this repo in the project's shared/ folder; CI sets IRONLUN_REQUIRE_VM=1.
