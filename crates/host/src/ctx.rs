@@ -136,6 +136,16 @@ impl Default for Ctx {
 }
 
 impl Ctx {
+    /// This context for path `i` of a set of sessions open at once to one LU: its own ISID
+    /// (qualifier `base + i`), as open-iscsi gives each session one, so two portals of one
+    /// portal group are two I_T nexuses and not a reinstatement.
+    pub fn for_path(&self, base: u16, i: usize) -> Ctx {
+        let mut c = self.clone();
+        let q = u16::try_from(i).unwrap_or(u16::MAX).wrapping_add(base);
+        c.isid[4..6].copy_from_slice(&q.to_be_bytes());
+        c
+    }
+
     /// Run one network step under the timeout; `what` names it in any error.
     pub async fn step<T>(
         &self,

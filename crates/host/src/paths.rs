@@ -44,6 +44,22 @@ pub enum Checker {
     Faulty,
 }
 
+/// What TEST UNIT READY's outcome makes of a path (the tur checker): GOOD or RESERVATION
+/// CONFLICT ready, NOT READY 04h/0Bh ghost (standby), a UNIT ATTENTION `None` (ask again),
+/// anything else faulty.
+pub fn tur_verdict(r: &ironlun_initiator::CommandResult) -> Option<Checker> {
+    if r.status == status::GOOD || r.status == status::RESERVATION_CONFLICT {
+        return Some(Checker::Ready);
+    }
+    match r.sense {
+        Some(s) if s.key == key::UNIT_ATTENTION => None,
+        Some(s) if s.key == key::NOT_READY && s.asc.asc == 0x04 && s.asc.ascq == 0x0B => {
+            Some(Checker::Ghost)
+        }
+        _ => Some(Checker::Faulty),
+    }
+}
+
 /// One examined path.
 #[derive(Clone, Debug, Serialize)]
 pub struct PathJson {
@@ -143,15 +159,11 @@ pub fn mp_state_name(s: AccessState) -> &'static str {
     }
 }
 
-/// What one path contributes: its map key and the path.
+/// What one path contributes: its view (the map key is its WWID) and the path.
 struct Examined {
-    wwid: String,
     vendor: String,
     product: String,
-    alua: bool,
-    /// (group id, PREF) of every descriptor this path's RTPG returned (none when its port
-    /// refused RTPG).
-    reported: Vec<(u16, bool)>,
+    view: View,
     path: PathJson,
 }
 
@@ -163,62 +175,113 @@ async fn examine(ctx: &Ctx, url: IscsiUrl) -> Result<Examined> {
 }
 
 async fn examine_lu(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Examined> {
-    let url = &lu.url;
-    let view = read_alua(ctx, lu, OnTransitioning::Report).await?;
-    let wwid = wwid(&view.ident).ok_or_else(|| {
-        HostError::new(format!(
-            "{url}: VPD 0x83 has no logical unit designator to name it by (NAA, EUI-64, SCSI \
-             name or T10 vendor ID)"
-        ))
-    })?;
-    let alua = view.tpgs.implicit || view.tpgs.explicit;
-    let (state, pref) = if alua {
-        let st = view.own_state().ok_or_else(|| {
-            HostError::new(format!(
-                "{url}: REPORT TARGET PORT GROUPS does not list this path's target port group \
-                 {}",
-                view.this_port
-                    .target_port_group
-                    .map_or("(none in VPD 0x83)".to_string(), |g| format!("{g:#x}"))
-            ))
-        })?;
-        // A port refusing RTPG (state_from_sense) sent no descriptor: its PREF comes from
-        // another path's report when the map is assembled.
-        let pref = view.state_from_sense.is_none() && view.own_group().is_some_and(|g| g.pref);
-        (Some(st), pref)
-    } else {
-        (None, false)
-    };
+    let v = read_view(ctx, lu).await?;
     let checker = tur_checker(ctx, lu).await?;
-    let priority = match state {
-        Some(st) => alua_priority(st, pref, false),
+    let priority = match v.state {
+        Some(st) => alua_priority(st, v.pref, false),
         None => 1,
     };
     let dm_active = checker != Checker::Faulty;
-    let reported = view
-        .report
-        .as_ref()
-        .map(|r| r.groups.iter().map(|g| (g.group_id, g.pref)).collect())
-        .unwrap_or_default();
     Ok(Examined {
-        wwid,
         vendor: ascii_field(&lu.inquiry[8..16]),
         product: ascii_field(&lu.inquiry[16..32]),
-        alua,
-        reported,
         path: PathJson {
-            url: url.to_string(),
-            target_port_group: view.this_port.target_port_group,
-            relative_target_port: view.this_port.relative_target_port,
-            state: state.map_or("active/optimized", mp_state_name),
-            state_code: state.map(AccessState::code),
-            pref,
+            url: lu.url.to_string(),
+            target_port_group: v.group,
+            relative_target_port: v.relative_target_port,
+            state: v.state.map_or("active/optimized", mp_state_name),
+            state_code: v.state.map(AccessState::code),
+            pref: v.pref,
             priority,
             dm_state: if dm_active { "active" } else { "failed" },
             checker,
             in_service: dm_active,
         },
+        view: v,
     })
+}
+
+/// What one path learnt from VPD 0x83 and REPORT TARGET PORT GROUPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    pub wwid: String,
+    pub alua: bool,
+    pub explicit: bool,
+    pub group: Option<u16>,
+    pub relative_target_port: Option<u16>,
+    /// `None` without TPGS.
+    pub state: Option<AccessState>,
+    pub pref: bool,
+    /// The IMPLICIT TRANSITION TIME of the extended header, if the target sent it.
+    pub transition_secs: Option<u8>,
+    /// Every (group, state, PREF) the report listed.
+    pub reported: Vec<(u16, AccessState, bool)>,
+    /// The port refused RTPG with its state (no descriptor from it).
+    pub refused: bool,
+}
+
+/// Read one path's view: its LU's WWID, its group and relative port, the access state (from
+/// the report, or from a NOT READY refusal of it), PREF and every group the report listed.
+pub async fn read_view(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<View> {
+    let v = read_alua(ctx, lu, OnTransitioning::Report).await?;
+    let wwid = wwid(&v.ident).ok_or_else(|| {
+        HostError::new(format!(
+            "{}: VPD 0x83 has no logical unit designator to name it by (NAA, EUI-64, SCSI \
+             name or T10 vendor ID)",
+            lu.url
+        ))
+    })?;
+    let alua = v.tpgs.implicit || v.tpgs.explicit;
+    let transition_secs = v.report.as_ref().and_then(|r| match r.format {
+        ironlun_initiator::alua::RtpgFormat::Extended {
+            implicit_transition_secs,
+        } => Some(implicit_transition_secs),
+        ironlun_initiator::alua::RtpgFormat::LengthOnly => None,
+    });
+    let state = if alua {
+        Some(v.own_state().ok_or_else(|| {
+            HostError::new(format!(
+                "{}: REPORT TARGET PORT GROUPS does not list this path's target port group {}",
+                lu.url,
+                v.this_port
+                    .target_port_group
+                    .map_or("(none in VPD 0x83)".to_string(), |g| format!("{g:#x}"))
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(View {
+        wwid,
+        alua,
+        explicit: v.tpgs.explicit,
+        group: v.this_port.target_port_group,
+        relative_target_port: v.this_port.relative_target_port,
+        state,
+        pref: v.state_from_sense.is_none() && v.own_group().is_some_and(|g| g.pref),
+        transition_secs,
+        reported: v
+            .report
+            .as_ref()
+            .map(|r| {
+                r.groups
+                    .iter()
+                    .map(|g| (g.group_id, g.state, g.pref))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        refused: v.state_from_sense.is_some(),
+    })
+}
+
+/// The PREF of `group` as another path's report gives it: a port that refused RTPG learns
+/// its group's PREF so, as scsi_dh_alua updates every port group an RTPG lists.
+pub fn reported_pref(group: Option<u16>, known: &[(u16, AccessState, bool)]) -> Option<bool> {
+    let g = group?;
+    known
+        .iter()
+        .find(|(id, ..)| *id == g)
+        .map(|&(.., pref)| pref)
 }
 
 /// multipath-tools' tur checker: TEST UNIT READY, unit attentions retried (up to 5 tries).
@@ -235,15 +298,8 @@ async fn tur_checker(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Checker> {
                 &what,
             )
             .await?;
-        if r.status == status::GOOD || r.status == status::RESERVATION_CONFLICT {
-            return Ok(Checker::Ready);
-        }
-        match r.sense {
-            Some(s) if s.key == key::UNIT_ATTENTION => continue,
-            Some(s) if s.key == key::NOT_READY && s.asc.asc == 0x04 && s.asc.ascq == 0x0B => {
-                return Ok(Checker::Ghost)
-            }
-            _ => return Ok(Checker::Faulty),
+        if let Some(c) = tur_verdict(&r) {
+            return Ok(c);
         }
     }
     Ok(Checker::Faulty)
@@ -252,15 +308,14 @@ async fn tur_checker(ctx: &Ctx, lu: &crate::ctx::Lu) -> Result<Checker> {
 /// A path whose port refused RTPG learns its group's PREF from another path of the same LU
 /// that reported the group, as scsi_dh_alua updates every port group an RTPG lists.
 fn share_reports(mut paths: Vec<Examined>) -> Vec<Examined> {
-    let known: Vec<(u16, bool)> = paths.iter().flat_map(|e| e.reported.clone()).collect();
-    for e in paths.iter_mut().filter(|e| e.reported.is_empty()) {
-        let (Some(g), Some(code)) = (e.path.target_port_group, e.path.state_code) else {
+    let known: Vec<(u16, AccessState, bool)> =
+        paths.iter().flat_map(|e| e.view.reported.clone()).collect();
+    for e in paths.iter_mut().filter(|e| e.view.refused) {
+        let (Some(st), Some(pref)) = (e.view.state, reported_pref(e.view.group, &known)) else {
             continue;
         };
-        if let Some(&(_, pref)) = known.iter().find(|(id, _)| *id == g) {
-            e.path.pref = pref;
-            e.path.priority = alua_priority(AccessState::from_code(code), pref, false);
-        }
+        e.path.pref = pref;
+        e.path.priority = alua_priority(st, pref, false);
     }
     paths
 }
@@ -269,12 +324,12 @@ fn share_reports(mut paths: Vec<Examined>) -> Vec<Examined> {
 fn assemble(found: Vec<Examined>) -> Vec<MapJson> {
     let mut by_wwid: BTreeMap<String, Vec<Examined>> = BTreeMap::new();
     for e in found {
-        by_wwid.entry(e.wwid.clone()).or_default().push(e);
+        by_wwid.entry(e.view.wwid.clone()).or_default().push(e);
     }
     let mut maps = Vec::new();
     for (wwid, paths) in by_wwid {
         let (vendor, product) = (paths[0].vendor.clone(), paths[0].product.clone());
-        let alua = paths.iter().any(|p| p.alua);
+        let alua = paths.iter().any(|p| p.view.alua);
         let paths = share_reports(paths);
         let mut by_prio: BTreeMap<u32, Vec<PathJson>> = BTreeMap::new();
         for e in paths {
@@ -377,12 +432,7 @@ pub async fn run(ctx: &Ctx, a: &PathsArgs) -> Result<crate::output::Output> {
         .collect::<Result<Vec<_>>>()?;
     let mut set = tokio::task::JoinSet::new();
     for (i, u) in urls.iter().enumerate() {
-        // One session per path, all open at once: each its own ISID (as open-iscsi gives each
-        // session), so two portals of one portal group are two I_T nexuses, not a
-        // reinstatement.
-        let mut ctx = ctx.clone();
-        let q = u16::try_from(i).unwrap_or(u16::MAX).wrapping_add(0x1000);
-        ctx.isid[4..6].copy_from_slice(&q.to_be_bytes());
+        let ctx = ctx.for_path(0x1000, i);
         let u = u.clone();
         set.spawn(async move { (i, examine(&ctx, u).await) });
     }
@@ -467,11 +517,20 @@ mod tests {
 
     fn path(url: &str, state: AccessState, pref: bool, checker: Checker) -> Examined {
         Examined {
-            wwid: "36001".into(),
             vendor: "V".into(),
             product: "P".into(),
-            alua: true,
-            reported: vec![(1, pref)],
+            view: View {
+                wwid: "36001".into(),
+                alua: true,
+                explicit: false,
+                group: Some(1),
+                relative_target_port: Some(1),
+                state: Some(state),
+                pref,
+                transition_secs: None,
+                reported: vec![(1, state, pref)],
+                refused: false,
+            },
             path: PathJson {
                 url: url.into(),
                 target_port_group: Some(1),
@@ -537,10 +596,15 @@ mod tests {
     #[test]
     fn a_port_refusing_rtpg_takes_its_groups_pref_from_another_paths_report() {
         let mut off = path("w", AccessState::Offline, false, Checker::Faulty);
-        off.reported.clear();
+        off.view.reported.clear();
+        off.view.refused = true;
         let mut east = path("e", AccessState::ActiveOptimized, false, Checker::Ready);
         east.path.target_port_group = Some(2);
-        east.reported = vec![(1, true), (2, false)];
+        east.view.group = Some(2);
+        east.view.reported = vec![
+            (1, AccessState::Offline, true),
+            (2, AccessState::ActiveOptimized, false),
+        ];
         let maps = assemble(vec![off, east]);
         let w = maps[0]
             .path_groups

@@ -86,6 +86,14 @@ impl AluaView {
         r.group(g)
     }
 
+    /// The report's groups as the JSON outputs carry them (none without a report).
+    pub fn groups_json(&self) -> Vec<GroupJson> {
+        self.report
+            .as_ref()
+            .map(|r| r.groups.iter().map(GroupJson::of).collect())
+            .unwrap_or_default()
+    }
+
     /// This path's access state as scsi_dh_alua holds it: the state a NOT READY refusal of
     /// RTPG names, else its group's state; `None` without TPGS or when the report lacks the
     /// group.
@@ -457,11 +465,7 @@ pub async fn run(ctx: &Ctx, a: &RtpgArgs) -> Result<Output> {
         implicit_transition_secs,
         extended_header_refused: view.extended_refused,
         commands: view.commands,
-        groups: view
-            .report
-            .as_ref()
-            .map(|r| r.groups.iter().map(GroupJson::of).collect())
-            .unwrap_or_default(),
+        groups: view.groups_json(),
     };
     Ok(Output::from_serialize(text, &j))
 }

@@ -180,11 +180,7 @@ pub async fn run(ctx: &Ctx, a: &StpgArgs) -> Result<Output> {
         url: url.to_string(),
         descriptors: dj,
         done: true,
-        groups_after: view
-            .report
-            .as_ref()
-            .map(|r| r.groups.iter().map(GroupJson::of).collect())
-            .unwrap_or_default(),
+        groups_after: view.groups_json(),
     };
     Ok(Output::from_serialize(text, &j))
 }

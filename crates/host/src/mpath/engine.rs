@@ -84,9 +84,7 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
     }
     let mut set = tokio::task::JoinSet::new();
     for (i, u) in urls.iter().enumerate() {
-        let mut c = ctx.clone();
-        let q = u16::try_from(i).unwrap_or(u16::MAX).wrapping_add(0x2000);
-        c.isid[4..6].copy_from_slice(&q.to_be_bytes());
+        let c = ctx.for_path(0x2000, i);
         let u = u.clone();
         set.spawn(async move {
             let r = async {
@@ -354,7 +352,7 @@ impl Inner {
             views.iter().flat_map(|(_, v)| v.reported.clone()).collect();
         for (i, mut v) in views {
             if v.refused {
-                if let Some(&(_, _, pref)) = known.iter().find(|(g, _, _)| Some(*g) == v.group) {
+                if let Some(pref) = crate::paths::reported_pref(v.group, &known) {
                     v.pref = pref;
                 }
             }

@@ -13,76 +13,11 @@ use ironlun_scsi::alua::AccessState;
 use super::policy::{tur_verdict, Checker, Counters, PathInfo};
 use crate::ctx::{Ctx, Lu};
 use crate::error::describe;
-use crate::paths::wwid;
-use crate::rtpg::{read_alua, OnTransitioning};
 use crate::url::IscsiUrl;
 use crate::{HostError, Result};
 
-/// What one path learnt from VPD 0x83 and REPORT TARGET PORT GROUPS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct View {
-    pub wwid: String,
-    pub alua: bool,
-    pub explicit: bool,
-    pub group: Option<u16>,
-    /// `None` without TPGS.
-    pub state: Option<AccessState>,
-    pub pref: bool,
-    /// The IMPLICIT TRANSITION TIME of the extended header, if the target sent it.
-    pub transition_secs: Option<u8>,
-    /// Every (group, state, PREF) the report listed.
-    pub reported: Vec<(u16, AccessState, bool)>,
-    /// The port refused RTPG with its state (no descriptor from it).
-    pub refused: bool,
-}
-
-/// Read one path's view (module docs).
-pub async fn read_view(ctx: &Ctx, lu: &Lu) -> Result<View> {
-    let v = read_alua(ctx, lu, OnTransitioning::Report).await?;
-    let wwid = wwid(&v.ident).ok_or_else(|| {
-        HostError::new(format!(
-            "{}: VPD 0x83 has no logical unit designator to name it by",
-            lu.url
-        ))
-    })?;
-    let alua = v.tpgs.implicit || v.tpgs.explicit;
-    let transition_secs = v.report.as_ref().and_then(|r| match r.format {
-        ironlun_initiator::alua::RtpgFormat::Extended {
-            implicit_transition_secs,
-        } => Some(implicit_transition_secs),
-        ironlun_initiator::alua::RtpgFormat::LengthOnly => None,
-    });
-    let state = if alua {
-        Some(v.own_state().ok_or_else(|| {
-            HostError::new(format!(
-                "{}: REPORT TARGET PORT GROUPS does not list this path's target port group",
-                lu.url
-            ))
-        })?)
-    } else {
-        None
-    };
-    Ok(View {
-        wwid,
-        alua,
-        explicit: v.tpgs.explicit,
-        group: v.this_port.target_port_group,
-        state,
-        pref: v.state_from_sense.is_none() && v.own_group().is_some_and(|g| g.pref),
-        transition_secs,
-        reported: v
-            .report
-            .as_ref()
-            .map(|r| {
-                r.groups
-                    .iter()
-                    .map(|g| (g.group_id, g.state, g.pref))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        refused: v.state_from_sense.is_some(),
-    })
-}
+// One path's ALUA picture, read as `paths` reads it (one place for both).
+pub use crate::paths::{read_view, View};
 
 /// The mutable part of a path.
 #[derive(Clone, Debug)]

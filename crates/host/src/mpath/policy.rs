@@ -21,6 +21,9 @@ use ironlun_scsi::sense::key;
 use ironlun_scsi::status;
 use serde::Serialize;
 
+// The tur checker, as `paths` judges it (one place for both).
+pub use crate::paths::{tur_verdict, Checker};
+
 /// What the engine does with one command outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -51,31 +54,6 @@ pub fn classify(r: &CommandResult) -> Verdict {
         key::NOT_READY if a == 0x04 && q == 0x0A => Verdict::Transitioning,
         key::NOT_READY if a == 0x04 && matches!(q, 0x0B | 0x0C | 0x12) => Verdict::Reread,
         _ => Verdict::Done,
-    }
-}
-
-/// multipath-tools' tur checker states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Checker {
-    Ready,
-    Ghost,
-    Faulty,
-}
-
-/// What TEST UNIT READY's outcome makes of a path (the tur checker): GOOD or RESERVATION
-/// CONFLICT ready, NOT READY 04h/0Bh ghost (standby), a UNIT ATTENTION `None` (ask again),
-/// anything else faulty.
-pub fn tur_verdict(r: &CommandResult) -> Option<Checker> {
-    if r.status == status::GOOD || r.status == status::RESERVATION_CONFLICT {
-        return Some(Checker::Ready);
-    }
-    match r.sense {
-        Some(s) if s.key == key::UNIT_ATTENTION => None,
-        Some(s) if s.key == key::NOT_READY && s.asc.asc == 0x04 && s.asc.ascq == 0x0B => {
-            Some(Checker::Ghost)
-        }
-        _ => Some(Checker::Faulty),
     }
 }
 

@@ -63,31 +63,6 @@ pub fn key_hex(k: u64) -> String {
     format!("{k:#x}")
 }
 
-/// The peripheral device types (SPC-4 Table 140) by sg3_utils' names.
-fn pdt_name(pdt: u8) -> Option<&'static str> {
-    Some(match pdt {
-        0x00 => "disk",
-        0x01 => "tape",
-        0x02 => "printer",
-        0x03 => "processor",
-        0x04 => "write once optical disk",
-        0x05 => "cd/dvd",
-        0x07 => "optical memory device",
-        0x08 => "medium changer",
-        0x0c => "storage array controller",
-        0x0d => "enclosure services device",
-        0x0e => "simplified direct access device",
-        0x0f => "optical card reader/writer device",
-        0x11 => "object based storage",
-        0x12 => "automation/driver interface",
-        0x13 => "security manager device",
-        0x14 => "host managed zoned block",
-        0x1e => "well known logical unit",
-        0x1f => "no physical device on this lu",
-        _ => return None,
-    })
-}
-
 /// sg_persist's first lines: vendor, product and revision from standard INQUIRY (at least
 /// 36 bytes, as `Ctx::open` checked), and the peripheral device type.
 pub fn inquiry_header(inq: &[u8]) -> String {
@@ -97,7 +72,7 @@ pub fn inquiry_header(inq: &[u8]) -> String {
             .unwrap_or_default()
     };
     let pdt = inq.first().map_or(0x1f, |b| b & 0x1f);
-    let kind = pdt_name(pdt).map_or_else(|| format!("{pdt:#x}"), str::to_string);
+    let kind = crate::inquiry::names::device_type(pdt);
     format!(
         "  {}  {}  {}\n  Peripheral device type: {kind}\n",
         field(8..16),
