@@ -1,12 +1,14 @@
 //! The transmission phase (NetworkBlockDevice/nbd doc/proto.md, "Transmission", "Request
 //! types", "Error values"): requests are read one after another and run concurrently up to a
-//! bound; replies go out in completion order (the cookie pairs them), one whole reply at a time.
-//! Memory per connection is bounded by the in-flight request count and payload bytes.
+//! bound; replies go out in completion order (the cookie pairs them), one whole reply at a time,
+//! through one writer task that sends the replies ready together in one write. Memory per
+//! connection is bounded by the in-flight request count and payload bytes: a request's permits
+//! are held until its reply has been written.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::handshake::skip;
@@ -48,7 +50,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     D: BlockDev,
 {
-    let writer = Arc::new(Mutex::new(w));
+    let (writer, replies) = mpsc::unbounded_channel();
+    let out_task = tokio::spawn(write_replies(w, replies));
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     let byte_cap = limits.max_in_flight_bytes.max(1);
     let bytes = Arc::new(Semaphore::new(byte_cap as usize));
@@ -64,7 +67,7 @@ where
         match r.read_exact(&mut hdr).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Eof,
-            Err(e) => return finish(tasks, &writer, Err(e)).await,
+            Err(e) => return finish(tasks, writer, out_task, Err(e)).await,
         }
         let req = match Request::decode(&hdr) {
             Ok(req) => req,
@@ -86,7 +89,7 @@ where
                     check(false).err()
                 };
                 if let Some((errno, msg)) = err {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
                     continue;
                 }
                 let want = req.length.clamp(1, byte_cap);
@@ -106,8 +109,7 @@ where
                             Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
                         }
                     };
-                    send(&writer, structured, &req, out).await;
-                    drop((permit, slot));
+                    send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
                 });
             }
             Command::Write => {
@@ -117,7 +119,7 @@ where
                         break End::Protocol(format!("WRITE of {} bytes", req.length));
                     }
                     if let Err(e) = skip(&mut *r, u64::from(req.length)).await {
-                        return finish(tasks, &writer, Err(e)).await;
+                        return finish(tasks, writer, out_task, Err(e)).await;
                     }
                     let msg = "WRITE longer than the maximum payload".to_owned();
                     send(
@@ -125,8 +127,8 @@ where
                         structured,
                         &req,
                         Outcome::Failed(proto::EINVAL, msg),
-                    )
-                    .await;
+                        NONE,
+                    );
                     continue;
                 }
                 let want = req.length.clamp(1, byte_cap);
@@ -139,10 +141,10 @@ where
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         break End::Protocol("client left in the middle of a WRITE".to_owned())
                     }
-                    Err(e) => return finish(tasks, &writer, Err(e)).await,
+                    Err(e) => return finish(tasks, writer, out_task, Err(e)).await,
                 }
                 if let Err((errno, msg)) = check(true) {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
                     continue;
                 }
                 let (dev, writer) = (dev.clone(), writer.clone());
@@ -152,16 +154,14 @@ where
                     } else {
                         done(dev.write(req.offset, data, req.fua()).await)
                     };
-                    send(&writer, structured, &req, out).await;
-                    drop((permit, slot));
+                    send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
                 });
             }
             Command::Flush => {
                 let (dev, writer) = (dev.clone(), writer.clone());
                 tasks.spawn(async move {
                     let out = done(dev.flush().await);
-                    send(&writer, structured, &req, out).await;
-                    drop(slot);
+                    send(&writer, structured, &req, out, [Some(slot), None]);
                 });
             }
             Command::Trim | Command::WriteZeroes => {
@@ -177,14 +177,13 @@ where
                     check(!trim).err()
                 };
                 if let Some((errno, msg)) = err {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg)).await;
+                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
                     continue;
                 }
                 let (dev, writer) = (dev.clone(), writer.clone());
                 tasks.spawn(async move {
                     let out = done(ranged(&*dev, &req, max_req, trim).await);
-                    send(&writer, structured, &req, out).await;
-                    drop(slot);
+                    send(&writer, structured, &req, out, [Some(slot), None]);
                 });
             }
             Command::Other(c) => {
@@ -194,24 +193,27 @@ where
                     structured,
                     &req,
                     Outcome::Failed(proto::EINVAL, msg),
-                )
-                .await;
+                    NONE,
+                );
             }
         }
     };
-    finish(tasks, &writer, Ok(end)).await
+    finish(tasks, writer, out_task, Ok(end)).await
 }
 
-/// Waits for the in-flight requests, then closes the writing side.
+/// Waits for the in-flight requests and for their replies to be written, then closes the
+/// writing side.
 async fn finish<W: AsyncWrite + Unpin>(
     mut tasks: JoinSet<()>,
-    writer: &Mutex<W>,
+    writer: Replies,
+    out_task: tokio::task::JoinHandle<W>,
     end: std::io::Result<End>,
 ) -> std::io::Result<End> {
     while tasks.join_next().await.is_some() {}
-    let mut w = writer.lock().await;
-    let _ = w.flush().await;
-    let _ = w.shutdown().await;
+    drop(writer);
+    if let Ok(mut w) = out_task.await {
+        let _ = w.shutdown().await;
+    }
     end
 }
 
@@ -263,43 +265,83 @@ fn check_range(req: &Request, size: u64, bs: u64, write: bool) -> Result<(), (u3
     Ok(())
 }
 
-/// Sends one whole reply; a client that stopped listening is not an error of the server.
-async fn send<W: AsyncWrite + Unpin>(
-    writer: &Mutex<W>,
-    structured: bool,
-    req: &Request,
-    out: Outcome,
-) {
-    let mut w = writer.lock().await;
-    let r = async {
-        match (out, structured) {
-            (Outcome::Done(Some((offset, data))), true) if !data.is_empty() => {
-                let hdr = proto::offset_data_header(req.cookie, offset, data.len() as u32);
-                w.write_all(&hdr).await?;
-                w.write_all(&data).await?;
-            }
-            (Outcome::Done(_), true) if req.command == Command::Read => {
-                let flags = proto::REPLY_FLAG_DONE;
-                let hdr = proto::chunk_header(flags, proto::REPLY_TYPE_NONE, req.cookie, 0);
-                w.write_all(&hdr).await?;
-            }
-            (Outcome::Done(data), _) => {
-                w.write_all(&proto::simple_reply(req.cookie, 0)).await?;
-                if let Some((_, data)) = data {
-                    w.write_all(&data).await?;
+/// A request's permits (in-flight slot, payload bytes), released once its reply is written.
+type Held = [Option<OwnedSemaphorePermit>; 2];
+const NONE: Held = [None, None];
+
+/// One encoded reply: its header (or whole error chunk), its read data, and its permits.
+struct Reply {
+    head: Vec<u8>,
+    data: Vec<u8>,
+    _held: Held,
+    what: &'static str,
+}
+
+type Replies = mpsc::UnboundedSender<Reply>;
+
+/// Queues one whole reply for the writer task.
+fn send(writer: &Replies, structured: bool, req: &Request, out: Outcome, held: Held) {
+    let (head, data) = match (out, structured) {
+        (Outcome::Done(Some((offset, data))), true) if !data.is_empty() => (
+            proto::offset_data_header(req.cookie, offset, data.len() as u32).to_vec(),
+            data,
+        ),
+        (Outcome::Done(_), true) if req.command == Command::Read => {
+            let flags = proto::REPLY_FLAG_DONE;
+            let hdr = proto::chunk_header(flags, proto::REPLY_TYPE_NONE, req.cookie, 0);
+            (hdr.to_vec(), Vec::new())
+        }
+        (Outcome::Done(data), _) => (
+            proto::simple_reply(req.cookie, 0).to_vec(),
+            data.map(|(_, d)| d).unwrap_or_default(),
+        ),
+        (Outcome::Failed(errno, msg), true) => {
+            (proto::error_chunk(req.cookie, errno, &msg), Vec::new())
+        }
+        (Outcome::Failed(errno, _), false) => {
+            (proto::simple_reply(req.cookie, errno).to_vec(), Vec::new())
+        }
+    };
+    let reply = Reply {
+        head,
+        data,
+        _held: held,
+        what: req.command.name(),
+    };
+    // The writer task ends only after every sender is gone.
+    let _ = writer.send(reply);
+}
+
+/// Writes replies in the order they were queued; the ones ready together are flushed with
+/// one write. A client that stopped listening is not an error of the server: later replies
+/// are dropped (their permits released) until the connection ends.
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::UnboundedReceiver<Reply>,
+) -> W {
+    let mut broken = false;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(reply) = next.take() {
+            if !broken {
+                let r = async {
+                    w.write_all(&reply.head).await?;
+                    w.write_all(&reply.data).await
+                };
+                if let Err(e) = r.await {
+                    tracing::debug!("nbd: reply to {} not sent: {e}", reply.what);
+                    broken = true;
                 }
             }
-            (Outcome::Failed(errno, msg), true) => {
-                w.write_all(&proto::error_chunk(req.cookie, errno, &msg))
-                    .await?;
-            }
-            (Outcome::Failed(errno, _), false) => {
-                w.write_all(&proto::simple_reply(req.cookie, errno)).await?;
+            drop(reply);
+            next = rx.try_recv().ok();
+        }
+        if !broken {
+            if let Err(e) = w.flush().await {
+                tracing::debug!("nbd: replies not sent: {e}");
+                broken = true;
             }
         }
-        w.flush().await
-    };
-    if let Err(e) = r.await {
-        tracing::debug!("nbd: reply to {} not sent: {e}", req.command.name());
     }
+    w
 }

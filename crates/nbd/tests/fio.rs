@@ -37,6 +37,8 @@ fn fio_randwrite_verify(server: &Server) {
             "--size=32M",
             "--verify=crc32c",
             "--verify_fatal=1",
+            // No verify state file left in the crate directory.
+            "--verify_state_save=0",
             "--runtime=5",
             "--time_based=0",
             "--output-format=json",

@@ -5,10 +5,11 @@
 //! LOGICAL BLOCK ADDRESS OUT OF RANGE, are `InvalidInput`; any other failure is EIO with the
 //! sense in the message.
 
+use std::fmt;
 use std::io;
 
 use ironlun_initiator::scsi::cdb;
-use ironlun_initiator::CommandResult;
+use ironlun_initiator::{Bytes, CommandResult};
 use ironlun_nbd::BlockDev;
 use ironlun_scsi::sense::key;
 use ironlun_scsi::status;
@@ -44,8 +45,21 @@ pub fn write_same16_cdb(lba: u64, blocks: u32) -> [u8; 16] {
     c
 }
 
+/// A READ (16) or WRITE (16) named for messages: formatted only when one is needed.
+struct Rw {
+    op: &'static str,
+    lba: u64,
+    blocks: u32,
+}
+
+impl fmt::Display for Rw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at LBA {}, {} blocks", self.op, self.lba, self.blocks)
+    }
+}
+
 /// A command's outcome as an NBD request's result (module docs).
-pub fn outcome(r: &CommandResult, what: &str) -> io::Result<()> {
+pub fn outcome(r: &CommandResult, what: &(dyn fmt::Display + Sync)) -> io::Result<()> {
     if r.status == status::GOOD {
         return Ok(());
     }
@@ -90,9 +104,9 @@ impl MultipathLu {
     async fn run(
         &self,
         cdb: &[u8],
-        data: Option<Vec<u8>>,
+        data: Option<Bytes>,
         alloc: u32,
-        what: &str,
+        what: &(dyn fmt::Display + Sync),
     ) -> io::Result<CommandResult> {
         let r = self.execute(cdb, data, alloc, what).await.map_err(eio)?;
         outcome(&r, what)?;
@@ -124,7 +138,11 @@ impl BlockDev for MultipathLu {
     async fn read(&self, offset: u64, len: u32) -> io::Result<Vec<u8>> {
         let (lba, n) = self.range(offset, u64::from(len))?;
         let n = u32::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let what = format!("READ (16) at LBA {lba}, {n} blocks");
+        let what = Rw {
+            op: "READ (16)",
+            lba,
+            blocks: n,
+        };
         let r = self
             .run(&cdb::read16(lba, n, false), None, len, &what)
             .await?;
@@ -134,20 +152,25 @@ impl BlockDev for MultipathLu {
                 r.data_in.len()
             )));
         }
-        Ok(r.data_in.to_vec())
+        // The session's buffer, not a copy, when nothing else holds it.
+        Ok(Vec::from(r.data_in))
     }
 
     async fn write(&self, offset: u64, data: Vec<u8>, fua: bool) -> io::Result<()> {
         let (lba, n) = self.range(offset, data.len() as u64)?;
         let n = u32::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let what = format!("WRITE (16) at LBA {lba}, {n} blocks");
-        self.run(&cdb::write16(lba, n, fua), Some(data), 0, &what)
+        let what = Rw {
+            op: "WRITE (16)",
+            lba,
+            blocks: n,
+        };
+        self.run(&cdb::write16(lba, n, fua), Some(data.into()), 0, &what)
             .await
             .map(|_| ())
     }
 
     async fn flush(&self) -> io::Result<()> {
-        self.run(&cdb::sync_cache16(0, 0), None, 0, "SYNCHRONIZE CACHE (16)")
+        self.run(&cdb::sync_cache16(0, 0), None, 0, &"SYNCHRONIZE CACHE (16)")
             .await
             .map(|_| ())
     }
@@ -166,7 +189,7 @@ impl BlockDev for MultipathLu {
             let n32 = u32::try_from(n).unwrap_or(u32::MAX);
             let p = unmap_params(lba, n32);
             let what = format!("UNMAP at LBA {lba}, {n} blocks");
-            self.run(&unmap_cdb(24), Some(p), 0, &what).await?;
+            self.run(&unmap_cdb(24), Some(p.into()), 0, &what).await?;
             lba += n;
             left -= n;
         }
@@ -179,7 +202,7 @@ impl BlockDev for MultipathLu {
             0 => u64::from(u32::MAX),
             m => m.min(u64::from(u32::MAX)),
         };
-        let zero = vec![0u8; self.block_size() as usize];
+        let zero = Bytes::from(vec![0u8; self.block_size() as usize]);
         while left > 0 {
             let n = left.min(cap);
             let n32 = u32::try_from(n).unwrap_or(u32::MAX);

@@ -3,11 +3,13 @@
 //! paths reconnected in the background and watched by a path checker, as dm-multipath with
 //! `group_by_prio`, the alua prioritizer, scsi_dh_alua and the tur checker do.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironlun_initiator::alua::{stpg_cdb, stpg_params, StpgDescriptor};
+use ironlun_initiator::Bytes;
 use ironlun_initiator::{Capacity, CommandResult};
 use ironlun_scsi::alua::AccessState;
 use tokio::sync::Notify;
@@ -220,9 +222,9 @@ impl Inner {
     pub async fn execute(
         self: &Arc<Self>,
         cdb: &[u8],
-        data: Option<Vec<u8>>,
+        data: Option<Bytes>,
         alloc: u32,
-        what: &str,
+        what: &(dyn Display + Sync),
     ) -> Result<CommandResult> {
         let mut no_path_since: Option<Instant> = None;
         let mut transitioning_since: Option<Instant> = None;
@@ -487,7 +489,7 @@ impl Inner {
             &lu.session,
             self.lun,
             &stpg_cdb(len),
-            Some(params),
+            Some(params.into()),
             0,
             &what,
         )

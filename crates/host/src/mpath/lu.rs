@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ironlun_initiator::pr::{prout_cdb, ProutParams};
+use ironlun_initiator::Bytes;
 use ironlun_initiator::CommandResult;
 use tokio::task::JoinHandle;
 
@@ -129,9 +130,9 @@ impl MultipathLu {
     pub async fn execute(
         &self,
         cdb: &[u8],
-        data: Option<Vec<u8>>,
+        data: Option<Bytes>,
         alloc: u32,
-        what: &str,
+        what: &(dyn std::fmt::Display + Sync),
     ) -> Result<CommandResult> {
         self.inner.execute(cdb, data, alloc, what).await
     }
@@ -157,7 +158,7 @@ impl MultipathLu {
                     &lu.session,
                     lu.url.lun,
                     &cdb,
-                    Some(params.clone()),
+                    Some(params.clone().into()),
                     0,
                     &what,
                 )

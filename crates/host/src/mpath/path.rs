@@ -3,11 +3,14 @@
 //! scsi_dh_alua reads it, [`read_alua`]) and the commands sent through it, with transport
 //! failures told apart from SCSI outcomes.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use ironlun_initiator::Bytes;
+
 use ironlun_initiator::iscsi::pdu::task_attr::SIMPLE;
-use ironlun_initiator::{CommandResult, Error as InitiatorError, Session};
+use ironlun_initiator::{CommandOptions, CommandResult, Error as InitiatorError, Session};
 use ironlun_scsi::alua::AccessState;
 
 use super::policy::{tur_verdict, Checker, Counters, PathInfo};
@@ -141,17 +144,27 @@ pub async fn send(
     s: &Session,
     lun: u64,
     cdb: &[u8],
-    data: Option<Vec<u8>>,
+    data: Option<Bytes>,
     alloc: u32,
-    what: &str,
+    what: &(dyn Display + Sync),
 ) -> Result<Sent> {
-    match tokio::time::timeout(ctx.timeout, s.command(lun, cdb, data, alloc, SIMPLE)).await {
+    let run = async {
+        let opts = CommandOptions {
+            attr: SIMPLE,
+            ..CommandOptions::default()
+        };
+        s.start_command(lun, cdb, data, alloc, opts)
+            .await?
+            .wait()
+            .await
+    };
+    match tokio::time::timeout(ctx.timeout, run).await {
         Ok(Ok(r)) if r.response == 0 => Ok(Sent::Outcome(r)),
         Ok(Ok(r)) => Err(HostError::new(format!(
             "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
             r.response
         ))),
-        Ok(Err(e @ InitiatorError::Invalid(_))) => Err(HostError::during(what, &e)),
+        Ok(Err(e @ InitiatorError::Invalid(_))) => Err(HostError::during(&what.to_string(), &e)),
         Ok(Err(e)) => Ok(Sent::Transport(format!("{what}: {}", describe(&e)))),
         Err(_) => {
             let abort = tokio::time::timeout(ctx.timeout, s.abort_task_set(lun)).await;

@@ -229,10 +229,10 @@ fn block_device_cdbs() {
 
 #[test]
 fn errors_as_the_nbd_server_reports_them() {
-    assert!(outcome(&good(), "READ").is_ok());
-    let e = outcome(&check(key::ILLEGAL_REQUEST, 0x21, 0), "READ").unwrap_err();
+    assert!(outcome(&good(), &"READ").is_ok());
+    let e = outcome(&check(key::ILLEGAL_REQUEST, 0x21, 0), &"READ").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-    let e = outcome(&check(key::MEDIUM_ERROR, 0x11, 0), "READ (16) at LBA 9").unwrap_err();
+    let e = outcome(&check(key::MEDIUM_ERROR, 0x11, 0), &"READ (16) at LBA 9").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::Other);
     let m = e.to_string();
     assert!(

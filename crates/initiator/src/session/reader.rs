@@ -14,17 +14,33 @@ use super::{text, tmf, transfer, Event};
 use crate::connection::{Reader, Writer};
 use crate::Error;
 
+/// Bytes gathered into one write at most: PDUs queued while the previous write was in
+/// progress go out together (one system call for a burst of commands), in queue order.
+const WRITE_BATCH: usize = 256 * 1024;
+
 pub(super) async fn write_loop(mut w: Writer, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    while let Some(o) = rx.recv().await {
-        let r = match o {
-            Outgoing::Pdu(p) => w.send(&p).await,
-            Outgoing::Bytes(b) => {
-                use tokio::io::AsyncWriteExt;
-                w.half.write_all(&b).await.map_err(Error::from)
+    use tokio::io::AsyncWriteExt;
+    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut unencodable = false;
+        while let Some(o) = next.take() {
+            match o {
+                // A PDU that cannot be encoded (a data segment over 16 MiB) ends the
+                // connection after what was queued before it.
+                Outgoing::Pdu(p) => unencodable = p.encode(w.digests, &mut buf).is_err(),
+                Outgoing::Bytes(b) => buf.extend_from_slice(&b),
             }
-        };
-        if r.is_err() {
+            if buf.len() < WRITE_BATCH && !unencodable {
+                next = rx.try_recv().ok();
+            }
+        }
+        if w.half.write_all(&buf).await.is_err() || unencodable {
             return;
+        }
+        buf.clear();
+        if buf.capacity() > 4 * WRITE_BATCH {
+            buf = bytes::BytesMut::with_capacity(64 * 1024);
         }
     }
 }
