@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 
 use crate::handshake::skip;
 use crate::proto::{self, Command, Request};
@@ -52,22 +51,20 @@ where
 {
     let (writer, replies) = mpsc::unbounded_channel();
     let out_task = tokio::spawn(write_replies(w, replies));
-    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let max_in_flight = limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max_in_flight));
     let byte_cap = limits.max_in_flight_bytes.max(1);
     let bytes = Arc::new(Semaphore::new(byte_cap as usize));
-    let mut tasks = JoinSet::new();
     let size = dev.size();
     let bs = u64::from(dev.block_size().max(1));
     let max_req = dev.max_request().max(dev.block_size().max(1));
 
     let end = loop {
-        // Reap finished tasks so the set does not grow with the connection's age.
-        while tasks.try_join_next().is_some() {}
         let mut hdr = [0u8; proto::REQUEST_LEN];
         match r.read_exact(&mut hdr).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Eof,
-            Err(e) => return finish(tasks, writer, out_task, Err(e)).await,
+            Err(e) => return finish(&slots, max_in_flight, writer, out_task, Err(e)).await,
         }
         let req = match Request::decode(&hdr) {
             Ok(req) => req,
@@ -97,7 +94,7 @@ where
                     break End::Eof;
                 };
                 let (dev, writer) = (dev.clone(), writer.clone());
-                tasks.spawn(async move {
+                tokio::spawn(async move {
                     let out = if req.length == 0 {
                         Outcome::Done(Some((req.offset, Vec::new())))
                     } else {
@@ -119,7 +116,7 @@ where
                         break End::Protocol(format!("WRITE of {} bytes", req.length));
                     }
                     if let Err(e) = skip(&mut *r, u64::from(req.length)).await {
-                        return finish(tasks, writer, out_task, Err(e)).await;
+                        return finish(&slots, max_in_flight, writer, out_task, Err(e)).await;
                     }
                     let msg = "WRITE longer than the maximum payload".to_owned();
                     send(
@@ -141,14 +138,14 @@ where
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         break End::Protocol("client left in the middle of a WRITE".to_owned())
                     }
-                    Err(e) => return finish(tasks, writer, out_task, Err(e)).await,
+                    Err(e) => return finish(&slots, max_in_flight, writer, out_task, Err(e)).await,
                 }
                 if let Err((errno, msg)) = check(true) {
                     send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
                     continue;
                 }
                 let (dev, writer) = (dev.clone(), writer.clone());
-                tasks.spawn(async move {
+                tokio::spawn(async move {
                     let out = if data.is_empty() {
                         Outcome::Done(None)
                     } else {
@@ -159,7 +156,7 @@ where
             }
             Command::Flush => {
                 let (dev, writer) = (dev.clone(), writer.clone());
-                tasks.spawn(async move {
+                tokio::spawn(async move {
                     let out = done(dev.flush().await);
                     send(&writer, structured, &req, out, [Some(slot), None]);
                 });
@@ -181,7 +178,7 @@ where
                     continue;
                 }
                 let (dev, writer) = (dev.clone(), writer.clone());
-                tasks.spawn(async move {
+                tokio::spawn(async move {
                     let out = done(ranged(&*dev, &req, max_req, trim).await);
                     send(&writer, structured, &req, out, [Some(slot), None]);
                 });
@@ -198,18 +195,21 @@ where
             }
         }
     };
-    finish(tasks, writer, out_task, Ok(end)).await
+    finish(&slots, max_in_flight, writer, out_task, Ok(end)).await
 }
 
-/// Waits for the in-flight requests and for their replies to be written, then closes the
-/// writing side.
+/// Waits for the in-flight requests and for their replies to be written (each request holds
+/// an in-flight slot until then), then closes the writing side.
 async fn finish<W: AsyncWrite + Unpin>(
-    mut tasks: JoinSet<()>,
+    slots: &Semaphore,
+    max_in_flight: usize,
     writer: Replies,
     out_task: tokio::task::JoinHandle<W>,
     end: std::io::Result<End>,
 ) -> std::io::Result<End> {
-    while tasks.join_next().await.is_some() {}
+    let _all = slots
+        .acquire_many(u32::try_from(max_in_flight).unwrap_or(u32::MAX))
+        .await;
     drop(writer);
     if let Ok(mut w) = out_task.await {
         let _ = w.shutdown().await;

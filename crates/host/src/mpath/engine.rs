@@ -226,6 +226,8 @@ impl Inner {
         alloc: u32,
         what: &(dyn Display + Sync),
     ) -> Result<CommandResult> {
+        // The rare paths (re-reads, explicit failover) are boxed: every I/O's future stays
+        // small, and spawning or finishing it moves less memory.
         let mut no_path_since: Option<Instant> = None;
         let mut transitioning_since: Option<Instant> = None;
         let (mut attempt, mut uas) = (0u32, 0u32);
@@ -242,7 +244,7 @@ impl Inner {
                     )));
                 }
                 if self.opts.explicit_failover {
-                    self.explicit_failover().await;
+                    Box::pin(self.explicit_failover()).await;
                 }
                 let pause = backoff(attempt, NO_PATH_POLL);
                 attempt = attempt.saturating_add(1);
@@ -251,7 +253,7 @@ impl Inner {
                 let before = self.epoch.load(Ordering::Acquire);
                 let _ = tokio::time::timeout(pause, self.changed.notified()).await;
                 if self.epoch.load(Ordering::Acquire) == before {
-                    self.reread(before).await;
+                    Box::pin(self.reread(before)).await;
                 }
                 continue;
             };
@@ -284,7 +286,7 @@ impl Inner {
                 Verdict::Done => return Ok(r),
                 Verdict::Reread => {
                     left = Some(i);
-                    self.reread(epoch).await;
+                    Box::pin(self.reread(epoch)).await;
                 }
                 Verdict::Retry => {
                     uas += 1;
@@ -306,7 +308,7 @@ impl Inner {
                     } else {
                         tokio::time::sleep(backoff(attempt, Duration::from_millis(500))).await;
                         attempt = attempt.saturating_add(1);
-                        self.reread(epoch).await;
+                        Box::pin(self.reread(epoch)).await;
                     }
                 }
             }
