@@ -39,7 +39,8 @@ pub use connection::Connection;
 pub use login::{Auth, ChapConfig, LoginConfig, Negotiated, SessionType};
 pub use scsi::Capacity;
 pub use session::{
-    CommandOptions, DataOutPolicy, DiscoveredTarget, Event, PendingCommand, Session, Stats,
+    CommandOptions, DataOutPolicy, DiscoveredTarget, Event, EventReceiver, PendingCommand, Session,
+    Stats,
 };
 
 pub use bytes::Bytes;

@@ -457,6 +457,83 @@ async fn unknown_opcode_is_an_event_and_the_session_goes_on() {
 }
 
 #[tokio::test]
+async fn a_flood_of_unsolicited_pdus_costs_bounded_memory() {
+    // 1,000 PDUs of an opcode no target sends, each one an event and a violation.
+    let n = 1000usize;
+    let mut flood = Vec::with_capacity(48 * n);
+    for i in 0..n {
+        let mut bhs = [0u8; 48];
+        bhs[0] = 0x3c;
+        bhs[16..20].copy_from_slice(&(0x1000 + i as u32).to_be_bytes());
+        flood.extend_from_slice(&bhs);
+    }
+    let f = spawn(FakeConfig {
+        garbage_after_first_command: Some(flood),
+        ..FakeConfig::default()
+    })
+    .await;
+    let s = session(&f, LoginConfig::normal(INI, TARGET)).await;
+    let _swallowed = guard(s.start_command(0, &[0; 6], None, 0, CommandOptions::default()))
+        .await
+        .unwrap();
+    // The session reads the whole flood before it answers this.
+    assert_eq!(guard(s.test_unit_ready(0)).await.unwrap().status, 0);
+    let st = s.stats();
+    assert_eq!(st.violations_total, n as u64);
+    assert_eq!(
+        st.violations.len(),
+        ironlun_initiator::session::MAX_VIOLATIONS
+    );
+    let kept = ironlun_initiator::session::MAX_EVENTS;
+    assert_eq!(st.events_dropped, (n - kept) as u64);
+    // The newest events are the ones kept, in order.
+    let mut got = Vec::new();
+    while let Some(e) = s.try_event() {
+        match e {
+            Event::Unexpected(p) => got.push(p.bhs.itt()),
+            other => panic!("{other:?}"),
+        }
+    }
+    let want: Vec<u32> = (n - kept..n).map(|i| 0x1000 + i as u32).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn pings_from_a_target_that_does_not_read_are_not_queued_without_bound() {
+    // The fake writes all these NOP-In pings (TTT set: each wants an answer) before it reads
+    // again, so the answers fill the socket and then wait in the session's queue.
+    let n = 300_000u32;
+    let mut flood = Vec::with_capacity(48 * n as usize);
+    for i in 0..n {
+        let mut bhs = [0u8; 48];
+        bhs[0] = 0x20; // NOP-In
+        bhs[1] = 0x80;
+        bhs[16..20].copy_from_slice(&u32::MAX.to_be_bytes()); // ITT reserved
+        bhs[20..24].copy_from_slice(&(i + 1).to_be_bytes()); // TTT
+        flood.extend_from_slice(&bhs);
+    }
+    let f = spawn(FakeConfig {
+        garbage_after_first_command: Some(flood),
+        ..FakeConfig::default()
+    })
+    .await;
+    let s = session(&f, LoginConfig::normal(INI, TARGET)).await;
+    let _swallowed = guard(s.start_command(0, &[0; 6], None, 0, CommandOptions::default()))
+        .await
+        .unwrap();
+    assert_eq!(guard(s.test_unit_ready(0)).await.unwrap().status, 0);
+    let st = s.stats();
+    let unanswered = st.violations_total;
+    assert!(unanswered > 0, "every ping was queued: {st:?}");
+    assert_eq!(st.nop_ins_answered + unanswered, u64::from(n));
+    assert!(
+        st.violations[0].contains("not answered"),
+        "{:?}",
+        st.violations[0]
+    );
+}
+
+#[tokio::test]
 async fn raw_connection_login_and_hand_built_pdu() {
     let f = spawn(FakeConfig::default()).await;
     let mut c = guard(Connection::connect(f.addr)).await.unwrap();

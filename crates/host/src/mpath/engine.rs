@@ -1,7 +1,9 @@
 //! The multipath engine: one logical unit over N paths, I/O sent where the policy says
 //! ([`super::policy`]), the ALUA picture re-read once for all I/Os that found it stale, failed
 //! paths reconnected in the background and watched by a path checker, as dm-multipath with
-//! `group_by_prio`, the alua prioritizer, scsi_dh_alua and the tur checker do.
+//! `group_by_prio`, the alua prioritizer, scsi_dh_alua and the tur checker do. Each session's
+//! unsolicited events are read as they come ([`watch`]): a connection that ends fails its path
+//! at once, and Asynchronous Messages are acted on ([`on_async`]).
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use ironlun_initiator::alua::{stpg_cdb, stpg_params, StpgDescriptor};
 use ironlun_initiator::Bytes;
-use ironlun_initiator::{Capacity, CommandResult};
+use ironlun_initiator::{Capacity, CommandResult, Event, EventReceiver};
 use ironlun_scsi::alua::AccessState;
-use tokio::sync::Notify;
+use tokio::sync::{watch as stop_signal, Notify};
 use tokio::task::JoinHandle;
 
 use super::path::{read_view, send, tur, Path, Sent, View};
 use super::policy::{
-    active_priority, backoff, classify, stpg_candidate, transition_time, Checker, PathInfo, Verdict,
+    active_priority, backoff, classify, on_async, stpg_candidate, transition_time, AsyncAction,
+    Checker, PathInfo, Verdict,
 };
 use crate::ctx::{fmt_secs, Ctx};
 use crate::url::IscsiUrl;
@@ -76,6 +79,8 @@ pub struct Inner {
     /// The group priority I/O goes to and, with a failback delay, when a better one was seen.
     current: Mutex<(Option<u32>, Option<Instant>)>,
     pub closed: AtomicBool,
+    /// Set once the LU is closed or dropped: ends the event watchers.
+    pub stop: stop_signal::Sender<bool>,
 }
 
 /// Log in on every path, read each one's ALUA view, check they name one LU, read its
@@ -131,7 +136,7 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
         .lu()
         .ok_or_else(|| HostError::new("multipath: first path lost"))?;
     let capacity = read_capacity(&got[0].0.ctx, &lu).await?;
-    Ok(Arc::new(Inner {
+    let inner = Arc::new(Inner {
         opts,
         paths: got.into_iter().map(|(p, _)| p).collect(),
         wwid,
@@ -144,7 +149,63 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
         turn: AtomicUsize::new(0),
         current: Mutex::new((None, None)),
         closed: AtomicBool::new(false),
-    }))
+        stop: stop_signal::channel(false).0,
+    });
+    for (i, p) in inner.paths.iter().enumerate() {
+        if let Some(lu) = p.lu() {
+            watch(&inner, i, lu.session.events());
+        }
+    }
+    Ok(inner)
+}
+
+/// Read one path's session events until the session ends or the LU closes (module docs). The
+/// watcher does not keep the session, nor the LU, alive.
+fn watch(inner: &Arc<Inner>, i: usize, rx: EventReceiver) {
+    let weak = Arc::downgrade(inner);
+    let mut stop = inner.stop.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                ev = rx.next() => ev,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let Some(ev) = ev else { return };
+            let Some(me) = weak.upgrade() else { return };
+            if me.closed.load(Ordering::Acquire) {
+                return;
+            }
+            match ev {
+                Event::Closed(why) => {
+                    if me.paths[i].lu().is_some_and(|lu| rx.of(&lu.session)) {
+                        me.path_failed(i, &format!("connection ended: {why}"));
+                    }
+                    return;
+                }
+                Event::Async { msg, data } => {
+                    let Some(lu) = me.paths[i].lu().filter(|lu| rx.of(&lu.session)) else {
+                        continue;
+                    };
+                    match on_async(&msg, &data) {
+                        AsyncAction::Reread => {
+                            Box::pin(me.reread(me.epoch.load(Ordering::Acquire))).await;
+                        }
+                        AsyncAction::Leave(why) => {
+                            me.path_failed(i, &why);
+                            me.paths[i].ctx.logout(&lu.session).await;
+                        }
+                        AsyncAction::Negotiate => {
+                            let t = me.paths[i].ctx.timeout;
+                            let _ = tokio::time::timeout(t, lu.session.text_request(&[])).await;
+                        }
+                        AsyncAction::Nothing => {}
+                    }
+                }
+                // Counted in the session's statistics; read here so they do not pile up.
+                Event::Reject { .. } | Event::Unexpected(_) => {}
+            }
+        }
+    });
 }
 
 /// A path whose port refused RTPG takes its group's PREF from another path's report.
@@ -210,11 +271,15 @@ impl Inner {
     fn pick(&self) -> Option<usize> {
         let infos = self.infos();
         let prio = self.active(&infos)?;
-        let members: Vec<usize> = (0..infos.len())
-            .filter(|&i| infos[i].usable() && infos[i].priority() == prio)
-            .collect();
-        let t = self.turn.fetch_add(1, Ordering::Relaxed);
-        members.get(t % members.len().max(1)).copied()
+        let member = |i: &PathInfo| i.usable() && i.priority() == prio;
+        let n = infos.iter().filter(|i| member(i)).count();
+        let t = self.turn.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        infos
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| member(i))
+            .nth(t)
+            .map(|(i, _)| i)
     }
 
     /// One command through the map (module docs); a non-GOOD outcome that is the command's
@@ -262,17 +327,10 @@ impl Inner {
             if let Some(l) = left.take().filter(|&l| l != i) {
                 self.paths[l].failovers.fetch_add(1, Ordering::Relaxed);
             }
-            let Some(lu) = p.lu() else { continue };
-            let sent = send(
-                &p.ctx,
-                &lu.session,
-                self.lun,
-                cdb,
-                data.clone(),
-                alloc,
-                what,
-            )
-            .await?;
+            let Some(session) = p.session() else {
+                continue;
+            };
+            let sent = send(&p.ctx, &session, self.lun, cdb, data.clone(), alloc, what).await?;
             let r = match sent {
                 Sent::Transport(why) => {
                     self.path_failed(i, &why);
@@ -409,6 +467,9 @@ impl Inner {
                         st.last_error = None;
                     }
                     p.apply(&v);
+                    if let Some(lu) = p.lu() {
+                        watch(&self, i, lu.session.events());
+                    }
                     // The other paths may have moved meanwhile.
                     self.reread(self.epoch.load(Ordering::Acquire)).await;
                     return;

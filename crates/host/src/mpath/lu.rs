@@ -80,6 +80,7 @@ pub struct MultipathLu {
 impl Drop for MultipathLu {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.stop.send_replace(true);
         self.checker.abort();
     }
 }
@@ -248,6 +249,7 @@ impl MultipathLu {
     /// Log out of every path (best effort) and stop the background tasks.
     pub async fn close(self) {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.stop.send_replace(true);
         for (ctx, s) in self.inner.sessions() {
             ctx.logout(&s).await;
         }

@@ -86,6 +86,11 @@ impl Path {
         })
     }
 
+    /// The session alone (what each I/O needs; cheaper than [`Path::lu`]).
+    pub fn session(&self) -> Option<Session> {
+        self.st().session.clone()
+    }
+
     pub fn info(&self) -> PathInfo {
         let st = self.st();
         PathInfo {

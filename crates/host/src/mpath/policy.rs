@@ -11,10 +11,18 @@
 //!   to the implicit transition time, then fail over.
 //! * Any other UNIT ATTENTION: retry (the condition was reported and is cleared).
 //! * Anything else that is not GOOD: the command's own outcome, returned to the caller.
+//!
+//! Asynchronous Messages from the target (RFC 7143 §11.9.1), see [`on_async`]: a SCSI
+//! asynchronous event whose sense is one of the ALUA ones above re-reads the picture; a logout
+//! request (AsyncEvent 1) or a connection / session drop announced (2, 3) takes the path out
+//! (logged out, then reconnected in the background); a negotiation request (4) is answered
+//! with a Text Request, as §11.9.1 requires; the rest are noted only.
 
 use std::time::Duration;
 
 use ironlun_initiator::alua::alua_priority;
+use ironlun_initiator::iscsi::pdu::async_event;
+use ironlun_initiator::iscsi::AsyncMessage;
 use ironlun_initiator::CommandResult;
 use ironlun_scsi::alua::AccessState;
 use ironlun_scsi::sense::key;
@@ -42,9 +50,14 @@ pub fn classify(r: &CommandResult) -> Verdict {
     if r.status != status::CHECK_CONDITION {
         return Verdict::Done;
     }
-    let Some(s) = r.sense else {
-        return Verdict::Done;
-    };
+    match &r.sense {
+        Some(s) => classify_sense(s),
+        None => Verdict::Done,
+    }
+}
+
+/// What CHECK CONDITION with this sense means for the map (module docs).
+pub fn classify_sense(s: &ironlun_scsi::Sense) -> Verdict {
     let (a, q) = (s.asc.asc, s.asc.ascq);
     match s.key {
         key::UNIT_ATTENTION => match (a, q) {
@@ -54,6 +67,53 @@ pub fn classify(r: &CommandResult) -> Verdict {
         key::NOT_READY if a == 0x04 && q == 0x0A => Verdict::Transitioning,
         key::NOT_READY if a == 0x04 && matches!(q, 0x0B | 0x0C | 0x12) => Verdict::Reread,
         _ => Verdict::Done,
+    }
+}
+
+/// What the engine does with an Asynchronous Message (module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AsyncAction {
+    Reread,
+    /// Take the path out for this reason (logout, then reconnect).
+    Leave(String),
+    Negotiate,
+    Nothing,
+}
+
+/// The action for an Asynchronous Message with its data segment (for SCSI events:
+/// SenseLength, then the sense data, §11.9.4).
+pub fn on_async(m: &AsyncMessage, data: &[u8]) -> AsyncAction {
+    match m.event {
+        async_event::SCSI_ASYNC_EVENT => {
+            let len = match data {
+                [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+                _ => 0,
+            };
+            let sense = data
+                .get(2..2 + len)
+                .and_then(|s| ironlun_scsi::Sense::parse(s).ok());
+            let news = sense.is_some_and(|s| {
+                matches!(classify_sense(&s), Verdict::Reread | Verdict::Transitioning)
+            });
+            if news {
+                AsyncAction::Reread
+            } else {
+                AsyncAction::Nothing
+            }
+        }
+        async_event::LOGOUT_REQUEST => AsyncAction::Leave(format!(
+            "the target asked for a logout within {} s (Asynchronous Message, AsyncEvent 1)",
+            m.param3
+        )),
+        async_event::CONNECTION_DROP => AsyncAction::Leave(
+            "the target announced it drops the connection (Asynchronous Message, AsyncEvent 2)"
+                .into(),
+        ),
+        async_event::SESSION_DROP => AsyncAction::Leave(
+            "the target announced it drops the session (Asynchronous Message, AsyncEvent 3)".into(),
+        ),
+        async_event::NEGOTIATION_REQUEST => AsyncAction::Negotiate,
+        _ => AsyncAction::Nothing,
     }
 }
 

@@ -240,3 +240,57 @@ fn errors_as_the_nbd_server_reports_them() {
         "{m}"
     );
 }
+
+fn async_msg(event: u8, param3: u16) -> ironlun_initiator::iscsi::AsyncMessage {
+    ironlun_initiator::iscsi::AsyncMessage {
+        lun: [0; 8],
+        stat_sn: 0,
+        exp_cmd_sn: 0,
+        max_cmd_sn: 0,
+        event,
+        vcode: 0,
+        param1: 0,
+        param2: 0,
+        param3,
+    }
+}
+
+/// A SCSI asynchronous event's data segment: SenseLength, then the sense (RFC 7143 §11.9.4).
+fn sense_segment(k: u8, asc: u8, ascq: u8, descriptor: bool) -> Vec<u8> {
+    let sense = Sense::new(k, Asc::new(asc, ascq)).encode(descriptor);
+    let mut d = (sense.len() as u16).to_be_bytes().to_vec();
+    d.extend_from_slice(&sense);
+    d
+}
+
+#[test]
+fn asynchronous_messages_become_actions() {
+    // ALUA news in either sense format re-reads the picture.
+    for descriptor in [false, true] {
+        let d = sense_segment(key::UNIT_ATTENTION, 0x2A, 0x06, descriptor);
+        assert_eq!(on_async(&async_msg(0, 0), &d), AsyncAction::Reread);
+    }
+    let d = sense_segment(key::NOT_READY, 0x04, 0x0A, false);
+    assert_eq!(on_async(&async_msg(0, 0), &d), AsyncAction::Reread);
+    // Other events with sense, and malformed segments, change nothing.
+    let d = sense_segment(key::UNIT_ATTENTION, 0x29, 0x00, false);
+    assert_eq!(on_async(&async_msg(0, 0), &d), AsyncAction::Nothing);
+    assert_eq!(on_async(&async_msg(0, 0), &[]), AsyncAction::Nothing);
+    assert_eq!(
+        on_async(&async_msg(0, 0), &[0, 200, 0x70]),
+        AsyncAction::Nothing
+    );
+    // Logout requests and announced drops take the path out, naming why.
+    match on_async(&async_msg(1, 5), &[]) {
+        AsyncAction::Leave(why) => assert!(why.contains("logout within 5 s"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    for ev in [2, 3] {
+        assert!(matches!(
+            on_async(&async_msg(ev, 0), &[]),
+            AsyncAction::Leave(_)
+        ));
+    }
+    assert_eq!(on_async(&async_msg(4, 0), &[]), AsyncAction::Negotiate);
+    assert_eq!(on_async(&async_msg(255, 0), &[]), AsyncAction::Nothing);
+}

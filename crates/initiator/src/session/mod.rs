@@ -38,7 +38,7 @@ use crate::connection::{Connection, Counters};
 use crate::login::{LoginConfig, Negotiated};
 use crate::{Error, Result};
 use reader::{read_loop, write_loop};
-use state::{Outgoing, Shared, State, Task};
+use state::{Events, Outgoing, Shared, State, Task};
 use window::alloc_itt;
 
 mod reader;
@@ -123,8 +123,28 @@ pub struct Stats {
     pub solicited_bytes: u64,
     /// Target NOP-Ins we answered (TTT != 0xffffffff).
     pub nop_ins_answered: u64,
-    /// Protocol deviations by the target that did not stop the session.
+    /// Protocol deviations by the target that did not stop the session: the first
+    /// [`MAX_VIOLATIONS`] of them (a target that misbehaves on every PDU does not grow the
+    /// session's memory); `violations_total` counts them all.
     pub violations: Vec<String>,
+    pub violations_total: u64,
+    /// Unsolicited events dropped because [`MAX_EVENTS`] were queued and not read.
+    pub events_dropped: u64,
+}
+
+/// Protocol deviations kept word for word in [`Stats::violations`].
+pub const MAX_VIOLATIONS: usize = 64;
+/// Unsolicited events queued for [`Session::next_event`]; past this the oldest is dropped.
+pub const MAX_EVENTS: usize = 256;
+
+impl Stats {
+    /// Record a deviation (kept if fewer than [`MAX_VIOLATIONS`] are).
+    pub(crate) fn violation(&mut self, what: String) {
+        self.violations_total += 1;
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(what);
+        }
+    }
 }
 
 /// A SendTargets record (Appendix C).
@@ -145,6 +165,35 @@ impl Drop for Handles {
     fn drop(&mut self) {
         self.reader.abort();
         self.writer.abort();
+        // An [`EventReceiver`] outliving the session learns that nothing more will come.
+        self.shared
+            .events
+            .push(Event::Closed("the session was dropped".into()));
+    }
+}
+
+/// The unsolicited events of a session, readable without keeping the session (and its
+/// connection) alive: when the last [`Session`] handle is dropped, [`Event::Closed`] ends them.
+#[derive(Clone)]
+pub struct EventReceiver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EventReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReceiver").finish_non_exhaustive()
+    }
+}
+
+impl EventReceiver {
+    /// As [`Session::next_event`].
+    pub async fn next(&self) -> Option<Event> {
+        self.shared.events.next().await
+    }
+
+    /// Whether these are `s`'s events.
+    pub fn of(&self, s: &Session) -> bool {
+        Arc::ptr_eq(&self.shared, &s.h.shared)
     }
 }
 
@@ -196,7 +245,7 @@ impl Session {
             counters,
         } = conn;
         let (tx, rx) = mpsc::unbounded_channel();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 c: counters,
@@ -207,12 +256,12 @@ impl Session {
             tx,
             window: Notify::new(),
             progress: Notify::new(),
-            events_tx,
-            events: tokio::sync::Mutex::new(events_rx),
+            events: Events::default(),
+            queued: queued.clone(),
             params: negotiated.params.clone(),
             cid,
         });
-        let writer = tokio::spawn(write_loop(writer, rx));
+        let writer = tokio::spawn(write_loop(writer, rx, queued));
         let reader = tokio::spawn(read_loop(reader, shared.clone()));
         Session {
             h: Arc::new(Handles {
@@ -239,7 +288,9 @@ impl Session {
     }
 
     pub fn stats(&self) -> Stats {
-        self.sh().lock().stats.clone()
+        let mut s = self.sh().lock().stats.clone();
+        s.events_dropped = self.sh().events.dropped();
+        s
     }
 
     /// Current sequence numbers (for hand-built PDUs).
@@ -288,27 +339,34 @@ impl Session {
     /// Queue a hand-built PDU (encoded with the negotiated digests).
     pub fn send_pdu(&self, pdu: Pdu) -> Result<()> {
         self.sh()
-            .tx
-            .send(Outgoing::Pdu(pdu))
-            .map_err(|_| Error::ConnectionClosed)
+            .queue(Outgoing::Pdu(pdu))
+            .then_some(())
+            .ok_or(Error::ConnectionClosed)
     }
 
     /// Queue raw bytes.
     pub fn send_bytes(&self, bytes: Vec<u8>) -> Result<()> {
         self.sh()
-            .tx
-            .send(Outgoing::Bytes(bytes))
-            .map_err(|_| Error::ConnectionClosed)
+            .queue(Outgoing::Bytes(bytes))
+            .then_some(())
+            .ok_or(Error::ConnectionClosed)
     }
 
     /// The next unsolicited event; `None` once the connection is gone and all were read.
     pub async fn next_event(&self) -> Option<Event> {
-        self.sh().events.lock().await.recv().await
+        self.sh().events.next().await
+    }
+
+    /// A handle on this session's events that does not keep the session open.
+    pub fn events(&self) -> EventReceiver {
+        EventReceiver {
+            shared: self.h.shared.clone(),
+        }
     }
 
     /// An event if one is queued now.
     pub fn try_event(&self) -> Option<Event> {
-        self.sh().events.try_lock().ok()?.try_recv().ok()
+        self.sh().events.pop().ok()
     }
 
     /// NOP-Out ping (§11.18) as an immediate PDU; returns the data the target echoed.

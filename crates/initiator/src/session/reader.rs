@@ -3,6 +3,7 @@
 //! answers target NOP-In pings (§11.19) and turns the rest into [`Event`]s. When the
 //! connection ends, every outstanding task fails.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ironlun_iscsi::pdu::tmf_response;
@@ -18,13 +19,22 @@ use crate::Error;
 /// progress go out together (one system call for a burst of commands), in queue order.
 const WRITE_BATCH: usize = 256 * 1024;
 
-pub(super) async fn write_loop(mut w: Writer, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+/// NOP-In pings (§11.19) answered while this many PDUs wait for the writer are not answered:
+/// a target that pings faster than it reads cannot make the session queue without bound.
+pub(super) const MAX_QUEUED_FOR_PINGS: usize = 4096;
+
+pub(super) async fn write_loop(
+    mut w: Writer,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+) {
     use tokio::io::AsyncWriteExt;
     let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut unencodable = false;
         while let Some(o) = next.take() {
+            queued.fetch_sub(1, Ordering::Relaxed);
             match o {
                 // A PDU that cannot be encoded (a data segment over 16 MiB) ends the
                 // connection after what was queued before it.
@@ -73,7 +83,7 @@ pub(super) async fn read_loop(mut r: Reader, sh: Arc<Shared>) {
     }
     sh.window.notify_waiters();
     sh.progress.notify_waiters();
-    let _ = sh.events_tx.send(Event::Closed(if why.is_empty() {
+    sh.events.push(Event::Closed(if why.is_empty() {
         "connection closed by the target".into()
     } else {
         why
@@ -91,7 +101,13 @@ fn handle(sh: &Shared, pdu: Pdu) {
         Bhs::ScsiResponse(r) => transfer::on_response(sh, &mut st, r, &pdu),
         Bhs::R2t(r) => transfer::on_r2t(sh, &mut st, r, &pdu),
         Bhs::NopIn(n) => {
-            if n.ttt != RESERVED_TAG {
+            if n.ttt != RESERVED_TAG && sh.queued.load(Ordering::Relaxed) >= MAX_QUEUED_FOR_PINGS {
+                st.stats.violation(format!(
+                    "NOP-In ping (TTT {:#x}) while {MAX_QUEUED_FOR_PINGS} PDUs wait to be sent: \
+                     not answered",
+                    n.ttt
+                ));
+            } else if n.ttt != RESERVED_TAG {
                 // A target ping: answer with the same TTT and LUN (§11.18.4), immediate.
                 let bhs = Bhs::NopOut(NopOut {
                     immediate: true,
@@ -169,7 +185,7 @@ fn handle(sh: &Shared, pdu: Pdu) {
             );
         }
         _ => {
-            st.stats.violations.push(format!(
+            st.stats.violation(format!(
                 "unexpected {:?} in full feature phase",
                 pdu.bhs.opcode()
             ));

@@ -2,7 +2,7 @@
 //! Initiator Task Tag, the sequence numbers, the statistics; ending a task and reporting what
 //! no task was waiting for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use ironlun_iscsi::text::TextCollector;
 use ironlun_iscsi::{LogoutResponse, Pdu, R2t};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{DataOutPolicy, Event, Stats};
+use super::{DataOutPolicy, Event, Stats, MAX_EVENTS};
 use crate::command::CommandResult;
 use crate::connection::Counters;
 use crate::{Error, Result};
@@ -62,11 +62,13 @@ pub(super) struct State {
 pub(super) struct Shared {
     pub(super) state: Mutex<State>,
     pub(super) tx: mpsc::UnboundedSender<Outgoing>,
+    /// PDUs queued for the writer and not yet taken by it (a target that stops reading
+    /// shows here).
+    pub(super) queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub(super) window: Notify,
     /// Signalled after every PDU the reader handled (for [`Session::until`]).
     pub(super) progress: Notify,
-    pub(super) events_tx: mpsc::UnboundedSender<Event>,
-    pub(super) events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    pub(super) events: Events,
     pub(super) params: OperationalParams,
     pub(super) cid: u16,
 }
@@ -77,7 +79,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
     pub(super) fn send(&self, p: Pdu) {
-        let _ = self.tx.send(Outgoing::Pdu(p));
+        self.queue(Outgoing::Pdu(p));
+    }
+    /// Queue for the writer task; false once it is gone.
+    pub(super) fn queue(&self, o: Outgoing) -> bool {
+        // Counted before sending: the writer subtracts what it takes.
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tx.send(o).is_ok()
     }
 }
 
@@ -102,13 +111,78 @@ pub(super) fn fail(t: Task, e: Error) {
 }
 
 pub(super) fn event(sh: &Shared, e: Event) {
-    let _ = sh.events_tx.send(e);
+    sh.events.push(e);
+}
+
+/// The unsolicited events not read yet, at most [`MAX_EVENTS`]: a target that floods
+/// Async Messages or Rejects at a session whose owner does not read them costs a bounded
+/// amount of memory (the oldest are dropped and counted).
+#[derive(Default)]
+pub(super) struct Events {
+    q: Mutex<EventQueue>,
+    arrived: Notify,
+}
+
+#[derive(Default)]
+struct EventQueue {
+    items: VecDeque<Event>,
+    dropped: u64,
+    /// [`Event::Closed`] was queued: nothing comes after it.
+    ended: bool,
+}
+
+impl Events {
+    fn lock(&self) -> MutexGuard<'_, EventQueue> {
+        self.q.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn push(&self, e: Event) {
+        {
+            let mut q = self.lock();
+            if q.ended {
+                return;
+            }
+            if q.items.len() >= MAX_EVENTS {
+                q.items.pop_front();
+                q.dropped += 1;
+            }
+            q.ended = matches!(e, Event::Closed(_));
+            q.items.push_back(e);
+        }
+        self.arrived.notify_waiters();
+    }
+
+    /// The oldest queued event; `Err(true)` when none is queued and none will come.
+    pub(super) fn pop(&self) -> Result<Event, bool> {
+        let mut q = self.lock();
+        match q.items.pop_front() {
+            Some(e) => Ok(e),
+            None => Err(q.ended),
+        }
+    }
+
+    pub(super) async fn next(&self) -> Option<Event> {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            match self.pop() {
+                Ok(e) => return Some(e),
+                Err(true) => return None,
+                Err(false) => arrived.await,
+            }
+        }
+    }
+
+    pub(super) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
 }
 
 /// A PDU for a tag we do not have (or of the wrong kind for it).
 pub(super) fn unexpected(sh: &Shared, st: &mut State, itt: u32, task: Option<Task>, pdu: Pdu) {
     if let Some(t) = task {
-        st.stats.violations.push(format!(
+        st.stats.violation(format!(
             "{:?} for task {itt:#x} of another kind",
             pdu.bhs.opcode()
         ));

@@ -265,9 +265,7 @@ fn scsi_task<'a>(
 /// and expect the one after it next.
 fn next_sn(stats: &mut Stats, what: &str, got: u32, due: &mut u32, itt: u32) {
     if got != *due {
-        stats
-            .violations
-            .push(format!("{what} {got} where {due} was due (ITT {itt:#x})"));
+        stats.violation(format!("{what} {got} where {due} was due (ITT {itt:#x})"));
     }
     *due = got.wrapping_add(1);
 }
@@ -292,7 +290,7 @@ pub(super) fn on_data_in(sh: &Shared, st: &mut State, d: &DataIn, pdu: &Pdu) {
             t.buf[off..end].copy_from_slice(&pdu.data);
             t.high_water = t.high_water.max(end);
         }
-        None => stats.violations.push(format!(
+        None => stats.violation(format!(
             "Data-In offset {off} + {seg} beyond the expected {} bytes (ITT {:#x})",
             t.buf.len(),
             d.itt
@@ -300,9 +298,7 @@ pub(super) fn on_data_in(sh: &Shared, st: &mut State, d: &DataIn, pdu: &Pdu) {
     }
     if let Some(status) = d.status {
         if !d.final_ {
-            stats
-                .violations
-                .push(format!("Data-In with S but without F (ITT {:#x})", d.itt));
+            stats.violation(format!("Data-In with S but without F (ITT {:#x})", d.itt));
         }
         let residual = Residual::from_flags(d.underflow, d.overflow, d.residual);
         if let Some(Task::Scsi(t)) = st.tasks.remove(&d.itt) {
@@ -332,7 +328,7 @@ pub(super) fn on_response(sh: &Shared, st: &mut State, r: &ScsiResponse, pdu: &P
     let sense_bytes = if d.len() >= 2 {
         let n = usize::from(u16::from_be_bytes([d[0], d[1]]));
         if 2 + n > d.len() {
-            st.stats.violations.push(format!(
+            st.stats.violation(format!(
                 "SenseLength {n} beyond the data segment (ITT {:#x})",
                 r.itt
             ));
@@ -368,21 +364,19 @@ pub(super) fn on_r2t(sh: &Shared, st: &mut State, r: &R2t, pdu: &Pdu) {
     };
     next_sn(stats, "R2TSN", r.r2t_sn, &mut t.next_r2t_sn, r.itt);
     if r.desired_length > sh.params.max_burst_length {
-        stats.violations.push(format!(
+        stats.violation(format!(
             "R2T for {} bytes exceeds MaxBurstLength {}",
             r.desired_length, sh.params.max_burst_length
         ));
     }
     if r.ttt == RESERVED_TAG {
-        stats
-            .violations
-            .push(format!("R2T with the reserved TTT (ITT {:#x})", r.itt));
+        stats.violation(format!("R2T with the reserved TTT (ITT {:#x})", r.itt));
     }
     let in_range = (r.buffer_offset as usize)
         .checked_add(r.desired_length as usize)
         .is_some_and(|e| e <= t.data_out.len());
     if !in_range || r.desired_length == 0 {
-        stats.violations.push(format!(
+        stats.violation(format!(
             "R2T offset {} length {} outside the {} bytes of data-out",
             r.buffer_offset,
             r.desired_length,
