@@ -435,37 +435,29 @@ async fn garbage_from_the_target_ends_the_session_cleanly() {
 
 #[tokio::test]
 async fn unknown_opcode_is_an_event_and_the_session_goes_on() {
-    let mut bhs = vec![0u8; 48];
-    bhs[0] = 0x3c; // no such target opcode
-    bhs[16..20].copy_from_slice(&[0, 0, 0x12, 0x34]);
-    let f = spawn(FakeConfig {
-        garbage_after_first_command: Some(bhs),
-        ..FakeConfig::default()
+    // The first command is swallowed by the fake (it answers with the unknown PDU); a TEST
+    // UNIT READY after it completes.
+    let s = flooded(1, |_| {
+        let mut bhs = [0u8; 48];
+        bhs[0] = 0x3c; // no such target opcode
+        bhs[16..20].copy_from_slice(&[0, 0, 0x12, 0x34]);
+        bhs
     })
     .await;
-    let s = session(&f, LoginConfig::normal(INI, TARGET)).await;
-    // The first command is swallowed by the fake (it answers with the unknown PDU).
-    let _swallowed = guard(s.start_command(0, &[0; 6], None, 0, CommandOptions::default()))
-        .await
-        .unwrap();
     match guard(s.next_event()).await {
         Some(Event::Unexpected(p)) => assert_eq!(p.bhs.itt(), 0x1234),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.stats().violations.len(), 1);
-    assert_eq!(guard(s.test_unit_ready(0)).await.unwrap().status, 0);
 }
 
-#[tokio::test]
-async fn a_flood_of_unsolicited_pdus_costs_bounded_memory() {
-    // 1,000 PDUs of an opcode no target sends, each one an event and a violation.
-    let n = 1000usize;
-    let mut flood = Vec::with_capacity(48 * n);
+/// A session whose first command the fake answers with `n` headers made by `bhs(i)`
+/// (written all at once, before the fake reads again); returns once a TEST UNIT READY after
+/// them has completed, so the session has read them all.
+async fn flooded(n: u32, bhs: impl Fn(u32) -> [u8; 48]) -> Session {
+    let mut flood = Vec::with_capacity(48 * n as usize);
     for i in 0..n {
-        let mut bhs = [0u8; 48];
-        bhs[0] = 0x3c;
-        bhs[16..20].copy_from_slice(&(0x1000 + i as u32).to_be_bytes());
-        flood.extend_from_slice(&bhs);
+        flood.extend_from_slice(&bhs(i));
     }
     let f = spawn(FakeConfig {
         garbage_after_first_command: Some(flood),
@@ -476,16 +468,29 @@ async fn a_flood_of_unsolicited_pdus_costs_bounded_memory() {
     let _swallowed = guard(s.start_command(0, &[0; 6], None, 0, CommandOptions::default()))
         .await
         .unwrap();
-    // The session reads the whole flood before it answers this.
     assert_eq!(guard(s.test_unit_ready(0)).await.unwrap().status, 0);
+    s
+}
+
+#[tokio::test]
+async fn a_flood_of_unsolicited_pdus_costs_bounded_memory() {
+    // 1,000 PDUs of an opcode no target sends, each one an event and a violation.
+    let n = 1000u32;
+    let s = flooded(n, |i| {
+        let mut bhs = [0u8; 48];
+        bhs[0] = 0x3c;
+        bhs[16..20].copy_from_slice(&(0x1000 + i).to_be_bytes());
+        bhs
+    })
+    .await;
     let st = s.stats();
-    assert_eq!(st.violations_total, n as u64);
+    assert_eq!(st.violations_total, u64::from(n));
     assert_eq!(
         st.violations.len(),
         ironlun_initiator::session::MAX_VIOLATIONS
     );
-    let kept = ironlun_initiator::session::MAX_EVENTS;
-    assert_eq!(st.events_dropped, (n - kept) as u64);
+    let kept = ironlun_initiator::session::MAX_EVENTS as u32;
+    assert_eq!(st.events_dropped, u64::from(n - kept));
     // The newest events are the ones kept, in order.
     let mut got = Vec::new();
     while let Some(e) = s.try_event() {
@@ -494,34 +499,24 @@ async fn a_flood_of_unsolicited_pdus_costs_bounded_memory() {
             other => panic!("{other:?}"),
         }
     }
-    let want: Vec<u32> = (n - kept..n).map(|i| 0x1000 + i as u32).collect();
+    let want: Vec<u32> = (n - kept..n).map(|i| 0x1000 + i).collect();
     assert_eq!(got, want);
 }
 
 #[tokio::test]
 async fn pings_from_a_target_that_does_not_read_are_not_queued_without_bound() {
-    // The fake writes all these NOP-In pings (TTT set: each wants an answer) before it reads
-    // again, so the answers fill the socket and then wait in the session's queue.
+    // NOP-In pings (TTT set: each wants an answer) written before the fake reads again: the
+    // answers fill the socket and then wait in the session's queue.
     let n = 300_000u32;
-    let mut flood = Vec::with_capacity(48 * n as usize);
-    for i in 0..n {
+    let s = flooded(n, |i| {
         let mut bhs = [0u8; 48];
         bhs[0] = 0x20; // NOP-In
         bhs[1] = 0x80;
         bhs[16..20].copy_from_slice(&u32::MAX.to_be_bytes()); // ITT reserved
         bhs[20..24].copy_from_slice(&(i + 1).to_be_bytes()); // TTT
-        flood.extend_from_slice(&bhs);
-    }
-    let f = spawn(FakeConfig {
-        garbage_after_first_command: Some(flood),
-        ..FakeConfig::default()
+        bhs
     })
     .await;
-    let s = session(&f, LoginConfig::normal(INI, TARGET)).await;
-    let _swallowed = guard(s.start_command(0, &[0; 6], None, 0, CommandOptions::default()))
-        .await
-        .unwrap();
-    assert_eq!(guard(s.test_unit_ready(0)).await.unwrap().status, 0);
     let st = s.stats();
     let unanswered = st.violations_total;
     assert!(unanswered > 0, "every ping was queued: {st:?}");
