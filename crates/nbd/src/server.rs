@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub max_in_flight_bytes: u32,
     /// Time a client has from connect to the end of the handshake.
     pub handshake_timeout: Duration,
+    /// Time writing the replies ready at once may take; a client that reads none of them for
+    /// this long is dropped (it would otherwise hold its in-flight requests, and its place,
+    /// forever).
+    pub reply_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -41,6 +45,7 @@ impl ServerConfig {
             max_in_flight: 64,
             max_in_flight_bytes: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
+            reply_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -177,6 +182,7 @@ where
     let limits = Limits {
         max_in_flight: config.max_in_flight,
         max_in_flight_bytes: config.max_in_flight_bytes,
+        reply_timeout: config.reply_timeout,
     };
     match transmit::run(&mut r, w, dev.clone(), structured, limits).await {
         Ok(End::Disconnect) => tracing::info!("nbd: {peer}: disconnected"),

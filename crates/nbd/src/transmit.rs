@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::handshake::skip;
 use crate::proto::{self, Command, Request};
@@ -19,6 +19,9 @@ use crate::BlockDev;
 pub(crate) struct Limits {
     pub max_in_flight: usize,
     pub max_in_flight_bytes: u32,
+    /// How long writing a batch of replies may take before the client is taken for one that
+    /// stopped reading, and dropped.
+    pub reply_timeout: std::time::Duration,
 }
 
 /// How the connection ended, for the log.
@@ -50,7 +53,8 @@ where
     D: BlockDev,
 {
     let (writer, replies) = mpsc::unbounded_channel();
-    let out_task = tokio::spawn(write_replies(w, replies));
+    let (stall_tx, mut stall_rx) = oneshot::channel();
+    let out_task = tokio::spawn(write_replies(w, replies, limits.reply_timeout, stall_tx));
     let max_in_flight = limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let byte_cap = limits.max_in_flight_bytes.max(1);
@@ -59,66 +63,135 @@ where
     let bs = u64::from(dev.block_size().max(1));
     let max_req = dev.max_request().max(dev.block_size().max(1));
 
-    let end = loop {
-        let mut hdr = [0u8; proto::REQUEST_LEN];
-        match r.read_exact(&mut hdr).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Eof,
-            Err(e) => return finish(&slots, max_in_flight, writer, out_task, Err(e)).await,
-        }
-        let req = match Request::decode(&hdr) {
-            Ok(req) => req,
-            Err(e) => break End::Protocol(e.to_string()),
-        };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break End::Eof;
-        };
-        let check = |write: bool| check_range(&req, size, bs, write);
-        match req.command {
-            Command::Disc => break End::Disconnect,
-            Command::Read => {
-                let err = if req.length > max_req {
-                    Some((
-                        proto::EINVAL,
-                        "READ longer than the maximum payload".to_owned(),
-                    ))
-                } else {
-                    check(false).err()
-                };
-                if let Some((errno, msg)) = err {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
-                    continue;
-                }
-                let want = req.length.clamp(1, byte_cap);
-                let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
-                    break End::Eof;
-                };
-                let (dev, writer) = (dev.clone(), writer.clone());
-                tokio::spawn(async move {
-                    let out = if req.length == 0 {
-                        Outcome::Done(Some((req.offset, Vec::new())))
-                    } else {
-                        match dev.read(req.offset, req.length).await {
-                            Ok(data) if data.len() == req.length as usize => {
-                                Outcome::Done(Some((req.offset, data)))
-                            }
-                            Ok(_) => Outcome::Failed(proto::EIO, "short read".to_owned()),
-                            Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
-                        }
-                    };
-                    send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
-                });
+    let main = async {
+        let end = loop {
+            let mut hdr = [0u8; proto::REQUEST_LEN];
+            match r.read_exact(&mut hdr).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Eof,
+                Err(e) => return finish(&slots, max_in_flight, writer, out_task, Err(e)).await,
             }
-            Command::Write => {
-                if req.length > max_req {
-                    // The payload follows regardless; drop it unless it is absurd.
-                    if req.length > proto::DOS_PAYLOAD {
-                        break End::Protocol(format!("WRITE of {} bytes", req.length));
+            let req = match Request::decode(&hdr) {
+                Ok(req) => req,
+                Err(e) => break End::Protocol(e.to_string()),
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break End::Eof;
+            };
+            let check = |write: bool| check_range(&req, size, bs, write);
+            match req.command {
+                Command::Disc => break End::Disconnect,
+                Command::Read => {
+                    let err = if req.length > max_req {
+                        Some((
+                            proto::EINVAL,
+                            "READ longer than the maximum payload".to_owned(),
+                        ))
+                    } else {
+                        check(false).err()
+                    };
+                    if let Some((errno, msg)) = err {
+                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        continue;
                     }
-                    if let Err(e) = skip(&mut *r, u64::from(req.length)).await {
-                        return finish(&slots, max_in_flight, writer, out_task, Err(e)).await;
+                    let want = req.length.clamp(1, byte_cap);
+                    let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                        break End::Eof;
+                    };
+                    let (dev, writer) = (dev.clone(), writer.clone());
+                    tokio::spawn(async move {
+                        let out = if req.length == 0 {
+                            Outcome::Done(Some((req.offset, Vec::new())))
+                        } else {
+                            match dev.read(req.offset, req.length).await {
+                                Ok(data) if data.len() == req.length as usize => {
+                                    Outcome::Done(Some((req.offset, data)))
+                                }
+                                Ok(_) => Outcome::Failed(proto::EIO, "short read".to_owned()),
+                                Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
+                            }
+                        };
+                        send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
+                    });
+                }
+                Command::Write => {
+                    if req.length > max_req {
+                        // The payload follows regardless; drop it unless it is absurd.
+                        if req.length > proto::DOS_PAYLOAD {
+                            break End::Protocol(format!("WRITE of {} bytes", req.length));
+                        }
+                        if let Err(e) = skip(&mut *r, u64::from(req.length)).await {
+                            return finish(&slots, max_in_flight, writer, out_task, Err(e)).await;
+                        }
+                        let msg = "WRITE longer than the maximum payload".to_owned();
+                        send(
+                            &writer,
+                            structured,
+                            &req,
+                            Outcome::Failed(proto::EINVAL, msg),
+                            NONE,
+                        );
+                        continue;
                     }
-                    let msg = "WRITE longer than the maximum payload".to_owned();
+                    let want = req.length.clamp(1, byte_cap);
+                    let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                        break End::Eof;
+                    };
+                    let mut data = vec![0u8; req.length as usize];
+                    match r.read_exact(&mut data).await {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            break End::Protocol("client left in the middle of a WRITE".to_owned())
+                        }
+                        Err(e) => {
+                            return finish(&slots, max_in_flight, writer, out_task, Err(e)).await
+                        }
+                    }
+                    if let Err((errno, msg)) = check(true) {
+                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        continue;
+                    }
+                    let (dev, writer) = (dev.clone(), writer.clone());
+                    tokio::spawn(async move {
+                        let out = if data.is_empty() {
+                            Outcome::Done(None)
+                        } else {
+                            done(dev.write(req.offset, data, req.fua()).await)
+                        };
+                        send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
+                    });
+                }
+                Command::Flush => {
+                    let (dev, writer) = (dev.clone(), writer.clone());
+                    tokio::spawn(async move {
+                        let out = done(dev.flush().await);
+                        send(&writer, structured, &req, out, [Some(slot), None]);
+                    });
+                }
+                Command::Trim | Command::WriteZeroes => {
+                    let trim = req.command == Command::Trim;
+                    let offered = if trim {
+                        dev.can_trim()
+                    } else {
+                        dev.can_write_zeroes()
+                    };
+                    let err = if !offered {
+                        Some((proto::EINVAL, format!("{} not offered", req.command.name())))
+                    } else {
+                        check(!trim).err()
+                    };
+                    if let Some((errno, msg)) = err {
+                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        continue;
+                    }
+                    let (dev, writer) = (dev.clone(), writer.clone());
+                    tokio::spawn(async move {
+                        let out = done(ranged(&*dev, &req, max_req, trim).await);
+                        send(&writer, structured, &req, out, [Some(slot), None]);
+                    });
+                }
+                Command::Other(c) => {
+                    let msg = format!("unknown command {c}");
                     send(
                         &writer,
                         structured,
@@ -126,76 +199,18 @@ where
                         Outcome::Failed(proto::EINVAL, msg),
                         NONE,
                     );
-                    continue;
                 }
-                let want = req.length.clamp(1, byte_cap);
-                let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
-                    break End::Eof;
-                };
-                let mut data = vec![0u8; req.length as usize];
-                match r.read_exact(&mut data).await {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        break End::Protocol("client left in the middle of a WRITE".to_owned())
-                    }
-                    Err(e) => return finish(&slots, max_in_flight, writer, out_task, Err(e)).await,
-                }
-                if let Err((errno, msg)) = check(true) {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
-                    continue;
-                }
-                let (dev, writer) = (dev.clone(), writer.clone());
-                tokio::spawn(async move {
-                    let out = if data.is_empty() {
-                        Outcome::Done(None)
-                    } else {
-                        done(dev.write(req.offset, data, req.fua()).await)
-                    };
-                    send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
-                });
             }
-            Command::Flush => {
-                let (dev, writer) = (dev.clone(), writer.clone());
-                tokio::spawn(async move {
-                    let out = done(dev.flush().await);
-                    send(&writer, structured, &req, out, [Some(slot), None]);
-                });
-            }
-            Command::Trim | Command::WriteZeroes => {
-                let trim = req.command == Command::Trim;
-                let offered = if trim {
-                    dev.can_trim()
-                } else {
-                    dev.can_write_zeroes()
-                };
-                let err = if !offered {
-                    Some((proto::EINVAL, format!("{} not offered", req.command.name())))
-                } else {
-                    check(!trim).err()
-                };
-                if let Some((errno, msg)) = err {
-                    send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
-                    continue;
-                }
-                let (dev, writer) = (dev.clone(), writer.clone());
-                tokio::spawn(async move {
-                    let out = done(ranged(&*dev, &req, max_req, trim).await);
-                    send(&writer, structured, &req, out, [Some(slot), None]);
-                });
-            }
-            Command::Other(c) => {
-                let msg = format!("unknown command {c}");
-                send(
-                    &writer,
-                    structured,
-                    &req,
-                    Outcome::Failed(proto::EINVAL, msg),
-                    NONE,
-                );
-            }
-        }
+        };
+        finish(&slots, max_in_flight, writer, out_task, Ok(end)).await
     };
-    finish(&slots, max_in_flight, writer, out_task, Ok(end)).await
+    tokio::select! {
+        end = main => end,
+        Ok(()) = &mut stall_rx => Ok(End::Protocol(format!(
+            "no reply could be written for {} s: the client stopped reading",
+            limits.reply_timeout.as_secs_f64()
+        ))),
+    }
 }
 
 /// Waits for the in-flight requests and for their replies to be written (each request holds
@@ -313,33 +328,45 @@ fn send(writer: &Replies, structured: bool, req: &Request, out: Outcome, held: H
 }
 
 /// Writes replies in the order they were queued; the ones ready together are flushed with
-/// one write. A client that stopped listening is not an error of the server: later replies
-/// are dropped (their permits released) until the connection ends.
+/// one write. A client that stopped listening is not an error of the server: after a write
+/// error later replies are dropped (their permits released) until the connection ends; a batch
+/// that cannot be written within `stall` ends the connection (`stalled` tells the reader).
 async fn write_replies<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: mpsc::UnboundedReceiver<Reply>,
+    stall: std::time::Duration,
+    stalled: oneshot::Sender<()>,
 ) -> W {
     let mut broken = false;
     while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(reply) = next.take() {
-            if !broken {
+        if broken {
+            continue;
+        }
+        let batch = async {
+            let mut next = Some(first);
+            while let Some(reply) = next.take() {
                 let r = async {
                     w.write_all(&reply.head).await?;
                     w.write_all(&reply.data).await
                 };
                 if let Err(e) = r.await {
                     tracing::debug!("nbd: reply to {} not sent: {e}", reply.what);
-                    broken = true;
+                    return Err(e);
                 }
+                drop(reply);
+                next = rx.try_recv().ok();
             }
-            drop(reply);
-            next = rx.try_recv().ok();
-        }
-        if !broken {
-            if let Err(e) = w.flush().await {
+            w.flush().await
+        };
+        match tokio::time::timeout(stall, batch).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 tracing::debug!("nbd: replies not sent: {e}");
                 broken = true;
+            }
+            Err(_) => {
+                let _ = stalled.send(());
+                return w;
             }
         }
     }

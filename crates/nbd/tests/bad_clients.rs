@@ -1,6 +1,6 @@
 //! Clients that misbehave: garbage before and after the handshake, leaving in the middle of a
-//! request, requests out of range. Each loses only its own connection; a well-behaved client
-//! connected all along keeps its service and its data.
+//! request, requests out of range, a client that stops reading its replies. Each loses only its
+//! own connection; a well-behaved client connected all along keeps its service and its data.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -123,4 +123,27 @@ fn leaving_in_the_middle_of_a_request_harms_no_one() {
         .iter()
         .all(|&b| b == 0x33));
     assert_eq!(server.disk.writes.load(Ordering::Relaxed), 20);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_reply_timeout() {
+    let server = Server::tcp_with(ironlun_nbd::ServerConfig {
+        reply_timeout: std::time::Duration::from_secs(1),
+        ..ironlun_nbd::ServerConfig::new(support::EXPORT)
+    });
+    let mut good = Raw::go(&server, false);
+    let mut bad = Raw::go(&server, false);
+    // 256 MiB of reads whose replies it never takes: far more than the sockets buffer, so
+    // the server's writes stall.
+    for i in 0..256 {
+        bad.request(0, READ, i, 0, 1 << 20);
+    }
+    // The good client is served while the bad one stalls.
+    still_serves(&mut good, 10, 1);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    still_serves(&mut good, 20, 2);
+    // By now the server has given up on it: what it had buffered, then the end (without the
+    // timeout the server would go on sending the rest and `closed` would not see an end).
+    assert!(closed(&mut bad.s), "the stalled client was not dropped");
+    still_serves(&mut good, 30, 3);
 }
