@@ -91,7 +91,7 @@ where
                         check(false).err()
                     };
                     if let Some((errno, msg)) = err {
-                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        refuse(&writer, structured, &req, errno, msg);
                         continue;
                     }
                     let want = req.length.clamp(1, byte_cap);
@@ -124,13 +124,7 @@ where
                             return finish(&slots, max_in_flight, writer, out_task, Err(e)).await;
                         }
                         let msg = "WRITE longer than the maximum payload".to_owned();
-                        send(
-                            &writer,
-                            structured,
-                            &req,
-                            Outcome::Failed(proto::EINVAL, msg),
-                            NONE,
-                        );
+                        refuse(&writer, structured, &req, proto::EINVAL, msg);
                         continue;
                     }
                     let want = req.length.clamp(1, byte_cap);
@@ -148,7 +142,7 @@ where
                         }
                     }
                     if let Err((errno, msg)) = check(true) {
-                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        refuse(&writer, structured, &req, errno, msg);
                         continue;
                     }
                     let (dev, writer) = (dev.clone(), writer.clone());
@@ -181,7 +175,7 @@ where
                         check(!trim).err()
                     };
                     if let Some((errno, msg)) = err {
-                        send(&writer, structured, &req, Outcome::Failed(errno, msg), NONE);
+                        refuse(&writer, structured, &req, errno, msg);
                         continue;
                     }
                     let (dev, writer) = (dev.clone(), writer.clone());
@@ -192,13 +186,7 @@ where
                 }
                 Command::Other(c) => {
                     let msg = format!("unknown command {c}");
-                    send(
-                        &writer,
-                        structured,
-                        &req,
-                        Outcome::Failed(proto::EINVAL, msg),
-                        NONE,
-                    );
+                    refuse(&writer, structured, &req, proto::EINVAL, msg);
                 }
             }
         };
@@ -278,6 +266,11 @@ fn check_range(req: &Request, size: u64, bs: u64, write: bool) -> Result<(), (u3
         return Err((if write { proto::ENOSPC } else { proto::EINVAL }, msg));
     }
     Ok(())
+}
+
+/// Queues an error reply for a request that is not run.
+fn refuse(writer: &Replies, structured: bool, req: &Request, errno: u32, msg: String) {
+    send(writer, structured, req, Outcome::Failed(errno, msg), NONE);
 }
 
 /// A request's permits (in-flight slot, payload bytes), released once its reply is written.
