@@ -235,6 +235,9 @@ pub fn render_status(v: &serde_json::Value) -> String {
             p["counters"]["errors"],
             p["counters"]["failovers"]
         ));
+        if let Some(e) = p["last_error"].as_str() {
+            t.push_str(&format!("    last error: {e}\n"));
+        }
     }
     t
 }

@@ -225,6 +225,7 @@ impl MultipathLu {
                     connected: st.session.is_some(),
                     in_use: info.usable() && Some(info.priority()) == active,
                     counters: p.counters(),
+                    last_error: st.last_error.clone(),
                 }
             })
             .collect();

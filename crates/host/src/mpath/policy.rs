@@ -228,6 +228,8 @@ pub struct PathStatus {
     /// I/O goes to this path now (it is in the active group and usable).
     pub in_use: bool,
     pub counters: Counters,
+    /// Why the path last failed or could not be taken back (kept until it is back).
+    pub last_error: Option<String>,
 }
 
 /// A snapshot of the map.
