@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Payload bytes (READ and WRITE) one connection may have in flight.
     pub max_in_flight_bytes: u32,
+    /// Payload bytes all the connections of this listener may have in flight together: what
+    /// bounds the server's memory when many clients stop reading their replies.
+    pub max_total_in_flight_bytes: u32,
     /// Time a client has from connect to the end of the handshake.
     pub handshake_timeout: Duration,
     /// Time writing the replies ready at once may take; a client that reads none of them for
@@ -44,6 +47,7 @@ impl ServerConfig {
             max_connections: 128,
             max_in_flight: 64,
             max_in_flight_bytes: 16 << 20,
+            max_total_in_flight_bytes: 128 << 20,
             handshake_timeout: Duration::from_secs(10),
             reply_timeout: Duration::from_secs(60),
         }
@@ -108,6 +112,8 @@ where
 {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let total_cap = config.max_total_in_flight_bytes.max(1);
+    let total = Arc::new(Semaphore::new(total_cap as usize));
     let mut conns = JoinSet::new();
     let mut refused: u64 = 0;
     tokio::pin!(shutdown);
@@ -139,9 +145,9 @@ where
             drop(stream);
             continue;
         };
-        let (dev, config) = (dev.clone(), config.clone());
+        let (dev, config, total) = (dev.clone(), config.clone(), total.clone());
         conns.spawn(async move {
-            connection(stream, &peer, dev, &config).await;
+            connection(stream, &peer, dev, &config, total).await;
             drop(slot);
         });
     }
@@ -150,8 +156,13 @@ where
 }
 
 /// One client from accept to close.
-async fn connection<S, D>(stream: S, peer: &str, dev: Arc<D>, config: &ServerConfig)
-where
+async fn connection<S, D>(
+    stream: S,
+    peer: &str,
+    dev: Arc<D>,
+    config: &ServerConfig,
+    total: Arc<Semaphore>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     D: BlockDev,
 {
@@ -183,6 +194,8 @@ where
         max_in_flight: config.max_in_flight,
         max_in_flight_bytes: config.max_in_flight_bytes,
         reply_timeout: config.reply_timeout,
+        total,
+        total_cap: config.max_total_in_flight_bytes.max(1),
     };
     match transmit::run(&mut r, w, dev.clone(), structured, limits).await {
         Ok(End::Disconnect) => tracing::info!("nbd: {peer}: disconnected"),

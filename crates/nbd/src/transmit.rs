@@ -15,13 +15,16 @@ use crate::proto::{self, Command, Request};
 use crate::BlockDev;
 
 /// Per-connection bounds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub max_in_flight: usize,
     pub max_in_flight_bytes: u32,
     /// How long writing a batch of replies may take before the client is taken for one that
     /// stopped reading, and dropped.
     pub reply_timeout: std::time::Duration,
+    /// Payload bytes in flight on all the listener's connections, and its size.
+    pub total: Arc<Semaphore>,
+    pub total_cap: u32,
 }
 
 /// How the connection ended, for the log.
@@ -94,8 +97,7 @@ where
                         refuse(&writer, structured, &req, errno, msg);
                         continue;
                     }
-                    let want = req.length.clamp(1, byte_cap);
-                    let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                    let Some(permits) = payload(&bytes, byte_cap, &limits, req.length).await else {
                         break End::Eof;
                     };
                     let (dev, writer) = (dev.clone(), writer.clone());
@@ -111,7 +113,14 @@ where
                                 Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
                             }
                         };
-                        send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
+                        let [p, t] = permits;
+                        send(
+                            &writer,
+                            structured,
+                            &req,
+                            out,
+                            [Some(slot), Some(p), Some(t)],
+                        );
                     });
                 }
                 Command::Write => {
@@ -127,8 +136,7 @@ where
                         refuse(&writer, structured, &req, proto::EINVAL, msg);
                         continue;
                     }
-                    let want = req.length.clamp(1, byte_cap);
-                    let Ok(permit) = bytes.clone().acquire_many_owned(want).await else {
+                    let Some(permits) = payload(&bytes, byte_cap, &limits, req.length).await else {
                         break End::Eof;
                     };
                     let mut data = vec![0u8; req.length as usize];
@@ -152,14 +160,21 @@ where
                         } else {
                             done(dev.write(req.offset, data, req.fua()).await)
                         };
-                        send(&writer, structured, &req, out, [Some(permit), Some(slot)]);
+                        let [p, t] = permits;
+                        send(
+                            &writer,
+                            structured,
+                            &req,
+                            out,
+                            [Some(slot), Some(p), Some(t)],
+                        );
                     });
                 }
                 Command::Flush => {
                     let (dev, writer) = (dev.clone(), writer.clone());
                     tokio::spawn(async move {
                         let out = done(dev.flush().await);
-                        send(&writer, structured, &req, out, [Some(slot), None]);
+                        send(&writer, structured, &req, out, [Some(slot), None, None]);
                     });
                 }
                 Command::Trim | Command::WriteZeroes => {
@@ -181,7 +196,7 @@ where
                     let (dev, writer) = (dev.clone(), writer.clone());
                     tokio::spawn(async move {
                         let out = done(ranged(&*dev, &req, max_req, trim).await);
-                        send(&writer, structured, &req, out, [Some(slot), None]);
+                        send(&writer, structured, &req, out, [Some(slot), None, None]);
                     });
                 }
                 Command::Other(c) => {
@@ -273,9 +288,28 @@ fn refuse(writer: &Replies, structured: bool, req: &Request, errno: u32, msg: St
     send(writer, structured, req, Outcome::Failed(errno, msg), NONE);
 }
 
-/// A request's permits (in-flight slot, payload bytes), released once its reply is written.
-type Held = [Option<OwnedSemaphorePermit>; 2];
-const NONE: Held = [None, None];
+/// A request's permits (in-flight slot, payload bytes of the connection and of the listener),
+/// released once its reply is written.
+type Held = [Option<OwnedSemaphorePermit>; 3];
+const NONE: Held = [None, None, None];
+
+/// Permits for a request's payload: this connection's bytes, then the listener's.
+async fn payload(
+    conn: &Arc<Semaphore>,
+    conn_cap: u32,
+    limits: &Limits,
+    len: u32,
+) -> Option<[OwnedSemaphorePermit; 2]> {
+    let want = len.clamp(1, conn_cap);
+    let p = conn.clone().acquire_many_owned(want).await.ok()?;
+    let t = limits
+        .total
+        .clone()
+        .acquire_many_owned(want.min(limits.total_cap))
+        .await
+        .ok()?;
+    Some([p, t])
+}
 
 /// One encoded reply: its header (or whole error chunk), its read data, and its permits.
 struct Reply {
