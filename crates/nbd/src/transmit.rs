@@ -97,7 +97,8 @@ where
                         refuse(&writer, structured, &req, errno, msg);
                         continue;
                     }
-                    let Some(permits) = payload(&bytes, byte_cap, &limits, req.length).await else {
+                    let Some(held) = payload(slot, &bytes, byte_cap, &limits, req.length).await
+                    else {
                         break End::Eof;
                     };
                     let (dev, writer) = (dev.clone(), writer.clone());
@@ -113,14 +114,7 @@ where
                                 Err(e) => Outcome::Failed(proto::errno_of(&e), e.to_string()),
                             }
                         };
-                        let [p, t] = permits;
-                        send(
-                            &writer,
-                            structured,
-                            &req,
-                            out,
-                            [Some(slot), Some(p), Some(t)],
-                        );
+                        send(&writer, structured, &req, out, held);
                     });
                 }
                 Command::Write => {
@@ -136,7 +130,8 @@ where
                         refuse(&writer, structured, &req, proto::EINVAL, msg);
                         continue;
                     }
-                    let Some(permits) = payload(&bytes, byte_cap, &limits, req.length).await else {
+                    let Some(held) = payload(slot, &bytes, byte_cap, &limits, req.length).await
+                    else {
                         break End::Eof;
                     };
                     let mut data = vec![0u8; req.length as usize];
@@ -160,14 +155,7 @@ where
                         } else {
                             done(dev.write(req.offset, data, req.fua()).await)
                         };
-                        let [p, t] = permits;
-                        send(
-                            &writer,
-                            structured,
-                            &req,
-                            out,
-                            [Some(slot), Some(p), Some(t)],
-                        );
+                        send(&writer, structured, &req, out, held);
                     });
                 }
                 Command::Flush => {
@@ -293,13 +281,15 @@ fn refuse(writer: &Replies, structured: bool, req: &Request, errno: u32, msg: St
 type Held = [Option<OwnedSemaphorePermit>; 3];
 const NONE: Held = [None, None, None];
 
-/// Permits for a request's payload: this connection's bytes, then the listener's.
+/// A request with a payload holds its in-flight slot and permits for the payload: this
+/// connection's bytes, then the listener's.
 async fn payload(
+    slot: OwnedSemaphorePermit,
     conn: &Arc<Semaphore>,
     conn_cap: u32,
     limits: &Limits,
     len: u32,
-) -> Option<[OwnedSemaphorePermit; 2]> {
+) -> Option<Held> {
     let want = len.clamp(1, conn_cap);
     let p = conn.clone().acquire_many_owned(want).await.ok()?;
     let t = limits
@@ -308,7 +298,7 @@ async fn payload(
         .acquire_many_owned(want.min(limits.total_cap))
         .await
         .ok()?;
-    Some([p, t])
+    Some([Some(slot), Some(p), Some(t)])
 }
 
 /// One encoded reply: its header (or whole error chunk), its read data, and its permits.
