@@ -29,15 +29,19 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Payload bytes (READ and WRITE) one connection may have in flight.
     pub max_in_flight_bytes: u32,
-    /// Payload bytes all the connections of this listener may have in flight together: what
-    /// bounds the server's memory when many clients stop reading their replies.
+    /// Payload bytes all the connections of this listener may have in flight together beyond
+    /// each one's guaranteed share: with it, what bounds the server's memory when many clients
+    /// stop reading their replies (at most connections × share + this).
     pub max_total_in_flight_bytes: u32,
+    /// Payload bytes in flight each connection may have whatever the others hold, so that
+    /// clients that stall cannot starve one that does not.
+    pub guaranteed_in_flight_bytes: u32,
     /// Time a client has from connect to the end of the handshake.
     pub handshake_timeout: Duration,
-    /// Time writing the replies ready at once may take; a client that reads none of them for
-    /// this long is dropped (it would otherwise hold its in-flight requests, and its place,
-    /// forever).
-    pub reply_timeout: Duration,
+    /// How long a client may stall its connection in the middle of a transfer: replies ready
+    /// and none of them read, or a WRITE's payload begun and not finished. Past it the client
+    /// is dropped (it would otherwise hold its in-flight requests, and its place, forever).
+    pub stall_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -47,9 +51,10 @@ impl ServerConfig {
             max_connections: 128,
             max_in_flight: 64,
             max_in_flight_bytes: 16 << 20,
-            max_total_in_flight_bytes: 128 << 20,
+            max_total_in_flight_bytes: 64 << 20,
+            guaranteed_in_flight_bytes: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
-            reply_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -193,9 +198,10 @@ async fn connection<S, D>(
     let limits = Limits {
         max_in_flight: config.max_in_flight,
         max_in_flight_bytes: config.max_in_flight_bytes,
-        reply_timeout: config.reply_timeout,
+        stall_timeout: config.stall_timeout,
         total,
         total_cap: config.max_total_in_flight_bytes.max(1),
+        guaranteed: config.guaranteed_in_flight_bytes,
     };
     match transmit::run(&mut r, w, dev.clone(), structured, limits).await {
         Ok(End::Disconnect) => tracing::info!("nbd: {peer}: disconnected"),

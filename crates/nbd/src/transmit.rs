@@ -19,12 +19,14 @@ use crate::BlockDev;
 pub(crate) struct Limits {
     pub max_in_flight: usize,
     pub max_in_flight_bytes: u32,
-    /// How long writing a batch of replies may take before the client is taken for one that
-    /// stopped reading, and dropped.
-    pub reply_timeout: std::time::Duration,
+    /// How long writing a batch of replies, or reading a WRITE's payload, may take before the
+    /// client is taken for one that stalled, and dropped.
+    pub stall_timeout: std::time::Duration,
     /// Payload bytes in flight on all the listener's connections, and its size.
     pub total: Arc<Semaphore>,
     pub total_cap: u32,
+    /// A connection's payload bytes in flight that need nothing of `total`.
+    pub guaranteed: u32,
 }
 
 /// How the connection ended, for the log.
@@ -57,7 +59,7 @@ where
 {
     let (writer, replies) = mpsc::unbounded_channel();
     let (stall_tx, mut stall_rx) = oneshot::channel();
-    let out_task = tokio::spawn(write_replies(w, replies, limits.reply_timeout, stall_tx));
+    let out_task = tokio::spawn(write_replies(w, replies, limits.stall_timeout, stall_tx));
     let max_in_flight = limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let byte_cap = limits.max_in_flight_bytes.max(1);
@@ -135,7 +137,14 @@ where
                         break End::Eof;
                     };
                     let mut data = vec![0u8; req.length as usize];
-                    match r.read_exact(&mut data).await {
+                    let read = tokio::time::timeout(limits.stall_timeout, r.read_exact(&mut data));
+                    let Ok(read) = read.await else {
+                        break End::Protocol(format!(
+                            "a WRITE's payload did not arrive within {} s",
+                            limits.stall_timeout.as_secs_f64()
+                        ));
+                    };
+                    match read {
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                             break End::Protocol("client left in the middle of a WRITE".to_owned())
@@ -199,7 +208,7 @@ where
         end = main => end,
         Ok(()) = &mut stall_rx => Ok(End::Protocol(format!(
             "no reply could be written for {} s: the client stopped reading",
-            limits.reply_timeout.as_secs_f64()
+            limits.stall_timeout.as_secs_f64()
         ))),
     }
 }
@@ -282,7 +291,9 @@ type Held = [Option<OwnedSemaphorePermit>; 3];
 const NONE: Held = [None, None, None];
 
 /// A request with a payload holds its in-flight slot and permits for the payload: this
-/// connection's bytes, then the listener's.
+/// connection's bytes, and the listener's unless the connection's bytes in flight, this
+/// request's included, are within its guaranteed share. (Requests admitted on the share were
+/// each admitted with at most the share in flight, so together they never exceed it.)
 async fn payload(
     slot: OwnedSemaphorePermit,
     conn: &Arc<Semaphore>,
@@ -292,6 +303,10 @@ async fn payload(
 ) -> Option<Held> {
     let want = len.clamp(1, conn_cap);
     let p = conn.clone().acquire_many_owned(want).await.ok()?;
+    let in_flight = (conn_cap as usize).saturating_sub(conn.available_permits());
+    if in_flight <= limits.guaranteed as usize {
+        return Some([Some(slot), Some(p), None]);
+    }
     let t = limits
         .total
         .clone()

@@ -126,9 +126,9 @@ fn leaving_in_the_middle_of_a_request_harms_no_one() {
 }
 
 #[test]
-fn a_client_that_stops_reading_is_dropped_after_the_reply_timeout() {
+fn a_client_that_stops_reading_is_dropped_after_the_stall_timeout() {
     let server = Server::tcp_with(ironlun_nbd::ServerConfig {
-        reply_timeout: std::time::Duration::from_secs(1),
+        stall_timeout: std::time::Duration::from_secs(1),
         ..ironlun_nbd::ServerConfig::new(support::EXPORT)
     });
     let mut good = Raw::go(&server, false);
