@@ -365,6 +365,8 @@ struct Shared {
     flood_left: AtomicUsize,
     flood_sent: AtomicUsize,
     flood_go: Notify,
+    /// NOP-Outs that answered a ping (TTT not reserved).
+    ping_answers: AtomicUsize,
 }
 
 /// The commands received, and how many of each kind (for [`Cmd::nth`]).
@@ -415,6 +417,7 @@ impl Fake {
             flood_left: AtomicUsize::new(0),
             flood_sent: AtomicUsize::new(0),
             flood_go: Notify::new(),
+            ping_answers: AtomicUsize::new(0),
         });
         let sh = shared.clone();
         tokio::spawn(async move {
@@ -499,6 +502,11 @@ impl Fake {
     /// Unsolicited PDUs sent so far.
     pub fn flooded(&self) -> usize {
         self.shared.flood_sent.load(Ordering::SeqCst)
+    }
+
+    /// NOP-Outs received that answer a NOP-In ping of the fake (RFC 7143 §11.18: TTT copied).
+    pub fn ping_answers(&self) -> usize {
+        self.shared.ping_answers.load(Ordering::SeqCst)
     }
 }
 
@@ -601,19 +609,21 @@ fn encode(p: &Pdu) -> R<Vec<u8>> {
 }
 
 /// Unsolicited PDU number `i` of a flood, in turn: an Asynchronous Message with a SCSI event
-/// that is no ALUA news (UNIT ATTENTION 29h/00h, §11.9.1), a vendor-specific one, a NOP-In
-/// ping that wants a NOP-Out back (§11.19), a Reject quoting a command the initiator never
-/// sent (§11.17), a SCSI Response and a Data-In under tags the initiator never used.
+/// that is no ALUA news (UNIT ATTENTION 29h/00h, §11.9.1), a vendor-specific one with 1 KiB
+/// of data, a NOP-In ping that wants a NOP-Out back (§11.19), a Reject quoting a command the
+/// initiator never sent (§11.17), a SCSI Response and a Data-In with 8 KiB under tags the
+/// initiator never used. An initiator that kept what it was not waiting for would grow by
+/// about 1.5 KiB a PDU.
 fn flood_pdu(i: usize, q: &mut Seq) -> Pdu {
     let tag = 0xfeed_0000 | (i as u32 & 0xffff);
     match i % 6 {
         0 | 1 => {
-            let (event, data) = if i % 6 == 0 {
+            let (event, data) = if i.is_multiple_of(6) {
                 let mut d = vec![0, 18];
                 d.extend_from_slice(&fixed_sense(UNIT_ATTENTION, 0x29, 0x00));
                 (async_event::SCSI_ASYNC_EVENT, d)
             } else {
-                (async_event::VENDOR_SPECIFIC, vec![0x5a; 16])
+                (async_event::VENDOR_SPECIFIC, vec![0x5a; 1024])
             };
             let sn = q.take();
             let bhs = Bhs::AsyncMessage(AsyncMessage {
@@ -693,7 +703,7 @@ fn flood_pdu(i: usize, q: &mut Seq) -> Pdu {
                 buffer_offset: 0,
                 residual: 0,
             });
-            Pdu::with_data(bhs, vec![0xa5; 512])
+            Pdu::with_data(bhs, vec![0xa5; 8192])
         }
     }
 }
@@ -919,6 +929,9 @@ impl Conn {
                             Pdu::with_data(bhs, data)
                         })
                         .await?;
+                }
+                Bhs::NopOut(n) if n.ttt != RESERVED_TAG => {
+                    self.sh.ping_answers.fetch_add(1, Ordering::SeqCst);
                 }
                 _ => {}
             }
