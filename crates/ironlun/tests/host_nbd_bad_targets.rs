@@ -831,8 +831,14 @@ async fn no_usable_path_fails_io_after_no_path_retry_and_io_resumes_when_a_targe
     })
     .await;
     let mut c = Nbd::connect(rig.nbd).await.unwrap();
-    let before = pattern(1, 0, 1);
-    c.write(0, &before).await.unwrap();
+    // 1 MiB: more than the first burst (immediate data), so the rest goes in R2T-solicited
+    // Data-Out, and more than one Data-In PDU back.
+    let big: u64 = 1 << 20;
+    let before: Vec<u8> = (0..big / IO as u64)
+        .flat_map(|k| pattern(1, big + k * IO as u64, 1))
+        .collect();
+    c.write(big, &before).await.unwrap();
+    assert_eq!(c.read(big, before.len()).await.unwrap(), before);
 
     // Both targets stop answering: A times out, then B, then no path for no_path_retry.
     rig.a.set_reply(|_| Reply::Silent);
@@ -870,14 +876,14 @@ async fn no_usable_path_fails_io_after_no_path_retry_and_io_resumes_when_a_targe
     let m_refused = eio(&r, &["no usable path", "no_path_retry"]);
     assert!(took < Duration::from_secs(2 + 3), "EIO after {took:?}");
     // The first client too.
-    let r = no_hang("read", c.read(0, IO)).await;
+    let r = no_hang("read", c.read(big, IO)).await;
     assert!(r.is_err(), "a read with no path succeeded");
 
     // A takes logins again: it reconnects in the background and I/O resumes, data intact.
     rig.a.set_login(Login::Normal);
     let t = Instant::now();
     let back = loop {
-        match no_hang("read", c.read(0, IO)).await {
+        match no_hang("read", c.read(big, before.len())).await {
             Ok(d) => break d,
             Err(e) => {
                 assert!(t.elapsed() < Duration::from_secs(10), "not back: {e}");
