@@ -7,27 +7,40 @@
 //! text, or on any command ([`Reply`], chosen per command by a closure that sees the CDB and
 //! how many commands of that kind came before).
 //!
+//! With a [`Store`] in its [`Lu`] the fake is also a path to a small disk: READ and WRITE (10)
+//! and (16) and SYNCHRONIZE CACHE (SBC-4 §5.16, §5.46, §5.28) over memory that several fakes
+//! can share (each a path to one LU), write data taken as immediate data and then solicited
+//! with R2Ts of at most MaxBurstLength (RFC 7143 §11.8; the initiator asks InitialR2T=Yes, so
+//! nothing else comes unsolicited), read data sent in Data-In PDUs of at most the initiator's
+//! MaxRecvDataSegmentLength with status in the last (§11.7.4), task management answered
+//! (§11.5-6). A running fake's script can be swapped ([`Fake::set_script`]) so a path turns
+//! bad, or good again, in the middle of I/O; and it can flood every connection with
+//! unsolicited PDUs ([`Fake::flood`]).
+//!
 //! Everything the initiator sends is recorded ([`Fake::commands`], [`Fake::connections`]) so a
 //! test can check what the host did (retries, allocation lengths, redirects followed).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ironlun_initiator::alua::{AccessState, PortGroup, Rtpg, RtpgFormat, SupportedStates};
 use ironlun_initiator::iscsi::negotiation::{self, Answer};
-use ironlun_initiator::iscsi::pdu::login_status;
+use ironlun_initiator::iscsi::pdu::{async_event, login_status, reject_reason, tmf_function};
 use ironlun_initiator::iscsi::{
-    check_frame, decode_frame, text, Bhs, DataIn, Digests, FrameCheck, LoginRequest, LoginResponse,
-    LogoutResponse, NopIn, Pdu, Reject, ScsiCommand, ScsiResponse, Stage, TextResponse,
-    RESERVED_TAG,
+    check_frame, decode_frame, text, AsyncMessage, Bhs, DataIn, DataOut, Digests, FrameCheck,
+    LoginRequest, LoginResponse, LogoutResponse, NopIn, Pdu, R2t, Reject, ScsiCommand,
+    ScsiResponse, Stage, TaskMgmtResponse, TextResponse, RESERVED_TAG,
 };
 use ironlun_initiator::scsi_codes::lun;
 use ironlun_initiator::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 /// The fake's target name.
 pub const TARGET: &str = "iqn.2026-11.test:misbehaving";
@@ -77,6 +90,12 @@ pub enum Kind {
     ReadCapacity,
     /// PERSISTENT RESERVE IN with this service action.
     PrIn(u8),
+    /// READ (10) or READ (16).
+    Read,
+    /// WRITE (10) or WRITE (16).
+    Write,
+    /// SYNCHRONIZE CACHE (10) or (16).
+    SyncCache,
     /// Anything else, by operation code.
     Other(u8),
 }
@@ -91,6 +110,9 @@ impl Kind {
             0x25 => Kind::ReadCapacity,
             0x9e if cdb[1] & 0x1f == 0x10 => Kind::ReadCapacity,
             0x5e => Kind::PrIn(cdb[1] & 0x1f),
+            0x28 | 0x88 => Kind::Read,
+            0x2a | 0x8a => Kind::Write,
+            0x35 | 0x91 => Kind::SyncCache,
             op => Kind::Other(op),
         }
     }
@@ -125,6 +147,27 @@ impl Cmd {
             _ => self.expected,
         }
     }
+
+    /// For READ and WRITE: (LOGICAL BLOCK ADDRESS, TRANSFER LENGTH) of the (10) or (16) CDB
+    /// (SBC-4 §5.15, §5.16, §5.45, §5.46).
+    pub fn blocks(&self) -> Option<(u64, u32)> {
+        let c = &self.cdb;
+        match (self.kind, c[0]) {
+            (Kind::Read | Kind::Write, 0x28 | 0x2a) if c.len() >= 10 => Some((
+                u64::from(u32::from_be_bytes([c[2], c[3], c[4], c[5]])),
+                u32::from(u16::from_be_bytes([c[7], c[8]])),
+            )),
+            (Kind::Read | Kind::Write, 0x88 | 0x8a) if c.len() >= 16 => {
+                let mut lba = [0u8; 8];
+                lba.copy_from_slice(&c[2..10]);
+                Some((
+                    u64::from_be_bytes(lba),
+                    u32::from_be_bytes([c[10], c[11], c[12], c[13]]),
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How the fake answers one command.
@@ -154,6 +197,8 @@ pub enum Reply {
     Silent,
     /// Close the connection instead of answering.
     Close,
+    /// Send these bytes instead of an answer, then read on without answering anything.
+    Garbage(Vec<u8>),
     /// A Reject PDU (§11.17) with this reason, quoting the command's header.
     Reject(u8),
     /// Answer GOOD under an Initiator Task Tag the initiator never used.
@@ -173,6 +218,9 @@ pub struct Lu {
     pub group: u16,
     /// The groups REPORT TARGET PORT GROUPS lists.
     pub groups: Vec<PortGroup>,
+    /// The blocks READ and WRITE reach (and READ CAPACITY reports); without one, READ and
+    /// WRITE are refused as unsupported and READ CAPACITY names 8192 blocks.
+    pub store: Option<Store>,
 }
 
 impl Default for Lu {
@@ -187,7 +235,58 @@ impl Default for Lu {
                 group(1, true, AccessState::ActiveOptimized, &[1]),
                 group(2, false, AccessState::ActiveNonOptimized, &[2]),
             ],
+            store: None,
         }
+    }
+}
+
+/// A small disk in memory (512-byte blocks) shared by the fakes that are paths to one LU.
+#[derive(Clone)]
+pub struct Store(Arc<Mutex<Vec<u8>>>);
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({} blocks)", self.blocks())
+    }
+}
+
+impl Store {
+    pub const BLOCK: usize = 512;
+
+    /// `bytes` of zeroes (a multiple of [`Store::BLOCK`]).
+    pub fn new(bytes: usize) -> Store {
+        assert!(bytes > 0 && bytes.is_multiple_of(Store::BLOCK));
+        Store(Arc::new(Mutex::new(vec![0u8; bytes])))
+    }
+
+    pub fn blocks(&self) -> u64 {
+        (self.0.lock().unwrap().len() / Store::BLOCK) as u64
+    }
+
+    /// The bytes of `blocks` blocks at `lba`; `None` past the end.
+    pub fn read(&self, lba: u64, blocks: u32) -> Option<Vec<u8>> {
+        let d = self.0.lock().unwrap();
+        let r = Store::range(d.len(), lba, blocks)?;
+        Some(d[r].to_vec())
+    }
+
+    /// Write `data` at `lba`; false (nothing written) past the end.
+    pub fn write(&self, lba: u64, data: &[u8]) -> bool {
+        let mut d = self.0.lock().unwrap();
+        let blocks = (data.len() / Store::BLOCK) as u32;
+        match Store::range(d.len(), lba, blocks) {
+            Some(r) if r.len() == data.len() => {
+                d[r].copy_from_slice(data);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn range(len: usize, lba: u64, blocks: u32) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(lba).ok()?.checked_mul(Store::BLOCK)?;
+        let end = start.checked_add(blocks as usize * Store::BLOCK)?;
+        (end <= len).then_some(start..end)
     }
 }
 
@@ -256,11 +355,46 @@ impl Script {
     }
 }
 
+/// What every connection of one fake shares.
 struct Shared {
-    script: Script,
+    script: Mutex<Script>,
     addr: SocketAddr,
-    commands: Mutex<Vec<Cmd>>,
+    log: Mutex<Log>,
     connections: AtomicUsize,
+    /// Unsolicited PDUs still to send, taken in batches by the connections' flooders.
+    flood_left: AtomicUsize,
+    flood_sent: AtomicUsize,
+    flood_go: Notify,
+    /// NOP-Outs that answered a ping (TTT not reserved).
+    ping_answers: AtomicUsize,
+}
+
+/// The commands received, and how many of each kind (for [`Cmd::nth`]).
+#[derive(Default)]
+struct Log {
+    commands: Vec<Cmd>,
+    counts: HashMap<Kind, usize>,
+}
+
+impl Shared {
+    fn script(&self) -> Script {
+        self.script.lock().unwrap().clone()
+    }
+
+    fn record(&self, kind: Kind, cdb: Vec<u8>, c: &ScsiCommand) -> Cmd {
+        let mut log = self.log.lock().unwrap();
+        let n = log.counts.entry(kind).or_insert(0);
+        let cmd = Cmd {
+            kind,
+            cdb,
+            expected: c.expected_data_length,
+            lun: lun::decode_or_raw(c.lun),
+            nth: *n,
+        };
+        *n += 1;
+        log.commands.push(cmd.clone());
+        cmd
+    }
 }
 
 /// A running fake target (it lives as long as the test's runtime).
@@ -276,10 +410,14 @@ impl Fake {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let shared = Arc::new(Shared {
-            script,
+            script: Mutex::new(script),
             addr,
-            commands: Mutex::new(Vec::new()),
+            log: Mutex::new(Log::default()),
             connections: AtomicUsize::new(0),
+            flood_left: AtomicUsize::new(0),
+            flood_sent: AtomicUsize::new(0),
+            flood_go: Notify::new(),
+            ping_answers: AtomicUsize::new(0),
         });
         let sh = shared.clone();
         tokio::spawn(async move {
@@ -306,20 +444,69 @@ impl Fake {
 
     /// The commands received so far, in order.
     pub fn commands(&self) -> Vec<Cmd> {
-        self.shared.commands.lock().unwrap().clone()
+        self.shared.log.lock().unwrap().commands.clone()
     }
 
     /// The commands of one kind received so far.
     pub fn commands_of(&self, kind: Kind) -> Vec<Cmd> {
-        self.commands()
-            .into_iter()
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .commands
+            .iter()
             .filter(|c| c.kind == kind)
+            .cloned()
             .collect()
+    }
+
+    /// How many commands of one kind were received so far.
+    pub fn count_of(&self, kind: Kind) -> usize {
+        let log = self.shared.log.lock().unwrap();
+        log.counts.get(&kind).copied().unwrap_or(0)
     }
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Serve `script` from now on: commands decide by its reply, new connections log in by
+    /// its login (connections already logged in stay so).
+    pub fn set_script(&self, script: Script) {
+        *self.shared.script.lock().unwrap() = script;
+    }
+
+    /// Answer commands by `f` from now on.
+    pub fn set_reply(&self, f: impl Fn(&Cmd) -> Reply + Send + Sync + 'static) {
+        self.shared.script.lock().unwrap().reply = Arc::new(f);
+    }
+
+    /// Answer every command normally from now on.
+    pub fn behave(&self) {
+        self.set_reply(|_| Reply::Normal);
+    }
+
+    /// Log new connections in this way from now on.
+    pub fn set_login(&self, login: Login) {
+        self.shared.script.lock().unwrap().login = login;
+    }
+
+    /// Send `n` more unsolicited PDUs (see `flood_pdu`) on the connections in full feature
+    /// phase, as fast as they are read.
+    pub fn flood(&self, n: usize) {
+        self.shared.flood_left.fetch_add(n, Ordering::SeqCst);
+        self.shared.flood_go.notify_waiters();
+    }
+
+    /// Unsolicited PDUs sent so far.
+    pub fn flooded(&self) -> usize {
+        self.shared.flood_sent.load(Ordering::SeqCst)
+    }
+
+    /// NOP-Outs received that answer a NOP-In ping of the fake (RFC 7143 §11.18: TTT copied).
+    pub fn ping_answers(&self) -> usize {
+        self.shared.ping_answers.load(Ordering::SeqCst)
     }
 }
 
@@ -332,22 +519,288 @@ pub fn closed_portal() -> String {
 
 type R<T> = Result<T, String>;
 
-struct Conn {
-    sock: TcpStream,
-    buf: Vec<u8>,
-    sh: Arc<Shared>,
+/// The target's sequence numbers of one connection (RFC 7143 §4.2.2): StatSN and the
+/// command window it advertises.
+struct Seq {
     stat_sn: u32,
     exp_cmd_sn: u32,
 }
 
+/// The numbers one PDU carries.
+#[derive(Clone, Copy)]
+struct Sn {
+    stat_sn: u32,
+    exp_cmd_sn: u32,
+    max_cmd_sn: u32,
+}
+
+impl Seq {
+    /// The numbers for a PDU that does not advance StatSN (R2T, Data-In without status,
+    /// NOP-In pings: §11.7.4, §11.8, §11.19).
+    fn peek(&self) -> Sn {
+        Sn {
+            stat_sn: self.stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.exp_cmd_sn.wrapping_add(63),
+        }
+    }
+
+    /// The numbers for a PDU that takes a StatSN.
+    fn take(&mut self) -> Sn {
+        let sn = self.peek();
+        self.stat_sn = self.stat_sn.wrapping_add(1);
+        sn
+    }
+}
+
+/// The sending side of a connection, shared by its reader and its flooder: one PDU (or one
+/// batch) is written whole, and StatSN is taken in the order of the wire.
+struct Link {
+    wire: tokio::sync::Mutex<(OwnedWriteHalf, Seq)>,
+    /// ExpCmdSN as the reader advances it.
+    exp_cmd_sn: AtomicU32,
+}
+
+impl Link {
+    /// Write what `f` encodes, with the sequence numbers it takes.
+    async fn emit(&self, f: impl FnOnce(&mut Seq) -> R<Vec<u8>>) -> R<()> {
+        let mut w = self.wire.lock().await;
+        let (wr, seq) = &mut *w;
+        seq.exp_cmd_sn = self.exp_cmd_sn.load(Ordering::SeqCst);
+        let bytes = f(seq)?;
+        wr.write_all(&bytes).await.map_err(|e| e.to_string())
+    }
+
+    /// One PDU; `advance`: it takes a StatSN.
+    async fn send(&self, advance: bool, build: impl FnOnce(Sn) -> Pdu) -> R<()> {
+        self.emit(|q| {
+            let sn = if advance { q.take() } else { q.peek() };
+            encode(&build(sn))
+        })
+        .await
+    }
+
+    async fn raw(&self, bytes: &[u8]) -> R<()> {
+        let mut w = self.wire.lock().await;
+        w.0.write_all(bytes).await.map_err(|e| e.to_string())
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.wire.lock().await.0.shutdown().await;
+    }
+
+    /// A command with this CmdSN arrived: advance ExpCmdSN past it (§3.2.2.1).
+    fn arrived(&self, immediate: bool, cmd_sn: u32) {
+        if !immediate {
+            let _ = self.exp_cmd_sn.compare_exchange(
+                cmd_sn,
+                cmd_sn.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+}
+
+fn encode(p: &Pdu) -> R<Vec<u8>> {
+    p.to_bytes(Digests::default())
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// Unsolicited PDU number `i` of a flood, in turn: an Asynchronous Message with a SCSI event
+/// that is no ALUA news (UNIT ATTENTION 29h/00h, §11.9.1), a vendor-specific one with 1 KiB
+/// of data, a NOP-In ping that wants a NOP-Out back (§11.19), a Reject quoting a command the
+/// initiator never sent (§11.17), a SCSI Response and a Data-In with 8 KiB under tags the
+/// initiator never used. An initiator that kept what it was not waiting for would grow by
+/// about 1.5 KiB a PDU.
+fn flood_pdu(i: usize, q: &mut Seq) -> Pdu {
+    let tag = 0xfeed_0000 | (i as u32 & 0xffff);
+    match i % 6 {
+        0 | 1 => {
+            let (event, data) = if i.is_multiple_of(6) {
+                let mut d = vec![0, 18];
+                d.extend_from_slice(&fixed_sense(UNIT_ATTENTION, 0x29, 0x00));
+                (async_event::SCSI_ASYNC_EVENT, d)
+            } else {
+                (async_event::VENDOR_SPECIFIC, vec![0x5a; 1024])
+            };
+            let sn = q.take();
+            let bhs = Bhs::AsyncMessage(AsyncMessage {
+                lun: [0; 8],
+                stat_sn: sn.stat_sn,
+                exp_cmd_sn: sn.exp_cmd_sn,
+                max_cmd_sn: sn.max_cmd_sn,
+                event,
+                vcode: 0,
+                param1: 0,
+                param2: 0,
+                param3: 0,
+            });
+            Pdu::with_data(bhs, data)
+        }
+        2 => {
+            let sn = q.peek();
+            Pdu::new(Bhs::NopIn(NopIn {
+                lun: [0; 8],
+                itt: RESERVED_TAG,
+                ttt: 0x7000_0000 | (i as u32 & 0x0fff_ffff),
+                stat_sn: sn.stat_sn,
+                exp_cmd_sn: sn.exp_cmd_sn,
+                max_cmd_sn: sn.max_cmd_sn,
+            }))
+        }
+        3 => {
+            let quoted = Pdu::new(Bhs::ScsiCommand(ScsiCommand {
+                immediate: false,
+                final_: true,
+                read: true,
+                write: false,
+                attr: 1,
+                lun: [0; 8],
+                itt: tag,
+                expected_data_length: 512,
+                cmd_sn: 0,
+                exp_stat_sn: 0,
+                cdb: [0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
+            }));
+            let header = encode(&quoted).unwrap_or_default();
+            let sn = q.take();
+            let bhs = Bhs::Reject(Reject {
+                reason: reject_reason::PROTOCOL_ERROR,
+                stat_sn: sn.stat_sn,
+                exp_cmd_sn: sn.exp_cmd_sn,
+                max_cmd_sn: sn.max_cmd_sn,
+                data_sn_r2t_sn: 0,
+            });
+            Pdu::with_data(bhs, header)
+        }
+        4 => {
+            let sn = q.take();
+            Pdu::new(Bhs::ScsiResponse(ScsiResponse {
+                itt: tag,
+                stat_sn: sn.stat_sn,
+                exp_cmd_sn: sn.exp_cmd_sn,
+                max_cmd_sn: sn.max_cmd_sn,
+                ..ScsiResponse::default()
+            }))
+        }
+        _ => {
+            let sn = q.peek();
+            let bhs = Bhs::DataIn(DataIn {
+                final_: false,
+                ack: false,
+                overflow: false,
+                underflow: false,
+                status: None,
+                lun: [0; 8],
+                itt: tag,
+                ttt: RESERVED_TAG,
+                stat_sn: sn.stat_sn,
+                exp_cmd_sn: sn.exp_cmd_sn,
+                max_cmd_sn: sn.max_cmd_sn,
+                data_sn: 0,
+                buffer_offset: 0,
+                residual: 0,
+            });
+            Pdu::with_data(bhs, vec![0xa5; 8192])
+        }
+    }
+}
+
+/// Send the fake's flood on one connection until it ends (module docs).
+async fn flood_loop(sh: Arc<Shared>, link: Arc<Link>) {
+    const BATCH: usize = 64;
+    let mut i = 0usize;
+    loop {
+        let go = sh.flood_go.notified();
+        tokio::pin!(go);
+        go.as_mut().enable();
+        let n = sh
+            .flood_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left > 0).then(|| left - left.min(BATCH))
+            })
+            .map_or(0, |left| left.min(BATCH));
+        if n == 0 {
+            go.await;
+            continue;
+        }
+        let first = i;
+        let r = link
+            .emit(|q| {
+                let mut out = Vec::new();
+                for k in first..first + n {
+                    out.extend(encode(&flood_pdu(k, q))?);
+                }
+                Ok(out)
+            })
+            .await;
+        i += n;
+        sh.flood_sent.fetch_add(n, Ordering::SeqCst);
+        if r.is_err() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A WRITE whose data is still coming: what came, and the R2T outstanding.
+struct PendingWrite {
+    lun: [u8; 8],
+    store: Store,
+    lba: u64,
+    data: Vec<u8>,
+    /// The end of the data asked for so far (immediate data, then each R2T).
+    asked_end: usize,
+    r2t_sn: u32,
+    ttt: u32,
+}
+
+struct Conn {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+    sh: Arc<Shared>,
+    link: Arc<Link>,
+    /// The initiator's MaxRecvDataSegmentLength (RFC 7143 §13.12; 8192 until it declares).
+    mrdsl: usize,
+    /// MaxBurstLength as negotiated (§13.14).
+    max_burst: usize,
+    writes: HashMap<u32, PendingWrite>,
+    next_ttt: u32,
+}
+
 impl Conn {
     fn new(sock: TcpStream, sh: Arc<Shared>) -> Conn {
+        let (rd, wr) = sock.into_split();
+        let link = Arc::new(Link {
+            wire: tokio::sync::Mutex::new((
+                wr,
+                Seq {
+                    stat_sn: 0x100,
+                    exp_cmd_sn: 0,
+                },
+            )),
+            exp_cmd_sn: AtomicU32::new(0),
+        });
         Conn {
-            sock,
+            rd,
             buf: Vec::new(),
             sh,
-            stat_sn: 0x100,
-            exp_cmd_sn: 0,
+            link,
+            mrdsl: 8192,
+            max_burst: 262_144,
+            writes: HashMap::new(),
+            next_ttt: 0x10,
         }
     }
 
@@ -360,12 +813,8 @@ impl Conn {
                     return decode_frame(frame, Digests::default()).map_err(|e| e.to_string());
                 }
                 FrameCheck::Incomplete(_) => {
-                    let mut chunk = [0u8; 4096];
-                    let n = self
-                        .sock
-                        .read(&mut chunk)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let mut chunk = [0u8; 16384];
+                    let n = self.rd.read(&mut chunk).await.map_err(|e| e.to_string())?;
                     if n == 0 {
                         return Err("eof".into());
                     }
@@ -375,57 +824,55 @@ impl Conn {
         }
     }
 
-    async fn send(&mut self, p: Pdu) -> R<()> {
-        let b = p.to_bytes(Digests::default()).map_err(|e| e.to_string())?;
-        self.sock.write_all(&b).await.map_err(|e| e.to_string())
-    }
-
     /// Read and drop everything until the initiator closes the connection.
     async fn deaf(&mut self) -> R<()> {
-        let mut chunk = [0u8; 4096];
-        while self
-            .sock
-            .read(&mut chunk)
-            .await
-            .map_err(|e| e.to_string())?
-            > 0
-        {}
+        let mut chunk = [0u8; 16384];
+        while self.rd.read(&mut chunk).await.map_err(|e| e.to_string())? > 0 {}
         Ok(())
-    }
-
-    fn next_stat(&mut self) -> u32 {
-        let s = self.stat_sn;
-        self.stat_sn = self.stat_sn.wrapping_add(1);
-        s
-    }
-
-    fn max_cmd_sn(&self) -> u32 {
-        self.exp_cmd_sn.wrapping_add(63)
     }
 
     async fn run(mut self) -> R<()> {
         if !self.login().await? {
             return Ok(());
         }
+        let _flooder = AbortOnDrop(tokio::spawn(flood_loop(self.sh.clone(), self.link.clone())));
         loop {
             let p = self.recv().await?;
             match p.bhs.clone() {
                 Bhs::ScsiCommand(c) => {
-                    if !c.immediate && c.cmd_sn == self.exp_cmd_sn {
-                        self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
-                    }
+                    self.link.arrived(c.immediate, c.cmd_sn);
                     if !self.command(&c, &p).await? {
                         return Ok(());
                     }
                 }
-                Bhs::TextRequest(t) => {
-                    if !t.immediate && t.cmd_sn == self.exp_cmd_sn {
-                        self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
+                Bhs::DataOut(d) => self.data_out(&d, &p.data).await?,
+                Bhs::TaskMgmtRequest(t) => {
+                    self.link.arrived(t.immediate, t.cmd_sn);
+                    // ABORT TASK ends the task named, the other functions every task
+                    // (§11.5.1): only the writes waiting for data are still open here.
+                    if t.function == tmf_function::ABORT_TASK {
+                        self.writes.remove(&t.referenced_task_tag);
+                    } else {
+                        self.writes.clear();
                     }
+                    self.link
+                        .send(true, |sn| {
+                            Pdu::new(Bhs::TaskMgmtResponse(TaskMgmtResponse {
+                                response: 0,
+                                itt: t.itt,
+                                stat_sn: sn.stat_sn,
+                                exp_cmd_sn: sn.exp_cmd_sn,
+                                max_cmd_sn: sn.max_cmd_sn,
+                            }))
+                        })
+                        .await?;
+                }
+                Bhs::TextRequest(t) => {
+                    self.link.arrived(t.immediate, t.cmd_sn);
                     let pairs = text::parse(&p.data).map_err(|e| e.to_string())?;
                     let mut data = Vec::new();
                     if pairs.iter().any(|(k, _)| k == "SendTargets") {
-                        data = match &self.sh.script.send_targets {
+                        data = match &self.sh.script().send_targets {
                             Some(raw) => raw.clone(),
                             None => {
                                 let addr = format!("{},1", self.sh.addr);
@@ -433,48 +880,58 @@ impl Conn {
                             }
                         };
                     }
-                    let stat_sn = self.next_stat();
-                    let bhs = Bhs::TextResponse(TextResponse {
-                        final_: true,
-                        cont: false,
-                        lun: [0; 8],
-                        itt: t.itt,
-                        ttt: RESERVED_TAG,
-                        stat_sn,
-                        exp_cmd_sn: self.exp_cmd_sn,
-                        max_cmd_sn: self.max_cmd_sn(),
-                    });
-                    self.send(Pdu::with_data(bhs, data)).await?;
+                    self.link
+                        .send(true, |sn| {
+                            let bhs = Bhs::TextResponse(TextResponse {
+                                final_: true,
+                                cont: false,
+                                lun: [0; 8],
+                                itt: t.itt,
+                                ttt: RESERVED_TAG,
+                                stat_sn: sn.stat_sn,
+                                exp_cmd_sn: sn.exp_cmd_sn,
+                                max_cmd_sn: sn.max_cmd_sn,
+                            });
+                            Pdu::with_data(bhs, data)
+                        })
+                        .await?;
                 }
                 Bhs::LogoutRequest(l) => {
-                    if !l.immediate && l.cmd_sn == self.exp_cmd_sn {
-                        self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
-                    }
-                    let stat_sn = self.next_stat();
-                    let bhs = Bhs::LogoutResponse(LogoutResponse {
-                        response: 0,
-                        itt: l.itt,
-                        stat_sn,
-                        exp_cmd_sn: self.exp_cmd_sn,
-                        max_cmd_sn: self.max_cmd_sn(),
-                        time2wait: 0,
-                        time2retain: 0,
-                    });
-                    self.send(Pdu::new(bhs)).await?;
-                    let _ = self.sock.shutdown().await;
+                    self.link.arrived(l.immediate, l.cmd_sn);
+                    self.link
+                        .send(true, |sn| {
+                            Pdu::new(Bhs::LogoutResponse(LogoutResponse {
+                                response: 0,
+                                itt: l.itt,
+                                stat_sn: sn.stat_sn,
+                                exp_cmd_sn: sn.exp_cmd_sn,
+                                max_cmd_sn: sn.max_cmd_sn,
+                                time2wait: 0,
+                                time2retain: 0,
+                            }))
+                        })
+                        .await?;
+                    self.link.shutdown().await;
                     return Ok(());
                 }
                 Bhs::NopOut(n) if n.itt != RESERVED_TAG => {
-                    let stat_sn = self.next_stat();
-                    let bhs = Bhs::NopIn(NopIn {
-                        lun: n.lun,
-                        itt: n.itt,
-                        ttt: RESERVED_TAG,
-                        stat_sn,
-                        exp_cmd_sn: self.exp_cmd_sn,
-                        max_cmd_sn: self.max_cmd_sn(),
-                    });
-                    self.send(Pdu::with_data(bhs, p.data.clone())).await?;
+                    let data = p.data.clone();
+                    self.link
+                        .send(true, |sn| {
+                            let bhs = Bhs::NopIn(NopIn {
+                                lun: n.lun,
+                                itt: n.itt,
+                                ttt: RESERVED_TAG,
+                                stat_sn: sn.stat_sn,
+                                exp_cmd_sn: sn.exp_cmd_sn,
+                                max_cmd_sn: sn.max_cmd_sn,
+                            });
+                            Pdu::with_data(bhs, data)
+                        })
+                        .await?;
+                }
+                Bhs::NopOut(n) if n.ttt != RESERVED_TAG => {
+                    self.sh.ping_answers.fetch_add(1, Ordering::SeqCst);
                 }
                 _ => {}
             }
@@ -490,40 +947,43 @@ impl Conn {
         pairs: &[(String, String)],
     ) -> R<()> {
         let data = text::encode(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let stat_sn = self.next_stat();
-        let bhs = Bhs::LoginResponse(LoginResponse {
-            transit,
-            cont: false,
-            csg: req.csg,
-            nsg: if transit { nsg } else { Stage::Security },
-            version_max: 0,
-            version_active: 0,
-            isid: req.isid,
-            tsih: if transit && nsg == Stage::FullFeature {
-                0x21
-            } else {
-                0
-            },
-            itt: req.itt,
-            stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
-            status_class: (status >> 8) as u8,
-            status_detail: status as u8,
-        });
-        self.send(Pdu::with_data(bhs, data)).await
+        self.link
+            .send(true, |sn| {
+                let bhs = Bhs::LoginResponse(LoginResponse {
+                    transit,
+                    cont: false,
+                    csg: req.csg,
+                    nsg: if transit { nsg } else { Stage::Security },
+                    version_max: 0,
+                    version_active: 0,
+                    isid: req.isid,
+                    tsih: if transit && nsg == Stage::FullFeature {
+                        0x21
+                    } else {
+                        0
+                    },
+                    itt: req.itt,
+                    stat_sn: sn.stat_sn,
+                    exp_cmd_sn: sn.exp_cmd_sn,
+                    max_cmd_sn: sn.max_cmd_sn,
+                    status_class: (status >> 8) as u8,
+                    status_detail: status as u8,
+                });
+                Pdu::with_data(bhs, data)
+            })
+            .await
     }
 
     /// The login phase; `Ok(true)` when the full feature phase begins.
     async fn login(&mut self) -> R<bool> {
-        let mode = self.sh.script.login.clone();
+        let mode = self.sh.script().login;
         let mut first = true;
         loop {
             let p = self.recv().await?;
             let Bhs::LoginRequest(req) = p.bhs.clone() else {
                 return Err("not a Login Request".into());
             };
-            self.exp_cmd_sn = req.cmd_sn;
+            self.link.exp_cmd_sn.store(req.cmd_sn, Ordering::SeqCst);
             if first {
                 first = false;
                 match &mode {
@@ -565,10 +1025,7 @@ impl Conn {
                         return Ok(false);
                     }
                     Login::Garbage(bytes) => {
-                        self.sock
-                            .write_all(bytes)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        self.link.raw(bytes).await?;
                         self.deaf().await?;
                         return Ok(false);
                     }
@@ -594,6 +1051,13 @@ impl Conn {
                 continue;
             }
             for (k, v) in &pairs {
+                // What the data transfers must keep to: the initiator's receive limit, and
+                // the burst length it offered (the fake answers each offer with itself).
+                match (k.as_str(), v.parse::<usize>()) {
+                    ("MaxRecvDataSegmentLength", Ok(n)) if n >= 512 => self.mrdsl = n,
+                    ("MaxBurstLength", Ok(n)) if n >= 512 => self.max_burst = n,
+                    _ => {}
+                }
                 let Some(def) = negotiation::key(k) else {
                     if !matches!(k.as_str(), "InitiatorName" | "SessionType" | "TargetName") {
                         answer.push((k.clone(), "NotUnderstood".into()));
@@ -633,7 +1097,7 @@ impl Conn {
 
     async fn enter_full_feature(&mut self, mode: &Login) -> R<bool> {
         if matches!(mode, Login::CloseOnceLoggedIn) {
-            let _ = self.sock.shutdown().await;
+            self.link.shutdown().await;
             return Ok(false);
         }
         Ok(true)
@@ -642,27 +1106,26 @@ impl Conn {
     /// Answer one SCSI command; `Ok(false)` ends the connection.
     async fn command(&mut self, c: &ScsiCommand, p: &Pdu) -> R<bool> {
         let cdb = p.full_cdb()?;
-        let kind = Kind::of(&cdb);
-        let cmd = {
-            let mut log = self.sh.commands.lock().unwrap();
-            let nth = log.iter().filter(|x| x.kind == kind).count();
-            let cmd = Cmd {
-                kind,
-                cdb,
-                expected: c.expected_data_length,
-                lun: lun::decode_or_raw(c.lun),
-                nth,
-            };
-            log.push(cmd.clone());
-            cmd
-        };
-        let reply = (self.sh.script.reply)(&cmd);
+        let cmd = self.sh.record(Kind::of(&cdb), cdb, c);
+        let script = self.sh.script();
+        let reply = (script.reply)(&cmd);
+        if let (Reply::Normal, Kind::Write, Some(store)) = (&reply, cmd.kind, &script.lu.store) {
+            if script.lu.luns.contains(&cmd.lun) {
+                self.write_begin(c, p, &cmd, store.clone()).await?;
+                return Ok(true);
+            }
+        }
         let reply = match reply {
-            Reply::Normal => self.normal(&cmd),
+            Reply::Normal => normal(&script.lu, &cmd),
             r => r,
         };
+        self.answer(c, p, &cmd, reply).await
+    }
+
+    /// Send `reply` to command `c`; `Ok(false)` ends the connection.
+    async fn answer(&mut self, c: &ScsiCommand, p: &Pdu, cmd: &Cmd, reply: Reply) -> R<bool> {
         match reply {
-            Reply::Normal => unreachable!("resolved above"),
+            Reply::Normal => unreachable!("resolved by the caller"),
             Reply::Data(mut d) => {
                 let alloc = cmd.alloc().min(c.expected_data_length) as usize;
                 let full = d.len();
@@ -693,22 +1156,27 @@ impl Conn {
                 return Ok(false);
             }
             Reply::Close => {
-                let _ = self.sock.shutdown().await;
+                self.link.shutdown().await;
+                return Ok(false);
+            }
+            Reply::Garbage(bytes) => {
+                self.link.raw(&bytes).await?;
+                self.deaf().await?;
                 return Ok(false);
             }
             Reply::Reject(reason) => {
-                let header = Pdu::new(p.bhs.clone())
-                    .to_bytes(Digests::default())
-                    .map_err(|e| e.to_string())?;
-                let stat_sn = self.next_stat();
-                let bhs = Bhs::Reject(Reject {
-                    reason,
-                    stat_sn,
-                    exp_cmd_sn: self.exp_cmd_sn,
-                    max_cmd_sn: self.max_cmd_sn(),
-                    data_sn_r2t_sn: 0,
-                });
-                self.send(Pdu::with_data(bhs, header[..48].to_vec()))
+                let header = encode(&Pdu::new(p.bhs.clone()))?;
+                self.link
+                    .send(true, |sn| {
+                        let bhs = Bhs::Reject(Reject {
+                            reason,
+                            stat_sn: sn.stat_sn,
+                            exp_cmd_sn: sn.exp_cmd_sn,
+                            max_cmd_sn: sn.max_cmd_sn,
+                            data_sn_r2t_sn: 0,
+                        });
+                        Pdu::with_data(bhs, header[..48].to_vec())
+                    })
                     .await?;
             }
             Reply::WrongTag => self.response(c.itt ^ 0x5a5a_0000, 0, 0, Vec::new()).await?,
@@ -716,9 +1184,97 @@ impl Conn {
         Ok(true)
     }
 
-    /// GOOD with `data` in one Data-In PDU at `offset` (status in it, RFC 7143 §11.7.4);
-    /// `full` is how much the command would have returned without the allocation length
-    /// (for the residual, §11.7.7).
+    /// A WRITE to the store: take its immediate data, then ask for the rest (SBC-4 §5.46;
+    /// RFC 7143 §11.8), or refuse it as a conforming target would.
+    async fn write_begin(&mut self, c: &ScsiCommand, p: &Pdu, cmd: &Cmd, store: Store) -> R<()> {
+        let Some((lba, blocks)) = cmd.blocks() else {
+            return self
+                .answer(c, p, cmd, check(ILLEGAL_REQUEST, 0x24, 0x00))
+                .await
+                .map(drop);
+        };
+        let len = blocks as usize * Store::BLOCK;
+        if lba.saturating_add(u64::from(blocks)) > store.blocks() {
+            // LOGICAL BLOCK ADDRESS OUT OF RANGE (SBC-4 §4.5.2).
+            return self
+                .answer(c, p, cmd, check(ILLEGAL_REQUEST, 0x21, 0x00))
+                .await
+                .map(drop);
+        }
+        if c.expected_data_length as usize != len || p.data.len() > len {
+            return self
+                .answer(c, p, cmd, check(ILLEGAL_REQUEST, 0x24, 0x00))
+                .await
+                .map(drop);
+        }
+        let mut data = vec![0u8; len];
+        data[..p.data.len()].copy_from_slice(&p.data);
+        let w = PendingWrite {
+            lun: c.lun,
+            store,
+            lba,
+            data,
+            asked_end: p.data.len(),
+            r2t_sn: 0,
+            ttt: RESERVED_TAG,
+        };
+        self.write_next(c.itt, w).await
+    }
+
+    /// Ask for the next burst of a write's data, or, with all of it in, write it and answer
+    /// GOOD.
+    async fn write_next(&mut self, itt: u32, mut w: PendingWrite) -> R<()> {
+        if w.asked_end >= w.data.len() {
+            w.store.write(w.lba, &w.data);
+            return self.response(itt, 0, 0, Vec::new()).await;
+        }
+        let len = (w.data.len() - w.asked_end).min(self.max_burst);
+        let ttt = self.next_ttt;
+        self.next_ttt = self.next_ttt.wrapping_add(1).max(0x10);
+        let (offset, r2t_sn) = (w.asked_end, w.r2t_sn);
+        w.ttt = ttt;
+        w.asked_end += len;
+        w.r2t_sn += 1;
+        let lun = w.lun;
+        self.writes.insert(itt, w);
+        self.link
+            .send(false, |sn| {
+                Pdu::new(Bhs::R2t(R2t {
+                    lun,
+                    itt,
+                    ttt,
+                    stat_sn: sn.stat_sn,
+                    exp_cmd_sn: sn.exp_cmd_sn,
+                    max_cmd_sn: sn.max_cmd_sn,
+                    r2t_sn,
+                    buffer_offset: offset as u32,
+                    desired_length: len as u32,
+                }))
+            })
+            .await
+    }
+
+    /// Data-Out for a pending write: kept at its offset; the last of a burst asks for the
+    /// next one (or completes the write). Anything else is dropped.
+    async fn data_out(&mut self, d: &DataOut, data: &[u8]) -> R<()> {
+        let Some(w) = self.writes.get_mut(&d.itt) else {
+            return Ok(());
+        };
+        let at = d.buffer_offset as usize;
+        if let Some(dst) = w.data.get_mut(at..at + data.len()) {
+            dst.copy_from_slice(data);
+        }
+        if d.final_ && d.ttt == w.ttt {
+            if let Some(w) = self.writes.remove(&d.itt) {
+                self.write_next(d.itt, w).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// GOOD with `data` from `offset` in Data-In PDUs of at most the initiator's
+    /// MaxRecvDataSegmentLength, status in the last (RFC 7143 §11.7.4); `full` is how much the
+    /// command would have returned without the allocation length (for the residual, §11.7.7).
     async fn data_in(&mut self, c: &ScsiCommand, offset: u32, data: Vec<u8>, full: usize) -> R<()> {
         let exp = c.expected_data_length as usize;
         if data.is_empty() {
@@ -732,85 +1288,124 @@ impl Conn {
         } else {
             (false, false, 0)
         };
-        let stat_sn = self.next_stat();
-        let bhs = Bhs::DataIn(DataIn {
-            final_: true,
-            ack: false,
-            overflow,
-            underflow,
-            status: Some(0),
-            lun: c.lun,
-            itt: c.itt,
-            ttt: RESERVED_TAG,
-            stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
-            data_sn: 0,
-            buffer_offset: offset,
-            residual,
-        });
-        self.send(Pdu::with_data(bhs, data)).await
+        let data = Bytes::from(data);
+        let step = self.mrdsl.max(512);
+        let mut at = 0usize;
+        let mut data_sn = 0u32;
+        while at < data.len() {
+            let n = (data.len() - at).min(step);
+            let last = at + n == data.len();
+            let chunk = data.slice(at..at + n);
+            let buffer_offset = offset + at as u32;
+            self.link
+                .send(last, |sn| {
+                    let bhs = Bhs::DataIn(DataIn {
+                        final_: last,
+                        ack: false,
+                        overflow: last && overflow,
+                        underflow: last && underflow,
+                        status: last.then_some(0),
+                        lun: c.lun,
+                        itt: c.itt,
+                        ttt: RESERVED_TAG,
+                        stat_sn: sn.stat_sn,
+                        exp_cmd_sn: sn.exp_cmd_sn,
+                        max_cmd_sn: sn.max_cmd_sn,
+                        data_sn,
+                        buffer_offset,
+                        residual: if last { residual } else { 0 },
+                    });
+                    Pdu::with_data(bhs, chunk)
+                })
+                .await?;
+            at += n;
+            data_sn += 1;
+        }
+        Ok(())
     }
 
     async fn response(&mut self, itt: u32, status: u8, response: u8, seg: Vec<u8>) -> R<()> {
-        let stat_sn = self.next_stat();
-        let bhs = Bhs::ScsiResponse(ScsiResponse {
-            response,
-            status,
-            itt,
-            stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
-            ..ScsiResponse::default()
-        });
-        self.send(Pdu::with_data(bhs, seg)).await
+        self.link
+            .send(true, |sn| {
+                let bhs = Bhs::ScsiResponse(ScsiResponse {
+                    response,
+                    status,
+                    itt,
+                    stat_sn: sn.stat_sn,
+                    exp_cmd_sn: sn.exp_cmd_sn,
+                    max_cmd_sn: sn.max_cmd_sn,
+                    ..ScsiResponse::default()
+                });
+                Pdu::with_data(bhs, seg)
+            })
+            .await
     }
+}
 
-    /// What a conforming target answers.
-    fn normal(&self, c: &Cmd) -> Reply {
-        let lu = &self.sh.script.lu;
-        if !lu.luns.contains(&c.lun) {
-            if c.kind == Kind::Inquiry {
-                // SPC-4 §6.6.2: peripheral qualifier 011b for a LUN with no LU ...
-                let mut d = standard_inquiry(lu.tpgs);
-                d[0] = 0x7f;
-                return Reply::Data(d);
-            }
-            // ... and LOGICAL UNIT NOT SUPPORTED for other commands (§4.5.5).
-            return check(ILLEGAL_REQUEST, 0x25, 0x00);
+/// What a conforming target answers (for a WRITE to a store: see [`Conn::write_begin`]).
+fn normal(lu: &Lu, c: &Cmd) -> Reply {
+    if !lu.luns.contains(&c.lun) {
+        if c.kind == Kind::Inquiry {
+            // SPC-4 §6.6.2: peripheral qualifier 011b for a LUN with no LU ...
+            let mut d = standard_inquiry(lu.tpgs);
+            d[0] = 0x7f;
+            return Reply::Data(d);
         }
-        match c.kind {
-            Kind::Inquiry => Reply::Data(standard_inquiry(lu.tpgs)),
-            Kind::Vpd(page) => match vpd(lu, page) {
-                Some(d) => Reply::Data(d),
-                None => check(ILLEGAL_REQUEST, 0x24, 0x00),
-            },
-            Kind::Rtpg => {
-                if lu.tpgs == 0 {
-                    return check(ILLEGAL_REQUEST, 0x20, 0x00);
-                }
-                Reply::Data(rtpg_data(c.rtpg_extended(), &lu.groups))
+        // ... and LOGICAL UNIT NOT SUPPORTED for other commands (§4.5.5).
+        return check(ILLEGAL_REQUEST, 0x25, 0x00);
+    }
+    // The capacity: the store's, else 8192 blocks (SBC-4 §5.20, §5.21).
+    let last_lba = lu.store.as_ref().map_or(0x1fff, |s| s.blocks() - 1);
+    match c.kind {
+        Kind::Inquiry => Reply::Data(standard_inquiry(lu.tpgs)),
+        Kind::Vpd(page) => match vpd(lu, page) {
+            Some(d) => Reply::Data(d),
+            None => check(ILLEGAL_REQUEST, 0x24, 0x00),
+        },
+        Kind::Rtpg => {
+            if lu.tpgs == 0 {
+                return check(ILLEGAL_REQUEST, 0x20, 0x00);
             }
-            Kind::TestUnitReady => Reply::Data(Vec::new()),
-            Kind::ReadCapacity if c.cdb[0] == 0x25 => {
-                Reply::Data(vec![0, 0, 0x1f, 0xff, 0, 0, 2, 0])
-            }
-            Kind::ReadCapacity => {
-                let mut d = vec![0u8; 32];
-                d[4..8].copy_from_slice(&[0, 0, 0x1f, 0xff]);
-                d[8..12].copy_from_slice(&[0, 0, 2, 0]);
-                Reply::Data(d)
-            }
-            Kind::PrIn(sa) => match sa {
-                // READ KEYS / READ RESERVATION: generation 0, nothing listed (§6.15.2-3).
-                0 | 1 => Reply::Data(vec![0u8; 8]),
-                // REPORT CAPABILITIES (§6.15.4): length 8, no types supported.
-                2 => Reply::Data(vec![0, 8, 0, 0, 0, 0, 0, 0]),
-                3 => Reply::Data(vec![0u8; 8]),
-                _ => check(ILLEGAL_REQUEST, 0x24, 0x00),
-            },
-            Kind::Other(_) => check(ILLEGAL_REQUEST, 0x20, 0x00),
+            Reply::Data(rtpg_data(c.rtpg_extended(), &lu.groups))
         }
+        Kind::TestUnitReady => Reply::Data(Vec::new()),
+        Kind::ReadCapacity if c.cdb[0] == 0x25 => {
+            let mut d = u32::try_from(last_lba)
+                .unwrap_or(u32::MAX)
+                .to_be_bytes()
+                .to_vec();
+            d.extend_from_slice(&512u32.to_be_bytes());
+            Reply::Data(d)
+        }
+        Kind::ReadCapacity => {
+            let mut d = vec![0u8; 32];
+            d[0..8].copy_from_slice(&last_lba.to_be_bytes());
+            d[8..12].copy_from_slice(&512u32.to_be_bytes());
+            Reply::Data(d)
+        }
+        Kind::PrIn(sa) => match sa {
+            // READ KEYS / READ RESERVATION: generation 0, nothing listed (§6.15.2-3).
+            0 | 1 => Reply::Data(vec![0u8; 8]),
+            // REPORT CAPABILITIES (§6.15.4): length 8, no types supported.
+            2 => Reply::Data(vec![0, 8, 0, 0, 0, 0, 0, 0]),
+            3 => Reply::Data(vec![0u8; 8]),
+            _ => check(ILLEGAL_REQUEST, 0x24, 0x00),
+        },
+        Kind::Read | Kind::Write | Kind::SyncCache => {
+            let Some(store) = &lu.store else {
+                return check(ILLEGAL_REQUEST, 0x20, 0x00);
+            };
+            match c.blocks() {
+                Some((lba, blocks)) => match store.read(lba, blocks) {
+                    Some(d) => Reply::Data(d),
+                    // LOGICAL BLOCK ADDRESS OUT OF RANGE (SBC-4 §4.5.2).
+                    None => check(ILLEGAL_REQUEST, 0x21, 0x00),
+                },
+                // SYNCHRONIZE CACHE: the store is the medium.
+                None => Reply::Data(Vec::new()),
+            }
+        }
+        Kind::Other(_) => check(ILLEGAL_REQUEST, 0x20, 0x00),
     }
 }
 
