@@ -268,11 +268,11 @@ impl Ctx {
         // Protocol violations the session survived (Data-In past the expected length or at a
         // bad offset, a SenseLength past the segment …) would leave this command's data
         // short or wrong: they fail it, named.
-        let seen = s.stats().violations.len();
+        let seen = s.violations_total();
         let r = self
             .step(what, s.command(lun, cdb, data_out, alloc, SIMPLE))
             .await?;
-        if let Some(v) = s.stats().violations.get(seen) {
+        if let Some(v) = s.violation_since(seen) {
             return Err(HostError::new(format!(
                 "{what}: protocol violation by the target: {v}"
             )));

@@ -54,6 +54,9 @@ pub enum Error {
     Io(String),
     #[error("connection closed by the target")]
     ConnectionClosed,
+    /// We closed the connection ([`Session::close_now`]), for this reason.
+    #[error("connection closed by the initiator: {0}")]
+    ClosedByInitiator(String),
     /// The target refused the login (Login Response status class / detail, §11.13.5).
     #[error("login rejected: status class {status_class:#04x} detail {status_detail:#04x}")]
     LoginRejected { status_class: u8, status_detail: u8 },

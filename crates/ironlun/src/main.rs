@@ -154,7 +154,14 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
         Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
-        Cmd::Host(args) => return ironlun_host::cli::run(*args),
+        Cmd::Host(args) => {
+            // The long-running export logs what happens to its clients and paths (RUST_LOG
+            // overrides the level); the one-shot commands print only their result or error.
+            if matches!(args.cmd, ironlun_host::cli::HostCmd::ServeNbd(_)) {
+                init_log();
+            }
+            return ironlun_host::cli::run(*args);
+        }
         cmd => match request_of(cmd) {
             Ok(Some(req)) => req,
             Ok(None) => return ExitCode::from(2),
@@ -295,7 +302,8 @@ fn client(socket: &Path, req: &Request) -> ExitCode {
     }
 }
 
-fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> ExitCode {
+/// Log to stderr at info (or RUST_LOG's levels).
+fn init_log() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
@@ -304,6 +312,10 @@ fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Ex
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> ExitCode {
+    init_log();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

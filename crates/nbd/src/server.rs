@@ -203,7 +203,7 @@ async fn connection<S, D>(
         total_cap: config.max_total_in_flight_bytes.max(1),
         guaranteed: config.guaranteed_in_flight_bytes,
     };
-    match transmit::run(&mut r, w, dev.clone(), structured, limits).await {
+    match transmit::run(&mut r, w, dev.clone(), structured, limits, peer).await {
         Ok(End::Disconnect) => tracing::info!("nbd: {peer}: disconnected"),
         Ok(End::Eof) => tracing::info!("nbd: {peer}: went away"),
         Ok(End::Protocol(why)) => tracing::warn!("nbd: {peer}: closed: {why}"),

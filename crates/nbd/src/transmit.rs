@@ -51,6 +51,7 @@ pub(crate) async fn run<R, W, D>(
     dev: Arc<D>,
     structured: bool,
     limits: Limits,
+    peer: &str,
 ) -> std::io::Result<End>
 where
     R: AsyncRead + Unpin,
@@ -59,7 +60,13 @@ where
 {
     let (writer, replies) = mpsc::unbounded_channel();
     let (stall_tx, mut stall_rx) = oneshot::channel();
-    let out_task = tokio::spawn(write_replies(w, replies, limits.stall_timeout, stall_tx));
+    let out_task = tokio::spawn(write_replies(
+        w,
+        replies,
+        limits.stall_timeout,
+        stall_tx,
+        peer.to_owned(),
+    ));
     let max_in_flight = limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let byte_cap = limits.max_in_flight_bytes.max(1);
@@ -316,18 +323,29 @@ async fn payload(
     Some([Some(slot), Some(p), Some(t)])
 }
 
-/// One encoded reply: its header (or whole error chunk), its read data, and its permits.
+/// One encoded reply: its header (or whole error chunk), its read data, its permits, and
+/// for a failed request what failed (for the log).
 struct Reply {
     head: Vec<u8>,
     data: Vec<u8>,
     _held: Held,
     what: &'static str,
+    failure: Option<String>,
 }
 
 type Replies = mpsc::UnboundedSender<Reply>;
 
 /// Queues one whole reply for the writer task.
 fn send(writer: &Replies, structured: bool, req: &Request, out: Outcome, held: Held) {
+    let failure = match &out {
+        Outcome::Failed(errno, msg) => Some(format!(
+            "{} of {} bytes at {}: error {errno}: {msg}",
+            req.command.name(),
+            req.length,
+            req.offset
+        )),
+        Outcome::Done(_) => None,
+    };
     let (head, data) = match (out, structured) {
         (Outcome::Done(Some((offset, data))), true) if !data.is_empty() => (
             proto::offset_data_header(req.cookie, offset, data.len() as u32).to_vec(),
@@ -354,6 +372,7 @@ fn send(writer: &Replies, structured: bool, req: &Request, out: Outcome, held: H
         data,
         _held: held,
         what: req.command.name(),
+        failure,
     };
     // The writer task ends only after every sender is gone.
     let _ = writer.send(reply);
@@ -368,9 +387,22 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Reply>,
     stall: std::time::Duration,
     stalled: oneshot::Sender<()>,
+    peer: String,
 ) -> W {
     let mut broken = false;
+    let mut failed: u64 = 0;
     while let Some(first) = rx.recv().await {
+        // Failed requests are logged at the 1st, 2nd, 4th, 8th… of the connection, so that a
+        // storm of them does not flood the log.
+        let mut log = |r: &Reply| {
+            if let Some(f) = &r.failure {
+                failed += 1;
+                if failed.is_power_of_two() {
+                    tracing::warn!("nbd: {peer}: {f} ({failed} failed so far)");
+                }
+            }
+        };
+        log(&first);
         if broken {
             continue;
         }
@@ -387,6 +419,9 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 }
                 drop(reply);
                 next = rx.try_recv().ok();
+                if let Some(r) = &next {
+                    log(r);
+                }
             }
             w.flush().await
         };

@@ -69,7 +69,10 @@ fn stalled_readers_cost_the_listener_budget_and_are_dropped() {
     let grew = rss_kib().saturating_sub(rss_before);
     let bound = (STALLED as u64 * u64::from(SHARE) + u64::from(TOTAL_BUDGET)) / 1024;
     eprintln!("stalled readers: RSS grew {grew} KiB (bound {bound} KiB)");
-    assert!(grew < bound + (24 << 10), "RSS grew {grew} KiB, bound {bound} KiB");
+    assert!(
+        grew < bound + (24 << 10),
+        "RSS grew {grew} KiB, bound {bound} KiB"
+    );
 
     // The good client is served on its share while they stall.
     let t = Instant::now();

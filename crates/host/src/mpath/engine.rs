@@ -17,7 +17,7 @@ use ironlun_scsi::alua::AccessState;
 use tokio::sync::{watch as stop_signal, Notify};
 use tokio::task::JoinHandle;
 
-use super::path::{read_view, send, tur, Path, Sent, View};
+use super::path::{read_view, send, send_unsettled, settle, tur, Path, Sent, View};
 use super::policy::{
     active_priority, backoff, classify, on_async, stpg_candidate, transition_time, AsyncAction,
     Checker, PathInfo, Verdict,
@@ -178,7 +178,7 @@ fn watch(inner: &Arc<Inner>, i: usize, rx: EventReceiver) {
             match ev {
                 Event::Closed(why) => {
                     if me.paths[i].lu().is_some_and(|lu| rx.of(&lu.session)) {
-                        me.path_failed(i, &format!("connection ended: {why}"));
+                        me.path_failed(i, &why);
                     }
                     return;
                 }
@@ -295,6 +295,7 @@ impl Inner {
         // small, and spawning or finishing it moves less memory.
         let mut no_path_since: Option<Instant> = None;
         let mut transitioning_since: Option<Instant> = None;
+        let mut busy_since: Option<Instant> = None;
         let (mut attempt, mut uas) = (0u32, 0u32);
         let mut left: Option<usize> = None;
         loop {
@@ -330,10 +331,18 @@ impl Inner {
             let Some(session) = p.session() else {
                 continue;
             };
-            let sent = send(&p.ctx, &session, self.lun, cdb, data.clone(), alloc, what).await?;
-            let r = match sent {
+            let sent = send_unsettled(&p.ctx, &session, self.lun, cdb, data.clone(), alloc, what);
+            let r = match sent.await? {
                 Sent::Transport(why) => {
                     self.path_failed(i, &why);
+                    left = Some(i);
+                    continue;
+                }
+                Sent::Hung(why) => {
+                    // The path's failure is this command's silence; then the command is ended
+                    // in the target before it goes anywhere else.
+                    self.path_failed(i, &why);
+                    Box::pin(settle(&p.ctx, &session, self.lun, what)).await;
                     left = Some(i);
                     continue;
                 }
@@ -351,6 +360,14 @@ impl Inner {
                     if uas > MAX_UA_RETRIES {
                         return Ok(r);
                     }
+                }
+                Verdict::Busy => {
+                    let since = *busy_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= p.ctx.timeout {
+                        return Ok(r);
+                    }
+                    tokio::time::sleep(backoff(attempt, Duration::from_millis(200))).await;
+                    attempt = attempt.saturating_add(1);
                 }
                 Verdict::Transitioning => {
                     // Held on this group up to its transition time: the re-read marks it
@@ -427,6 +444,7 @@ impl Inner {
     /// A path's transport failed: drop its session and reconnect it in the background.
     pub fn path_failed(self: &Arc<Self>, i: usize, why: &str) {
         if self.paths[i].fail(why) {
+            tracing::warn!("multipath: path {} failed: {why}", self.paths[i].url);
             let me = self.clone();
             tokio::spawn(async move { me.reconnect(i).await });
         }
@@ -467,6 +485,7 @@ impl Inner {
                         st.last_error = None;
                     }
                     p.apply(&v);
+                    tracing::info!("multipath: path {} is back", p.url);
                     if let Some(lu) = p.lu() {
                         watch(&self, i, lu.session.events());
                     }
@@ -500,7 +519,7 @@ impl Inner {
             for (i, p) in self.paths.iter().enumerate() {
                 let Some(lu) = p.lu() else { continue };
                 if let Some(why) = lu.session.closed() {
-                    self.path_failed(i, &format!("connection closed: {why}"));
+                    self.path_failed(i, &why);
                     continue;
                 }
                 let info = p.info();

@@ -177,7 +177,7 @@ impl MultipathLu {
                         ));
                         break;
                     }
-                    Ok(Sent::Transport(e)) => {
+                    Ok(Sent::Transport(e) | Sent::Hung(e)) => {
                         outcome = Err(e);
                         break;
                     }

@@ -124,9 +124,11 @@ impl Path {
     pub fn fail(&self, why: &str) -> bool {
         let mut st = self.st();
         st.checker = Checker::Faulty;
-        st.last_error = Some(why.to_string());
         let was_up = st.session.take().is_some();
         if was_up {
+            // The first reason is the one: the commands that were in flight on the path
+            // fail after it, each with its own echo of it.
+            st.last_error = Some(why.to_string());
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         let start = !st.reconnecting;
@@ -139,11 +141,16 @@ impl Path {
 pub enum Sent {
     Outcome(CommandResult),
     Transport(String),
+    /// No answer within the timeout (the reason): the command may still be in the target, so
+    /// [`settle`] must end it there before it is sent anywhere else. Only [`send_unsettled`]
+    /// returns this.
+    Hung(String),
 }
 
 /// Send one command through `s` under the context's timeout. Connection loss and protocol
-/// errors are transport failures; a command that does not complete in time is aborted
-/// (ABORT TASK SET, then logout), so the old nexus cannot complete it after a retry elsewhere.
+/// errors are transport failures; a command that does not complete in time is ended in the
+/// target ([`settle`]) before this returns, so the old nexus cannot complete it after a retry
+/// elsewhere.
 pub async fn send(
     ctx: &Ctx,
     s: &Session,
@@ -153,6 +160,32 @@ pub async fn send(
     alloc: u32,
     what: &(dyn Display + Sync),
 ) -> Result<Sent> {
+    match send_unsettled(ctx, s, lun, cdb, data, alloc, what).await? {
+        Sent::Hung(why) => {
+            settle(ctx, s, lun, what).await;
+            Ok(Sent::Transport(why))
+        }
+        sent => Ok(sent),
+    }
+}
+
+/// [`send`], but a command that does not complete in time is returned as [`Sent::Hung`] at
+/// once: the caller can mark the path failed (with this, the first reason) before the abort
+/// ends the path's other commands, then calls [`settle`].
+pub async fn send_unsettled(
+    ctx: &Ctx,
+    s: &Session,
+    lun: u64,
+    cdb: &[u8],
+    data: Option<Bytes>,
+    alloc: u32,
+    what: &(dyn Display + Sync),
+) -> Result<Sent> {
+    // A deviation by the target while the command ran (Data-In past the expected length or
+    // at a bad offset, a SenseLength past the segment …) leaves its data short or wrong: the
+    // path is taken for broken and the command goes elsewhere (it has completed here, so
+    // the old nexus cannot complete it again).
+    let seen = s.violations_total();
     let run = async {
         let opts = CommandOptions {
             attr: SIMPLE,
@@ -164,6 +197,10 @@ pub async fn send(
             .await
     };
     match tokio::time::timeout(ctx.timeout, run).await {
+        Ok(Ok(_)) if s.violation_since(seen).is_some() => Ok(Sent::Transport(format!(
+            "{what}: protocol violation by the target: {}",
+            s.violation_since(seen).unwrap_or_default()
+        ))),
         Ok(Ok(r)) if r.response == 0 => Ok(Sent::Outcome(r)),
         Ok(Ok(r)) => Err(HostError::new(format!(
             "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
@@ -171,16 +208,23 @@ pub async fn send(
         ))),
         Ok(Err(e @ InitiatorError::Invalid(_))) => Err(HostError::during(&what.to_string(), &e)),
         Ok(Err(e)) => Ok(Sent::Transport(format!("{what}: {}", describe(&e)))),
-        Err(_) => {
-            let abort = tokio::time::timeout(ctx.timeout, s.abort_task_set(lun)).await;
-            if !matches!(abort, Ok(Ok(0))) {
-                let _ = tokio::time::timeout(ctx.timeout, s.logout(0)).await;
-            }
-            Ok(Sent::Transport(format!(
-                "{what}: no answer within {} s",
-                crate::ctx::fmt_secs(ctx.timeout)
-            )))
-        }
+        Err(_) => Ok(Sent::Hung(format!(
+            "{what}: no answer within {} s",
+            crate::ctx::fmt_secs(ctx.timeout)
+        ))),
+    }
+}
+
+/// End a command that got no answer: ABORT TASK SET on its LU, and if that is not answered
+/// either, drop the connection (a target that answers neither will not answer a logout; Linux
+/// drops a session whose error handling failed), so that nothing of it completes later.
+pub async fn settle(ctx: &Ctx, s: &Session, lun: u64, what: &(dyn Display + Sync)) {
+    let abort = tokio::time::timeout(ctx.timeout, s.abort_task_set(lun)).await;
+    if !matches!(abort, Ok(Ok(0))) {
+        s.close_now(&format!(
+            "{what}: no answer within {} s, nor to ABORT TASK SET",
+            crate::ctx::fmt_secs(ctx.timeout)
+        ));
     }
 }
 
@@ -196,7 +240,7 @@ pub async fn tur(ctx: &Ctx, lu: &Lu) -> std::result::Result<Checker, String> {
                     return Ok(c);
                 }
             }
-            Ok(Sent::Transport(e)) => return Err(e),
+            Ok(Sent::Transport(e) | Sent::Hung(e)) => return Err(e),
             Err(_) => return Ok(Checker::Faulty),
         }
     }

@@ -10,6 +10,8 @@
 //! * NOT READY 04h/0Ah: the group is transitioning: re-read, hold and retry with backoff up
 //!   to the implicit transition time, then fail over.
 //! * Any other UNIT ATTENTION: retry (the condition was reported and is cleared).
+//! * BUSY and TASK SET FULL (SAM-5 §5.3.1): the target cannot take the command now; retry
+//!   with backoff for up to the command timeout, as Linux's midlayer requeues them.
 //! * Anything else that is not GOOD: the command's own outcome, returned to the caller.
 //!
 //! Asynchronous Messages from the target (RFC 7143 §11.9.1), see [`on_async`]: a SCSI
@@ -43,10 +45,15 @@ pub enum Verdict {
     Transitioning,
     /// Another UNIT ATTENTION: retry as it is.
     Retry,
+    /// BUSY or TASK SET FULL: retry after a pause.
+    Busy,
 }
 
 /// Classify a command outcome (module docs).
 pub fn classify(r: &CommandResult) -> Verdict {
+    if r.status == status::BUSY || r.status == status::TASK_SET_FULL {
+        return Verdict::Busy;
+    }
     if r.status != status::CHECK_CONDITION {
         return Verdict::Done;
     }

@@ -61,6 +61,21 @@ fn outcomes_that_mean_the_alua_picture_is_stale() {
     assert_eq!(classify(&check(key::NOT_READY, 4, 0x02)), Verdict::Done);
     assert_eq!(classify(&check(key::MEDIUM_ERROR, 0x11, 0)), Verdict::Done);
     assert_eq!(classify(&good()), Verdict::Done);
+    // The target cannot take it now: retried after a pause.
+    for st in [status::BUSY, status::TASK_SET_FULL] {
+        let r = CommandResult {
+            status: st,
+            sense: None,
+            ..good()
+        };
+        assert_eq!(classify(&r), Verdict::Busy);
+    }
+    let r = CommandResult {
+        status: status::RESERVATION_CONFLICT,
+        sense: None,
+        ..good()
+    };
+    assert_eq!(classify(&r), Verdict::Done);
 }
 
 #[test]

@@ -128,6 +128,8 @@ pub struct Stats {
     /// session's memory); `violations_total` counts them all.
     pub violations: Vec<String>,
     pub violations_total: u64,
+    /// The latest deviation (kept when `violations` is full).
+    pub last_violation: Option<String>,
     /// Unsolicited events dropped because [`MAX_EVENTS`] were queued and not read.
     pub events_dropped: u64,
 }
@@ -142,8 +144,9 @@ impl Stats {
     pub(crate) fn violation(&mut self, what: String) {
         self.violations_total += 1;
         if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(what);
+            self.violations.push(what.clone());
         }
+        self.last_violation = Some(what);
     }
 }
 
@@ -293,6 +296,21 @@ impl Session {
         s
     }
 
+    /// How many protocol deviations the target made so far ([`Stats::violations_total`]),
+    /// without copying the statistics.
+    pub fn violations_total(&self) -> u64 {
+        self.sh().lock().stats.violations_total
+    }
+
+    /// The latest deviation if there were more than `seen` ([`Session::violations_total`]
+    /// before a command): what went wrong while it ran.
+    pub fn violation_since(&self, seen: u64) -> Option<String> {
+        let st = self.sh().lock();
+        (st.stats.violations_total > seen)
+            .then(|| st.stats.last_violation.clone())
+            .flatten()
+    }
+
     /// Current sequence numbers (for hand-built PDUs).
     pub fn counters(&self) -> Counters {
         self.sh().lock().c
@@ -319,9 +337,20 @@ impl Session {
         }
     }
 
+    /// Close the connection at once, without a logout, for a target that no longer answers
+    /// (as Linux drops a session whose error handling failed): outstanding commands fail with
+    /// [`Error::ClosedByInitiator`] naming `why`, and nothing more is sent or received.
+    pub fn close_now(&self, why: &str) {
+        self.h.reader.abort();
+        self.h.writer.abort();
+        if self.sh().lock().closed.is_none() {
+            reader::end(self.sh(), state::Ending::ByUs(why.to_owned()));
+        }
+    }
+
     /// Why the connection ended, if it did.
     pub fn closed(&self) -> Option<String> {
-        self.sh().lock().closed.clone()
+        self.sh().lock().closed.as_ref().map(state::Ending::text)
     }
 
     /// Allocate an ITT and, unless `immediate`, a CmdSN (for hand-built PDUs; responses to

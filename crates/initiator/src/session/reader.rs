@@ -10,7 +10,7 @@ use ironlun_iscsi::pdu::tmf_response;
 use ironlun_iscsi::{Bhs, NopOut, Opcode, Pdu, RESERVED_TAG};
 use tokio::sync::mpsc;
 
-use super::state::{event, fail, unexpected, Outgoing, Shared, Task};
+use super::state::{event, fail, unexpected, Ending, Outgoing, Shared, Task};
 use super::{text, tmf, transfer, Event};
 use crate::connection::{Reader, Writer};
 use crate::Error;
@@ -56,38 +56,35 @@ pub(super) async fn write_loop(
 }
 
 pub(super) async fn read_loop(mut r: Reader, sh: Arc<Shared>) {
+    // Runs until the connection ends (or the task is aborted: `Session::close_now`).
     let why = loop {
         match r.recv().await {
             Ok(pdu) => {
                 handle(&sh, pdu);
                 sh.progress.notify_waiters();
             }
-            Err(Error::ConnectionClosed) => break String::new(),
-            Err(e) => break e.to_string(),
+            Err(Error::ConnectionClosed) => break Ending::ByTarget,
+            Err(Error::Protocol(m)) => break Ending::Protocol(m),
+            Err(e) => break Ending::Protocol(e.to_string()),
         }
     };
+    end(&sh, why);
+}
+
+/// The session is over (`why`): every outstanding task fails, waiters wake, and
+/// [`Event::Closed`] is the last event.
+pub(super) fn end(sh: &Shared, why: Ending) {
     let tasks = {
         let mut st = sh.lock();
         st.closed = Some(why.clone());
         std::mem::take(&mut st.tasks)
     };
-    let err = || {
-        if why.is_empty() {
-            Error::ConnectionClosed
-        } else {
-            Error::Protocol(why.clone())
-        }
-    };
     for (_, t) in tasks {
-        fail(t, err());
+        fail(t, why.error());
     }
     sh.window.notify_waiters();
     sh.progress.notify_waiters();
-    sh.events.push(Event::Closed(if why.is_empty() {
-        "connection closed by the target".into()
-    } else {
-        why
-    }));
+    sh.events.push(Event::Closed(why.text()));
 }
 
 /// Route one target PDU (under the state lock).

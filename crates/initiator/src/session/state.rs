@@ -55,8 +55,35 @@ pub(super) enum Task {
 pub(super) struct State {
     pub(super) c: Counters,
     pub(super) tasks: HashMap<u32, Task>,
-    pub(super) closed: Option<String>,
+    pub(super) closed: Option<Ending>,
     pub(super) stats: Stats,
+}
+
+/// How a session ended.
+#[derive(Clone, Debug)]
+pub(super) enum Ending {
+    /// The target closed the connection.
+    ByTarget,
+    /// The target broke the protocol (what).
+    Protocol(String),
+    /// [`super::Session::close_now`] (why).
+    ByUs(String),
+}
+
+impl Ending {
+    /// The error outstanding and later requests end with.
+    pub(super) fn error(&self) -> Error {
+        match self {
+            Ending::ByTarget => Error::ConnectionClosed,
+            Ending::Protocol(m) => Error::Protocol(m.clone()),
+            Ending::ByUs(m) => Error::ClosedByInitiator(m.clone()),
+        }
+    }
+
+    /// In words, for [`super::Session::closed`] and [`Event::Closed`].
+    pub(super) fn text(&self) -> String {
+        self.error().to_string()
+    }
 }
 
 pub(super) struct Shared {

@@ -23,11 +23,7 @@ impl Session {
             {
                 let mut st = self.sh().lock();
                 if let Some(why) = &st.closed {
-                    return Err(if why.is_empty() {
-                        Error::ConnectionClosed
-                    } else {
-                        Error::Protocol(why.clone())
-                    });
+                    return Err(why.error());
                 }
                 if immediate || sn_le(st.c.cmd_sn, st.c.max_cmd_sn) {
                     let Some(f) = f.take() else {
