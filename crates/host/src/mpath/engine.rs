@@ -17,7 +17,7 @@ use ironlun_scsi::alua::AccessState;
 use tokio::sync::{watch as stop_signal, Notify};
 use tokio::task::JoinHandle;
 
-use super::path::{read_view, send, send_unsettled, settle, tur, Path, Sent, View};
+use super::path::{read_view, send, send_unsettled, settle, tur, Cmd, Path, Sent, View};
 use super::policy::{
     active_priority, backoff, classify, on_async, stpg_candidate, transition_time, AsyncAction,
     Checker, PathInfo, Verdict,
@@ -331,7 +331,14 @@ impl Inner {
             let Some(session) = p.session() else {
                 continue;
             };
-            let sent = send_unsettled(&p.ctx, &session, self.lun, cdb, data.clone(), alloc, what);
+            let cmd = Cmd {
+                lun: self.lun,
+                cdb,
+                data: data.clone(),
+                alloc,
+                what,
+            };
+            let sent = send_unsettled(&p.ctx, &session, cmd);
             let r = match sent.await? {
                 Sent::Transport(why) => {
                     self.path_failed(i, &why);
@@ -566,16 +573,14 @@ impl Inner {
         }]);
         let len = u32::try_from(params.len()).unwrap_or(u32::MAX);
         let what = format!("SET TARGET PORT GROUPS to {}", p.url);
-        let _ = send(
-            &p.ctx,
-            &lu.session,
-            self.lun,
-            &stpg_cdb(len),
-            Some(params.into()),
-            0,
-            &what,
-        )
-        .await;
+        let cmd = Cmd {
+            lun: self.lun,
+            cdb: &stpg_cdb(len),
+            data: Some(params.into()),
+            alloc: 0,
+            what: &what,
+        };
+        let _ = send(&p.ctx, &lu.session, cmd).await;
         self.reread(self.epoch.load(Ordering::Acquire)).await;
     }
 

@@ -11,7 +11,7 @@ use ironlun_initiator::CommandResult;
 use tokio::task::JoinHandle;
 
 use super::engine::{open_inner, spawn_checker, Inner, MpathOptions};
-use super::path::{send, Sent};
+use super::path::{send, Cmd, Sent};
 use super::policy::{classify, MultipathStatus, PathStatus, Verdict};
 use crate::ctx::Ctx;
 use crate::inquiry::vpd_block::{decode_block_limits, decode_provisioning};
@@ -154,17 +154,14 @@ impl MultipathLu {
             let what = format!("PERSISTENT RESERVE OUT (REGISTER AND IGNORE) to {}", p.url);
             let mut outcome = Err(format!("{what}: UNIT ATTENTION on every try"));
             for _ in 0..5 {
-                match send(
-                    &p.ctx,
-                    &lu.session,
-                    lu.url.lun,
-                    &cdb,
-                    Some(params.clone().into()),
-                    0,
-                    &what,
-                )
-                .await
-                {
+                let cmd = Cmd {
+                    lun: lu.url.lun,
+                    cdb: &cdb,
+                    data: Some(params.clone().into()),
+                    alloc: 0,
+                    what: &what,
+                };
+                match send(&p.ctx, &lu.session, cmd).await {
                     Ok(Sent::Outcome(r)) if r.status == ironlun_scsi::status::GOOD => {
                         outcome = Ok(());
                         break;

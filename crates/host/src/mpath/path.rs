@@ -147,20 +147,23 @@ pub enum Sent {
     Hung(String),
 }
 
+/// One command for [`send`]: its LUN, CDB, data-out, allocation length (data-in expected) and
+/// its name for messages.
+pub struct Cmd<'a> {
+    pub lun: u64,
+    pub cdb: &'a [u8],
+    pub data: Option<Bytes>,
+    pub alloc: u32,
+    pub what: &'a (dyn Display + Sync),
+}
+
 /// Send one command through `s` under the context's timeout. Connection loss and protocol
 /// errors are transport failures; a command that does not complete in time is ended in the
 /// target ([`settle`]) before this returns, so the old nexus cannot complete it after a retry
 /// elsewhere.
-pub async fn send(
-    ctx: &Ctx,
-    s: &Session,
-    lun: u64,
-    cdb: &[u8],
-    data: Option<Bytes>,
-    alloc: u32,
-    what: &(dyn Display + Sync),
-) -> Result<Sent> {
-    match send_unsettled(ctx, s, lun, cdb, data, alloc, what).await? {
+pub async fn send(ctx: &Ctx, s: &Session, cmd: Cmd<'_>) -> Result<Sent> {
+    let (lun, what) = (cmd.lun, cmd.what);
+    match send_unsettled(ctx, s, cmd).await? {
         Sent::Hung(why) => {
             settle(ctx, s, lun, what).await;
             Ok(Sent::Transport(why))
@@ -172,15 +175,14 @@ pub async fn send(
 /// [`send`], but a command that does not complete in time is returned as [`Sent::Hung`] at
 /// once: the caller can mark the path failed (with this, the first reason) before the abort
 /// ends the path's other commands, then calls [`settle`].
-pub async fn send_unsettled(
-    ctx: &Ctx,
-    s: &Session,
-    lun: u64,
-    cdb: &[u8],
-    data: Option<Bytes>,
-    alloc: u32,
-    what: &(dyn Display + Sync),
-) -> Result<Sent> {
+pub async fn send_unsettled(ctx: &Ctx, s: &Session, cmd: Cmd<'_>) -> Result<Sent> {
+    let Cmd {
+        lun,
+        cdb,
+        data,
+        alloc,
+        what,
+    } = cmd;
     // A deviation by the target while the command ran (Data-In past the expected length or
     // at a bad offset, a SenseLength past the segment …) leaves its data short or wrong: the
     // path is taken for broken and the command goes elsewhere (it has completed here, so
@@ -234,7 +236,14 @@ pub async fn tur(ctx: &Ctx, lu: &Lu) -> std::result::Result<Checker, String> {
     let what = format!("TEST UNIT READY to {}", lu.url);
     let cdb = ironlun_initiator::scsi::cdb::test_unit_ready();
     for _ in 0..5 {
-        match send(ctx, &lu.session, lu.url.lun, &cdb, None, 0, &what).await {
+        let cmd = Cmd {
+            lun: lu.url.lun,
+            cdb: &cdb,
+            data: None,
+            alloc: 0,
+            what: &what,
+        };
+        match send(ctx, &lu.session, cmd).await {
             Ok(Sent::Outcome(r)) => {
                 if let Some(c) = tur_verdict(&r) {
                     return Ok(c);
