@@ -34,6 +34,23 @@ fn set_state(d: &Daemon, group: &str, state: &str) {
     d.cli(&["alua", "set-state", RAMDISK, group, state]);
 }
 
+/// The daemon with the RAM disk in two targets and groups, west Active/Optimized, east
+/// Standby; the east TPG, both paths' URLs, and a context.
+fn two_groups() -> (Daemon, String, IscsiUrl, IscsiUrl, Ctx) {
+    let d = Daemon::start_in(PORTS);
+    let (east_tpg, east_addr) = d.add_target(EAST, RAMDISK, PORTS2);
+    d.alua_west_east(TPG, &east_tpg);
+    set_state(&d, "alua_west", "ao");
+    set_state(&d, "alua_east", "s");
+    let west = IscsiUrl::parse(&format!("iscsi://127.0.0.1:{}/{TARGET}/0", d.port)).unwrap();
+    let east = IscsiUrl::parse(&format!("iscsi://{east_addr}/{EAST}/0")).unwrap();
+    let ctx = Ctx {
+        timeout: Duration::from_secs(5),
+        ..Ctx::default()
+    };
+    (d, east_tpg, west, east, ctx)
+}
+
 /// Wait until I/O goes to `group` only, and the path there completes I/Os.
 async fn expect_group(lu: &MultipathLu, group: u16, step: &str) -> MultipathStatus {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -76,18 +93,7 @@ fn block(k: u64, g: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn io_follows_alua_and_survives_transport_loss() {
-    let d = Daemon::start_in(PORTS);
-    let (east_tpg, east_addr) = d.add_target(EAST, RAMDISK, PORTS2);
-    d.alua_west_east(TPG, &east_tpg);
-    set_state(&d, "alua_west", "ao");
-    set_state(&d, "alua_east", "s");
-
-    let west = IscsiUrl::parse(&format!("iscsi://127.0.0.1:{}/{TARGET}/0", d.port)).unwrap();
-    let east = IscsiUrl::parse(&format!("iscsi://{east_addr}/{EAST}/0")).unwrap();
-    let ctx = Ctx {
-        timeout: Duration::from_secs(5),
-        ..Ctx::default()
-    };
+    let (d, _, west, east, ctx) = two_groups();
     let opts = MpathOptions {
         checker_interval: Duration::from_millis(500),
         ..MpathOptions::default()
@@ -235,4 +241,64 @@ async fn io_follows_alua_and_survives_transport_loss() {
         eprintln!("host_mpath: pause {ms} ms: {step}");
     }
     assert!(n > 100, "only {n} I/Os");
+}
+
+/// A path that is down when the LU is opened (its portal group disabled) does not stop the
+/// open: the LU works over the others, the path shows failed ("undef", its error), and it
+/// joins once its portal group is enabled, taking I/O when its group is the better one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_path_down_at_open_joins_when_it_comes_up() {
+    let (d, east_tpg, west, east, ctx) = two_groups();
+    let east_enable = format!("{east_tpg}/enable");
+    d.cli(&["set", &east_enable, "0"]);
+    let opts = MpathOptions {
+        checker_interval: Duration::from_millis(500),
+        reconnect_max: Duration::from_millis(500),
+        ..MpathOptions::default()
+    };
+    let lu = MultipathLu::open(&ctx, &[west, east], opts).await.unwrap();
+    let s = lu.status();
+    assert!(s.paths[0].connected && !s.paths[1].connected, "{s:?}");
+    assert_eq!(s.paths[1].state, "undef", "{s:?}");
+    assert!(
+        s.paths[1]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| !e.is_empty()),
+        "{s:?}"
+    );
+    assert_eq!(s.active_groups, vec![WEST_ID], "{s:?}");
+    let data = block(1, 1);
+    lu.write(512, data.clone(), false).await.unwrap();
+    assert_eq!(lu.read(512, 512).await.unwrap(), data);
+
+    d.cli(&["set", &east_enable, "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = lu.status();
+        if s.paths[1].connected && s.paths[1].state == "standby" {
+            assert_eq!(s.paths[1].target_port_group, Some(EAST_ID));
+            assert_eq!(s.paths[1].last_error, None, "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "east did not join: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    set_state(&d, "alua_east", "ao");
+    set_state(&d, "alua_west", "s");
+    // I/O keeps going while the checker sees the change.
+    let io = {
+        let lu = Arc::new(lu);
+        let l = lu.clone();
+        let h = tokio::spawn(async move {
+            for g in 2..2000u64 {
+                let data = block(g % 64, g);
+                l.write((g % 64) * 512, data.clone(), false).await.unwrap();
+                assert_eq!(l.read((g % 64) * 512, 512).await.unwrap(), data);
+            }
+        });
+        expect_group(&lu, EAST_ID, "east joined, then optimized").await;
+        h
+    };
+    io.await.unwrap();
 }

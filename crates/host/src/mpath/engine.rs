@@ -84,7 +84,9 @@ pub struct Inner {
 }
 
 /// Log in on every path, read each one's ALUA view, check they name one LU, read its
-/// capacity. Each path logs in with its own ISID.
+/// capacity. Each path logs in with its own ISID. A path that cannot be opened is kept as a
+/// failed one that reconnects in the background (as multipathd keeps a path that is down at
+/// boot); with no path open at all, or paths to two LUs, the open fails.
 pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Result<Arc<Inner>> {
     if urls.is_empty() {
         return Err(HostError::new("multipath: no path (URL) given"));
@@ -104,22 +106,28 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
             (i, c, u, r)
         });
     }
-    let mut got: Vec<Option<(Path, View)>> = (0..urls.len()).map(|_| None).collect();
+    let mut got: Vec<(usize, Path, View)> = Vec::new();
+    let mut down: Vec<(usize, Path)> = Vec::new();
     let mut errs = Vec::new();
     while let Some(j) = set.join_next().await {
         let (i, c, u, r) = j.map_err(|e| HostError::new(format!("multipath: open: {e}")))?;
         match r {
-            Ok((lu, v, ck)) => got[i] = Some((Path::new(u, c, &lu, &v, ck), v)),
-            Err(e) => errs.push(format!("path {u}: {}", e.0)),
+            Ok((lu, v, ck)) => got.push((i, Path::new(u, c, &lu, &v, ck), v)),
+            Err(e) => {
+                errs.push(format!("path {u}: {}", e.0));
+                down.push((i, Path::down(u, c, e.0)));
+            }
         }
     }
-    if !errs.is_empty() {
+    if got.is_empty() {
         return Err(HostError::new(format!(
-            "multipath: cannot open every path: {}",
+            "multipath: cannot open any path: {}",
             errs.join("; ")
         )));
     }
-    let got: Vec<(Path, View)> = got.into_iter().flatten().collect();
+    got.sort_by_key(|(i, _, _)| *i);
+    let order: Vec<usize> = got.iter().map(|(i, _, _)| *i).collect();
+    let got: Vec<(Path, View)> = got.into_iter().map(|(_, p, v)| (p, v)).collect();
     let wwid = got[0].1.wwid.clone();
     if let Some((p, v)) = got.iter().find(|(_, v)| v.wwid != wwid) {
         return Err(HostError::new(format!(
@@ -136,9 +144,18 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
         .lu()
         .ok_or_else(|| HostError::new("multipath: first path lost"))?;
     let capacity = read_capacity(&got[0].0.ctx, &lu).await?;
+    // Every path in the order of the URLs, the failed ones among them.
+    let mut slots: Vec<Option<Path>> = (0..urls.len()).map(|_| None).collect();
+    for (i, (p, _)) in order.into_iter().zip(got) {
+        slots[i] = Some(p);
+    }
+    let failed: Vec<usize> = down.iter().map(|(i, _)| *i).collect();
+    for (i, p) in down {
+        slots[i] = Some(p);
+    }
     let inner = Arc::new(Inner {
         opts,
-        paths: got.into_iter().map(|(p, _)| p).collect(),
+        paths: slots.into_iter().flatten().collect(),
         wwid,
         lun,
         capacity,
@@ -155,6 +172,15 @@ pub async fn open_inner(ctx: &Ctx, urls: &[IscsiUrl], opts: MpathOptions) -> Res
         if let Some(lu) = p.lu() {
             watch(&inner, i, lu.session.events());
         }
+    }
+    for i in failed {
+        tracing::warn!(
+            "multipath: path {} is down at start: {}; it reconnects in the background",
+            inner.paths[i].url,
+            inner.paths[i].st().last_error.clone().unwrap_or_default()
+        );
+        let me = inner.clone();
+        tokio::spawn(async move { me.reconnect(i).await });
     }
     Ok(inner)
 }

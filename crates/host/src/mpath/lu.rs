@@ -213,9 +213,11 @@ impl MultipathLu {
                 PathStatus {
                     url: p.url.to_string(),
                     target_port_group: st.group,
-                    state: st
-                        .state
-                        .map_or("active/optimized", crate::paths::mp_state_name),
+                    // multipath -ll's "undef" for a path never read.
+                    state: match (st.seen, st.state) {
+                        (false, _) => "undef",
+                        (true, s) => s.map_or("active/optimized", crate::paths::mp_state_name),
+                    },
                     pref: st.pref,
                     priority: info.priority(),
                     checker: st.checker,

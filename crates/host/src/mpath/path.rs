@@ -35,6 +35,8 @@ pub struct PathSt {
     pub transition_secs: Option<u8>,
     pub reconnecting: bool,
     pub last_error: Option<String>,
+    /// Its ALUA view was read at least once (a path down since the start was never).
+    pub seen: bool,
 }
 
 /// One path.
@@ -64,6 +66,30 @@ impl Path {
                 transition_secs: view.transition_secs,
                 reconnecting: false,
                 last_error: None,
+                seen: true,
+            }),
+            ios: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
+        }
+    }
+
+    /// A path that could not be opened (`why`): failed, reconnecting, its state unknown.
+    pub fn down(url: IscsiUrl, ctx: Ctx, why: String) -> Path {
+        Path {
+            url,
+            ctx,
+            st: Mutex::new(PathSt {
+                session: None,
+                inquiry: Vec::new(),
+                group: None,
+                state: None,
+                pref: false,
+                checker: Checker::Faulty,
+                transition_secs: None,
+                reconnecting: true,
+                last_error: Some(why),
+                seen: false,
             }),
             ios: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -111,6 +137,7 @@ impl Path {
     /// Take in a view read through this path.
     pub fn apply(&self, v: &View) {
         let mut st = self.st();
+        st.seen = true;
         st.group = v.group;
         st.state = v.state;
         st.pref = v.pref;
