@@ -77,6 +77,11 @@ pub trait Backstore: Send + Sync + 'static {
     fn write_at(&self, buf: &[u8], off: u64, fua: bool) -> io::Result<()>;
     /// Make every completed write durable (SYNCHRONIZE CACHE; fdatasync).
     fn flush(&self) -> io::Result<()>;
+    /// Reads and writes are memory copies that never wait for a device or the page cache: a
+    /// transport may run small ones on its own task instead of handing them to a thread.
+    fn never_blocks(&self) -> bool {
+        false
+    }
     /// True if completed writes may sit in a volatile cache (fileio write-back).
     /// Reported to initiators as the caching mode page WCE bit.
     fn write_cache(&self) -> bool;

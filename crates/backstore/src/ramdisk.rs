@@ -290,6 +290,10 @@ impl Backstore for RamDisk {
         false
     }
 
+    fn never_blocks(&self) -> bool {
+        true
+    }
+
     /// Grows or shrinks the chunk table; shrinking frees the chunks past the new end.
     fn resize(&self, new_size: u64) -> io::Result<u64> {
         check_size(None, new_size, RAMDISK_BLOCK).map_err(crate::sys::invalid)?;

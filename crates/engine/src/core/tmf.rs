@@ -171,6 +171,12 @@ impl TaskSet {
         }
     }
 
+    /// [`TaskSet::start`] will not wait for `e`: it could run when it was received and no TMF
+    /// has marked anything since (its fast path).
+    pub(crate) fn starts_at_once(&self, e: &Entry) -> bool {
+        e.ready && self.aborts.load(Ordering::Acquire) == e.aborts
+    }
+
     /// Run a received task: block until its attribute lets it run. Err if it was aborted.
     pub(crate) fn start(&self, e: Entry) -> Result<Ticket, Refused> {
         // Fast path: it could run on arrival and no TMF has marked anything since.

@@ -39,6 +39,29 @@ impl std::fmt::Debug for Received {
     }
 }
 
+/// The largest transfer [`Received::runs_at_once`] lets a transport run on its own task.
+pub const INLINE_MAX_BYTES: u32 = 256 << 10;
+
+impl Received {
+    /// Whether this command may run on the transport's own task rather than on a thread
+    /// that may block: a READ or WRITE of at most [`INLINE_MAX_BYTES`] (`expected_len`) on a
+    /// LU whose backstore never blocks (memory), that its task set lets run at once (no older
+    /// ORDERED task, no TMF since it was received). Such a command waits for nothing but
+    /// short locks. Everything else goes to a thread.
+    pub fn runs_at_once(&self, cdb: &[u8], expected_len: u32) -> bool {
+        let (Some(slot), Some(e)) = (&self.slot, &self.entry) else {
+            return false;
+        };
+        let rw = matches!(
+            cdb.first(),
+            Some(0x08 | 0x0a | 0x28 | 0x2a | 0xa8 | 0xaa | 0x88 | 0x8a)
+        );
+        rw && expected_len <= INLINE_MAX_BYTES
+            && slot.device.backstore.never_blocks()
+            && slot.device.tasks.starts_at_once(e)
+    }
+}
+
 impl Drop for Received {
     fn drop(&mut self) {
         if let (Some(slot), Some(e)) = (&self.slot, self.entry.take()) {

@@ -1,6 +1,9 @@
 //! The connection's run queue: commands with their CmdSN turn (RFC 7143 §4.2.2.1) and all
 //! their data run on tokio's blocking pool (the engine's `execute_received` blocks; the task
 //! set's ordering rules, SAM-5 §8, are the engine's), their outcomes queued as they complete.
+//! A small READ or WRITE on a memory LU that may run at once (`Received::runs_at_once`) runs
+//! on the connection's own task instead: it waits for nothing, and the hand-off to a thread and
+//! back cost more than the command.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,6 +34,7 @@ pub(super) fn execute(conn: &Arc<Conn>, task: Task) {
     let Some(nexus) = conn.session.nexus.clone() else {
         return;
     };
+    let inline = entry.runs_at_once(&task.cdb, task.edtl);
     let c = conn.clone();
     conn.shared.begin_command();
     let req = ScsiRequest {
@@ -49,17 +53,19 @@ pub(super) fn execute(conn: &Arc<Conn>, task: Task) {
         task.direction,
         task.counts_in_window,
     );
-    submit(
-        conn,
-        Box::new(move || {
-            let resp = nexus.execute_received(entry, req);
-            if counts {
-                c.session.finish_one();
-            }
-            send_response(&c, itt, lun_raw, edtl, dir, resp);
-            c.shared.end_command();
-        }),
-    );
+    let run = move || {
+        let resp = nexus.execute_received(entry, req);
+        if counts {
+            c.session.finish_one();
+        }
+        send_response(&c, itt, lun_raw, edtl, dir, resp);
+        c.shared.end_command();
+    };
+    if inline {
+        run();
+    } else {
+        submit(conn, Box::new(run));
+    }
 }
 
 /// Queue a ready command. A blocking-pool runner drains the connection's queue until it is
