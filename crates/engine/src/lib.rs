@@ -227,7 +227,7 @@ pub use crate::core::port::nexus::Nexus;
 pub use crate::core::port::{MappedLun, TargetPort};
 pub use crate::core::tmf::Abort;
 pub use crate::pipeline::tmf::PendingTmf;
-pub use crate::pipeline::Received;
+pub use crate::pipeline::{Received, INLINE_MAX_BYTES};
 
 /// Shared handle types.
 pub type DeviceRef = Arc<Device>;

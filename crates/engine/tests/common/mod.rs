@@ -26,6 +26,8 @@ pub struct Mem {
     gate: Mutex<bool>,
     gate_cv: Condvar,
     pub reads_waiting: AtomicUsize,
+    /// Claim to be memory that never blocks (`Backstore::never_blocks`).
+    pub nonblocking: bool,
 }
 
 impl Mem {
@@ -33,6 +35,15 @@ impl Mem {
         Arc::new(Mem {
             data: RwLock::new(vec![0; bytes]),
             wc,
+            ..Mem::default()
+        })
+    }
+
+    /// Memory that says it never blocks (its gate must then stay open).
+    pub fn nonblocking(bytes: usize) -> Arc<Mem> {
+        Arc::new(Mem {
+            data: RwLock::new(vec![0; bytes]),
+            nonblocking: true,
             ..Mem::default()
         })
     }
@@ -100,6 +111,9 @@ impl Backstore for Mem {
     }
     fn write_cache(&self) -> bool {
         self.wc
+    }
+    fn never_blocks(&self) -> bool {
+        self.nonblocking
     }
     fn read_only(&self) -> bool {
         self.ro
