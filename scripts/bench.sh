@@ -176,7 +176,8 @@ start_ironlun() {
 
 start_floor() {
     [ -x "$FLOOR_BIN" ] || cargo build --release -p ironlun-floor >&2
-    "$FLOOR_BIN" --listen "127.0.0.1:$FLOOR_PORT" --size "$SIZE" >"$WORKDIR/floor.log" 2>&1 &
+    "$FLOOR_BIN" --listen "127.0.0.1:$FLOOR_PORT" --size "$SIZE" --stats "$WORKDIR/floor.switches" \
+        >"$WORKDIR/floor.log" 2>&1 &
     FLOOR_PID=$!
     wait_port 127.0.0.1 "$FLOOR_PORT" floor "$FLOOR_PID" "$WORKDIR/floor.log"
     URL_floor="iscsi://127.0.0.1:$FLOOR_PORT/$FLOOR_IQN/0"
@@ -188,8 +189,12 @@ cpu_ticks() { # pid: utime+stime of the whole process (live and exited threads),
 }
 ctx_switches() { # pid: voluntary+nonvoluntary switches summed over the live threads
     # /proc/<pid>/status counts only the main thread, so sum the tasks. Threads that exited
-    # during the run (an idle blocking-pool thread) take their counts with them.
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+    # during the run (an idle blocking-pool thread) take their counts with them, except the
+    # floor's connection threads: the floor writes theirs to floor.switches as they end.
+    local ended=0
+    [ "$1" = "$FLOOR_PID" ] && [ -f "$WORKDIR/floor.switches" ] && ended=$(cat "$WORKDIR/floor.switches")
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk -v e="$ended" '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + e }'
 }
 
 check_lu() { # server url
@@ -291,6 +296,8 @@ for round in $(seq 1 "$ROUNDS"); do
             t0=$(cpu_ticks "$pid")
             c0=$(ctx_switches "$pid")
             read -r ios secs < <(run_workload "$w" "${!url_var}")
+            # The floor's connection threads record their switches as they end, after logout.
+            if [ "$s" = floor ]; then sleep 0.2; fi
             t1=$(cpu_ticks "$pid")
             c1=$(ctx_switches "$pid")
             row=$(awk -v n="$ios" -v s="$secs" -v dt=$((t1 - t0)) -v dc=$((c1 - c0)) -v hz="$CLK_TCK" -v w="$w" 'BEGIN {

@@ -4,7 +4,9 @@
 //! and tgtd. One plain thread per connection, blocking sockets, reads and writes buffered and
 //! flushed when no further request is already buffered. Not part of the daemon.
 //!
-//! Usage: iscsi-floor [--listen 127.0.0.1:3342] [--size 1G]
+//! Usage: iscsi-floor [--listen 127.0.0.1:3342] [--size 1G] [--stats FILE]
+//! With `--stats`, each connection thread adds its context switches to FILE as it ends
+//! (`/proc/<pid>/task` loses a thread's counts when it exits; bench.sh adds these).
 //! Any target name logs in; LUN 0 is the disk. A peer that breaks the protocol loses its
 //! connection, never the process.
 
@@ -14,8 +16,29 @@ mod session;
 mod wire;
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Context switches of the connection threads that have ended.
+static ENDED_SWITCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Adds this thread's voluntary and involuntary switches to the total and rewrites `path`.
+fn record_switches(path: &PathBuf) {
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return;
+    };
+    let mine: u64 = status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    let total = ENDED_SWITCHES.fetch_add(mine, Ordering::Relaxed) + mine;
+    if let Err(e) = std::fs::write(path, format!("{total}\n")) {
+        eprintln!("iscsi-floor: cannot write {}: {e}", path.display());
+    }
+}
 
 /// The disk: one buffer shared by every connection.
 pub struct Disk {
@@ -36,11 +59,13 @@ fn parse_size(s: &str) -> Option<u64> {
 fn main() -> ExitCode {
     let mut listen = "127.0.0.1:3342".to_string();
     let mut size = 1u64 << 30;
+    let mut stats: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next();
         match (a.as_str(), v) {
             ("--listen", Some(v)) => listen = v,
+            ("--stats", Some(v)) => stats = Some(PathBuf::from(v)),
             ("--size", Some(v)) => match parse_size(&v) {
                 Some(s) if s >= scsi::BLOCK => size = s - s % scsi::BLOCK,
                 _ => {
@@ -49,7 +74,9 @@ fn main() -> ExitCode {
                 }
             },
             _ => {
-                eprintln!("usage: iscsi-floor [--listen ADDR:PORT] [--size N[K|M|G]]");
+                eprintln!(
+                    "usage: iscsi-floor [--listen ADDR:PORT] [--size N[K|M|G]] [--stats FILE]"
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -73,10 +100,14 @@ fn main() -> ExitCode {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let disk = Arc::clone(&disk);
+        let stats = stats.clone();
         std::thread::spawn(move || {
             let peer = stream.peer_addr().ok();
             if let Err(e) = session::serve(stream, &disk) {
                 eprintln!("iscsi-floor: {peer:?}: connection dropped: {e}");
+            }
+            if let Some(path) = &stats {
+                record_switches(path);
             }
         });
     }
