@@ -106,3 +106,61 @@ pub fn execute(cdb: &[u8; 16], size: u64) -> Action {
         _ => Action::Status(CHECK_CONDITION, Some(INVALID_OPCODE)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZE: u64 = 1 << 20;
+
+    fn cdb(bytes: &[u8]) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[..bytes.len()].copy_from_slice(bytes);
+        c
+    }
+
+    #[test]
+    fn read_capacity_16_reports_the_last_lba_and_block_size() {
+        let Action::DataIn(d) = execute(
+            &cdb(&[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32]),
+            SIZE,
+        ) else {
+            panic!("READ CAPACITY(16) sends data");
+        };
+        assert_eq!(d[..8], (SIZE / BLOCK - 1).to_be_bytes());
+        assert_eq!(d[8..12], 512u32.to_be_bytes());
+    }
+
+    #[test]
+    fn write_10_maps_lba_and_length_to_bytes() {
+        let a = execute(&cdb(&[0x2a, 0, 0, 0, 0, 8, 0, 0, 2]), SIZE);
+        assert!(matches!(
+            a,
+            Action::Write {
+                at: 4096,
+                len: 1024
+            }
+        ));
+    }
+
+    #[test]
+    fn read_past_the_end_is_lba_out_of_range() {
+        let a = execute(
+            &cdb(&[0x88, 0, 0, 0, 0, 0, 0, 0, 0x07, 0xff, 0, 0, 0, 2]),
+            SIZE,
+        );
+        assert!(matches!(
+            a,
+            Action::Status(CHECK_CONDITION, Some(LBA_OUT_OF_RANGE))
+        ));
+    }
+
+    #[test]
+    fn unknown_opcode_is_invalid_command_operation_code() {
+        let a = execute(&cdb(&[0xc0]), SIZE);
+        assert!(matches!(
+            a,
+            Action::Status(CHECK_CONDITION, Some(INVALID_OPCODE))
+        ));
+    }
+}

@@ -194,7 +194,7 @@ impl Session<'_> {
         let len = (w.len - w.got).min(self.p.max_burst);
         w.burst_end = offset + len;
         let (lun, sn) = (w.lun, w.r2t_sn);
-        w.r2t_sn += 1;
+        w.r2t_sn = w.r2t_sn.wrapping_add(1);
         let mut b = self.header(R2T, FINAL, itt, false);
         put32(&mut b, 24, self.stat_sn);
         b[8..16].copy_from_slice(&lun);
