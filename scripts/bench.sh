@@ -46,6 +46,7 @@ IRONLUN_BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 FLOOR_BIN=${FLOOR_BIN:-${CARGO_TARGET_DIR:-target}/release/iscsi-floor}
 FLOOR_IQN=iqn.2026-11.org.ironlun:floor
 CLK_TCK=$(getconf CLK_TCK)
+SIZE_BYTES=$(numfmt --from=iec "$SIZE")
 TGT_IQN=iqn.2026-11.org.ironlun:tgtbench
 IRONLUN_IQN=iqn.2026-11.org.ironlun:default
 
@@ -219,10 +220,11 @@ qemu_bench() { # url count depth size [extra qemu-img bench options...]
 RANDOM_STEP=$((7919 * 4096))
 
 multi_bench() { # url: 4 sessions x QD16 4 KiB reads, 4 qemu-img processes at once; I/Os summed
-    local dir i pids=() total=0 secs=0
+    local dir i pids=() quarter=$((SIZE_BYTES / 4 / 4096 * 4096))
     dir=$(mktemp -d "$WORKDIR/multi.XXXXXX")
     for i in 1 2 3 4; do
-        qemu_bench "$1" "$COUNT_MULTI" 16 4k -o $(( (i - 1) * 268435456 )) >"$dir/$i" &
+        # Each session starts in its own quarter of the LU.
+        qemu_bench "$1" "$COUNT_MULTI" 16 4k -o $(( (i - 1) * quarter )) >"$dir/$i" &
         pids+=($!)
     done
     for i in "${pids[@]}"; do wait "$i" || die "multi-session qemu-img failed"; done
@@ -331,4 +333,4 @@ for w in $WORKLOADS; do
     [[ "$w" == *-qd1 ]] || lat="-"
     echo "| $w | $ii / $it / $fl | $(ratio "$ii" "$it") | $ci / $ct / $cf | $(ratio "$ci" "$ct") | $(ratio "$ci" "$cf") | $xi / $xt / $xf | $lat |"
 done
-echo "(median of $ROUNDS interleaved rounds; backing $BACKING; $(nproc) CPUs; qemu-img $(qemu-img --version | head -1 | awk '{print $3}'); size $SIZE; raw rounds: ${RESULTS:-$RAW})"
+echo "(median of $ROUNDS interleaved rounds; backing $BACKING; $(nproc) CPUs; qemu-img $(qemu-img --version | head -1 | awk '{print $3}'); size $SIZE; raw rounds: ${RESULTS:-RESULTS=file keeps them})"
