@@ -19,6 +19,9 @@ SERVER=${SERVER:-ironlun}
 IRONLUN_BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 FLOOR_BIN=${FLOOR_BIN:-${CARGO_TARGET_DIR:-target}/release/iscsi-floor}
 URL="iscsi://127.0.0.1:$PORT/iqn.2026-11.org.ironlun:default/0"
+# Absolute: the daemon runs from a work directory.
+IRONLUN_BIN=$(realpath -m "$IRONLUN_BIN")
+FLOOR_BIN=$(realpath -m "$FLOOR_BIN")
 
 die() { printf 'instr-count.sh: %s\n' "$*" >&2; exit 1; }
 command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >&2 || die "install valgrind"; }
