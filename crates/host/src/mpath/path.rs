@@ -226,15 +226,16 @@ pub async fn send_unsettled(ctx: &Ctx, s: &Session, cmd: Cmd<'_>) -> Result<Sent
             .await
     };
     match tokio::time::timeout(ctx.timeout, run).await {
-        Ok(Ok(_)) if s.violation_since(seen).is_some() => Ok(Sent::Transport(format!(
-            "{what}: protocol violation by the target: {}",
-            s.violation_since(seen).unwrap_or_default()
-        ))),
-        Ok(Ok(r)) if r.response == 0 => Ok(Sent::Outcome(r)),
-        Ok(Ok(r)) => Err(HostError::new(format!(
-            "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
-            r.response
-        ))),
+        Ok(Ok(r)) => match s.violation_since(seen) {
+            Some(v) => Ok(Sent::Transport(format!(
+                "{what}: protocol violation by the target: {v}"
+            ))),
+            None if r.response == 0 => Ok(Sent::Outcome(r)),
+            None => Err(HostError::new(format!(
+                "{what}: iSCSI response {:#04x} (target failure; no SCSI status)",
+                r.response
+            ))),
+        },
         Ok(Err(e @ InitiatorError::Invalid(_))) => Err(HostError::during(&what.to_string(), &e)),
         Ok(Err(e)) => Ok(Sent::Transport(format!("{what}: {}", describe(&e)))),
         Err(_) => Ok(Sent::Hung(format!(
