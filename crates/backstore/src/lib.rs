@@ -73,6 +73,19 @@ pub trait Backstore: Send + Sync + 'static {
     fn hw_block_size(&self) -> u32;
     /// Fill `buf` from byte offset `off`. Regions never written read as zeroes.
     fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()>;
+    /// Append `len` bytes read from byte offset `off` to `out`, as [`Self::read_at`] reads them.
+    /// On Err `out` is as it was. The default zero-fills the new tail and reads into it; a
+    /// backstore that can fill the tail without zeroing it first (one copy, not a memset and a
+    /// copy) overrides it.
+    fn read_append(&self, out: &mut Vec<u8>, len: usize, off: u64) -> io::Result<()> {
+        let start = out.len();
+        out.resize(start + len, 0);
+        let read = self.read_at(&mut out[start..], off);
+        if read.is_err() {
+            out.truncate(start);
+        }
+        read
+    }
     /// Write `buf` at byte offset `off`. With `fua`, the data is durable when this returns.
     fn write_at(&self, buf: &[u8], off: u64, fua: bool) -> io::Result<()>;
     /// Make every completed write durable (SYNCHRONIZE CACHE; fdatasync).

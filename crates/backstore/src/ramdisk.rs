@@ -140,6 +140,24 @@ impl RamDisk {
     }
 }
 
+/// Is every byte zero? Eight words at a time: a byte at a time costs five times as much, and
+/// every write to a never-written chunk asks this.
+fn all_zero(b: &[u8]) -> bool {
+    let mut blocks = b.chunks_exact(64);
+    for block in &mut blocks {
+        let mut any = 0u64;
+        for word in block.chunks_exact(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            any |= u64::from_ne_bytes(w);
+        }
+        if any != 0 {
+            return false;
+        }
+    }
+    blocks.remainder().iter().all(|&x| x == 0)
+}
+
 fn allocate_chunk() -> io::Result<Box<[u8]>> {
     let mut v = Vec::new();
     v.try_reserve_exact(RAMDISK_CHUNK).map_err(|_| {
@@ -179,6 +197,22 @@ impl Backstore for RamDisk {
         Ok(())
     }
 
+    fn read_append(&self, out: &mut Vec<u8>, len: usize, off: u64) -> io::Result<()> {
+        let groups = self.groups.read();
+        check_range(len, off, self.size())?;
+        out.reserve(len);
+        for (at, within, n) in Self::pieces(off, len) {
+            match Self::chunk(&groups, at) {
+                Some(chunk) => match chunk.read().as_deref() {
+                    Some(data) => out.extend_from_slice(&data[within..within + n]),
+                    None => out.resize(out.len() + n, 0),
+                },
+                None => out.resize(out.len() + n, 0),
+            }
+        }
+        Ok(())
+    }
+
     fn write_at(&self, buf: &[u8], off: u64, _fua: bool) -> io::Result<()> {
         let groups = self.groups.read();
         check_range(buf.len(), off, self.size())?;
@@ -189,13 +223,13 @@ impl Backstore for RamDisk {
             let chunk = match Self::chunk(&groups, at) {
                 Some(chunk) => chunk,
                 // Zeroes over a never-written region change nothing: keep it unallocated.
-                None if src.iter().all(|b| *b == 0) => continue,
+                None if all_zero(src) => continue,
                 None => Self::chunk_or_create(&groups, at)
                     .ok_or_else(|| io::Error::other("ramdisk: chunk table out of range"))?,
             };
             let mut guard = chunk.write();
             if guard.is_none() {
-                if src.iter().all(|b| *b == 0) {
+                if all_zero(src) {
                     continue;
                 }
                 *guard = Some(allocate_chunk()?);
@@ -238,7 +272,7 @@ impl Backstore for RamDisk {
                     Some(_) if whole => true,
                     Some(data) => {
                         data[within..within + n].fill(0);
-                        data.iter().all(|b| *b == 0)
+                        all_zero(data)
                     }
                     None => false,
                 };

@@ -55,6 +55,52 @@ fn writing_zeroes_to_unwritten_space_allocates_nothing() {
 }
 
 #[test]
+fn one_nonzero_byte_anywhere_in_a_write_is_kept() {
+    // Every position of a 4 KiB + 40 byte write (whole words, and the tail after them).
+    let rd = RamDisk::new(64 * MIB).expect("ramdisk");
+    let len = 4096 + 40;
+    for (i, pos) in [0, 1, 7, 8, 63, 64, 2047, 4095, 4096, 4100, len - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let mut data = vec![0u8; len];
+        data[pos] = 0x5a;
+        // Each in its own never-written chunk.
+        let off = (i as u64 + 1) * RAMDISK_CHUNK as u64;
+        rd.write_at(&data, off, false).expect("write");
+        let mut back = vec![1u8; len];
+        rd.read_at(&mut back, off).expect("read");
+        assert_eq!(back, data, "nonzero byte at {pos} lost");
+    }
+}
+
+#[test]
+fn read_append_reads_what_read_at_reads() {
+    let rd = RamDisk::new(8 * MIB).expect("ramdisk");
+    let chunk = RAMDISK_CHUNK as u64;
+    // Written data straddling a chunk boundary, with never-written chunks around it.
+    let data = common::pattern(2 * RAMDISK_CHUNK, 4, 11);
+    rd.write_at(&data, 2 * chunk - 4096, false).expect("write");
+    for (off, len) in [
+        (0, 4096),
+        (2 * chunk - 8192, 3 * RAMDISK_CHUNK),
+        (3 * chunk, 512),
+        (8 * MIB - 4096, 4096),
+    ] {
+        let mut want = vec![0u8; len];
+        rd.read_at(&mut want, off).expect("read_at");
+        let mut got = b"head".to_vec();
+        rd.read_append(&mut got, len, off).expect("read_append");
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(&got[4..], &want[..], "at {off} len {len}");
+    }
+    // Past the end: an error, and the buffer as it was.
+    let mut got = b"head".to_vec();
+    assert!(rd.read_append(&mut got, 8192, 8 * MIB - 4096).is_err());
+    assert_eq!(got, b"head");
+}
+
+#[test]
 fn last_partial_chunk_is_usable() {
     // 1 MiB + 512: the final chunk is mostly beyond the capacity.
     let size = MIB + 512;

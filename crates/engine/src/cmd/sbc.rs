@@ -163,11 +163,11 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
     // Read only what the initiator accepts, rounded up to whole blocks.
     let room = c.read_room().min(total);
     let blocks = room.div_ceil(bs);
-    let mut buf = vec![0u8; (blocks * bs) as usize];
-    if !buf.is_empty() {
+    let mut buf = Vec::new();
+    if blocks > 0 {
         c.dev
             .backstore
-            .read_at(&mut buf, lba * bs)
+            .read_append(&mut buf, (blocks * bs) as usize, lba * bs)
             .map_err(|e| io_fail(e, false))?;
     }
     buf.truncate(room as usize);

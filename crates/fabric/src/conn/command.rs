@@ -125,8 +125,11 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
                 Some((now, released)) => {
                     let mut data = Vec::new();
                     if writes {
-                        data = vec![0u8; edtl as usize];
-                        data[..p.data.len()].copy_from_slice(&p.data);
+                        // The immediate data, then zeroes where Data-Out will land: only the
+                        // part not yet received is zero-filled.
+                        data.reserve_exact(edtl as usize);
+                        data.extend_from_slice(&p.data);
+                        data.resize(edtl as usize, 0);
                     }
                     // Unsolicited Data-Out follows when InitialR2T=No and F is clear
                     // (§11.3.1.1).
