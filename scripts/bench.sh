@@ -25,6 +25,7 @@
 #   FLOOR_BIN=${CARGO_TARGET_DIR:-target}/release/iscsi-floor  (built with cargo if absent)
 #   WORKDIR=<dir>       where the backing files go (default: a new dir under /var/tmp)
 #   IRONLUN_BIN=${CARGO_TARGET_DIR:-target}/release/ironlun   (built with cargo if absent)
+#   PIN_CPU=0           the CPU that the *-1cpu workloads pin server and client to
 #   RESULTS=<file>      also write raw per-round results as CSV there
 #   KEEP=1              keep WORKDIR afterwards
 set -euo pipefail
@@ -45,7 +46,11 @@ TGT_CONTROL=${TGT_CONTROL:-3340}
 IRONLUN_BIN=${IRONLUN_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlun}
 FLOOR_BIN=${FLOOR_BIN:-${CARGO_TARGET_DIR:-target}/release/iscsi-floor}
 FLOOR_IQN=iqn.2026-11.org.ironlun:floor
+PIN_CPU=${PIN_CPU:-0}
 CLK_TCK=$(getconf CLK_TCK)
+# The CPUs this script may use: the *-1cpu workloads narrow a server to PIN_CPU and give it these back.
+ALL_CPUS=$(taskset -c -p $$ | sed 's/.*: //')
+CLIENT_PIN=
 SIZE_BYTES=$(numfmt --from=iec "$SIZE")
 TGT_IQN=iqn.2026-11.org.ironlun:tgtbench
 IRONLUN_IQN=iqn.2026-11.org.ironlun:default
@@ -209,7 +214,7 @@ check_lu() { # server url
 qemu_bench() { # url count depth size [extra qemu-img bench options...]
     local url=$1 count=$2 depth=$3 size=$4 out secs
     shift 4
-    out=$(qemu-img bench -f raw -c "$count" -d "$depth" -s "$size" "$@" "$url" 2>&1) || die "qemu-img bench failed: $out"
+    out=$(${CLIENT_PIN:+taskset -c "$CLIENT_PIN"} qemu-img bench -f raw -c "$count" -d "$depth" -s "$size" "$@" "$url" 2>&1) || die "qemu-img bench failed: $out"
     secs=$(printf '%s\n' "$out" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
     [ -n "$secs" ] || die "cannot parse qemu-img output: $out"
     echo "$count $secs"
@@ -241,7 +246,7 @@ perf_bench() { # url
     echo "$((iops * PERF_SECS)) $PERF_SECS"
 }
 
-WORKLOADS=${WORKLOADS:-"qemu-read-4k-qd32 qemu-randwrite-4k-qd32 qemu-read-128k-qd8 qemu-write-128k-qd8 qemu-read-4k-qd1 qemu-randwrite-4k-qd1 qemu-read-4k-4x16 perf-randread-4k-qd32"}
+WORKLOADS=${WORKLOADS:-"qemu-read-4k-qd32 qemu-randwrite-4k-qd32 qemu-read-128k-qd8 qemu-write-128k-qd8 qemu-read-4k-qd1 qemu-randwrite-4k-qd1 qemu-read-4k-qd1-1cpu qemu-randwrite-4k-qd1-1cpu qemu-read-4k-4x16 perf-randread-4k-qd32"}
 run_workload() { # name url
     case "$1" in
     qemu-read-4k-qd32) qemu_bench "$2" "$COUNT_4K" 32 4k ;;
@@ -251,6 +256,10 @@ run_workload() { # name url
     qemu-write-128k-qd8) qemu_bench "$2" "$COUNT_128K" 8 128k -w ;;
     qemu-read-4k-qd1) qemu_bench "$2" "$COUNT_QD1" 1 4k ;;
     qemu-randwrite-4k-qd1) qemu_bench "$2" "$COUNT_QD1" 1 4k -w -S "$RANDOM_STEP" ;;
+    # The same with every server thread and qemu-img on one CPU (the main loop pins them): no
+    # wake-up crosses CPUs, so what is left is the work per I/O (docs/benchmarks.md, "QD1").
+    qemu-read-4k-qd1-1cpu) CLIENT_PIN=$PIN_CPU qemu_bench "$2" "$COUNT_QD1" 1 4k ;;
+    qemu-randwrite-4k-qd1-1cpu) CLIENT_PIN=$PIN_CPU qemu_bench "$2" "$COUNT_QD1" 1 4k -w -S "$RANDOM_STEP" ;;
     qemu-read-4k-4x16) multi_bench "$2" ;;
     perf-randread-4k-qd32) perf_bench "$2" ;;
     *) die "unknown workload $1" ;;
@@ -297,13 +306,16 @@ for round in $(seq 1 "$ROUNDS"); do
             pid=${!pid_var}
             t0=$(cpu_ticks "$pid")
             c0=$(ctx_switches "$pid")
+            # Threads the server starts while pinned inherit the pin; -a reaches them all after.
+            case "$w" in *-1cpu) taskset -a -p -c "$PIN_CPU" "$pid" >/dev/null ;; esac
             read -r ios secs < <(run_workload "$w" "${!url_var}")
+            case "$w" in *-1cpu) taskset -a -p -c "$ALL_CPUS" "$pid" >/dev/null ;; esac
             # The floor's connection threads record their switches as they end, after logout.
             if [ "$s" = floor ]; then sleep 0.2; fi
             t1=$(cpu_ticks "$pid")
             c1=$(ctx_switches "$pid")
             row=$(awk -v n="$ios" -v s="$secs" -v dt=$((t1 - t0)) -v dc=$((c1 - c0)) -v hz="$CLK_TCK" -v w="$w" 'BEGIN {
-                lat = (w ~ /-qd1$/) ? sprintf("%.1f", s * 1e6 / n) : ""
+                lat = (w ~ /-qd1(-1cpu)?$/) ? sprintf("%.1f", s * 1e6 / n) : ""
                 printf "%.0f,%.2f,%.3f,%s", n / s, dt * 1e6 / hz / n, dc / n, lat }')
             log "round $round  $w  $s  iops,cpu_us/io,ctxsw/io,lat_us = $row"
             echo "$round,$w,$s,$ios,$secs,$row" >>"$RAW"
@@ -330,7 +342,7 @@ for w in $WORKLOADS; do
     xi=$(med "$w" ironlun 8) xt=$(med "$w" tgtd 8) xf=$(med "$w" floor 8)
     li=$(med "$w" ironlun 9) lt=$(med "$w" tgtd 9) lf=$(med "$w" floor 9)
     lat="$li / $lt / $lf"
-    [[ "$w" == *-qd1 ]] || lat="-"
+    [[ "$w" == *-qd1 || "$w" == *-qd1-1cpu ]] || lat="-"
     echo "| $w | $ii / $it / $fl | $(ratio "$ii" "$it") | $ci / $ct / $cf | $(ratio "$ci" "$ct") | $(ratio "$ci" "$cf") | $xi / $xt / $xf | $lat |"
 done
 echo "(median of $ROUNDS interleaved rounds; backing $BACKING; $(nproc) CPUs; qemu-img $(qemu-img --version | head -1 | awk '{print $3}'); size $SIZE; raw rounds: ${RESULTS:-RESULTS=file keeps them})"
