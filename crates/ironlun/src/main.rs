@@ -46,9 +46,15 @@ enum Cmd {
         /// Config to start from when the state directory has no config.json yet
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Portal of the built-in default config (used only on a first run without --config)
+        /// Portal of the built-in default config (used only on a first run without --config).
+        /// Off loopback, initiators must log in with CHAP: a secret is generated and printed
+        /// once, unless --insecure-demo
         #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:3260")]
         portal: SocketAddr,
+        /// Serve the built-in default on a portal off loopback without CHAP: any host that
+        /// reaches the portal may read and write the RAM disk
+        #[arg(long)]
+        insecure_demo: bool,
     },
     /// List the object tree below PATH (default: everything), with attribute values
     Ls { path: Option<String> },
@@ -153,7 +159,17 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
-        Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
+        Cmd::Serve {
+            config,
+            portal,
+            insecure_demo,
+        } => {
+            let first_run = FirstRun {
+                portal,
+                insecure_demo,
+            };
+            return serve_main(&state_dir, config.as_deref(), first_run);
+        }
         Cmd::Host(args) => {
             // The long-running export logs what happens to its clients and paths (RUST_LOG
             // overrides the level); the one-shot commands print only their result or error.
@@ -314,7 +330,37 @@ fn init_log() {
         .init();
 }
 
-fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> ExitCode {
+/// How the built-in default config is made on a first run without --config.
+#[derive(Clone, Copy)]
+struct FirstRun {
+    portal: SocketAddr,
+    insecure_demo: bool,
+}
+
+/// The CHAP user of the built-in default when its portal is off loopback.
+const DEFAULT_CHAP_USER: &str = "ironlun";
+
+/// A CHAP secret of 20 letters and digits (about 119 bits) from the kernel's random source.
+fn generated_secret() -> Result<String, String> {
+    use std::io::Read;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut urandom = std::fs::File::open("/dev/urandom")
+        .map_err(|e| format!("cannot open /dev/urandom for a CHAP secret: {e}"))?;
+    let mut out = String::with_capacity(20);
+    let mut byte = [0u8; 1];
+    while out.len() < 20 {
+        urandom
+            .read_exact(&mut byte)
+            .map_err(|e| format!("cannot read /dev/urandom for a CHAP secret: {e}"))?;
+        // 248 = 4 * 62: the bytes above it would favour the first letters.
+        if byte[0] < 248 {
+            out.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
+}
+
+fn serve_main(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> ExitCode {
     init_log();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -326,7 +372,7 @@ fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Ex
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(serve(state_dir, config, portal));
+    let result = rt.block_on(serve(state_dir, config, first_run));
     // Sessions are drained and devices flushed by now; don't wait for stray tasks.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
@@ -340,8 +386,13 @@ fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Ex
 }
 
 /// The embedded first-run config: a 1 GiB RAM disk as LUN 0 of the default target, demo mode,
-/// read-write, no authentication, on `portal`. Built through the tree so it obeys its rules.
-fn default_config(insp: &dyn tree::Inspect, portal: SocketAddr) -> Result<Config, String> {
+/// read-write, on `portal`; with `chap` (user, secret) every initiator must log in with those
+/// TPG credentials, else no authentication. Built through the tree so it obeys its rules.
+fn default_config(
+    insp: &dyn tree::Inspect,
+    portal: SocketAddr,
+    chap: Option<(&str, &str)>,
+) -> Result<Config, String> {
     let tpg = format!("iscsi/{DEFAULT_TARGET}/tpgt_1");
     let create = |path: String, args: &[&str]| Op::Create {
         path,
@@ -351,16 +402,25 @@ fn default_config(insp: &dyn tree::Inspect, portal: SocketAddr) -> Result<Config
         path: format!("{tpg}/{leaf}"),
         value: value.to_string(),
     };
-    let ops = [
+    let mut ops = vec![
         create("core/rd_mcp_0/ramdisk0".into(), &["size=1G"]),
         create(tpg.clone(), &[]),
         create(format!("{tpg}/np/{portal}"), &[]),
         create(format!("{tpg}/lun/lun_0"), &["dev=core/rd_mcp_0/ramdisk0"]),
-        set("attrib/authentication", "0"),
+    ];
+    match chap {
+        Some((user, secret)) => ops.extend([
+            set("auth/userid", user),
+            set("auth/password", secret),
+            set("attrib/authentication", "1"),
+        ]),
+        None => ops.push(set("attrib/authentication", "0")),
+    }
+    ops.extend([
         set("attrib/generate_node_acls", "1"),
         set("attrib/demo_mode_write_protect", "0"),
         set("enable", "1"),
-    ];
+    ]);
     let mut cfg = Config::default();
     for op in &ops {
         cfg = tree::mutate(&cfg, insp, op)
@@ -398,7 +458,8 @@ fn urls(cfg: &Config) -> Vec<String> {
     out
 }
 
-async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Result<(), String> {
+async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> Result<(), String> {
+    let portal = first_run.portal;
     create_state_dir(state_dir)?;
     // The runtime restores each device's APTPL file while building it, before any portal
     // is bound (Control::start → apply): an unreadable file stops the start here. ALUA
@@ -406,6 +467,9 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
     let mut runtime = EngineRuntime::new(Fabric::new(), state_dir);
     let alua_events = runtime.take_alua_events();
     let saved = state_dir.join(CONFIG_FILE);
+    // The CHAP secret generated for the built-in default off loopback: shown once, on stderr,
+    // after the start succeeded (never logged).
+    let mut new_secret = None;
     let initial = if saved.exists() {
         if config.is_some() {
             tracing::warn!("{} exists; --config is ignored", saved.display());
@@ -417,7 +481,20 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
         persist::load(file, &runtime)?
     } else {
         tracing::info!("first run: built-in default config (1 GiB RAM disk, demo mode, {portal})");
-        default_config(&runtime, portal)?
+        if portal.ip().is_loopback() {
+            default_config(&runtime, portal, None)?
+        } else if first_run.insecure_demo {
+            tracing::warn!(
+                "--insecure-demo: {portal} is not loopback and needs no authentication: any host \
+                 that reaches it may read and write the RAM disk"
+            );
+            default_config(&runtime, portal, None)?
+        } else {
+            let secret = generated_secret()?;
+            let cfg = default_config(&runtime, portal, Some((DEFAULT_CHAP_USER, &secret)))?;
+            new_secret = Some(secret);
+            cfg
+        }
     };
     // Catch SIGTERM / SIGINT before anything can reach the daemon: a stop that arrives as soon
     // as the control socket answers is still a clean shutdown, not the default signal death.
@@ -434,6 +511,19 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
     };
     for url in urls(control.config()) {
         println!("{url}");
+    }
+    if let Some(secret) = &new_secret {
+        eprintln!(
+            "ironlun: the default target listens on {portal}, beyond this host: initiators must \
+             log in with CHAP\n\
+             ironlun:   user:   {DEFAULT_CHAP_USER}\n\
+             ironlun:   secret: {secret}\n\
+             ironlun:   e.g. iscsi://{DEFAULT_CHAP_USER}%{secret}@<host>:{port}/{DEFAULT_TARGET}/0\n\
+             ironlun: shown only now; kept in {} (mode 0600). `serve --insecure-demo` on a first \
+             run serves it without CHAP.",
+            saved.display(),
+            port = portal.port()
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
