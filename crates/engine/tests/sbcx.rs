@@ -442,13 +442,35 @@ fn immediate_sanitize_reports_progress_and_blocks_medium_access_until_done() {
     assert!(r.mem.data.read().iter().all(|&b| b == 0));
 }
 
-/// A backstore whose writes fail while `fail` is set.
-struct Flaky {
+/// A backstore over [`Mem`] whose writes fail while `fail` is set and, while `hold` is set,
+/// land their first half and then wait until it is cleared before landing the rest (a reader
+/// that does not respect the writer's range locks then sees a torn write).
+struct Hooked {
     mem: Arc<Mem>,
     fail: AtomicBool,
+    hold: parking_lot::Mutex<bool>,
+    released: parking_lot::Condvar,
+    parked: AtomicBool,
 }
 
-impl Backstore for Flaky {
+impl Hooked {
+    fn new(fail: bool) -> Arc<Hooked> {
+        Arc::new(Hooked {
+            mem: Mem::new(BS * BLOCKS, true),
+            fail: AtomicBool::new(fail),
+            hold: parking_lot::Mutex::new(false),
+            released: parking_lot::Condvar::new(),
+            parked: AtomicBool::new(false),
+        })
+    }
+
+    fn release(&self) {
+        *self.hold.lock() = false;
+        self.released.notify_all();
+    }
+}
+
+impl Backstore for Hooked {
     fn size(&self) -> u64 {
         self.mem.size()
     }
@@ -462,7 +484,15 @@ impl Backstore for Flaky {
         if self.fail.load(Ordering::SeqCst) {
             return Err(io::Error::other("injected"));
         }
-        self.mem.write_at(buf, off, fua)
+        let half = buf.len() / 2;
+        self.mem.write_at(&buf[..half], off, fua)?;
+        let mut g = self.hold.lock();
+        while *g {
+            self.parked.store(true, Ordering::SeqCst);
+            self.released.wait(&mut g);
+        }
+        drop(g);
+        self.mem.write_at(&buf[half..], off + half as u64, fua)
     }
     fn flush(&self) -> io::Result<()> {
         Ok(())
@@ -472,11 +502,8 @@ impl Backstore for Flaky {
     }
 }
 
-fn flaky_rig() -> (Arc<Flaky>, Arc<Nexus>) {
-    let flaky = Arc::new(Flaky {
-        mem: Mem::new(BS * BLOCKS, true),
-        fail: AtomicBool::new(true),
-    });
+fn flaky_rig() -> (Arc<Hooked>, Arc<Nexus>) {
+    let flaky = Hooked::new(true);
     let dev = Device::new(config(), flaky.clone()).expect("device");
     let port = TargetPort::new("iqn.2024-01.org.ironlun:t9", 1, 1);
     port.add_lun(0, dev).expect("lun");
@@ -555,4 +582,51 @@ fn read_defect_data_returns_empty_lists_in_the_requested_format() {
         (kaq(&s), pointer(&s)),
         (INVALID_CDB, Some((true, 1, Some(2))))
     );
+}
+
+// ---- Atomic against concurrent reads ----
+
+/// Blocks 0..4 hold 0x11; `cdb` from nexus a writes them with `data` and is held half done,
+/// while nexus b READs them. Returns what the READ saw and whether it finished before the
+/// write was let go.
+fn read_during_half_write(cdb: Vec<u8>, data: Vec<u8>) -> (Vec<u8>, bool) {
+    let hw = Hooked::new(false);
+    let dev = Device::new(config(), hw.clone()).expect("device");
+    let (_port, a, b) = export_two(&dev, "iqn.2024-01.org.ironlun:t8");
+    cmd_out(&a, &write10(0, 4, 0), vec![0x11; 4 * BS]);
+    *hw.hold.lock() = true;
+    let writer = thread::spawn(move || out(&a, &cdb, data).status);
+    until(|| hw.parked.load(Ordering::SeqCst));
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let got = read_blocks(&b, 0, 4);
+            done.store(true, Ordering::SeqCst);
+            got
+        })
+    };
+    // An unlocked READ finishes at once; give it ample time before letting the write go.
+    let t = Instant::now();
+    while !done.load(Ordering::SeqCst) && t.elapsed() < Duration::from_millis(300) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let early = done.load(Ordering::SeqCst);
+    hw.release();
+    assert_eq!(writer.join().unwrap(), status::GOOD);
+    (reader.join().unwrap(), early)
+}
+
+#[test]
+fn write_atomic_is_never_seen_half_done_by_a_read() {
+    let (got, early) = read_during_half_write(watomic(0, 0, 4, 0), vec![0x22; 4 * BS]);
+    assert!(!early, "the READ ran while the atomic write was half done");
+    assert_eq!(got, vec![0x22; 4 * BS]);
+}
+
+#[test]
+fn orwrite_is_never_seen_half_done_by_a_read() {
+    let (got, early) = read_during_half_write(orwrite(0, 4, 0), vec![0x0C; 4 * BS]);
+    assert!(!early, "the READ ran while the ORWRITE was half done");
+    assert_eq!(got, vec![0x1D; 4 * BS]);
 }

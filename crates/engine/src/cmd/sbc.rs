@@ -165,9 +165,14 @@ pub(crate) fn read(c: &Ctx) -> Outcome {
     let blocks = room.div_ceil(bs);
     let mut buf = Vec::new();
     if blocks > 0 {
+        // Shared stripes: a READ waits out COMPARE AND WRITE, ORWRITE and WRITE ATOMIC on its
+        // range (they hold them exclusive), so it sees all of one or none of it.
+        let (off, len) = (lba * bs, blocks * bs);
         c.dev
-            .backstore
-            .read_append(&mut buf, (blocks * bs) as usize, lba * bs)
+            .stripes
+            .shared(off, len, || {
+                c.dev.backstore.read_append(&mut buf, len as usize, off)
+            })
             .map_err(|e| io_fail(e, false))?;
     }
     buf.truncate(room as usize);
@@ -225,8 +230,9 @@ pub(crate) fn read_chunks(
     while done < n {
         let k = per.min(n - done);
         buf.resize((k * bs) as usize, 0);
-        dev.backstore
-            .read_at(&mut buf, (lba + done) * bs)
+        let off = (lba + done) * bs;
+        dev.stripes
+            .shared(off, k * bs, || dev.backstore.read_at(&mut buf, off))
             .map_err(|e| io_fail(e, false))?;
         f(done * bs, &buf)?;
         done += k;

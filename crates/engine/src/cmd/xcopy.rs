@@ -372,10 +372,13 @@ fn run_copy(
             let off = k * CHUNK_BYTES;
             let n = CHUNK_BYTES.min(s.bytes - off);
             buf.resize(n as usize, 0);
-            src.backstore.read_at(&mut buf, from + off).map_err(|e| {
-                tracing::warn!(error = %e, "EXTENDED COPY source read failed");
-                aborted_at(asc::UNRECOVERED_READ_ERROR, s.at + 12)
-            })?;
+            let at = from + off;
+            src.stripes
+                .shared(at, n, || src.backstore.read_at(&mut buf, at))
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "EXTENDED COPY source read failed");
+                    aborted_at(asc::UNRECOVERED_READ_ERROR, s.at + 12)
+                })?;
             dst.stripes
                 .shared(to + off, n, || dst.backstore.write_at(&buf, to + off, fua))
                 .map_err(|e| {

@@ -4,8 +4,10 @@
 //!
 //! The LU's byte space is cut into regions of [`REGION_BYTES`]; region `r` maps to stripe
 //! `r % STRIPES`. Every command that changes the medium holds the stripes its range touches
-//! *shared* while it writes; COMPARE AND WRITE holds its stripes *exclusive* from before the read
-//! until after the write. Stripes are always taken in ascending index order, so two commands
+//! *shared* while it writes, and every command that reads the medium while it reads;
+//! COMPARE AND WRITE, ORWRITE and WRITE ATOMIC hold theirs *exclusive* from before their read
+//! until after their write, so no read sees one of them half done (SBC-4 asks that of atomic
+//! writes: all of the data or none of it). Stripes are always taken in ascending index order, so two commands
 //! never wait for each other crosswise (no deadlock), whatever their ranges.
 //!
 //! The guards live on the stack of a small recursion (one frame per stripe), so a write
