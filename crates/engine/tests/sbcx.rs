@@ -1,7 +1,7 @@
 //! ORWRITE(16), WRITE ATOMIC(16), SANITIZE and READ DEFECT DATA through the public surface:
 //! data results, CDB and parameter checks with their field pointers, atomicity against
-//! concurrent writers (the read gate holds a read-modify-write inside its stripe locks), the
-//! sanitize in-progress and failure states.
+//! concurrent writers (the read gate holds a read-modify-write inside its stripe locks) and
+//! readers (a write held half landed), the sanitize in-progress and failure states.
 
 #![allow(clippy::unwrap_used)]
 

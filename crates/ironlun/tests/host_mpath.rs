@@ -286,19 +286,23 @@ async fn a_path_down_at_open_joins_when_it_comes_up() {
     }
     set_state(&d, "alua_east", "ao");
     set_state(&d, "alua_west", "s");
-    // I/O keeps going while the checker sees the change.
+    // I/O keeps going while the checker sees the change, until the move is seen (a fixed
+    // count could all land on east before the check looks, and then no I/O would be moving).
+    let lu = Arc::new(lu);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let io = {
-        let lu = Arc::new(lu);
-        let l = lu.clone();
-        let h = tokio::spawn(async move {
-            for g in 2..2000u64 {
+        let (l, stop) = (lu.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut g = 2u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let data = block(g % 64, g);
                 l.write((g % 64) * 512, data.clone(), false).await.unwrap();
                 assert_eq!(l.read((g % 64) * 512, 512).await.unwrap(), data);
+                g += 1;
             }
-        });
-        expect_group(&lu, EAST_ID, "east joined, then optimized").await;
-        h
+        })
     };
+    expect_group(&lu, EAST_ID, "east joined, then optimized").await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     io.await.unwrap();
 }

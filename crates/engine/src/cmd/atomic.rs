@@ -1,6 +1,6 @@
 //! ORWRITE(16) (SBC-3 §5.10) and WRITE ATOMIC(16) (SBC-4 §5.48): both hold their range's
 //! stripe locks exclusive (as COMPARE AND WRITE), so no other write to an overlapping range
-//! interleaves.
+//! interleaves and no read sees them half done.
 
 use std::sync::atomic::Ordering;
 
