@@ -24,6 +24,9 @@ fi
 # cycle between sibling modules of any crate.
 scripts/check-layout.sh
 
+# Crash consistency: the daemon built with its crash points (the `failpoints` feature) aborted
+# at every persistence step. First: the plain build below links the shipped binary back.
+cargo test --release -p ironlun --features failpoints --test crash_points
 cargo build --release --workspace
 cargo test --release --workspace
 scripts/conformance-matrix.sh

@@ -20,6 +20,7 @@
 //!   line-delimited JSON protocol on `<state-dir>/control.sock`.
 
 pub mod alua;
+mod failpoint;
 pub mod model;
 pub mod names;
 pub mod persist;

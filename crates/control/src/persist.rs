@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::failpoint;
 use crate::model::{Config, ParamSchema};
 
 /// Serialise `cfg` as pretty JSON (the `config.json` format, docs/cli.md).
@@ -38,15 +39,16 @@ pub fn load(path: &Path, params: &dyn ParamSchema) -> Result<Config, String> {
 
 /// Write `cfg` to `path` atomically and durably.
 pub fn save(path: &Path, cfg: &Config) -> Result<(), String> {
-    write_atomic(path, to_json(cfg).as_bytes())
+    write_atomic(path, to_json(cfg).as_bytes(), "config")
         .map_err(|e| format!("cannot save {}: {e}", path.display()))
 }
 
 /// Write `data` to `path` atomically and durably, mode 0600: a temp file in the same
 /// directory, written and fsynced, renamed over `path`, then the directory fsynced. After a
 /// crash `path` holds the old or the new content, never a mix. Shared by `config.json` and
-/// the persistent reservation APTPL files.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// the persistent reservation APTPL files; `kind` names them in the crash points
+/// (`failpoint`, tests only).
+pub(crate) fn write_atomic(path: &Path, data: &[u8], kind: &str) -> std::io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -63,11 +65,22 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
+        failpoint::hit(&format!("{kind}.tmp-created"));
+        let half = format!("{kind}.tmp-half");
+        if failpoint::armed(&half) {
+            f.write_all(&data[..data.len() / 2])?;
+            failpoint::hit(&half);
+        }
         f.write_all(data)?;
+        failpoint::hit(&format!("{kind}.tmp-written"));
         f.sync_all()?;
         drop(f);
+        failpoint::hit(&format!("{kind}.tmp-synced"));
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        failpoint::hit(&format!("{kind}.renamed"));
+        File::open(dir)?.sync_all()?;
+        failpoint::hit(&format!("{kind}.dir-synced"));
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -77,12 +90,44 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Remove `path` durably (the directory is fsynced after the unlink). A missing file is not
 /// an error.
-pub(crate) fn remove_durable(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_durable(path: &Path, kind: &str) -> std::io::Result<()> {
     match fs::remove_file(path) {
-        Ok(()) => File::open(parent_dir(path))?.sync_all(),
+        Ok(()) => {
+            failpoint::hit(&format!("{kind}.removed"));
+            File::open(parent_dir(path))?.sync_all()
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Remove the temp files [`write_atomic`] leaves in `dir` when the process dies before its
+/// rename (`.<name>.tmp.<pid>.<n>`), except this process' own. Returns how many it removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let own = format!(".tmp.{}.", std::process::id());
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with('.') && is_temp_name(&name);
+        if ours && !name.contains(&own) && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// `.<name>.tmp.<digits>.<digits>`, as [`write_atomic`] names its temp files.
+fn is_temp_name(name: &str) -> bool {
+    let Some((_, tail)) = name.rsplit_once(".tmp.") else {
+        return false;
+    };
+    let mut parts = tail.split('.');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -95,6 +140,41 @@ fn parent_dir(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |n: &str| dir.path().join(n);
+        write_atomic(&p("config.json"), b"{}", "config").expect("save");
+        for n in [
+            ".config.json.tmp.4242.0",
+            ".aptpl_x.tmp.1.17",
+            ".config.json.tmp.12.x",
+            "config.json.tmp.1.2",
+            ".notes",
+            "keep.tmp.1.2.3",
+        ] {
+            std::fs::write(p(n), b"x").expect("write");
+        }
+        let own = format!(".config.json.tmp.{}.9", std::process::id());
+        std::fs::write(p(&own), b"x").expect("write");
+        assert_eq!(remove_stale_temps(dir.path()), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            ".config.json.tmp.12.x".to_string(),
+            ".notes".into(),
+            "config.json".into(),
+            "config.json.tmp.1.2".into(),
+            "keep.tmp.1.2.3".into(),
+            own,
+        ];
+        want.sort();
+        assert_eq!(left, want);
+    }
     use crate::model::{
         generate_serial, Kind, Lun, ParamSchema, Portal, StorageObject, Target, Tpg,
     };

@@ -182,6 +182,7 @@ impl AptplFile {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        crate::failpoint::hit("aptpl.dir-created");
         // The new directory entry must survive a crash too.
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::File::open(parent)?.sync_all()?;
@@ -193,11 +194,11 @@ impl AptplFile {
 impl AptplStore for AptplFile {
     fn save(&self, state: &PrState) -> io::Result<()> {
         self.ensure_dir()?;
-        persist::write_atomic(&self.path, self.encode(state).as_bytes())
+        persist::write_atomic(&self.path, self.encode(state).as_bytes(), "aptpl")
     }
 
     fn clear(&self) -> io::Result<()> {
-        persist::remove_durable(&self.path)
+        persist::remove_durable(&self.path, "aptpl")
     }
 }
 

@@ -461,6 +461,20 @@ fn urls(cfg: &Config) -> Vec<String> {
 async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> Result<(), String> {
     let portal = first_run.portal;
     create_state_dir(state_dir)?;
+    // Temp files of a save that a crash cut short (the saved file itself is whole: the old or
+    // the new one).
+    for dir in [
+        state_dir.to_path_buf(),
+        state_dir.join(ironlun_control::pr::PR_DIR),
+    ] {
+        let n = persist::remove_stale_temps(&dir);
+        if n > 0 {
+            tracing::info!(
+                "removed {n} temp file(s) of an interrupted save in {}",
+                dir.display()
+            );
+        }
+    }
     // The runtime restores each device's APTPL file while building it, before any portal
     // is bound (Control::start → apply): an unreadable file stops the start here. ALUA
     // groups, states and offline flags are restored from config.json the same way.

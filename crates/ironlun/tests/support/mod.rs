@@ -46,6 +46,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
+    /// Extra environment of the daemon process (from the next start or restart on).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -71,6 +73,7 @@ impl Daemon {
                 dir,
                 port,
                 log,
+                env: Vec::new(),
             };
             d.spawn();
             if d.wait_ready() {
@@ -103,6 +106,7 @@ impl Daemon {
             .arg("--portal")
             .arg(format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -149,6 +153,20 @@ impl Daemon {
         let mut c = self.child.take().expect("daemon running");
         c.kill().expect("SIGKILL the daemon");
         c.wait().expect("reap the daemon")
+    }
+
+    /// Wait (bounded) for the daemon to exit on its own and reap it; its exit status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = self.child.as_mut().expect("daemon running");
+            if let Some(st) = c.try_wait().expect("wait") {
+                self.child = None;
+                return st;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM (sessions drained, devices flushed) and wait for a clean exit.
