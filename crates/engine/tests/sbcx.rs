@@ -630,3 +630,19 @@ fn orwrite_is_never_seen_half_done_by_a_read() {
     assert!(!early, "the READ ran while the ORWRITE was half done");
     assert_eq!(got, vec![0x1D; 4 * BS]);
 }
+
+#[test]
+fn compare_and_write_is_never_seen_half_done_by_a_read() {
+    // COMPARE AND WRITE of blocks 0..4: compare with 0x11, write 0x33.
+    let mut cdb = vec![0x89, 0];
+    cdb.extend_from_slice(&0u64.to_be_bytes());
+    cdb.extend_from_slice(&[0, 0, 0, 4, 0, 0]);
+    let mut data = vec![0x11; 4 * BS];
+    data.extend_from_slice(&[0x33; 4 * BS]);
+    let (got, early) = read_during_half_write(cdb, data);
+    assert!(
+        !early,
+        "the READ ran while the COMPARE AND WRITE was half done"
+    );
+    assert_eq!(got, vec![0x33; 4 * BS]);
+}
