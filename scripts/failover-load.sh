@@ -10,13 +10,18 @@
 # fio completion latency in the 5 s after it (fio's per-I/O latency log).
 #
 #   scripts/failover-load.sh              RUNTIME=130 (seconds of fio, at least 2 minutes) P=3850
-#   IRONLUN_BIN=path OUT=dir scripts/failover-load.sh
+#   IRONLUN_BIN=path OUT=dir scripts/failover-load.sh   (OUT given, or KEEP=1: nothing removed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${IRONLUN_BIN:-target/release/ironlun}
 RUNTIME=${RUNTIME:-130}
 P=${P:-3850}
-OUT=${OUT:-$(mktemp -d /tmp/ironlun-failover.XXXXXX)}
+# A directory of our own loses its bulk on exit (the 256 MiB image and fio's latency logs, about
+# 500 MB more): the summary, the logs and status stay. KEEP=1 keeps everything.
+if [ -z "${OUT:-}" ]; then
+  OUT=$(mktemp -d /tmp/ironlun-failover.XXXXXX)
+  OUT_MADE=1
+fi
 mkdir -p "$OUT"
 STATE=$OUT/state
 W=iqn.2026-11.org.ironlun:fo-west
@@ -35,6 +40,9 @@ cleanup() {
   [ -n "${NBD:-}" ] && kill "$NBD" 2>/dev/null || true
   [ -n "${DAEMON:-}" ] && kill "$DAEMON" 2>/dev/null || true
   wait 2>/dev/null || true
+  if [ -n "${OUT_MADE:-}" ] && [ -z "${KEEP:-}" ]; then
+    rm -f "$OUT/fo.img" "$OUT"/lat_*.log
+  fi
 }
 trap cleanup EXIT
 
