@@ -85,6 +85,12 @@ pub(crate) fn remove_durable(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The effective uid of this process: who owns what the daemon writes.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -447,7 +447,7 @@ async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> R
         tokio::spawn(service::watch_alua(control.clone(), events));
     }
     tokio::select! {
-        () = service::serve(listener, control.clone()) => {}
+        () = service::serve(listener, control.clone(), service::SocketPolicy::of_this_process()) => {}
         () = stop.wait() => {}
     }
     tracing::info!("shutting down: draining sessions and flushing devices");

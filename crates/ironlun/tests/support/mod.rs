@@ -7,7 +7,8 @@
 //!
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
-//! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]).
+//! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]);
+//! closed_doors 3960-3979 ([`Daemon::start_with`]).
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -46,6 +47,26 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
+    /// How the daemon runs: its RUST_LOG and umask.
+    env: DaemonEnv,
+}
+
+/// The environment [`Daemon::start_with`] gives the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonEnv {
+    /// RUST_LOG (default `info`).
+    pub rust_log: String,
+    /// The daemon's umask; `None` keeps the test's.
+    pub umask: Option<u32>,
+}
+
+impl Default for DaemonEnv {
+    fn default() -> DaemonEnv {
+        DaemonEnv {
+            rust_log: "info".into(),
+            umask: None,
+        }
+    }
 }
 
 impl Daemon {
@@ -57,6 +78,11 @@ impl Daemon {
     /// `ironlun serve` with the built-in default config on a free port of `ports`, once its
     /// portal accepts connections and its control socket answers.
     pub fn start_in(ports: Range<u16>) -> Daemon {
+        Daemon::start_with(ports, DaemonEnv::default())
+    }
+
+    /// [`Daemon::start_in`] with RUST_LOG and umask of `env`.
+    pub fn start_with(ports: Range<u16>, env: DaemonEnv) -> Daemon {
         let count = ports.end.saturating_sub(ports.start);
         for _ in 0..count {
             let port = ports.start + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % count;
@@ -71,6 +97,7 @@ impl Daemon {
                 dir,
                 port,
                 log,
+                env: env.clone(),
             };
             d.spawn();
             if d.wait_ready() {
@@ -96,17 +123,26 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("daemon log");
-        let child = Command::new(BIN)
-            .arg("serve")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--portal")
             .arg(format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.env.rust_log)
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn ironlun serve");
+            .stderr(Stdio::from(log));
+        if let Some(mask) = self.env.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask(2) is async-signal-safe and cannot fail; it only sets the child's mask.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn ironlun serve");
         self.child = Some(child);
     }
 
@@ -264,6 +300,11 @@ impl Daemon {
             self.cli(&["set", &format!("{acl}/auth/password_mutual"), ms]);
         }
         self.cli(&["set", &format!("{TPG}/attrib/authentication"), "1"]);
+    }
+
+    /// The daemon's whole log (stderr, every start).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last `n` lines of the daemon's log.
