@@ -3,6 +3,8 @@
 //!
 //! * the control socket serves only root and the daemon's own user, even when its mode has
 //!   been loosened: another user gets one refusal line, and the daemon logs who it was;
+//! * under umask 000 every file the daemon writes in its state directory is 0600 and every
+//!   directory 0700, and a loose state directory found at start is tightened (logged);
 //!
 //! Ports 3960-3979.
 
@@ -11,10 +13,12 @@
 mod support;
 
 use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ironlun_initiator::pr::RegisterFlags;
+use support::pr::{ok, run};
 use support::*;
 
 const PORTS: Range<u16> = 3960..3980;
@@ -22,6 +26,14 @@ const PORTS: Range<u16> = 3960..3980;
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", p.display()));
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 #[test]
@@ -56,4 +68,87 @@ fn another_user_is_refused_on_the_control_socket() {
     );
     // Root is still served.
     assert!(d.cli(&["ls", "core"]).starts_with("core/"));
+}
+
+/// Every entry under `dir` (itself included) with its mode, for messages.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::FileType, u32)>) {
+    let meta = std::fs::symlink_metadata(dir).expect("stat");
+    out.push((dir.to_path_buf(), meta.file_type(), mode(dir)));
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let ft = e.file_type().expect("file type");
+        if ft.is_dir() {
+            walk(&e.path(), out);
+        } else {
+            out.push((e.path(), ft, mode(&e.path())));
+        }
+    }
+}
+
+/// Directories 0700, files and the socket 0600, nothing else; the files found.
+fn assert_private(state: &Path) -> Vec<String> {
+    let mut all = Vec::new();
+    walk(state, &mut all);
+    let mut files = Vec::new();
+    for (p, ft, m) in &all {
+        let want = if ft.is_dir() { 0o700 } else { 0o600 };
+        assert!(
+            ft.is_dir() || ft.is_file() || ft.is_socket(),
+            "{}: unexpected kind",
+            p.display()
+        );
+        assert_eq!(*m, want, "{}: mode {m:04o}", p.display());
+        if ft.is_file() {
+            files.push(p.strip_prefix(state).expect("inside").display().to_string());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn state_files_are_private_under_umask_000() {
+    let mut d = Daemon::start_with(
+        PORTS,
+        DaemonEnv {
+            umask: Some(0),
+            ..DaemonEnv::default()
+        },
+    );
+    // Something in every kind of state file: an APTPL file, ALUA state, a saved copy.
+    let s = login(&d, normal("doors-pr")).await;
+    let r = run(
+        "REGISTER",
+        s.pr_register(0, 0, 0xD0, &RegisterFlags::aptpl()),
+    )
+    .await;
+    ok(&r, "REGISTER with APTPL");
+    d.cli(&["create", "core/rd_mcp_0/ramdisk0/alua/alua_west"]);
+    let copy = d.state_dir().join("copy.json");
+    d.cli(&["config", "save", copy.to_str().expect("utf-8")]);
+    let files = assert_private(&d.state_dir());
+    assert!(files.iter().any(|f| f == "config.json"), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("pr/aptpl_")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f == "copy.json"), "{files:?}");
+    drop(s);
+
+    // Loosened while the daemon was down: tightened at the next start, and said so.
+    d.stop();
+    chmod(&d.state_dir(), 0o755);
+    chmod(&d.state_dir().join("pr"), 0o777);
+    chmod(&d.state_dir().join("config.json"), 0o644);
+    d.restart();
+    assert_private(&d.state_dir());
+    let log = d.log();
+    for (dir, was) in [("state", "0755"), ("state/pr", "0777")] {
+        assert!(
+            log.contains(&format!(
+                "{dir}: mode {was} let other users in; changed to 0700"
+            )),
+            "{dir}: {}",
+            d.log_tail(20)
+        );
+    }
 }
