@@ -5,6 +5,9 @@
 //!   been loosened: another user gets one refusal line, and the daemon logs who it was;
 //! * under umask 000 every file the daemon writes in its state directory is 0600 and every
 //!   directory 0700, and a loose state directory found at start is tightened (logged);
+//! * CHAP secrets (TPG, ACL, mutual, discovery) never appear in the daemon's log at trace
+//!   level, in `ls`, in refused commands' errors or in `config save`'s output, through good
+//!   and bad logins; only `get` of the secret's own leaf prints it.
 //!
 //! Ports 3960-3979.
 
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ironlun_initiator::pr::RegisterFlags;
+use ironlun_initiator::{ChapConfig, LoginConfig, Session};
 use support::pr::{ok, run};
 use support::*;
 
@@ -151,4 +155,138 @@ async fn state_files_are_private_under_umask_000() {
             d.log_tail(20)
         );
     }
+}
+
+const ACL_SECRET: &str = "DoorsAclSecret1";
+const ACL_TSECRET: &str = "DoorsAclMutual2";
+const TPG_SECRET: &str = "DoorsTpgSecret3";
+const TPG_TSECRET: &str = "DoorsTpgMutual4";
+const DISC_SECRET: &str = "DoorsDiscSecret5";
+const DISC_TSECRET: &str = "DoorsDiscMutual6";
+const SECRETS: [&str; 6] = [
+    ACL_SECRET,
+    ACL_TSECRET,
+    TPG_SECRET,
+    TPG_TSECRET,
+    DISC_SECRET,
+    DISC_TSECRET,
+];
+
+#[track_caller]
+fn no_secret(what: &str, text: &str) {
+    for s in SECRETS {
+        // The distinctive part too: a secret cut or quoted is still a secret.
+        assert!(
+            !text.contains(s) && !text.contains(&s[..10]),
+            "{what} shows {s}: {text}"
+        );
+    }
+}
+
+async fn try_login(d: &Daemon, cfg: LoginConfig) -> bool {
+    guard("login", Session::login(d.addr(), &cfg)).await.is_ok()
+}
+
+#[tokio::test]
+async fn chap_secrets_stay_out_of_logs_and_outputs() {
+    let d = Daemon::start_with(
+        PORTS,
+        DaemonEnv {
+            rust_log: "trace".into(),
+            umask: None,
+        },
+    );
+    let who = iqn("doors-chap");
+    let acl = format!("{TPG}/acls/{who}");
+    d.require_chap(
+        &who,
+        "chapuser",
+        ACL_SECRET,
+        Some(("targetuser", ACL_TSECRET)),
+    );
+    let mut outputs = String::new();
+    for (leaf, v) in [
+        ("auth/userid", "tpguser"),
+        ("auth/password", TPG_SECRET),
+        ("auth/userid_mutual", "tpgtarget"),
+        ("auth/password_mutual", TPG_TSECRET),
+    ] {
+        outputs += &d.cli(&["set", &format!("{TPG}/{leaf}"), v]);
+    }
+    for (leaf, v) in [
+        ("userid", "discuser"),
+        ("password", DISC_SECRET),
+        ("userid_mutual", "disctarget"),
+        ("password_mutual", DISC_TSECRET),
+        ("enforce_discovery_auth", "1"),
+    ] {
+        outputs += &d.cli(&["set", &format!("iscsi/discovery_auth/{leaf}"), v]);
+    }
+
+    // Logins, good and bad, one-way and mutual, normal and discovery.
+    let good = ChapConfig::new("chapuser", ACL_SECRET).mutual(Some("targetuser"), ACL_TSECRET);
+    assert!(try_login(&d, normal("doors-chap").chap(good)).await);
+    let bad = ChapConfig::new("chapuser", "DoorsWrongOne7");
+    assert!(!try_login(&d, normal("doors-chap").chap(bad)).await);
+    let bad_mutual =
+        ChapConfig::new("chapuser", ACL_SECRET).mutual(Some("targetuser"), "x12345678");
+    assert!(!try_login(&d, normal("doors-chap").chap(bad_mutual)).await);
+    let disc = |c: ChapConfig| LoginConfig::discovery(&who).chap(c);
+    let good = ChapConfig::new("discuser", DISC_SECRET).mutual(Some("disctarget"), DISC_TSECRET);
+    assert!(try_login(&d, disc(good)).await);
+    assert!(!try_login(&d, disc(ChapConfig::new("discuser", "DoorsWrongTwo8"))).await);
+
+    // What the CLI prints: the tree, the auth directories, saves.
+    outputs += &d.cli(&["ls"]);
+    outputs += &d.cli(&["ls", &format!("{acl}/auth")]);
+    outputs += &d.cli(&["ls", "iscsi/discovery_auth"]);
+    outputs += &d.cli(&["get", &format!("{acl}/auth/userid")]);
+    outputs += &d.cli(&["config", "save"]);
+    let copy = d.dir.path().join("copy.json");
+    outputs += &d.cli(&["config", "save", copy.to_str().expect("utf-8")]);
+    no_secret("CLI output", &outputs);
+
+    // Refused commands that carry a secret: their errors do not repeat it.
+    let refused = [
+        // the mutual secret equal to the initiator's
+        vec![
+            "set".to_string(),
+            format!("{acl}/auth/password_mutual"),
+            ACL_SECRET.into(),
+        ],
+        // not a valid CHAP value (a space), a secret all the same
+        vec![
+            "set".into(),
+            format!("{TPG}/auth/password"),
+            format!("{TPG_SECRET} x"),
+        ],
+        // a misspelt leaf
+        vec![
+            "set".into(),
+            format!("{acl}/auth/passwd"),
+            ACL_SECRET.into(),
+        ],
+        vec![
+            "create".into(),
+            format!("{TPG}/acls/{}", iqn("other")),
+            format!("password={ACL_SECRET}"),
+        ],
+    ];
+    for args in &refused {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        no_secret(&format!("{args:?}"), &d.refused(&args));
+    }
+
+    // `get` of the secret's own leaf prints it (docs/cli.md "CHAP values", as LIO's configfs).
+    assert_eq!(
+        d.cli(&["get", &format!("{acl}/auth/password")]).trim(),
+        ACL_SECRET
+    );
+
+    let log = d.log();
+    assert!(
+        log.contains("login complete") && log.contains("login failed"),
+        "the logins are in the log"
+    );
+    no_secret("the daemon's log", &log);
 }
