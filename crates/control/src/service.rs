@@ -549,11 +549,11 @@ async fn connection<R: Runtime + 'static>(
     policy: SocketPolicy,
 ) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
+    let pid = cred
+        .pid()
+        .map_or_else(|| "?".to_string(), |p| p.to_string());
     let mut rd = BufReader::new(stream);
     if !policy.allows(cred.uid()) {
-        let pid = cred
-            .pid()
-            .map_or_else(|| "?".to_string(), |p| p.to_string());
         tracing::warn!(
             "control socket: refused a client with uid {} (pid {pid}): only root and the daemon's user (uid {}) may use it",
             cred.uid(),
@@ -575,7 +575,7 @@ async fn connection<R: Runtime + 'static>(
             Ok(line) => line,
             Err(Ended::Closed) => return Ok(()),
             Err(Ended::Refuse(why)) => {
-                tracing::debug!("control connection (pid {:?}): {why}", cred.pid());
+                tracing::debug!("control connection (pid {pid}): {why}");
                 refuse_and_close(rd.into_inner(), why, &policy).await;
                 return Ok(());
             }

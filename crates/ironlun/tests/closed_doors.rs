@@ -118,7 +118,8 @@ async fn state_files_are_private_under_umask_000() {
             ..DaemonEnv::default()
         },
     );
-    // Something in every kind of state file: an APTPL file, ALUA state, a saved copy.
+    // Something in every kind of file the daemon writes: an APTPL file, ALUA state, a saved
+    // copy, a new fileio image.
     let s = login(&d, normal("doors-pr")).await;
     let r = run(
         "REGISTER",
@@ -127,6 +128,9 @@ async fn state_files_are_private_under_umask_000() {
     .await;
     ok(&r, "REGISTER with APTPL");
     d.cli(&["create", "core/rd_mcp_0/ramdisk0/alua/alua_west"]);
+    let image = d.state_dir().join("disk.img");
+    let image_arg = format!("path={}", image.display());
+    d.cli(&["create", "core/fileio_0/disk", &image_arg, "size=1M"]);
     let copy = d.state_dir().join("copy.json");
     d.cli(&["config", "save", copy.to_str().expect("utf-8")]);
     let files = assert_private(&d.state_dir());
@@ -136,6 +140,7 @@ async fn state_files_are_private_under_umask_000() {
         "{files:?}"
     );
     assert!(files.iter().any(|f| f == "copy.json"), "{files:?}");
+    assert!(files.iter().any(|f| f == "disk.img"), "{files:?}");
     drop(s);
 
     // Loosened while the daemon was down: tightened at the next start, and said so.
