@@ -130,6 +130,52 @@ fn is_temp_name(name: &str) -> bool {
     digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
+/// The effective uid of this process: who owns what the daemon writes.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Make `dir` a directory only its owner can enter (mode 0700): create it (and missing
+/// parents) so, or tighten an existing one that lets group or others in. An existing
+/// directory that is not the daemon's (another owner, or a shared one with the sticky bit
+/// such as /tmp) is left as it is. Ok(Some(line)): what was found and done, to log as a
+/// warning. Err: one line.
+pub fn private_dir(dir: &Path) -> Result<Option<String>, String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let at = dir.display();
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map(|()| None)
+                .map_err(|e| format!("cannot create directory {at}: {e}"));
+        }
+        Err(e) => return Err(format!("{at}: {e}")),
+    };
+    if !meta.is_dir() {
+        return Err(format!("{at}: not a directory"));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    if meta.uid() != effective_uid() || mode & 0o1000 != 0 {
+        return Ok(Some(format!(
+            "{at}: mode {mode:04o} lets other users in and the directory is not the daemon's to change (owner uid {}); it holds CHAP secrets and the control socket: use a directory only its owner can enter (0700)",
+            meta.uid()
+        )));
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{at}: cannot change mode {mode:04o} to 0700: {e}"))?;
+    Ok(Some(format!(
+        "{at}: mode {mode:04o} let other users in; changed to 0700 (the directory holds CHAP secrets and the control socket)"
+    )))
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -289,6 +335,46 @@ mod tests {
             assert!(e.contains(needle), "{needle}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn private_dirs_are_created_0700_and_loose_ones_tightened() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        let fresh = base.path().join("a/b");
+        assert_eq!(private_dir(&fresh), Ok(None));
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(
+            private_dir(&fresh),
+            Ok(None),
+            "already private: nothing to say"
+        );
+
+        let loose = base.path().join("loose");
+        fs::create_dir(&loose).expect("mkdir");
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let said = private_dir(&loose).expect("tightened").expect("a warning");
+        assert!(
+            said.contains("mode 0755") && said.contains("changed to 0700"),
+            "{said}"
+        );
+        assert_eq!(mode(&loose), 0o700);
+
+        // A shared sticky directory is not ours to change: only a warning.
+        let shared = base.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let said = private_dir(&shared)
+            .expect("left alone")
+            .expect("a warning");
+        assert!(said.contains("not the daemon's to change"), "{said}");
+        assert_eq!(mode(&shared), 0o1777);
+
+        let file = base.path().join("file");
+        fs::write(&file, b"x").expect("write");
+        assert!(private_dir(&file)
+            .expect_err("a file")
+            .contains("not a directory"));
     }
 
     #[test]

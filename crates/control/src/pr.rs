@@ -177,11 +177,7 @@ impl AptplFile {
         if dir.is_dir() {
             return Ok(());
         }
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        persist::private_dir(dir).map_err(io::Error::other)?;
         crate::failpoint::hit("aptpl.dir-created");
         // The new directory entry must survive a crash too.
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {

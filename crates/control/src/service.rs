@@ -3,7 +3,9 @@
 //! it is acknowledged; and the control socket protocol.
 //!
 //! Protocol on `<state-dir>/control.sock` (mode 0600): one JSON request per line, one JSON
-//! response per line, any number of requests per connection.
+//! response per line, any number of requests per connection. Only root and the daemon's own
+//! user are served (peer credentials, [`SocketPolicy`]); a request line must arrive within
+//! 10 s and be at most 1 MiB, else the client gets one refusal line and the connection closes.
 //!
 //! ```text
 //! {"op":"ls","path":"iscsi"}            {"op":"get","path":"…"}      {"op":"set","path":"…","value":"1"}
@@ -18,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -429,57 +432,160 @@ pub async fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
+/// Who may talk on the control socket, and how long a request may take to arrive.
+///
+/// The socket's mode (0600) is the first door; the peer's credentials (SO_PEERCRED) are the
+/// second, so a socket file made reachable by mistake (a loosened mode or directory) still
+/// serves only root and the daemon's own user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketPolicy {
+    /// The daemon's effective uid: with uid 0 the only peers served.
+    pub daemon_uid: u32,
+    /// A request line must arrive, and its response be taken, within this time; otherwise
+    /// the connection is closed (a stalled client holds nothing but its own descriptor).
+    pub timeout: Duration,
+}
+
+impl SocketPolicy {
+    /// How long a request may take by default.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The policy of this process: its effective uid, [`SocketPolicy::TIMEOUT`].
+    pub fn of_this_process() -> SocketPolicy {
+        SocketPolicy {
+            daemon_uid: persist::effective_uid(),
+            timeout: SocketPolicy::TIMEOUT,
+        }
+    }
+
+    /// May a peer with this uid use the socket? Root, and the daemon's own user.
+    pub fn allows(&self, peer_uid: u32) -> bool {
+        peer_uid == 0 || peer_uid == self.daemon_uid
+    }
+}
+
 /// Serve the control socket until `listener` is dropped with the future (select it against a
 /// shutdown signal).
-pub async fn serve<R: Runtime + 'static>(listener: UnixListener, control: Arc<Mutex<Control<R>>>) {
+pub async fn serve<R: Runtime + 'static>(
+    listener: UnixListener,
+    control: Arc<Mutex<Control<R>>>,
+    policy: SocketPolicy,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let control = control.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, control).await {
+                    if let Err(e) = connection(stream, control, policy).await {
                         tracing::debug!("control connection: {e}");
                     }
                 });
             }
             Err(e) => {
                 tracing::warn!("control socket accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Why a connection ends without another request being handled.
+enum Ended {
+    /// The client closed it between requests.
+    Closed,
+    /// The client's request was refused and the connection must close (the reason).
+    Refuse(String),
+}
+
+/// Read one request line: no lock is held, so a slow client delays no one but itself.
+async fn read_request<T: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut T,
+    policy: &SocketPolicy,
+) -> Result<Vec<u8>, Ended> {
+    let mut line = Vec::new();
+    let mut limited = rd.take(MAX_REQUEST + 1);
+    let read = limited.read_until(b'\n', &mut line);
+    match tokio::time::timeout(policy.timeout, read).await {
+        Err(_) => Err(Ended::Refuse(format!(
+            "no complete request line within {} s; connection closed",
+            policy.timeout.as_secs_f64()
+        ))),
+        Ok(Err(_)) | Ok(Ok(0)) => Err(Ended::Closed),
+        Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Err(Ended::Refuse(format!(
+            "request longer than {MAX_REQUEST} bytes refused; connection closed"
+        ))),
+        Ok(Ok(_)) => Ok(line),
+    }
+}
+
+/// Write one response line, within the policy's time.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    resp: &Response,
+    policy: &SocketPolicy,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(resp).unwrap_or_default();
+    out.push(b'\n');
+    match tokio::time::timeout(policy.timeout, wr.write_all(&out)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took no response",
+        )),
+    }
+}
+
+/// Send a refusal and close the connection (anything more the client sent is dropped).
+async fn refuse_and_close(stream: UnixStream, why: String, policy: &SocketPolicy) {
+    let (_, mut wr) = stream.into_split();
+    if send(&mut wr, &Response::refused(why), policy).await.is_ok() {
+        let _ = wr.shutdown().await;
     }
 }
 
 async fn connection<R: Runtime + 'static>(
     stream: UnixStream,
     control: Arc<Mutex<Control<R>>>,
+    policy: SocketPolicy,
 ) -> std::io::Result<()> {
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
+    let cred = stream.peer_cred()?;
+    let pid = cred
+        .pid()
+        .map_or_else(|| "?".to_string(), |p| p.to_string());
+    let mut rd = BufReader::new(stream);
+    if !policy.allows(cred.uid()) {
+        tracing::warn!(
+            "control socket: refused a client with uid {} (pid {pid}): only root and the daemon's user (uid {}) may use it",
+            cred.uid(),
+            policy.daemon_uid
+        );
+        let why = format!(
+            "permission denied: uid {} may not use this daemon's control socket (only root and uid {})",
+            cred.uid(),
+            policy.daemon_uid
+        );
+        // Its request is read (within the same limits) and answered with the refusal: a
+        // client writing after an early close would see a broken pipe, not the reason.
+        let _ = read_request(&mut rd, &policy).await;
+        refuse_and_close(rd.into_inner(), why, &policy).await;
+        return Ok(());
+    }
     loop {
-        let mut line = Vec::new();
-        let n = (&mut rd)
-            .take(MAX_REQUEST + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            return Ok(());
-        }
-        let too_long = line.len() as u64 > MAX_REQUEST;
-        let resp = if too_long {
-            Response::refused(format!("request longer than {MAX_REQUEST} bytes"))
-        } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Ok(req) => control.lock().await.handle(req).await,
-                Err(e) => Response::refused(format!("bad request: {e}")),
+        let line = match read_request(&mut rd, &policy).await {
+            Ok(line) => line,
+            Err(Ended::Closed) => return Ok(()),
+            Err(Ended::Refuse(why)) => {
+                tracing::debug!("control connection (pid {pid}): {why}");
+                refuse_and_close(rd.into_inner(), why, &policy).await;
+                return Ok(());
             }
         };
-        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
-        out.push(b'\n');
-        wr.write_all(&out).await?;
-        if too_long {
-            return Ok(());
-        }
+        let resp = match serde_json::from_slice::<Request>(&line) {
+            // The lock is taken only once the whole request is in.
+            Ok(req) => control.lock().await.handle(req).await,
+            Err(e) => Response::refused(format!("bad request: {e}")),
+        };
+        send(rd.get_mut(), &resp, &policy).await?;
     }
 }
 
@@ -502,5 +608,7 @@ pub async fn request(socket: &Path, req: &Request) -> std::io::Result<Response> 
     serde_json::from_slice(&buf).map_err(std::io::Error::other)
 }
 
+#[cfg(test)]
+mod socket_tests;
 #[cfg(test)]
 mod tests;

@@ -29,13 +29,40 @@ use std::sync::Arc;
 use ironlun_engine::TargetPort;
 
 /// CHAP credentials (LIO `auth/userid`, `auth/password`, `auth/userid_mutual`, `auth/password_mutual`).
-/// Empty `userid` = no CHAP credentials configured.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Empty `userid` = no CHAP credentials configured. `Debug` masks the secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
     pub userid: String,
     pub password: String,
     pub mutual_userid: String,
     pub mutual_password: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("userid", &self.userid)
+            .field("password", &Masked(&self.password))
+            .field("mutual_userid", &self.mutual_userid)
+            .field("mutual_password", &Masked(&self.mutual_password))
+            .finish()
+    }
+}
+
+/// How a secret is shown anywhere but its own `get`: never its text.
+pub const SECRET_MASK: &str = "********";
+
+/// A secret for `Debug` output: [`SECRET_MASK`], or `""` when it is not set.
+pub struct Masked<'a>(pub &'a str);
+
+impl std::fmt::Debug for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str(SECRET_MASK)
+        }
+    }
 }
 
 /// One target portal group (`iscsi/<iqn>/tpgt_<n>`).
@@ -109,3 +136,26 @@ mod shared;
 
 pub use server::Fabric;
 pub use shared::FabricOptions;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_config_debug_masks_the_secrets() {
+        let a = AuthConfig {
+            userid: "chapuser".into(),
+            password: "Sekr1t-initiator".into(),
+            mutual_userid: "targetuser".into(),
+            mutual_password: "Sekr1t-target".into(),
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("Sekr1t"), "{shown}");
+        assert!(
+            shown.contains("chapuser") && shown.contains("targetuser"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches(SECRET_MASK).count(), 2, "{shown}");
+        assert!(format!("{:?}", AuthConfig::default()).contains("password: \"\""));
+    }
+}

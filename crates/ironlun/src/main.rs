@@ -430,17 +430,22 @@ fn default_config(
     Ok(cfg)
 }
 
-fn create_state_dir(dir: &Path) -> Result<(), String> {
-    if dir.is_dir() {
-        return Ok(());
+/// The state directory and its `pr/` (if there is one) are 0700: they hold CHAP secrets,
+/// APTPL files and the control socket. A loose existing one is tightened, or warned about
+/// where it is not the daemon's to change.
+fn private_state_dir(dir: &Path) -> Result<(), String> {
+    let pr = dir.join(ironlun_control::pr::PR_DIR);
+    let dirs = if pr.is_dir() {
+        vec![dir, &pr]
+    } else {
+        vec![dir]
+    };
+    for d in dirs {
+        if let Some(warning) = persist::private_dir(d)? {
+            tracing::warn!("{warning}");
+        }
     }
-    use std::os::unix::fs::DirBuilderExt;
-    // 0700: the directory holds CHAP secrets and the control socket.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))
+    Ok(())
 }
 
 /// `iscsi://<portal>/<target>/<lun>` for every LUN of every enabled TPG.
@@ -460,7 +465,7 @@ fn urls(cfg: &Config) -> Vec<String> {
 
 async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> Result<(), String> {
     let portal = first_run.portal;
-    create_state_dir(state_dir)?;
+    private_state_dir(state_dir)?;
     // Temp files of a save that a crash cut short (the saved file itself is whole: the old or
     // the new one).
     for dir in [
@@ -551,7 +556,7 @@ async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> 
         tokio::spawn(service::watch_alua(control.clone(), events));
     }
     tokio::select! {
-        () = service::serve(listener, control.clone()) => {}
+        () = service::serve(listener, control.clone(), service::SocketPolicy::of_this_process()) => {}
         () = stop.wait() => {}
     }
     tracing::info!("shutting down: draining sessions and flushing devices");

@@ -37,6 +37,7 @@ fn daemon() -> (Daemon, PathBuf) {
     let arm = d.dir.path().join("failpoint");
     d.stop();
     d.env
+        .vars
         .push(("IRONLUN_FAILPOINTS".into(), arm.to_string_lossy().into()));
     d.restart();
     (d, arm)

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use ironlun_fabric::Masked;
 use serde::{Deserialize, Serialize};
 
 use super::alua::DEFAULT_TG_PT_GP;
@@ -15,8 +16,9 @@ use super::attrib::TpgAttributes;
 /// (SAM-5 §4.7), defined once in `ironlun_scsi::lun`.
 pub use ironlun_engine::scsi::lun::MAX_LUN;
 
-/// CHAP credentials (`auth/`), rtslib `chap_*` keys. Empty = not set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// CHAP credentials (`auth/`), rtslib `chap_*` keys. Empty = not set. `Debug` masks the
+/// secrets.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Chap {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -27,6 +29,17 @@ pub struct Chap {
     pub chap_mutual_userid: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub chap_mutual_password: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chap")
+            .field("chap_userid", &self.chap_userid)
+            .field("chap_password", &Masked(&self.chap_password))
+            .field("chap_mutual_userid", &self.chap_mutual_userid)
+            .field("chap_mutual_password", &Masked(&self.chap_mutual_password))
+            .finish()
+    }
 }
 
 /// The names under `auth/` (LIO configfs names).

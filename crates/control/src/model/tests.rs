@@ -125,3 +125,30 @@ fn supported_bits_follow_the_flags() {
     let g = AluaTpg::new("g", 1);
     assert_eq!(g.supported_bits(), 0xCF);
 }
+
+#[test]
+fn debug_output_never_shows_a_chap_secret() {
+    let chap = Chap {
+        chap_userid: "chapuser".into(),
+        chap_password: "Sekr1t-initiator".into(),
+        chap_mutual_userid: "targetuser".into(),
+        chap_mutual_password: "Sekr1t-target".into(),
+    };
+    let mut cfg = Config::default();
+    cfg.discovery_auth.chap = chap.clone();
+    let mut tpg = Tpg::new(1, 1);
+    tpg.chap = chap.clone();
+    cfg.targets.push(Target {
+        wwn: "iqn.2026-11.org.ironlun:t".into(),
+        fabric: "iscsi".into(),
+        tpgs: vec![tpg],
+    });
+    for shown in [format!("{chap:?}"), format!("{cfg:?}"), format!("{cfg:#?}")] {
+        assert!(!shown.contains("Sekr1t"), "{shown}");
+        assert!(
+            shown.contains("chapuser") && shown.contains("********"),
+            "{shown}"
+        );
+    }
+    assert!(format!("{:?}", Chap::default()).contains("chap_password: \"\""));
+}

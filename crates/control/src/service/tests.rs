@@ -5,7 +5,7 @@ use crate::tree::Inspect;
 
 /// A runtime that accepts everything except portals on port 3339 ("cannot bind").
 #[derive(Default)]
-struct FakeRuntime {
+pub(super) struct FakeRuntime {
     applied: Vec<Config>,
     shut_down: bool,
     /// Live capacities: a configured size, or 8 MiB for a device without one; a rescan
@@ -119,10 +119,17 @@ impl Runtime for FakeRuntime {
 
 const T: &str = "iqn.2026-11.org.ironlun:svc";
 
-async fn started(dir: &Path) -> Control<FakeRuntime> {
+pub(super) async fn started(dir: &Path) -> Control<FakeRuntime> {
     Control::start(FakeRuntime::default(), dir, Config::default())
         .await
         .expect("start")
+}
+
+/// `ls PATH` over the socket at `sock`.
+pub(super) async fn ls(sock: &Path, path: &str) -> Response {
+    request(sock, &Request::Ls { path: path.into() })
+        .await
+        .expect("ls")
 }
 
 fn create(path: &str, args: &[&str]) -> Request {
@@ -257,7 +264,11 @@ async fn socket_round_trip_and_mode() {
         std::fs::metadata(&sock).expect("meta").permissions().mode() & 0o777,
         0o600
     );
-    let server = tokio::spawn(serve(listener, control.clone()));
+    let server = tokio::spawn(serve(
+        listener,
+        control.clone(),
+        SocketPolicy::of_this_process(),
+    ));
 
     assert!(bind_socket(&sock)
         .await
@@ -268,14 +279,7 @@ async fn socket_round_trip_and_mode() {
         .await
         .expect("request");
     assert!(r.ok, "{r:?}");
-    let r = request(
-        &sock,
-        &Request::Ls {
-            path: "core".into(),
-        },
-    )
-    .await
-    .expect("ls");
+    let r = ls(&sock, "core").await;
     assert!(
         r.output.starts_with("core/\n  rd_mcp_0/\n    r0/\n"),
         "{}",

@@ -5,6 +5,7 @@ use super::path::{segments, ObjPath};
 use super::render::{render, Node};
 use super::Inspect;
 use crate::model::Config;
+use ironlun_fabric::SECRET_MASK;
 
 /// The rendered node at `path`. Each segment is read with the one grammar ([`ObjPath::child`])
 /// and then looked up among the rendered children; a segment the grammar refuses names nothing
@@ -61,7 +62,7 @@ fn write_node(out: &mut String, node: &Node, depth: usize) {
             secret,
         } => {
             let shown = if *secret && !value.is_empty() {
-                "********"
+                SECRET_MASK
             } else {
                 value.as_str()
             };

@@ -8,6 +8,7 @@ use super::{need_acl, need_tpg, Inspect};
 use crate::model::alua::{DEFAULT_LU_GP, DEFAULT_TG_PT_GP};
 use crate::model::*;
 use crate::pr;
+use ironlun_fabric::SECRET_MASK;
 
 /// Set the leaf at `path` to `value` in `cfg`. Ok: the reply line; Err: one line.
 pub(super) fn set(
@@ -325,6 +326,6 @@ pub(super) fn set(
     let secret = at.ends_with("/password") || at.ends_with("/password_mutual");
     Ok(format!(
         "{at} = {}",
-        if secret { "********" } else { value }
+        if secret { SECRET_MASK } else { value }
     ))
 }

@@ -7,7 +7,8 @@
 //!
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
-//! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]).
+//! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]);
+//! closed_doors 3960-3979 ([`Daemon::start_with`]).
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -46,8 +47,30 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
-    /// Extra environment of the daemon process (from the next start or restart on).
-    pub env: Vec<(String, String)>,
+    /// How the daemon runs: its RUST_LOG, umask and extra variables (from the next start or
+    /// restart on).
+    pub env: DaemonEnv,
+}
+
+/// The environment [`Daemon::start_with`] gives the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonEnv {
+    /// RUST_LOG (default `info`).
+    pub rust_log: String,
+    /// The daemon's umask; `None` keeps the test's.
+    pub umask: Option<u32>,
+    /// More environment variables.
+    pub vars: Vec<(String, String)>,
+}
+
+impl Default for DaemonEnv {
+    fn default() -> DaemonEnv {
+        DaemonEnv {
+            rust_log: "info".into(),
+            umask: None,
+            vars: Vec::new(),
+        }
+    }
 }
 
 impl Daemon {
@@ -59,6 +82,11 @@ impl Daemon {
     /// `ironlun serve` with the built-in default config on a free port of `ports`, once its
     /// portal accepts connections and its control socket answers.
     pub fn start_in(ports: Range<u16>) -> Daemon {
+        Daemon::start_with(ports, DaemonEnv::default())
+    }
+
+    /// [`Daemon::start_in`] with RUST_LOG and umask of `env`.
+    pub fn start_with(ports: Range<u16>, env: DaemonEnv) -> Daemon {
         let count = ports.end.saturating_sub(ports.start);
         for _ in 0..count {
             let port = ports.start + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % count;
@@ -73,7 +101,7 @@ impl Daemon {
                 dir,
                 port,
                 log,
-                env: Vec::new(),
+                env: env.clone(),
             };
             d.spawn();
             if d.wait_ready() {
@@ -99,18 +127,27 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("daemon log");
-        let child = Command::new(BIN)
-            .arg("serve")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--portal")
             .arg(format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", &self.env.rust_log)
+            .envs(self.env.vars.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn ironlun serve");
+            .stderr(Stdio::from(log));
+        if let Some(mask) = self.env.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask(2) is async-signal-safe and cannot fail; it only sets the child's mask.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn ironlun serve");
         self.child = Some(child);
     }
 
@@ -282,6 +319,11 @@ impl Daemon {
             self.cli(&["set", &format!("{acl}/auth/password_mutual"), ms]);
         }
         self.cli(&["set", &format!("{TPG}/attrib/authentication"), "1"]);
+    }
+
+    /// The daemon's whole log (stderr, every start).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last `n` lines of the daemon's log.
