@@ -4,7 +4,7 @@
 //! restarted on the same state directory, and every acknowledged write and key change must be
 //! there (a slot may also hold a write whose answer never came: its outcome was unknown).
 //! `IRONLUN_KILL_LOOP=N` iterations (default 30, the CI variant; the documented long run is
-//! 200). Ports 3810-3819.
+//! 200; `IRONLUN_SEED` replays a printed seed). Ports 3810-3819.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,21 +75,6 @@ struct Model {
     acked_keys: u64,
     /// Commands sent whose answer never came (the kill cut them short).
     unanswered: u64,
-}
-
-/// A small xorshift generator: reproducible from the seed printed at the start.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Writes and SYNCHRONIZE CACHE on `s` until a command fails (the daemon died).
@@ -228,14 +213,8 @@ async fn verify(s: &Session, m: &Mutex<Model>, round: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_and_keys_survive_kill9_at_random_moments() {
-    let rounds: usize = std::env::var("IRONLUN_KILL_LOOP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 | 1)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let rounds: usize = env_number("IRONLUN_KILL_LOOP", 30);
+    let seed = test_seed();
     println!("kill loop: {rounds} rounds, seed {seed:#x}");
     let mut rng = Rng(seed);
 

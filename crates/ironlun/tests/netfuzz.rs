@@ -4,7 +4,7 @@
 //! PDU can reach its LU or its nexus) writes and reads back verified data without pause.
 //! The daemon must never die, the checker never err, RSS stay bounded and every descriptor of
 //! a closed connection come back. `IRONLUN_NETFUZZ_SECS` (default 20, the CI variant; the
-//! documented long run is 600). Ports 3840-3849.
+//! documented long run is 600; `IRONLUN_SEED` replays a printed seed). Ports 3840-3849.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,27 +31,6 @@ const FUZZ_TARGET: &str = "iqn.2026-11.org.ironlun:fuzz";
 const CHECK_TARGET: &str = "iqn.2026-11.org.ironlun:checker";
 const CHECKER: &str = "iqn.2026-11.org.example:checker";
 const FUZZER: &str = "iqn.2026-11.org.example:fuzzer";
-
-/// A small xorshift generator, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Default)]
 struct Counts {
@@ -410,14 +389,8 @@ fn open_fds(pid: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_pdu_streams_never_hurt_the_daemon_or_another_session() {
-    let secs: u64 = std::env::var("IRONLUN_NETFUZZ_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 | 1)
-        .unwrap_or(0x2545_f491_4f6c_dd1d);
+    let secs: u64 = env_number("IRONLUN_NETFUZZ_SECS", 20);
+    let seed = test_seed();
     println!("netfuzz: {secs} s, seed {seed:#x}");
 
     let mut d = Daemon::start_in(PORTS);

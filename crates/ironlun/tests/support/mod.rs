@@ -565,3 +565,53 @@ impl Daemon {
         (tpg, addr)
     }
 }
+
+/// A small xorshift generator for the randomized tests, reproducible from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform enough in `0..n` (`n` 0 counts as 1).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The seed of a randomized test: `IRONLUN_SEED` (hex or decimal) to replay a printed one,
+/// else the clock. Never 0 (xorshift would stay 0).
+pub fn test_seed() -> u64 {
+    let given = std::env::var("IRONLUN_SEED").ok().and_then(|v| {
+        let v = v.trim();
+        match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        }
+    });
+    let seed = given.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+    });
+    seed | 1
+}
+
+/// A number from the environment variable `name` (a run length, a count), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
