@@ -589,6 +589,13 @@ impl Login<'_> {
                 if creds.mutual_userid.is_empty() {
                     return Err(st::AUTHENTICATION_FAILURE);
                 }
+                // RFC 7143 §12.1.3: a response equal to the one we would give to our own
+                // challenge means the same secret in both directions: an authentication
+                // failure, whatever the configuration let through.
+                if alg.verify(id, creds.mutual_password.as_bytes(), challenge, &resp) {
+                    warn!(initiator = %name, "mutual CHAP refused: the initiator's secret is the target's");
+                    return Err(st::AUTHENTICATION_FAILURE);
+                }
                 let their_id = negotiation::parse_number(i)
                     .and_then(|n| u8::try_from(n).ok())
                     .ok_or(st::AUTHENTICATION_FAILURE)?;

@@ -377,6 +377,26 @@ async fn chap_mutual_authenticates_the_target() {
 }
 
 #[tokio::test]
+async fn chap_mutual_with_one_secret_both_ways_fails_with_0201() {
+    // The control plane refuses such a configuration; the login refuses it too (§12.1.3).
+    let (_f, addr) = fabric_with(FabricOptions::default(), |g| {
+        chap_tpg(true)(g);
+        if let Some(a) = g.acl_auth.get_mut(INITIATOR) {
+            a.mutual_password = a.password.clone();
+        }
+    })
+    .await;
+    let mut c = Client::connect(addr).await;
+    let (status, ans) = chap_login(&mut c, "5", "user1", "secretsecret1", Some(&[7u8; 16])).await;
+    assert_eq!(status, st::AUTHENTICATION_FAILURE);
+    assert!(ans.is_empty(), "no CHAP_R given away: {ans:?}");
+    // One-way CHAP with the same configuration still works: nothing is answered.
+    let mut c = Client::connect(addr).await;
+    let (status, _) = chap_login(&mut c, "5", "user1", "secretsecret1", None).await;
+    assert_eq!(status, 0);
+}
+
+#[tokio::test]
 async fn chap_mutual_without_target_secret_fails() {
     let (_f, addr) = fabric_with(FabricOptions::default(), chap_tpg(false)).await;
     let mut c = Client::connect(addr).await;
