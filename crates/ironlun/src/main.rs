@@ -15,7 +15,10 @@ use ironlun_control::persist;
 use ironlun_control::runtime::EngineRuntime;
 use ironlun_control::service::{self, Control, Request, CONFIG_FILE, SOCKET_FILE};
 use ironlun_control::tree::{self, Op};
-use ironlun_fabric::Fabric;
+use ironlun_fabric::{Fabric, FabricOptions};
+use limits::Limits;
+
+mod limits;
 
 /// Default state directory for a first run.
 const DEFAULT_STATE_DIR: &str = "./ironlun-state";
@@ -49,6 +52,8 @@ enum Cmd {
         /// Portal of the built-in default config (used only on a first run without --config)
         #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:3260")]
         portal: SocketAddr,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// List the object tree below PATH (default: everything), with attribute values
     Ls { path: Option<String> },
@@ -153,7 +158,11 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let req = match cli.cmd {
-        Cmd::Serve { config, portal } => return serve_main(&state_dir, config.as_deref(), portal),
+        Cmd::Serve {
+            config,
+            portal,
+            limits,
+        } => return serve_main(&state_dir, config.as_deref(), portal, limits.options()),
         Cmd::Host(args) => {
             // The long-running export logs what happens to its clients and paths (RUST_LOG
             // overrides the level); the one-shot commands print only their result or error.
@@ -314,7 +323,12 @@ fn init_log() {
         .init();
 }
 
-fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> ExitCode {
+fn serve_main(
+    state_dir: &Path,
+    config: Option<&Path>,
+    portal: SocketAddr,
+    options: FabricOptions,
+) -> ExitCode {
     init_log();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -326,7 +340,7 @@ fn serve_main(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Ex
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(serve(state_dir, config, portal));
+    let result = rt.block_on(serve(state_dir, config, portal, options));
     // Sessions are drained and devices flushed by now; don't wait for stray tasks.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
@@ -398,12 +412,17 @@ fn urls(cfg: &Config) -> Vec<String> {
     out
 }
 
-async fn serve(state_dir: &Path, config: Option<&Path>, portal: SocketAddr) -> Result<(), String> {
+async fn serve(
+    state_dir: &Path,
+    config: Option<&Path>,
+    portal: SocketAddr,
+    options: FabricOptions,
+) -> Result<(), String> {
     create_state_dir(state_dir)?;
     // The runtime restores each device's APTPL file while building it, before any portal
     // is bound (Control::start → apply): an unreadable file stops the start here. ALUA
     // groups, states and offline flags are restored from config.json the same way.
-    let mut runtime = EngineRuntime::new(Fabric::new(), state_dir);
+    let mut runtime = EngineRuntime::new(Fabric::with_options(options), state_dir);
     let alua_events = runtime.take_alua_events();
     let saved = state_dir.join(CONFIG_FILE);
     let initial = if saved.exists() {

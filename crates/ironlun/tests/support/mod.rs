@@ -46,6 +46,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
+    /// More `serve` arguments (limits).
+    args: Vec<String>,
 }
 
 impl Daemon {
@@ -57,6 +59,11 @@ impl Daemon {
     /// `ironlun serve` with the built-in default config on a free port of `ports`, once its
     /// portal accepts connections and its control socket answers.
     pub fn start_in(ports: Range<u16>) -> Daemon {
+        Daemon::start_with(ports, &[])
+    }
+
+    /// Like [`Daemon::start_in`], with more `serve` arguments (kept for restarts).
+    pub fn start_with(ports: Range<u16>, args: &[&str]) -> Daemon {
         let count = ports.end.saturating_sub(ports.start);
         for _ in 0..count {
             let port = ports.start + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % count;
@@ -71,6 +78,7 @@ impl Daemon {
                 dir,
                 port,
                 log,
+                args: args.iter().map(|a| a.to_string()).collect(),
             };
             d.spawn();
             if d.wait_ready() {
@@ -102,6 +110,7 @@ impl Daemon {
             .arg(self.state_dir())
             .arg("--portal")
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
