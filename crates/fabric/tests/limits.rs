@@ -159,7 +159,11 @@ async fn connections_in_total_stop_at_the_limit_with_0302() {
         ..FabricOptions::default()
     };
     let (_f, addr, c1, _c2) = two_then_0302(opts, [(INITIATOR, 1), (OTHER, 1)], (OTHER, 2)).await;
+    // At the limit, reinstating a session (same ISID) takes the place of the one it replaces.
+    let (s, _c1b) = login_as(addr, INITIATOR, 1).await;
+    assert_eq!(s, 0, "reinstatement at the limit");
     drop(c1);
+    drop(_c1b);
     eventually(addr, OTHER, 2).await;
 }
 

@@ -35,6 +35,9 @@ use chap::Chap;
 const LOGIN_MAX_DATA: u32 = 16 * 1024;
 /// Bound on the keys of one login request gathered over continuation PDUs.
 const LOGIN_TEXT_MAX: usize = 64 * 1024;
+/// How long a reinstating login waits for the replaced session's connections to give back
+/// their places among `max_connections`.
+const REINSTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct LoginOk {
     pub setup: ConnSetup,
@@ -173,7 +176,7 @@ pub(crate) async fn login(
             }
             Ok((keys, transit)) => {
                 if transit && req.nsg == Stage::FullFeature {
-                    return match l.finish(&req) {
+                    return match l.finish(&req).await {
                         Err(code) => {
                             info!(%peer, status = format!("{code:04x}"), "login failed");
                             let _ = l.fail_with(stream, Some(&req), code).await;
@@ -573,8 +576,19 @@ impl Login<'_> {
     }
 
     /// A place among the fabric's `max_connections`, or 0x0302 (out of resources).
-    fn connection_slot(&self) -> Result<OwnedSemaphorePermit, Fail> {
-        self.shared.connections.clone().try_acquire_owned().map_err(|_| {
+    /// After a session reinstatement the closed session's connections give their places
+    /// back as their tasks end: wait for one up to [`REINSTATE_WAIT`].
+    async fn connection_slot(&self, reinstated: bool) -> Result<OwnedSemaphorePermit, Fail> {
+        let places = self.shared.connections.clone();
+        let slot = if reinstated {
+            tokio::time::timeout(REINSTATE_WAIT, places.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            places.try_acquire_owned().ok()
+        };
+        slot.ok_or_else(|| {
             warn!(peer = %self.peer, max = self.shared.options.max_connections, "login refused: connections at the limit");
             st::OUT_OF_RESOURCES
         })
@@ -582,7 +596,7 @@ impl Login<'_> {
 
     /// Leading login: create the session (reinstating an old one with the same initiator
     /// port, §6.3.5); added connection: join it.
-    fn finish(
+    async fn finish(
         &mut self,
         _req: &LoginRequest,
     ) -> Result<(Arc<Session>, u16, OwnedSemaphorePermit), Fail> {
@@ -593,10 +607,11 @@ impl Login<'_> {
             if s.is_closed() {
                 return Err(st::SESSION_DOES_NOT_EXIST);
             }
-            let slot = self.connection_slot()?;
+            let slot = self.connection_slot(false).await?;
             return Ok((s, first.cid, slot));
         }
         let registry = &self.shared.registry;
+        let mut reinstated = false;
         let (target_name, tpgt, nexus) = match &first.target {
             None => (None, 0, None),
             Some((name, g)) => {
@@ -604,6 +619,7 @@ impl Login<'_> {
                     info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
                     registry.remove(&old);
                     old.close();
+                    reinstated = true;
                 }
                 let id = InitiatorPortId {
                     name: first.initiator.clone(),
@@ -620,6 +636,7 @@ impl Login<'_> {
             if let Some(old) = registry.find(&first.initiator, first.isid, None, 0) {
                 registry.remove(&old);
                 old.close();
+                reinstated = true;
             }
         }
         let close_nexus = || {
@@ -633,7 +650,10 @@ impl Login<'_> {
             close_nexus();
             return Err(st::OUT_OF_RESOURCES);
         }
-        let slot = self.connection_slot().inspect_err(|_| close_nexus())?;
+        let slot = self
+            .connection_slot(reinstated)
+            .await
+            .inspect_err(|_| close_nexus())?;
         let Some(tsih) = registry.alloc_tsih() else {
             close_nexus();
             return Err(st::OUT_OF_RESOURCES);
