@@ -6,15 +6,16 @@
 //!
 //! Layout (dependencies point down this list, never up):
 //! * `server` — portals and listeners (§3.4), [`Fabric::apply`], shutdown.
-//! * `login` — the login phase (§6, §11.12-13): stages, CHAP (§12.1.3), operational
+//! * `login` — the login phase (§6, §11.12-13): stages, CHAP (`login/chap`, §12.1.3), operational
 //!   negotiation (§13), session creation and reinstatement.
 //! * `conn` — one connection in the full feature phase: `conn/wire` (reader, writer, NOP-In
 //!   keep-alive §11.18-19), `conn/command` (SCSI Command intake §11.3), `conn/data_out` (R2T
 //!   and Data-Out §11.7-8), `conn/response` (Data-In and SCSI Response §11.4, §11.7),
 //!   `conn/runq` (the run queue), `conn/tmf` (TMF §11.5), `conn/text` (Text §11.10),
 //!   `conn/logout` (Logout §11.14), `conn/task` (the commands a connection holds).
-//! * `shared` — state every task shares: configuration, registry, [`FabricOptions`],
-//!   SendTargets (Appendix C).
+//! * `shared` — state every task shares: configuration, registry, [`FabricOptions`] (the
+//!   timeouts and limits), SendTargets (Appendix C).
+//! * `guard` — the failed-login back-off per initiator name and source address.
 //! * `session` — sessions and their registry (TSIH), the CmdSN window (§4.2.2), and a
 //!   handle per connection (no dependency on `conn`).
 //! * `params` — the TPG `param/` keys.
@@ -128,6 +129,7 @@ pub fn validate_param(key: &str, value: &str) -> Result<(), String> {
 }
 
 mod conn;
+mod guard;
 mod login;
 mod params;
 mod server;

@@ -206,4 +206,5 @@ async fn handle_connection(
     };
     let (rd, wr) = stream.into_split();
     crate::conn::run(ok.setup, rd, wr, ok.leftover).await;
+    drop(ok.slot);
 }

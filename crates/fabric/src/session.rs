@@ -332,6 +332,14 @@ impl Registry {
         r.sessions.insert(s.tsih, s);
         out
     }
+    /// Sessions of `initiator` (every target, discovery included).
+    pub(crate) fn count_of(&self, initiator: &str) -> usize {
+        let r = self.inner.lock();
+        r.sessions
+            .values()
+            .filter(|s| s.initiator == initiator)
+            .count()
+    }
     pub(crate) fn get(&self, tsih: u16) -> Option<Arc<Session>> {
         self.inner.lock().sessions.get(&tsih).cloned()
     }

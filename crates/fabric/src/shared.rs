@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 use tokio::sync::{Notify, Semaphore};
 use tracing::warn;
 
+use crate::guard::AuthGuard;
 use crate::session::Registry;
 use crate::{FabricConfig, TpgConfig};
 
@@ -25,8 +26,22 @@ pub struct FabricOptions {
     pub nop_interval: Duration,
     /// Time allowed for the NOP-Out answering a ping before the connection is dropped.
     pub nop_timeout: Duration,
-    /// Connections accepted but not yet logged in; further ones are refused.
+    /// Connections accepted but not yet logged in; further ones are closed at once.
     pub max_pending_logins: usize,
+    /// Connections past login (full feature phase), all sessions together; a login beyond
+    /// them gets 0x0302 (out of resources, RFC 7143 §11.13.5).
+    pub max_connections: usize,
+    /// Sessions of one initiator name (every target, discovery included); a new session
+    /// beyond them gets 0x0302. Reinstating a session (same ISID) does not count twice.
+    pub max_sessions_per_initiator: usize,
+    /// Bytes of write data one connection may hold for commands still gathering their
+    /// Data-Out; a command that would pass it gets TASK SET FULL.
+    pub max_buffered_write_bytes: u64,
+    /// Failed authentications from one initiator name or source address after which its
+    /// logins are refused (0x0201) for `auth_fail_window`; 0 = no back-off (`guard`).
+    pub auth_fail_limit: u32,
+    /// The window the failures are counted in, and how long the refusal lasts.
+    pub auth_fail_window: Duration,
     /// Commands of one connection that may execute at once on the blocking pool. Each runner
     /// drains the connection's queue of ready commands before it returns, so under load a
     /// command costs no thread wake-up; more than one lets slow media overlap I/O.
@@ -40,6 +55,11 @@ impl Default for FabricOptions {
             nop_interval: Duration::from_secs(15),
             nop_timeout: Duration::from_secs(15),
             max_pending_logins: 256,
+            max_connections: 1024,
+            max_sessions_per_initiator: 64,
+            max_buffered_write_bytes: 512 << 20,
+            auth_fail_limit: 5,
+            auth_fail_window: Duration::from_secs(60),
             runners_per_connection: 4,
         }
     }
@@ -52,6 +72,9 @@ pub(crate) struct Shared {
     pub options: FabricOptions,
     pub runtime: tokio::runtime::Handle,
     pub pending_logins: Arc<Semaphore>,
+    /// One permit per connection past login (`max_connections`).
+    pub connections: Arc<Semaphore>,
+    pub auth_guard: AuthGuard,
     in_flight: AtomicUsize,
     drained: Notify,
     /// Configured portal → actual listening address (port 0 resolved).
@@ -65,6 +88,8 @@ impl Shared {
             config: RwLock::new(Arc::new(FabricConfig::default())),
             registry: Registry::default(),
             pending_logins: Arc::new(Semaphore::new(options.max_pending_logins)),
+            connections: Arc::new(Semaphore::new(options.max_connections)),
+            auth_guard: AuthGuard::new(options.auth_fail_limit, options.auth_fail_window),
             options,
             runtime: tokio::runtime::Handle::current(),
             in_flight: AtomicUsize::new(0),

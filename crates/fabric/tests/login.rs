@@ -248,76 +248,6 @@ async fn unsupported_version_is_refused() {
     assert_eq!(r.status(), st::UNSUPPORTED_VERSION);
 }
 
-fn chap_tpg(mutual: bool) -> impl FnOnce(&mut ironlun_fabric::TpgConfig) {
-    move |g| {
-        g.authentication = true;
-        g.acl_auth.insert(
-            INITIATOR.to_string(),
-            AuthConfig {
-                userid: "user1".into(),
-                password: "secretsecret1".into(),
-                mutual_userid: if mutual {
-                    "target1".into()
-                } else {
-                    String::new()
-                },
-                mutual_password: if mutual {
-                    "tgtsecret12345".into()
-                } else {
-                    String::new()
-                },
-            },
-        );
-    }
-}
-
-/// Run CHAP; returns the status of the last response and its keys.
-async fn chap_login(
-    c: &mut Client,
-    algs: &str,
-    user: &str,
-    pass: &str,
-    mutual: Option<&[u8]>,
-) -> (u16, Vec<(String, String)>) {
-    let (r, ans) = c
-        .login_pdu(
-            Stage::Security,
-            Stage::Operational,
-            false,
-            &[
-                ("InitiatorName", INITIATOR),
-                ("TargetName", TARGET),
-                ("AuthMethod", "CHAP,None"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 0);
-    assert_eq!(get(&ans, "AuthMethod"), Some("CHAP"));
-    let (r, ans) = c
-        .login_pdu(
-            Stage::Security,
-            Stage::Operational,
-            false,
-            &[("CHAP_A", algs)],
-        )
-        .await;
-    assert_eq!(r.status(), 0);
-    let alg = ChapAlgorithm::from_code(get(&ans, "CHAP_A").unwrap().parse().unwrap()).unwrap();
-    let id: u8 = get(&ans, "CHAP_I").unwrap().parse().unwrap();
-    let ch = decode_binary(get(&ans, "CHAP_C").unwrap()).unwrap();
-    let resp = encode_hex(&alg.response(id, pass.as_bytes(), &ch));
-    let mut keys = vec![("CHAP_N", user.to_string()), ("CHAP_R", resp)];
-    if let Some(m) = mutual {
-        keys.push(("CHAP_I", "77".into()));
-        keys.push(("CHAP_C", encode_hex(m)));
-    }
-    let refs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (r, ans) = c
-        .login_pdu(Stage::Security, Stage::Operational, true, &refs)
-        .await;
-    (r.status(), ans)
-}
-
 #[tokio::test]
 async fn chap_one_way_md5_and_sha256() {
     let (_f, addr) = fabric_with(FabricOptions::default(), chap_tpg(false)).await;
@@ -374,6 +304,26 @@ async fn chap_mutual_authenticates_the_target() {
     assert_eq!(get(&ans, "CHAP_N"), Some("target1"));
     let got = decode_binary(get(&ans, "CHAP_R").unwrap()).unwrap();
     assert!(ChapAlgorithm::Md5.verify(77, b"tgtsecret12345", &my_challenge, &got));
+}
+
+#[tokio::test]
+async fn chap_mutual_with_one_secret_both_ways_fails_with_0201() {
+    // The control plane refuses such a configuration; the login refuses it too (§12.1.3).
+    let (_f, addr) = fabric_with(FabricOptions::default(), |g| {
+        chap_tpg(true)(g);
+        if let Some(a) = g.acl_auth.get_mut(INITIATOR) {
+            a.mutual_password = a.password.clone();
+        }
+    })
+    .await;
+    let mut c = Client::connect(addr).await;
+    let (status, ans) = chap_login(&mut c, "5", "user1", "secretsecret1", Some(&[7u8; 16])).await;
+    assert_eq!(status, st::AUTHENTICATION_FAILURE);
+    assert!(ans.is_empty(), "no CHAP_R given away: {ans:?}");
+    // One-way CHAP with the same configuration still works: nothing is answered.
+    let mut c = Client::connect(addr).await;
+    let (status, _) = chap_login(&mut c, "5", "user1", "secretsecret1", None).await;
+    assert_eq!(status, 0);
 }
 
 #[tokio::test]

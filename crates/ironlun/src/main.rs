@@ -15,7 +15,10 @@ use ironlun_control::persist;
 use ironlun_control::runtime::EngineRuntime;
 use ironlun_control::service::{self, Control, Request, CONFIG_FILE, SOCKET_FILE};
 use ironlun_control::tree::{self, Op};
-use ironlun_fabric::Fabric;
+use ironlun_fabric::{Fabric, FabricOptions};
+use limits::Limits;
+
+mod limits;
 
 /// Default state directory for a first run.
 const DEFAULT_STATE_DIR: &str = "./ironlun-state";
@@ -55,6 +58,8 @@ enum Cmd {
         /// reaches the portal may read and write the RAM disk
         #[arg(long)]
         insecure_demo: bool,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// List the object tree below PATH (default: everything), with attribute values
     Ls { path: Option<String> },
@@ -163,12 +168,13 @@ fn main() -> ExitCode {
             config,
             portal,
             insecure_demo,
+            limits,
         } => {
             let first_run = FirstRun {
                 portal,
                 insecure_demo,
             };
-            return serve_main(&state_dir, config.as_deref(), first_run);
+            return serve_main(&state_dir, config.as_deref(), first_run, limits.options());
         }
         Cmd::Host(args) => {
             // The long-running export logs what happens to its clients and paths (RUST_LOG
@@ -360,7 +366,12 @@ fn generated_secret() -> Result<String, String> {
     Ok(out)
 }
 
-fn serve_main(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> ExitCode {
+fn serve_main(
+    state_dir: &Path,
+    config: Option<&Path>,
+    first_run: FirstRun,
+    options: FabricOptions,
+) -> ExitCode {
     init_log();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -372,7 +383,7 @@ fn serve_main(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> E
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(serve(state_dir, config, first_run));
+    let result = rt.block_on(serve(state_dir, config, first_run, options));
     // Sessions are drained and devices flushed by now; don't wait for stray tasks.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
@@ -463,7 +474,12 @@ fn urls(cfg: &Config) -> Vec<String> {
     out
 }
 
-async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> Result<(), String> {
+async fn serve(
+    state_dir: &Path,
+    config: Option<&Path>,
+    first_run: FirstRun,
+    options: FabricOptions,
+) -> Result<(), String> {
     let portal = first_run.portal;
     private_state_dir(state_dir)?;
     // Temp files of a save that a crash cut short (the saved file itself is whole: the old or
@@ -483,7 +499,7 @@ async fn serve(state_dir: &Path, config: Option<&Path>, first_run: FirstRun) -> 
     // The runtime restores each device's APTPL file while building it, before any portal
     // is bound (Control::start → apply): an unreadable file stops the start here. ALUA
     // groups, states and offline flags are restored from config.json the same way.
-    let mut runtime = EngineRuntime::new(Fabric::new(), state_dir);
+    let mut runtime = EngineRuntime::new(Fabric::with_options(options), state_dir);
     let alua_events = runtime.take_alua_events();
     let saved = state_dir.join(CONFIG_FILE);
     // The CHAP secret generated for the built-in default off loopback: shown once, on stderr,

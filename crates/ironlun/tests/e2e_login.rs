@@ -1,5 +1,6 @@
 //! End to end: login and operational negotiation both ways, CHAP (one-way, mutual, MD5,
-//! SHA-256) success and failure configured with the CLI, SendTargets discovery, logout.
+//! SHA-256) success and failure configured with the CLI, the failed-login back-off and the
+//! session and connection limits set by `serve` flags, SendTargets discovery, logout.
 //! The real `ironlun serve` driven by `ironlun-initiator`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -359,4 +360,86 @@ async fn disabling_a_tpg_ends_its_sessions() {
     d.cli(&["set", &format!("{TPG}/enable"), "1"]);
     let s2 = login(&d, normal("tpg-off")).await;
     assert!(s2.closed().is_none());
+}
+
+/// Ports of this file's daemons started with limits.
+const LIMIT_PORTS: std::ops::Range<u16> = 3980..3990;
+
+#[tokio::test]
+async fn failed_logins_back_off_until_the_window_passes() {
+    let window = std::time::Duration::from_secs(2);
+    let d = Daemon::start_with(
+        LIMIT_PORTS,
+        DaemonEnv::args(&["--auth-fail-limit", "5", "--auth-fail-window", "2"]),
+    );
+    d.require_chap(&iqn("guess"), "chapuser", SECRET, None);
+    let fail = |e: Result<Session, Error>| e.unwrap_err().login_status();
+    let right = || ChapConfig::new("chapuser", SECRET);
+    for n in 1..=5 {
+        let wrong = ChapConfig::new("chapuser", "wrongsecret12345");
+        assert_eq!(
+            fail(chap_login(&d, "guess", wrong).await),
+            Some(login_status::AUTHENTICATION_FAILURE),
+            "bad attempt {n}"
+        );
+    }
+    let start = std::time::Instant::now();
+    // The sixth attempt brings the right secret: refused all the same.
+    assert_eq!(
+        fail(chap_login(&d, "guess", right()).await),
+        Some(login_status::AUTHENTICATION_FAILURE),
+        "the sixth attempt"
+    );
+    assert!(start.elapsed() < window, "checked inside the window");
+    // Logged once per name and address, without a secret.
+    let log = d.log_tail(400);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("its logins are refused"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines.iter().any(|l| l.contains(&iqn("guess"))), "{log}");
+    assert!(lines.iter().any(|l| l.contains("127.0.0.1")), "{log}");
+    assert!(
+        !log.contains(SECRET) && !log.contains("wrongsecret12345"),
+        "{log}"
+    );
+    // Once the window has passed the right secret gets in again.
+    tokio::time::sleep(
+        window.saturating_sub(start.elapsed()) + std::time::Duration::from_millis(300),
+    )
+    .await;
+    chap_login(&d, "guess", right()).await.unwrap();
+}
+
+#[tokio::test]
+async fn session_and_connection_limits_refuse_with_0302() {
+    let d = Daemon::start_with(
+        LIMIT_PORTS,
+        DaemonEnv::args(&[
+            "--max-sessions-per-initiator",
+            "2",
+            "--max-connections",
+            "3",
+        ]),
+    );
+    let isid = |n: u8| [0x80, 0, 0, 0, 0, n];
+    let refused = |e: Result<Session, Error>| e.unwrap_err().login_status();
+    // Two sessions of one initiator (N), not a third (N+1).
+    let _a1 = login(&d, normal("lim").isid(isid(1))).await;
+    let _a2 = login(&d, normal("lim").isid(isid(2))).await;
+    let a3 = guard(
+        "login",
+        Session::login(d.addr(), &normal("lim").isid(isid(3))),
+    )
+    .await;
+    assert_eq!(refused(a3), Some(login_status::OUT_OF_RESOURCES));
+    // Three connections in all (N), not a fourth (N+1), whoever asks.
+    let _b1 = login(&d, normal("other")).await;
+    let b2 = guard(
+        "login",
+        Session::login(d.addr(), &normal("other").isid(isid(2))),
+    )
+    .await;
+    assert_eq!(refused(b2), Some(login_status::OUT_OF_RESOURCES));
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::alua::{validate_group_name, LuGp, DEFAULT_LU_GP};
 use super::attrib::TPG_ATTRIBUTES;
 use super::device::{validate_dev_name, validate_storage_object, DevKey, StorageObject};
-use super::iscsi::{validate_portal, DiscoveryAuth, Target, Tpg, MAX_LUN};
+use super::iscsi::{validate_portal, Chap, DiscoveryAuth, Target, Tpg, MAX_LUN};
 use crate::names::validate_iscsi_name;
 
 /// Version written in `config.json`; files of other versions are refused.
@@ -257,7 +257,40 @@ impl Config {
                 }
             }
         }
+        self.validate_chap_directions()?;
         self.validate_alua()
+    }
+
+    /// RFC 7143 §12.1.3: "Any CHAP secret used for initiator authentication MUST NOT be
+    /// configured for authentication of any target". Every `password` (what initiators
+    /// prove) against every `password_mutual` (what the target proves), anywhere in the tree:
+    /// discovery, TPG and ACL credentials. The error names both fields, never the secret.
+    fn validate_chap_directions(&self) -> Result<(), String> {
+        let mut sets: Vec<(String, &Chap)> =
+            vec![("iscsi/discovery_auth".into(), &self.discovery_auth.chap)];
+        for t in &self.targets {
+            for g in &t.tpgs {
+                let at = format!("iscsi/{}/tpgt_{}", t.wwn, g.tag);
+                sets.push((format!("{at}/auth"), &g.chap));
+                for a in &g.node_acls {
+                    sets.push((format!("{at}/acls/{}/auth", a.node_wwn), &a.chap));
+                }
+            }
+        }
+        for (mat, m) in &sets {
+            if m.chap_mutual_password.is_empty() {
+                continue;
+            }
+            if let Some((iat, _)) = sets
+                .iter()
+                .find(|(_, i)| i.chap_password == m.chap_mutual_password)
+            {
+                return Err(format!(
+                    "{mat}/password_mutual must differ from {iat}/password (RFC 7143 §12.1.3: a secret that authenticates initiators never authenticates the target)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

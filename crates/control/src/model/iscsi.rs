@@ -67,12 +67,21 @@ impl Chap {
     pub fn is_empty(&self) -> bool {
         *self == Chap::default()
     }
-    /// Whole-set checks: values are printable without spaces; mutual secrets differ from
-    /// the initiator secret (RFC 7143 §12.1.3: a CHAP secret is not used in both directions).
+    /// Whole-set checks: values are printable without spaces; secrets are at least
+    /// [`MIN_CHAP_SECRET`] bytes; mutual secrets differ from the initiator secret (RFC 7143
+    /// §12.1.3: a CHAP secret is not used in both directions).
     pub fn validate(&self, at: &str) -> Result<(), String> {
         for name in AUTH_NAMES {
             let v = self.get(name).unwrap_or_default();
             validate_chap_value(&format!("{at}/{name}"), v)?;
+        }
+        for name in ["password", "password_mutual"] {
+            let v = self.get(name).unwrap_or_default();
+            if !v.is_empty() && v.len() < MIN_CHAP_SECRET {
+                return Err(format!(
+                    "{at}/{name}: a CHAP secret must be {MIN_CHAP_SECRET}-255 printable ASCII characters without spaces (RFC 7143 §12.1.3: 96 bits or more)"
+                ));
+            }
         }
         if !self.chap_password.is_empty() && self.chap_password == self.chap_mutual_password {
             return Err(format!(
@@ -82,6 +91,10 @@ impl Chap {
         Ok(())
     }
 }
+
+/// The shortest CHAP secret accepted: 12 bytes, the 96 bits below which RFC 7143 §12.1.3
+/// requires IPsec (which ironlun does not do). Microsoft's initiator asks the same (12-16).
+pub const MIN_CHAP_SECRET: usize = 12;
 
 /// A CHAP name or secret: ≤255 printable ASCII characters without spaces (LIO's limit).
 pub fn validate_chap_value(field: &str, v: &str) -> Result<(), String> {

@@ -633,6 +633,84 @@ fn params_store_only_overrides_and_secrets_are_masked_in_ls() {
 }
 
 #[test]
+fn chap_secrets_are_twelve_bytes_or_more_and_never_serve_both_directions() {
+    let tp = format!("iscsi/{T}/tpgt_1");
+    let acl = format!("{tp}/acls/{I}");
+    let c = example();
+    // RFC 7143 §12.1.3: 96 bits; one byte short is refused with the field and the rule.
+    for at in [
+        format!("{tp}/auth/password"),
+        format!("{tp}/auth/password_mutual"),
+        format!("{acl}/auth/password"),
+        format!("{acl}/auth/password_mutual"),
+        "iscsi/discovery_auth/password".to_string(),
+        "iscsi/discovery_auth/password_mutual".to_string(),
+    ] {
+        let e = set(&c, &at, "elevenchars").expect_err("11 bytes");
+        assert!(
+            e.starts_with(&format!("{at}: ")) && e.contains("12-255"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("elevenchars"),
+            "the secret is not repeated: {e}"
+        );
+        set(&c, &at, "twelve_chars").expect("12 bytes");
+    }
+    // One secret per direction within each set, and across sets: a target secret is no
+    // initiator's secret anywhere in the tree.
+    let c = set(&c, &format!("{tp}/auth/password"), "tpg_initiator_secret").expect("tpg");
+    let c = set(&c, &format!("{acl}/auth/password"), "acl_initiator_secret").expect("acl");
+    let c = set(&c, "iscsi/discovery_auth/password", "discovery_secret").expect("disc");
+    for (at, same) in [
+        (
+            format!("{acl}/auth/password_mutual"),
+            "acl_initiator_secret",
+        ),
+        (
+            format!("{acl}/auth/password_mutual"),
+            "tpg_initiator_secret",
+        ),
+        (format!("{tp}/auth/password_mutual"), "acl_initiator_secret"),
+        (
+            "iscsi/discovery_auth/password_mutual".to_string(),
+            "tpg_initiator_secret",
+        ),
+        (format!("{tp}/auth/password_mutual"), "discovery_secret"),
+    ] {
+        let e = set(&c, &at, same).expect_err("same secret both ways");
+        assert!(e.contains(&format!("{at} must differ")), "{e}");
+        assert!(!e.contains(same), "the secret is not repeated: {e}");
+    }
+    set(
+        &c,
+        &format!("{acl}/auth/password_mutual"),
+        "target_secret_1",
+    )
+    .expect("distinct");
+    // config.json loading applies the same rules.
+    let mut short = c.clone();
+    if let Some(a) = short
+        .targets
+        .iter_mut()
+        .flat_map(|t| t.tpgs.iter_mut())
+        .flat_map(|g| g.node_acls.iter_mut())
+        .next()
+    {
+        a.chap.chap_password = "short".into();
+    }
+    let e = crate::persist::from_json(&crate::persist::to_json(&short), &Fake).expect_err("load");
+    assert!(e.contains(&format!("{acl}/auth/password: ")), "{e}");
+    let mut both = c.clone();
+    both.discovery_auth.chap.chap_mutual_password = "acl_initiator_secret".into();
+    let e = crate::persist::from_json(&crate::persist::to_json(&both), &Fake).expect_err("load");
+    assert!(
+        e.contains("iscsi/discovery_auth/password_mutual must differ"),
+        "{e}"
+    );
+}
+
+#[test]
 fn discovery_auth_needs_credentials_before_enforcing() {
     let c = Config::default();
     let e = set(&c, "iscsi/discovery_auth/enforce_discovery_auth", "1").expect_err("no creds");

@@ -26,8 +26,6 @@ use crate::session::Job;
 const MAX_WRITE_LEN: u32 = 64 << 20;
 /// Commands one connection may have waiting in the fabric (for data or CmdSN order).
 const MAX_HELD_TASKS: usize = 2 * crate::session::QUEUE_DEPTH as usize;
-/// Write buffers one connection may have waiting for their Data-Out.
-const MAX_HELD_WRITE_BYTES: u64 = 512 << 20;
 
 fn task_attr_of(attr: u8) -> TaskAttr {
     match attr {
@@ -92,13 +90,19 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
         let mut tasks = conn.tasks.lock();
         if tasks.contains_key(&itt) {
             Intake::Duplicate
-        } else if let Some(resp) = refusal(&tasks, writes, edtl, || {
-            // The LU's sense format (control mode page D_SENSE); no LU: fixed.
-            conn.session
-                .nexus
-                .as_deref()
-                .is_some_and(|n| n.descriptor_sense(lun::decode_or_raw(cmd.lun)))
-        }) {
+        } else if let Some(resp) = refusal(
+            &tasks,
+            writes,
+            edtl,
+            conn.shared.options.max_buffered_write_bytes,
+            || {
+                // The LU's sense format (control mode page D_SENSE); no LU: fixed.
+                conn.session
+                    .nexus
+                    .as_deref()
+                    .is_some_and(|n| n.descriptor_sense(lun::decode_or_raw(cmd.lun)))
+            },
+        ) {
             Intake::Refused(resp)
         } else {
             // Its CmdSN turn is taken under the tasks lock (the window's own lock nests
@@ -263,7 +267,7 @@ fn admit(conn: &Arc<Conn>, itt: u32, counts: bool) {
 
 /// Commands the fabric will not hold: a write larger than it gathers (CHECK CONDITION,
 /// ILLEGAL REQUEST / INVALID FIELD IN CDB, like a fabric max_sectors limit in LIO), or more
-/// held tasks / buffered write bytes than one connection may have (TASK SET FULL, SAM-5
+/// held tasks / buffered write bytes than one connection may have (`max_buffered_write_bytes`) (TASK SET FULL, SAM-5
 /// §5.3.1) — immediate commands bypass the CmdSN window, so this bounds memory.
 ///
 /// The sense data is in the format the LU's D_SENSE bit selects (`descriptor`, asked only
@@ -272,6 +276,7 @@ fn refusal(
     tasks: &HashMap<u32, Task>,
     writes: bool,
     edtl: u32,
+    max_held_write_bytes: u64,
     descriptor: impl FnOnce() -> bool,
 ) -> Option<EngineResponse> {
     if writes && edtl > MAX_WRITE_LEN {
@@ -283,7 +288,7 @@ fn refusal(
     }
     let held: u64 = tasks.values().map(|t| t.data.len() as u64).sum();
     let extra = if writes { u64::from(edtl) } else { 0 };
-    if tasks.len() >= MAX_HELD_TASKS || held + extra > MAX_HELD_WRITE_BYTES {
+    if tasks.len() >= MAX_HELD_TASKS || held + extra > max_held_write_bytes {
         return Some(EngineResponse {
             status: status::TASK_SET_FULL,
             ..Default::default()

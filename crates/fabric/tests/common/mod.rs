@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use ironlun_backstore::RamDisk;
 use ironlun_engine::{Device, DeviceConfig, TargetPort};
 use ironlun_fabric::{AuthConfig, Fabric, FabricConfig, FabricOptions, TargetConfig, TpgConfig};
+use ironlun_iscsi::chap::{decode_binary, encode_hex, ChapAlgorithm};
 use ironlun_iscsi::pdu::LoginRequest;
 use ironlun_iscsi::{text, Bhs, Decoder, Digests, LoginResponse, Pdu, Stage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -143,7 +144,17 @@ pub fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        Client::over(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Connect from the local address `from` (e.g. 127.0.0.2: another source address).
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(from, 0)).unwrap();
+        Client::over(sock.connect(addr).await.unwrap())
+    }
+
+    fn over(stream: TcpStream) -> Client {
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
@@ -424,4 +435,92 @@ impl Client {
         .await;
         self.recv().await.expect("nop-in")
     }
+}
+
+/// A TPG that requires CHAP of INITIATOR (user1 / secretsecret1; mutual: target1 /
+/// tgtsecret12345).
+pub fn chap_tpg(mutual: bool) -> impl FnOnce(&mut ironlun_fabric::TpgConfig) {
+    move |g| {
+        g.authentication = true;
+        g.acl_auth.insert(
+            INITIATOR.to_string(),
+            AuthConfig {
+                userid: "user1".into(),
+                password: "secretsecret1".into(),
+                mutual_userid: if mutual {
+                    "target1".into()
+                } else {
+                    String::new()
+                },
+                mutual_password: if mutual {
+                    "tgtsecret12345".into()
+                } else {
+                    String::new()
+                },
+            },
+        );
+    }
+}
+
+/// Run CHAP as INITIATOR; returns the status of the last response and its keys.
+pub async fn chap_login(
+    c: &mut Client,
+    algs: &str,
+    user: &str,
+    pass: &str,
+    mutual: Option<&[u8]>,
+) -> (u16, Vec<(String, String)>) {
+    chap_login_as(c, INITIATOR, algs, user, pass, mutual).await
+}
+
+/// The first Login Request of `initiator` to TARGET, offering CHAP or None.
+pub async fn chap_offer(c: &mut Client, initiator: &str) -> (LoginResponse, Vec<(String, String)>) {
+    c.login_pdu(
+        Stage::Security,
+        Stage::Operational,
+        false,
+        &[
+            ("InitiatorName", initiator),
+            ("TargetName", TARGET),
+            ("AuthMethod", "CHAP,None"),
+        ],
+    )
+    .await
+}
+
+/// Run CHAP as `initiator`; the status of the last response and its keys.
+pub async fn chap_login_as(
+    c: &mut Client,
+    initiator: &str,
+    algs: &str,
+    user: &str,
+    pass: &str,
+    mutual: Option<&[u8]>,
+) -> (u16, Vec<(String, String)>) {
+    let (r, ans) = chap_offer(c, initiator).await;
+    assert_eq!(r.status(), 0);
+    assert_eq!(get(&ans, "AuthMethod"), Some("CHAP"));
+    let (r, ans) = c
+        .login_pdu(
+            Stage::Security,
+            Stage::Operational,
+            false,
+            &[("CHAP_A", algs)],
+        )
+        .await;
+    assert_eq!(r.status(), 0);
+    let alg = ChapAlgorithm::from_code(get(&ans, "CHAP_A").unwrap().parse().unwrap()).unwrap();
+    let id: u8 = get(&ans, "CHAP_I").unwrap().parse().unwrap();
+    let ch = decode_binary(get(&ans, "CHAP_C").unwrap()).unwrap();
+    let resp = encode_hex(&alg.response(id, pass.as_bytes(), &ch));
+    let mut keys = vec![("CHAP_N", user.to_string()), ("CHAP_R", resp)];
+    if let Some(m) = mutual {
+        keys.push(("CHAP_I", "77".into()));
+        keys.push(("CHAP_C", encode_hex(m)));
+    }
+    let refs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (r, ans) = c
+        .login_pdu(Stage::Security, Stage::Operational, true, &refs)
+        .await;
+    (r.status(), ans)
 }

@@ -61,6 +61,18 @@ pub struct DaemonEnv {
     pub umask: Option<u32>,
     /// More environment variables.
     pub vars: Vec<(String, String)>,
+    /// More `serve` arguments (limits), kept for restarts.
+    pub args: Vec<String>,
+}
+
+impl DaemonEnv {
+    /// The defaults plus these `serve` arguments.
+    pub fn args(args: &[&str]) -> DaemonEnv {
+        DaemonEnv {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..DaemonEnv::default()
+        }
+    }
 }
 
 impl Default for DaemonEnv {
@@ -69,6 +81,7 @@ impl Default for DaemonEnv {
             rust_log: "info".into(),
             umask: None,
             vars: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -85,7 +98,7 @@ impl Daemon {
         Daemon::start_with(ports, DaemonEnv::default())
     }
 
-    /// [`Daemon::start_in`] with RUST_LOG and umask of `env`.
+    /// [`Daemon::start_in`] with the RUST_LOG, umask, variables and `serve` arguments of `env`.
     pub fn start_with(ports: Range<u16>, env: DaemonEnv) -> Daemon {
         let count = ports.end.saturating_sub(ports.start);
         for _ in 0..count {
@@ -133,6 +146,7 @@ impl Daemon {
             .arg(self.state_dir())
             .arg("--portal")
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.env.args)
             .env("RUST_LOG", &self.env.rust_log)
             .envs(self.env.vars.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())

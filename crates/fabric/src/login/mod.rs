@@ -3,22 +3,23 @@
 //! mutual), operational negotiation of the §13 keys, and the leading / added connection
 //! and session reinstatement rules (§6.3.5, §5.3.5). A failed login gets one Login Response
 //! with the status class and detail of §11.13.5 and the connection closes; nothing else
-//! (no target list, no key answers) leaks.
+//! (no target list, no key answers) leaks. The CHAP exchange is `chap`. Logins are refused
+//! past the fabric's limits (`FabricOptions`: connections, sessions per initiator) with 0x0302,
+//! and while the failed-login back-off (`crate::guard`) holds an initiator name or address.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use ironlun_engine::{InitiatorPortId, LoginDenied, TaskListener};
-use ironlun_iscsi::chap::{self, ChapAlgorithm};
 use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sender, Usage};
 use ironlun_iscsi::pdu::login_status as st;
 use ironlun_iscsi::text::{self, TextCollector};
 use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
-use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{info, warn};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{debug, info, warn};
 
 use crate::conn::ConnSetup;
 use crate::params::{discovery_params, TpgParams};
@@ -26,26 +27,23 @@ use crate::session::Session;
 use crate::shared::Shared;
 use crate::{AuthConfig, TpgConfig};
 
+mod chap;
+use chap::Chap;
+
 /// Largest data segment accepted during login (RFC 7143 §6.1 suggests 8192; some slack for
 /// long CHAP values).
 const LOGIN_MAX_DATA: u32 = 16 * 1024;
 /// Bound on the keys of one login request gathered over continuation PDUs.
 const LOGIN_TEXT_MAX: usize = 64 * 1024;
+/// How long a reinstating login waits for the replaced session's connections to give back
+/// their places among `max_connections`.
+const REINSTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct LoginOk {
     pub setup: ConnSetup,
     pub leftover: BytesMut,
-}
-
-enum Chap {
-    Idle,
-    WaitA,
-    WaitR {
-        alg: ChapAlgorithm,
-        id: u8,
-        challenge: Vec<u8>,
-    },
-    Done,
+    /// This connection's place among `max_connections`, held while it runs.
+    pub slot: OwnedSemaphorePermit,
 }
 
 struct First {
@@ -62,7 +60,10 @@ struct First {
 
 struct Login<'a> {
     shared: &'a Arc<Shared>,
+    peer: SocketAddr,
     portal: SocketAddr,
+    /// Refused by the failed-login back-off (not counted as another failure).
+    backed_off: bool,
     first: Option<First>,
     params: TpgParams,
     agreed: OperationalParams,
@@ -92,7 +93,9 @@ pub(crate) async fn login(
     };
     let mut l = Login {
         shared,
+        peer,
         portal,
+        backed_off: false,
         first: None,
         params: discovery_params(),
         agreed: OperationalParams::default(),
@@ -157,19 +160,29 @@ pub(crate) async fn login(
         };
         match l.step(&req, &pairs) {
             Err(code) => {
-                info!(%peer, status = format!("{code:04x}"), "login failed");
+                if l.backed_off {
+                    // Logged once, when the back-off began (`guard`).
+                    debug!(%peer, "login refused: too many failed authentications");
+                } else {
+                    info!(%peer, status = format!("{code:04x}"), "login failed");
+                    if code == st::AUTHENTICATION_FAILURE {
+                        if let Some(f) = &l.first {
+                            shared.auth_guard.failed(&f.initiator, peer.ip());
+                        }
+                    }
+                }
                 let _ = l.fail_with(stream, Some(&req), code).await;
                 return None;
             }
             Ok((keys, transit)) => {
                 if transit && req.nsg == Stage::FullFeature {
-                    return match l.finish(&req) {
+                    return match l.finish(&req).await {
                         Err(code) => {
                             info!(%peer, status = format!("{code:04x}"), "login failed");
                             let _ = l.fail_with(stream, Some(&req), code).await;
                             None
                         }
-                        Ok((session, cid)) => {
+                        Ok((session, cid, slot)) => {
                             let resp = l.response(
                                 &req,
                                 true,
@@ -195,6 +208,7 @@ pub(crate) async fn login(
                                 data: l.agreed.data_digest,
                             };
                             Some(LoginOk {
+                                slot,
                                 setup: ConnSetup {
                                     cid,
                                     session,
@@ -371,20 +385,10 @@ impl Login<'_> {
                     }
                 }
                 "CHAP_A" => {
-                    if req.csg != Stage::Security || !matches!(self.chap, Chap::WaitA) {
+                    if req.csg != Stage::Security {
                         return Err(st::AUTHENTICATION_FAILURE);
                     }
-                    let alg =
-                        chap::select_algorithm(v, &[ChapAlgorithm::Sha256, ChapAlgorithm::Md5])
-                            .ok_or(st::AUTHENTICATION_FAILURE)?;
-                    let mut challenge = vec![0u8; alg.digest_len()];
-                    let mut rng = rand::thread_rng();
-                    rng.fill_bytes(&mut challenge);
-                    let id = (rng.next_u32() & 0xff) as u8;
-                    text::encode_pair(&mut out, "CHAP_A", &alg.code().to_string());
-                    text::encode_pair(&mut out, "CHAP_I", &id.to_string());
-                    text::encode_pair(&mut out, "CHAP_C", &chap::encode_hex(&challenge));
-                    self.chap = Chap::WaitR { alg, id, challenge };
+                    self.chap_a(v, &mut out)?;
                 }
                 "CHAP_N" | "CHAP_R" | "CHAP_I" | "CHAP_C" => {
                     if req.csg != Stage::Security {
@@ -442,6 +446,10 @@ impl Login<'_> {
         let initiator = get("InitiatorName").ok_or(st::MISSING_PARAMETER)?;
         if initiator.is_empty() || initiator.len() > 223 {
             return Err(st::INITIATOR_ERROR);
+        }
+        if self.shared.auth_guard.blocked(initiator, self.peer.ip()) {
+            self.backed_off = true;
+            return Err(st::AUTHENTICATION_FAILURE);
         }
         let discovery = match get("SessionType") {
             None | Some("Normal") => false,
@@ -567,49 +575,31 @@ impl Login<'_> {
         }
     }
 
-    /// CHAP_N / CHAP_R from the initiator, with CHAP_I / CHAP_C when it wants mutual CHAP.
-    fn check_chap(&mut self, keys: &[(&str, &str)], out: &mut Vec<u8>) -> Result<(), Fail> {
-        let get = |k: &str| keys.iter().find(|(x, _)| *x == k).map(|(_, v)| *v);
-        let Chap::WaitR { alg, id, challenge } = &self.chap else {
-            return Err(st::AUTHENTICATION_FAILURE);
+    /// A place among the fabric's `max_connections`, or 0x0302 (out of resources).
+    /// After a session reinstatement the closed session's connections give their places
+    /// back as their tasks end: wait for one up to [`REINSTATE_WAIT`].
+    async fn connection_slot(&self, reinstated: bool) -> Result<OwnedSemaphorePermit, Fail> {
+        let places = self.shared.connections.clone();
+        let slot = if reinstated {
+            tokio::time::timeout(REINSTATE_WAIT, places.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            places.try_acquire_owned().ok()
         };
-        let (alg, id) = (*alg, *id);
-        let creds = self.creds.clone().ok_or(st::AUTHENTICATION_FAILURE)?;
-        let name = get("CHAP_N").ok_or(st::AUTHENTICATION_FAILURE)?;
-        let resp = get("CHAP_R").ok_or(st::AUTHENTICATION_FAILURE)?;
-        let resp = chap::decode_binary(resp).map_err(|_| st::AUTHENTICATION_FAILURE)?;
-        let good_name = name == creds.userid;
-        let good_resp = alg.verify(id, creds.password.as_bytes(), challenge, &resp);
-        if !(good_name && good_resp) {
-            return Err(st::AUTHENTICATION_FAILURE);
-        }
-        match (get("CHAP_I"), get("CHAP_C")) {
-            (None, None) => {}
-            (Some(i), Some(c)) => {
-                if creds.mutual_userid.is_empty() {
-                    return Err(st::AUTHENTICATION_FAILURE);
-                }
-                let their_id = negotiation::parse_number(i)
-                    .and_then(|n| u8::try_from(n).ok())
-                    .ok_or(st::AUTHENTICATION_FAILURE)?;
-                let their_ch = chap::decode_binary(c).map_err(|_| st::AUTHENTICATION_FAILURE)?;
-                if their_ch == *challenge {
-                    // A reflected challenge (RFC 7143 §12.1.3).
-                    return Err(st::AUTHENTICATION_FAILURE);
-                }
-                let r = alg.response(their_id, creds.mutual_password.as_bytes(), &their_ch);
-                text::encode_pair(out, "CHAP_N", &creds.mutual_userid);
-                text::encode_pair(out, "CHAP_R", &chap::encode_hex(&r));
-            }
-            _ => return Err(st::AUTHENTICATION_FAILURE),
-        }
-        self.chap = Chap::Done;
-        Ok(())
+        slot.ok_or_else(|| {
+            warn!(peer = %self.peer, max = self.shared.options.max_connections, "login refused: connections at the limit");
+            st::OUT_OF_RESOURCES
+        })
     }
 
     /// Leading login: create the session (reinstating an old one with the same initiator
     /// port, §6.3.5); added connection: join it.
-    fn finish(&mut self, _req: &LoginRequest) -> Result<(Arc<Session>, u16), Fail> {
+    async fn finish(
+        &mut self,
+        _req: &LoginRequest,
+    ) -> Result<(Arc<Session>, u16, OwnedSemaphorePermit), Fail> {
         let Some(first) = self.first.take() else {
             return Err(st::TARGET_ERROR);
         };
@@ -617,9 +607,11 @@ impl Login<'_> {
             if s.is_closed() {
                 return Err(st::SESSION_DOES_NOT_EXIST);
             }
-            return Ok((s, first.cid));
+            let slot = self.connection_slot(false).await?;
+            return Ok((s, first.cid, slot));
         }
         let registry = &self.shared.registry;
+        let mut reinstated = false;
         let (target_name, tpgt, nexus) = match &first.target {
             None => (None, 0, None),
             Some((name, g)) => {
@@ -627,6 +619,7 @@ impl Login<'_> {
                     info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
                     registry.remove(&old);
                     old.close();
+                    reinstated = true;
                 }
                 let id = InitiatorPortId {
                     name: first.initiator.clone(),
@@ -643,12 +636,26 @@ impl Login<'_> {
             if let Some(old) = registry.find(&first.initiator, first.isid, None, 0) {
                 registry.remove(&old);
                 old.close();
+                reinstated = true;
             }
         }
-        let Some(tsih) = registry.alloc_tsih() else {
+        let close_nexus = || {
             if let Some(n) = &nexus {
                 n.close();
             }
+        };
+        let max = self.shared.options.max_sessions_per_initiator;
+        if registry.count_of(&first.initiator) >= max {
+            warn!(initiator = %first.initiator, max, "login refused: sessions per initiator at the limit");
+            close_nexus();
+            return Err(st::OUT_OF_RESOURCES);
+        }
+        let slot = self
+            .connection_slot(reinstated)
+            .await
+            .inspect_err(|_| close_nexus())?;
+        let Some(tsih) = registry.alloc_tsih() else {
+            close_nexus();
             return Err(st::OUT_OF_RESOURCES);
         };
         let mut params = self.agreed.clone();
@@ -675,6 +682,6 @@ impl Login<'_> {
             info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
             old.close();
         }
-        Ok((session, first.cid))
+        Ok((session, first.cid, slot))
     }
 }
