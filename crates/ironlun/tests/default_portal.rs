@@ -44,11 +44,13 @@ impl Serve {
         Serve { child, stderr }
     }
 
-    /// Wait until `port` accepts on 127.0.0.1 and the control socket exists.
+    /// Wait until `port` accepts on 127.0.0.1, the control socket exists and the daemon has
+    /// logged that it serves (after any notice of the start).
     fn wait_ready(&mut self, state: &Path, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err()
             || !state.join("control.sock").exists()
+            || !self.stderr().contains("serving; portals")
         {
             assert!(
                 self.child.try_wait().expect("wait").is_none(),
