@@ -136,7 +136,8 @@ impl Session {
     pub(crate) fn admit(&self, cmd_sn: u32, job: Job) -> Option<Vec<Job>> {
         let mut w = self.window.lock();
         let max = self.max_cmd_sn();
-        if !(sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, max)) {
+        // A closed session admits nothing: [`Session::close`] has emptied the window for good.
+        if self.is_closed() || !(sn_le(w.exp_cmd_sn, cmd_sn) && sn_le(cmd_sn, max)) {
             return None;
         }
         if cmd_sn != w.exp_cmd_sn {
@@ -186,6 +187,10 @@ impl Session {
         for c in conns {
             c.link.stop();
         }
+        // Commands waiting behind a CmdSN gap will never run; their jobs hold their
+        // connections, which hold this session: drop them (outside the lock) or both leak.
+        let waiting = std::mem::take(&mut self.window.lock().waiting);
+        drop(waiting);
         if let Some(n) = &self.nexus {
             n.close();
         }
@@ -439,6 +444,26 @@ mod tests {
         assert!(s.admit(0, Box::new(|| {})).is_some());
         assert_eq!(s.exp_cmd_sn(), 1);
         assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn close_drops_the_jobs_waiting_behind_a_gap() {
+        // A waiting job holds its connection, and the connection holds the session: the window
+        // must let go of it on close, or session and connection outlive both (a leak per
+        // session that ends with a CmdSN gap).
+        let s = session(5);
+        let held = Arc::new(());
+        let h = held.clone();
+        assert_eq!(
+            s.admit(7, Box::new(move || drop(h))).map(|v| v.len()),
+            Some(0)
+        );
+        assert_eq!(Arc::strong_count(&held), 2);
+        s.close();
+        assert_eq!(s.waiting_len(), 0);
+        assert_eq!(Arc::strong_count(&held), 1);
+        // Nothing more is admitted once closed.
+        assert!(s.admit(5, Box::new(|| {})).is_none());
     }
 
     #[test]

@@ -393,7 +393,9 @@ async fn mutated_pdu_streams_never_hurt_the_daemon_or_another_session() {
     let seed = test_seed();
     println!("netfuzz: {secs} s, seed {seed:#x}");
 
-    let mut d = Daemon::start_in(PORTS);
+    // The failed-login back-off would soon refuse every login from 127.0.0.1 (tested in
+    // e2e_login): off, so the fuzzed logins keep reaching the login code.
+    let mut d = Daemon::start_with(PORTS, DaemonEnv::args(&["--auth-fail-limit", "0"]));
     d.cli(&["create", "core/rd_mcp_1/fuzzdisk", "size=16M"]);
     d.cli(&["create", "core/rd_mcp_2/checkdisk", "size=16M"]);
     let (_, fuzz_addr) = d.add_target(FUZZ_TARGET, "core/rd_mcp_1/fuzzdisk", PORTS);
@@ -419,11 +421,21 @@ async fn mutated_pdu_streams_never_hurt_the_daemon_or_another_session() {
     let end = Instant::now() + Duration::from_secs(secs);
     let mut workers = Vec::new();
     let mut master = Rng(seed);
+    // IRONLUN_NETFUZZ_ONLY=login|garbage|session narrows the run to one kind (to find which
+    // one something comes from).
+    let only = std::env::var("IRONLUN_NETFUZZ_ONLY").unwrap_or_default();
     for _ in 0..4 {
         let (c, mut rng) = (counts.clone(), Rng(master.next() | 1));
+        let only = only.clone();
         workers.push(tokio::spawn(async move {
             while Instant::now() < end {
-                match rng.below(10) {
+                let kind = match only.as_str() {
+                    "login" => 0,
+                    "garbage" => 4,
+                    "session" => 5,
+                    _ => rng.below(10),
+                };
+                match kind {
                     0..=3 => fuzz_login(fuzz_addr, &mut rng, &c).await,
                     4 => fuzz_garbage(fuzz_addr, &mut rng, &c).await,
                     _ => fuzz_session(fuzz_addr, &mut rng, &c).await,
@@ -432,10 +444,18 @@ async fn mutated_pdu_streams_never_hurt_the_daemon_or_another_session() {
         }));
     }
     let mut rss_max = rss_start;
+    // RSS at each tenth of the run: the curve, and the half-way value for the growth check.
+    let started = Instant::now();
+    let mut curve = vec![(0u64, rss_start)];
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(d.alive(), "the daemon died: {}", d.log_tail(30));
-        rss_max = rss_max.max(d.rss_kib());
+        let rss = d.rss_kib();
+        rss_max = rss_max.max(rss);
+        let t = started.elapsed().as_secs();
+        if t >= (curve.len() as u64) * secs / 10 && curve.len() < 10 {
+            curve.push((t, rss));
+        }
         assert!(!check.is_finished(), "the checker stopped");
     }
     for w in workers {
@@ -473,15 +493,31 @@ async fn mutated_pdu_streams_never_hurt_the_daemon_or_another_session() {
         fds_start,
         fds_end
     );
+    let shown: Vec<String> = curve.iter().map(|(t, r)| format!("{t} s {r}")).collect();
+    println!(
+        "netfuzz: RSS KiB by time: {}; end {rss_end}",
+        shown.join(", ")
+    );
     assert!(
         fds_end < fds_start,
         "descriptors not returned: {fds_start} at start, {fds_end} at end"
     );
-    // Both RAM disks are 16 MiB: whatever the fuzz wrote fits in that; the rest of a bounded
-    // daemon is buffers that are freed with their connections.
+    // The fuzz target's RAM disk may fill (16 MiB: a fuzzed WRITE SAME can write all of it;
+    // the checker's is full from the start); beyond that 32 MiB of slack for the allocator.
+    // Sessions that ended behind a CmdSN gap once leaked about 840 bytes each: 61 MB in ten
+    // minutes, over this bound.
     assert!(
-        rss_max < rss_start + 96 * 1024,
+        rss_max < rss_start + (16 + 32) * 1024,
         "RSS grew from {rss_start} KiB to {rss_max} KiB"
     );
-    assert!(c.logins_ok.load(Ordering::Relaxed) > 0 && c.checker_ios.load(Ordering::Relaxed) > 0);
+    if only.is_empty() || only == "session" {
+        assert!(
+            c.logins_ok.load(Ordering::Relaxed) > 0,
+            "no fuzz session logged in"
+        );
+    }
+    assert!(
+        c.checker_ios.load(Ordering::Relaxed) > 0,
+        "the checker did nothing"
+    );
 }
