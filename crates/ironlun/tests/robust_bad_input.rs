@@ -254,6 +254,12 @@ async fn hostile_traffic_leaves_the_daemon_and_other_sessions_intact() {
     drop(half_ffp);
     cx.checkpoint("(11) half-sent PDUs").await;
 
+    // (13) Writes announced, their data never sent: held, but memory comes only with data.
+    let announced = announce_writes(addr).await;
+    cx.checkpoint("(13) 256 MiB of writes announced, no data sent")
+        .await;
+    drop(announced);
+
     // Last, because it exposes a reinstatement race that leaves the other phases unchecked.
     cx.phase("ISID reuse storm", isid_storm(addr)).await;
 
@@ -290,6 +296,24 @@ async fn hostile_traffic_leaves_the_daemon_and_other_sessions_intact() {
         "healthy session completed {} verified I/Os",
         cx.healthy.count()
     );
+}
+
+/// Eight WRITE(16) commands of 32 MiB each (256 MiB in all, within the default buffered-write
+/// limit) whose data never comes: the connection is returned, held open. A target that fills
+/// each buffer ahead of its data (zeroes where Data-Out will land) takes 256 MiB for nothing.
+async fn announce_writes(addr: SocketAddr) -> Raw {
+    let mut r = Raw::login(addr, &normal("announcer")).await;
+    r.tur_good().await;
+    for i in 0..8u64 {
+        let sn = r.take_cmd_sn();
+        let blocks = 65536u32;
+        let cdb = cdb::write16(i * u64::from(blocks), blocks, false);
+        let cmd = r.scsi_bhs(0, cdb, false, true, blocks * BLOCK, sn);
+        r.send(Pdu::new(Bhs::ScsiCommand(cmd))).await;
+    }
+    // The R2Ts come back; they stay unanswered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r
 }
 
 /// A Login Request header (security stage, T=1 to operational) for raw use.

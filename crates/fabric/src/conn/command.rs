@@ -129,11 +129,11 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
                 Some((now, released)) => {
                     let mut data = Vec::new();
                     if writes {
-                        // The immediate data, then zeroes where Data-Out will land: only the
-                        // part not yet received is zero-filled.
+                        // Room for the whole transfer, filled as the data arrives (Data-Out
+                        // lands in order, data_out::gather): memory is touched only by what
+                        // the initiator really sends, never zero-filled ahead of it.
                         data.reserve_exact(edtl as usize);
                         data.extend_from_slice(&p.data);
-                        data.resize(edtl as usize, 0);
                     }
                     // Unsolicited Data-Out follows when InitialR2T=No and F is clear
                     // (§11.3.1.1).
@@ -286,7 +286,8 @@ fn refusal(
             ..Default::default()
         });
     }
-    let held: u64 = tasks.values().map(|t| t.data.len() as u64).sum();
+    // What the held writes may fill: each reserved its whole transfer.
+    let held: u64 = tasks.values().map(|t| t.data.capacity() as u64).sum();
     let extra = if writes { u64::from(edtl) } else { 0 };
     if tasks.len() >= MAX_HELD_TASKS || held + extra > max_held_write_bytes {
         return Some(EngineResponse {

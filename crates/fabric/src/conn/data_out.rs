@@ -161,10 +161,8 @@ fn gather(t: &mut Task, d: &DataOut, data: &Bytes) -> Gathered {
         r.next_data_sn = r.next_data_sn.wrapping_add(1);
         r.got += len;
     }
-    let start = d.buffer_offset as usize;
-    if let Some(dst) = t.data.get_mut(start..start + data.len()) {
-        dst.copy_from_slice(data);
-    }
+    // In order (checked above: the offset is what was received so far), so it extends.
+    t.data.extend_from_slice(data);
     t.received += len;
     let mut need_r2t = false;
     if d.ttt == RESERVED_TAG {
