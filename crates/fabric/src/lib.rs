@@ -101,6 +101,8 @@ pub fn validate_param(key: &str, value: &str) -> Result<(), String> {
 }
 
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 mod login;
 mod params;
 mod server;
