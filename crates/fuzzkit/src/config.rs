@@ -38,7 +38,7 @@ pub(crate) fn round_trip(cfg: &Config, rt: &EngineRuntime) {
 
 /// The daemon's own runtime with nothing applied: the fabric's real `param/` schema and the
 /// engine's view of devices (none running). One per thread, built on first use.
-pub(crate) fn with_runtime<T>(f: impl FnOnce(&EngineRuntime) -> T) -> Option<T> {
+pub(crate) fn with_runtime<T>(f: impl FnOnce(&EngineRuntime) -> T) -> T {
     thread_local! {
         static RT: Option<(tokio::runtime::Runtime, EngineRuntime)> = {
             let rt = tokio::runtime::Builder::new_current_thread().build().ok();
@@ -51,5 +51,6 @@ pub(crate) fn with_runtime<T>(f: impl FnOnce(&EngineRuntime) -> T) -> Option<T> 
             })
         };
     }
-    RT.with(|x| x.as_ref().map(|(_, er)| f(er)))
+    // The harness's own setup, not input: if it cannot be built, nothing is tested.
+    RT.with(|x| f(&x.as_ref().expect("the daemon's runtime builds").1))
 }

@@ -35,7 +35,7 @@ pub fn run(data: &[u8]) {
 }
 
 /// The configuration `requests` build from an empty one (those refused change nothing).
-pub fn build(requests: &[Request]) -> Option<Config> {
+pub fn build(requests: &[Request]) -> Config {
     with_runtime(|rt| {
         let mut cfg = Config::default();
         for r in requests {

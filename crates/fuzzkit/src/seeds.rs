@@ -432,8 +432,7 @@ fn control() -> Vec<Vec<u8>> {
 
 fn config() -> Vec<Vec<u8>> {
     let mut out = vec![b"{}".to_vec()];
-    if let Some(cfg) = crate::control::build(&control_lines()) {
-        out.push(ironlun_control::persist::to_json(&cfg).into_bytes());
-    }
+    let cfg = crate::control::build(&control_lines());
+    out.push(ironlun_control::persist::to_json(&cfg).into_bytes());
     out
 }
