@@ -129,6 +129,8 @@ pub fn validate_param(key: &str, value: &str) -> Result<(), String> {
 }
 
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod login;
 mod params;

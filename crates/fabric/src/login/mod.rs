@@ -16,8 +16,7 @@ use ironlun_iscsi::negotiation::{self, Answer, KeyType, OperationalParams, Sende
 use ironlun_iscsi::pdu::login_status as st;
 use ironlun_iscsi::text::{self, TextCollector};
 use ironlun_iscsi::{Bhs, Decoder, Digests, LoginRequest, LoginResponse, Pdu, Stage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
@@ -79,8 +78,9 @@ struct Login<'a> {
 
 type Fail = u16;
 
-pub(crate) async fn login(
-    stream: &mut TcpStream,
+/// Generic over the stream so the fuzz harness (`crate::fuzzing`) can drive it in memory.
+pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     peer: SocketAddr,
     portal: SocketAddr,
     local: SocketAddr,
@@ -238,7 +238,7 @@ pub(crate) async fn login(
     }
 }
 
-async fn write_pdu(stream: &mut TcpStream, pdu: Pdu) -> std::io::Result<()> {
+async fn write_pdu<S: AsyncWrite + Unpin>(stream: &mut S, pdu: Pdu) -> std::io::Result<()> {
     let bytes = pdu
         .to_bytes(Digests::default())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
@@ -277,9 +277,9 @@ impl Login<'_> {
         })
     }
 
-    async fn fail_with(
+    async fn fail_with<S: AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         req: Option<&LoginRequest>,
         code: Fail,
     ) -> std::io::Result<()> {
