@@ -77,21 +77,6 @@ struct Model {
     unanswered: u64,
 }
 
-/// A small xorshift generator: reproducible from the seed printed at the start.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Writes and SYNCHRONIZE CACHE on `s` until a command fails (the daemon died).
 async fn data_load(s: Arc<Session>, m: Arc<Mutex<Model>>, mut rng: Rng) {
     loop {
@@ -232,10 +217,7 @@ async fn acknowledged_writes_and_keys_survive_kill9_at_random_moments() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 | 1)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let seed = Rng::seed();
     println!("kill loop: {rounds} rounds, seed {seed:#x}");
     let mut rng = Rng(seed);
 

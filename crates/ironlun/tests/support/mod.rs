@@ -8,7 +8,7 @@
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
 //! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]);
-//! closed_doors 3960-3979 ([`Daemon::start_with`]).
+//! closed_doors 3960-3979 ([`Daemon::start_with`]); kill_loop 3810-3819; soak 3820-3839.
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -437,6 +437,30 @@ pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
     out
 }
 
+/// A small xorshift generator for the randomized tests (kill_loop, soak): reproducible from
+/// the seed they print at the start.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A seed from the clock (never 0, which xorshift cannot leave).
+    pub fn seed() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 | 1)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform enough in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 /// A command's data (status GOOD required).
 pub fn good(r: Result<CommandResult, Error>, what: &str) -> Bytes {
     match r {
@@ -563,5 +587,41 @@ impl Daemon {
         let tpg = format!("iscsi/{iqn}/tpgt_1");
         let addr = self.export_tpg(&tpg, dev, ports);
         (tpg, addr)
+    }
+}
+
+/// A loop device over a file (`losetup -f --show`), detached on drop (also when the test
+/// fails). The error says why none could be attached (not root, no losetup, no free device).
+pub struct LoopDevice {
+    pub dev: PathBuf,
+}
+
+impl LoopDevice {
+    pub fn attach(file: &Path) -> Result<LoopDevice, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root (losetup needs root)".into());
+        }
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("cannot run losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(LoopDevice {
+            dev: PathBuf::from(dev),
+        })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
     }
 }
