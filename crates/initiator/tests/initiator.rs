@@ -310,6 +310,28 @@ async fn nops_both_ways() {
         .any(|v| v == &vec![("NopOutTTT".to_string(), "85".to_string())]));
 }
 
+/// With answers switched off the target's ping goes unanswered (a hung host, for keep-alive
+/// tests), and is counted; the session itself goes on.
+#[tokio::test]
+async fn target_pings_left_unanswered_on_request() {
+    let f = spawn(FakeConfig {
+        ping_before_echo: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    let s = session(&f, LoginConfig::normal(INI, TARGET)).await;
+    s.answer_nop_ins(false);
+    // The target's ping comes just before this echo, so it was handled by the time we have it.
+    guard(s.ping(b"one".to_vec())).await.unwrap();
+    let st = s.stats();
+    assert_eq!((st.nop_ins_answered, st.nop_ins_ignored), (0, 1));
+    s.answer_nop_ins(true);
+    // Nothing answered the ping: the fake saw no NOP-Out with its TTT.
+    guard(s.ping(b"two".to_vec())).await.unwrap();
+    let seen = f.seen.lock().unwrap().clone();
+    assert!(!seen.iter().any(|v| v.iter().any(|(k, _)| k == "NopOutTTT")));
+}
+
 #[tokio::test]
 async fn abort_task_of_a_withheld_write_and_of_no_task() {
     let f = spawn(FakeConfig::default()).await;

@@ -17,8 +17,7 @@ mod support;
 
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ironlun_initiator::iscsi::pdu::task_attr;
 use ironlun_initiator::scsi::cdb;
@@ -113,61 +112,18 @@ fn skip(why: &str) {
 
 #[tokio::test]
 async fn iblock_survives_kill9() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        skip("not root (losetup needs root)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let backing = tmp.path().join("loop.img");
     std::fs::File::create(&backing)
         .and_then(|f| f.set_len(SIZE))
         .unwrap();
-    let Some(lo) = LoopDevice::attach(&backing) else {
-        return;
+    let lo = match LoopDevice::attach(&backing) {
+        Ok(lo) => lo,
+        Err(why) => return skip(&why),
     };
     let arg = format!("path={}", lo.dev.display());
     run(Mode::Iblock, "core/iblock_0/d0", &[&arg], &lo.dev).await;
     drop(lo);
-}
-
-/// A loop device over a file, detached on drop (also when the test fails).
-struct LoopDevice {
-    dev: PathBuf,
-}
-
-impl LoopDevice {
-    fn attach(file: &Path) -> Option<LoopDevice> {
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(file)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let dev = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                Some(LoopDevice {
-                    dev: PathBuf::from(dev),
-                })
-            }
-            Ok(o) => {
-                skip(&format!(
-                    "losetup failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-                None
-            }
-            Err(e) => {
-                skip(&format!("cannot run losetup: {e}"));
-                None
-            }
-        }
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
-    }
 }
 
 /// Pages of `path` in `[off, off + len)` that are dirty or under writeback, per

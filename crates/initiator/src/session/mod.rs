@@ -123,6 +123,8 @@ pub struct Stats {
     pub solicited_bytes: u64,
     /// Target NOP-Ins we answered (TTT != 0xffffffff).
     pub nop_ins_answered: u64,
+    /// Target NOP-In pings left unanswered on purpose ([`Session::answer_nop_ins`] off).
+    pub nop_ins_ignored: u64,
     /// Protocol deviations by the target that did not stop the session: the first
     /// [`MAX_VIOLATIONS`] of them (a target that misbehaves on every PDU does not grow the
     /// session's memory); `violations_total` counts them all.
@@ -263,6 +265,7 @@ impl Session {
             queued: queued.clone(),
             params: negotiated.params.clone(),
             cid,
+            answer_pings: std::sync::atomic::AtomicBool::new(true),
         });
         let writer = tokio::spawn(write_loop(writer, rx, queued));
         let reader = tokio::spawn(read_loop(reader, shared.clone()));
@@ -346,6 +349,16 @@ impl Session {
         if self.sh().lock().closed.is_none() {
             reader::end(self.sh(), state::Ending::ByUs(why.to_owned()));
         }
+    }
+
+    /// Whether target NOP-In pings (§11.19) are answered (the default) or silently left
+    /// unanswered, as by a host that hung: a test of the target's keep-alive
+    /// (`nopin_response_timeout`) switches them off and watches the target drop the
+    /// connection. Pings left unanswered count in [`Stats::nop_ins_ignored`].
+    pub fn answer_nop_ins(&self, on: bool) {
+        self.sh()
+            .answer_pings
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Why the connection ended, if it did.

@@ -104,6 +104,8 @@ fn handle(sh: &Shared, pdu: Pdu) {
                      not answered",
                     n.ttt
                 ));
+            } else if n.ttt != RESERVED_TAG && !sh.answer_pings.load(Ordering::Relaxed) {
+                st.stats.nop_ins_ignored += 1;
             } else if n.ttt != RESERVED_TAG {
                 // A target ping: answer with the same TTT and LUN (§11.18.4), immediate.
                 let bhs = Bhs::NopOut(NopOut {

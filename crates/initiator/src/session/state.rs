@@ -98,6 +98,8 @@ pub(super) struct Shared {
     pub(super) events: Events,
     pub(super) params: OperationalParams,
     pub(super) cid: u16,
+    /// Whether the reader answers target NOP-In pings ([`super::Session::answer_nop_ins`]).
+    pub(super) answer_pings: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

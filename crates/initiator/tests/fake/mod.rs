@@ -39,6 +39,9 @@ pub struct FakeConfig {
     pub window: u32,
     /// Send a NOP-In ping right after login.
     pub ping_after_login: bool,
+    /// Send a NOP-In ping (TTT 0x56) just before answering the initiator's first NOP-Out
+    /// ping, so the initiator has it in hand when its ping returns.
+    pub ping_before_echo: bool,
     /// Send Data-In segments of this size regardless of what the initiator declared.
     pub force_data_in_seg: Option<usize>,
     /// After login, send these raw bytes instead of serving.
@@ -195,18 +198,23 @@ impl Conn {
         self.send(Pdu::with_data(bhs, data)).await
     }
 
+    /// A NOP-In ping (§11.19) with target transfer tag `ttt`.
+    async fn ping(&mut self, ttt: u32) -> R<()> {
+        let bhs = Bhs::NopIn(NopIn {
+            lun: [0; 8],
+            itt: RESERVED_TAG,
+            ttt,
+            stat_sn: self.stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+        });
+        self.send(Pdu::new(bhs)).await
+    }
+
     async fn run(mut self) -> R<()> {
         self.login().await?;
         if self.cfg.ping_after_login {
-            let bhs = Bhs::NopIn(NopIn {
-                lun: [0; 8],
-                itt: RESERVED_TAG,
-                ttt: 0x55,
-                stat_sn: self.stat_sn,
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
-            });
-            self.send(Pdu::new(bhs)).await?;
+            self.ping(0x55).await?;
         }
         loop {
             let p = self.recv().await?;
@@ -555,6 +563,9 @@ impl Conn {
             }
             Bhs::NopOut(n) => {
                 self.advance(n.immediate, n.cmd_sn);
+                if n.itt != RESERVED_TAG && std::mem::take(&mut self.cfg.ping_before_echo) {
+                    self.ping(0x56).await?;
+                }
                 if n.itt != RESERVED_TAG {
                     let stat_sn = self.next_stat();
                     let bhs = Bhs::NopIn(NopIn {

@@ -8,7 +8,7 @@
 //! Port ranges, one per test binary group so parallel binaries never collide:
 //! e2e_io, e2e_login, e2e_tmf 3361-3399 ([`Daemon::start`]); e2e_resize 3470-3489;
 //! robust_bad_input 3400-3419; durability 3420-3449 (those via [`Daemon::start_in`]);
-//! closed_doors 3960-3979 ([`Daemon::start_with`]).
+//! closed_doors 3960-3979 ([`Daemon::start_with`]); kill_loop 3810-3819; soak 3820-3839.
 
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -580,7 +580,8 @@ impl Daemon {
     }
 }
 
-/// A small xorshift generator for the randomized tests, reproducible from its seed.
+/// A small xorshift generator for the randomized tests (kill_loop, netfuzz, soak),
+/// reproducible from its seed.
 pub struct Rng(pub u64);
 
 impl Rng {
@@ -628,4 +629,40 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
+}
+
+/// A loop device over a file (`losetup -f --show`), detached on drop (also when the test
+/// fails). The error says why none could be attached (not root, no losetup, no free device).
+pub struct LoopDevice {
+    pub dev: PathBuf,
+}
+
+impl LoopDevice {
+    pub fn attach(file: &Path) -> Result<LoopDevice, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root (losetup needs root)".into());
+        }
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("cannot run losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(LoopDevice {
+            dev: PathBuf::from(dev),
+        })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
 }
