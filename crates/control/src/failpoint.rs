@@ -14,38 +14,34 @@
 //! done, not yet answered), `<kind>.removed` (file unlinked, directory not synced),
 //! `aptpl.dir-created` (the pr/ directory made, its parent not synced).
 
-/// Abort here if `name` is the armed point.
-#[cfg(feature = "failpoints")]
-pub(crate) fn hit(name: &str) {
-    let Some(file) = std::env::var_os("IRONLUN_FAILPOINTS") else {
-        return;
-    };
-    let Ok(armed) = std::fs::read_to_string(file) else {
-        return;
-    };
-    if armed.lines().next().map(str::trim) == Some(name) {
-        eprintln!("ironlun: failpoint {name}: aborting");
+/// Abort here if `<kind>.<step>` is the armed point.
+pub(crate) fn hit(kind: &str, step: &str) {
+    if armed(kind, step) {
+        eprintln!("ironlun: failpoint {kind}.{step}: aborting");
         std::process::abort();
     }
 }
 
-/// Abort here if `name` is the armed point (never: built without `failpoints`).
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-pub(crate) fn hit(_name: &str) {}
-
-/// Is `name` armed? (Only for the step that must do something before aborting: writing
-/// half the data.)
+/// Is `<kind>.<step>` the armed point? (Asked on its own by the step that must do something
+/// before aborting: writing half the data.)
 #[cfg(feature = "failpoints")]
-pub(crate) fn armed(name: &str) -> bool {
-    std::env::var_os("IRONLUN_FAILPOINTS")
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .is_some_and(|a| a.lines().next().map(str::trim) == Some(name))
+pub(crate) fn armed(kind: &str, step: &str) -> bool {
+    let Some(file) = std::env::var_os("IRONLUN_FAILPOINTS") else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    text.lines()
+        .next()
+        .map(str::trim)
+        .and_then(|l| l.split_once('.'))
+        .is_some_and(|(k, s)| k == kind && s == step)
 }
 
-/// Is `name` armed? (Never: built without `failpoints`.)
+/// Is `<kind>.<step>` the armed point? Never: built without `failpoints`.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub(crate) fn armed(_name: &str) -> bool {
+pub(crate) fn armed(_kind: &str, _step: &str) -> bool {
     false
 }

@@ -65,21 +65,20 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], kind: &str) -> std::io::Res
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        failpoint::hit(&format!("{kind}.tmp-created"));
-        let half = format!("{kind}.tmp-half");
-        if failpoint::armed(&half) {
+        failpoint::hit(kind, "tmp-created");
+        if failpoint::armed(kind, "tmp-half") {
             f.write_all(&data[..data.len() / 2])?;
-            failpoint::hit(&half);
+            failpoint::hit(kind, "tmp-half");
         }
         f.write_all(data)?;
-        failpoint::hit(&format!("{kind}.tmp-written"));
+        failpoint::hit(kind, "tmp-written");
         f.sync_all()?;
         drop(f);
-        failpoint::hit(&format!("{kind}.tmp-synced"));
+        failpoint::hit(kind, "tmp-synced");
         fs::rename(&tmp, path)?;
-        failpoint::hit(&format!("{kind}.renamed"));
+        failpoint::hit(kind, "renamed");
         File::open(dir)?.sync_all()?;
-        failpoint::hit(&format!("{kind}.dir-synced"));
+        failpoint::hit(kind, "dir-synced");
         Ok(())
     })();
     if result.is_err() {
@@ -93,7 +92,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], kind: &str) -> std::io::Res
 pub(crate) fn remove_durable(path: &Path, kind: &str) -> std::io::Result<()> {
     match fs::remove_file(path) {
         Ok(()) => {
-            failpoint::hit(&format!("{kind}.removed"));
+            failpoint::hit(kind, "removed");
             File::open(parent_dir(path))?.sync_all()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

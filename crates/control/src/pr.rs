@@ -178,7 +178,7 @@ impl AptplFile {
             return Ok(());
         }
         persist::private_dir(dir).map_err(io::Error::other)?;
-        crate::failpoint::hit("aptpl.dir-created");
+        crate::failpoint::hit("aptpl", "dir-created");
         // The new directory entry must survive a crash too.
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::File::open(parent)?.sync_all()?;
