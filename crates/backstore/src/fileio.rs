@@ -417,6 +417,15 @@ impl Backstore for FileIo {
         Ok(device_size)
     }
 
+    fn allocated(&self) -> Option<u64> {
+        if self.is_block_device {
+            return None;
+        }
+        use std::os::unix::fs::MetadataExt;
+        // st_blocks counts 512-byte units whatever the file system's block size.
+        self.file.metadata().ok().map(|m| m.blocks() * 512)
+    }
+
     fn info(&self) -> String {
         format!(
             "fileio {} path={} size={} mode={}{}",

@@ -103,6 +103,12 @@ pub trait Backstore: Send + Sync + 'static {
         false
     }
     /// One-line human summary (kind, path, size, mode) for the device's `info` attribute.
+    /// Bytes of backing storage in use (a sparse file's allocated blocks, a RAM disk's
+    /// allocated chunks); `None` where every byte is always backed (a block device).
+    fn allocated(&self) -> Option<u64> {
+        None
+    }
+
     fn info(&self) -> String {
         String::new()
     }

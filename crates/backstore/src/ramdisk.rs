@@ -353,6 +353,10 @@ impl Backstore for RamDisk {
         Ok(new_size)
     }
 
+    fn allocated(&self) -> Option<u64> {
+        Some(self.allocated_bytes())
+    }
+
     fn info(&self) -> String {
         format!(
             "rd_mcp size={} allocated={} chunk={}",

@@ -413,3 +413,56 @@ pub(crate) fn file_extents(
     out.truncate(max.max(1));
     Ok(out)
 }
+
+/// An anonymous private mapping (mmap(2)): page-aligned, zero-filled, its pages resident only
+/// once touched, and given back to the kernel by munmap(2) on drop. Bounce buffers use it so
+/// that a 1 MiB buffer freed past the pool's limit never stays behind in one of the
+/// allocator's per-thread arenas (a slow RSS creep under a soak), and a 4 KiB staging touches
+/// one page, not 1 MiB.
+pub(crate) struct AnonMap {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned exclusively by this value (no aliasing pointers escape except
+// through `&mut self`), so moving it to or sharing it with another thread is sound.
+unsafe impl Send for AnonMap {}
+unsafe impl Sync for AnonMap {}
+
+impl AnonMap {
+    pub(crate) fn new(len: usize) -> io::Result<AnonMap> {
+        // SAFETY: a fresh anonymous private mapping at an address the kernel chooses; no
+        // existing memory is affected. The result is checked for MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(AnonMap { ptr, len })
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is a live read-write mapping of `len` bytes owned by `self`, and the
+        // `&mut self` borrow makes this the only reference to it for the slice's lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AnonMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` created; no slice of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}

@@ -9,6 +9,8 @@
 //!   ALUA vocabulary `ironlun_scsi::alua`), the whole tree (`model/config.rs`).
 //! * [`alua`] — the `ironlun alua show` report.
 //! * [`persist`] — atomic, durable `config.json`.
+//! * [`lio`] — rtslib-fb's `saveconfig.json` and LIO's APTPL files converted to and from the
+//!   model, with a report of what does not carry over.
 //! * [`pr`] — persistent reservations (SPC-4 §5.13): the APTPL file
 //!   (`<state-dir>/pr/aptpl_<serial>`), the `pr/` view and the `pr show` report.
 //! * [`tree`] — paths: one grammar (`tree/path.rs`, [`tree::ObjPath`]) for `ls`/`get` and the
@@ -21,10 +23,14 @@
 
 pub mod alua;
 mod failpoint;
+pub mod lio;
+pub mod live;
 pub mod model;
 pub mod names;
 pub mod persist;
+pub mod plan;
 pub mod pr;
 pub mod runtime;
 pub mod service;
+pub mod status;
 pub mod tree;

@@ -39,6 +39,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use ironlun_engine::scsi::alua::{status_code, AccessState};
 
+use crate::lio::FabricParams;
+use crate::live::{Live, LiveObjects};
 use crate::model::alua::{parse_group_state, AluaTpg};
 use crate::model::{Config, DevKey, ParamSchema, StorageObject};
 use crate::pr::{self, AptplFile, PrView};
@@ -72,6 +74,10 @@ pub trait Runtime: Inspect + Send {
     /// [`Runtime::apply`] does not see these as changes.
     fn alua_refresh(&mut self, cfg: &Config) -> Config {
         cfg.clone()
+    }
+    /// The fabric's sessions now (`ironlun sessions`, `ironlun status`).
+    fn sessions(&self) -> Vec<ironlun_fabric::SessionInfo> {
+        Vec::new()
     }
 }
 
@@ -124,6 +130,8 @@ pub struct EngineRuntime {
     alua_rx: Option<UnboundedReceiver<String>>,
     /// ALUA changes made by the apply under way, to undo if a later step fails.
     alua_undo: Vec<Undo>,
+    /// What the metrics exporter reads (`crate::live`).
+    live: Arc<LiveObjects>,
 }
 
 impl EngineRuntime {
@@ -135,6 +143,7 @@ impl EngineRuntime {
             alua_undo: Vec::new(),
             alua_tx,
             alua_rx: Some(alua_rx),
+            live: Arc::new(LiveObjects::new(fabric.clone())),
             fabric,
             devices: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -151,6 +160,11 @@ impl EngineRuntime {
         self.alua_rx.take()
     }
 
+    /// The live objects, republished after every apply, for the metrics exporter.
+    pub fn live(&self) -> Arc<LiveObjects> {
+        self.live.clone()
+    }
+
     /// Addresses the fabric listens on.
     pub fn listening(&self) -> Vec<std::net::SocketAddr> {
         self.fabric.listening()
@@ -159,13 +173,10 @@ impl EngineRuntime {
 
 impl ParamSchema for EngineRuntime {
     fn param_defaults(&self) -> Vec<(String, String)> {
-        ironlun_fabric::param_defaults()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        FabricParams.param_defaults()
     }
     fn validate_param(&self, key: &str, value: &str) -> Result<(), String> {
-        ironlun_fabric::validate_param(key, value)
+        FabricParams.validate_param(key, value)
     }
 }
 
@@ -194,6 +205,9 @@ impl Inspect for EngineRuntime {
     }
     fn device_size(&self, key: &DevKey) -> Option<u64> {
         Some(self.devices.get(key)?.backstore.size())
+    }
+    fn device_allocated(&self, key: &DevKey) -> Option<u64> {
+        self.devices.get(key)?.backstore.allocated()
     }
     fn alua_group_attribute(&self, key: &DevKey, group: &str, attr: &str) -> Option<String> {
         self.devices
@@ -466,6 +480,12 @@ impl EngineRuntime {
         self.devices = devices;
         self.ports = ports;
         self.lu_gps = lu_gps;
+        self.live.publish(Live {
+            devices: (self.devices.iter())
+                .map(|(k, e)| (k.to_string(), e.device.clone()))
+                .collect(),
+            ports: self.ports.values().map(|p| p.port.clone()).collect(),
+        });
         self.alua_undo.clear();
         Ok(())
     }
@@ -474,6 +494,10 @@ impl EngineRuntime {
 impl Runtime for EngineRuntime {
     fn apply(&mut self, new: &Config) -> impl Future<Output = Result<(), String>> + Send {
         self.apply_inner(new)
+    }
+
+    fn sessions(&self) -> Vec<ironlun_fabric::SessionInfo> {
+        self.fabric.sessions()
     }
 
     fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String> {

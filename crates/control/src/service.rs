@@ -11,8 +11,9 @@
 //! {"op":"ls","path":"iscsi"}            {"op":"get","path":"…"}      {"op":"set","path":"…","value":"1"}
 //! {"op":"create","path":"…","args":["size=1G"]}   {"op":"delete","path":"…"}
 //! {"op":"link","src":"…","dst":"…"}     {"op":"save","file":null|"/abs"}  {"op":"restore","file":"/abs"}
+//! {"op":"apply","file":"/abs","dry_run":false}
 //! {"op":"pr_show","path":"core/…/<dev>"}  {"op":"pr_clear","path":"core/…/<dev>","force":true}
-//! {"op":"alua_show","path":"core/…/<dev>"}
+//! {"op":"alua_show","path":"core/…/<dev>"}  {"op":"sessions","detail":false}  {"op":"status"}
 //! → {"ok":true,"output":"…"}  |  {"ok":false,"error":"one line","code":2}
 //! ```
 //! `code` is the CLI exit status: 2 = refused (bad input or could not be applied; nothing
@@ -78,6 +79,26 @@ pub enum Request {
     Restore {
         file: String,
     },
+    /// Make the running tree equal to a config file with the fewest changes, and print the
+    /// plan ([`crate::plan`]); with `dry_run`, only the plan.
+    Apply {
+        file: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// [`Request::Apply`] with the config inline (`ironlun config import-lio`, which converts
+    /// on the client side). `aptpl`: persistent reservation states for devices this apply
+    /// creates, written to their APTPL files before the devices are created.
+    ApplyConfig {
+        config: Box<Config>,
+        #[serde(default)]
+        aptpl: Vec<crate::lio::aptpl::AptplImport>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The running config as `config.json` text (`ironlun config export-lio` converts it on
+    /// the client side).
+    ShowConfig,
     /// The persistent reservation report of a device.
     PrShow {
         path: String,
@@ -92,6 +113,13 @@ pub enum Request {
     AluaShow {
         path: String,
     },
+    /// Open sessions, as targetcli's `sessions` (`detail`: `sessions detail`).
+    Sessions {
+        #[serde(default)]
+        detail: bool,
+    },
+    /// One screen: portals, targets, LUs, sessions, PR and ALUA in brief.
+    Status,
 }
 
 /// A control response.
@@ -231,6 +259,13 @@ impl<R: Runtime> Control<R> {
                     Err(e) => Response::refused(format!("{e}; nothing changed")),
                 }
             }
+            Request::Apply { file, dry_run } => self.apply_file(&file, dry_run).await,
+            Request::ShowConfig => Response::ok(persist::to_json(&self.cfg)),
+            Request::ApplyConfig {
+                config,
+                aptpl,
+                dry_run,
+            } => self.apply_config(*config, &aptpl, dry_run).await,
             Request::PrShow { path } => match self.pr_view(&path) {
                 Ok((key, view)) => {
                     let serial = self
@@ -244,6 +279,16 @@ impl<R: Runtime> Control<R> {
             },
             Request::PrClear { path, force } => self.pr_clear(&path, force),
             Request::AluaShow { path } => self.alua_show(&path),
+            Request::Sessions { detail } => Response::ok(crate::status::sessions(
+                &self.cfg,
+                &self.rt.sessions(),
+                detail,
+            )),
+            Request::Status => Response::ok(crate::status::status(
+                &self.cfg,
+                &self.rt,
+                &self.rt.sessions(),
+            )),
         }
     }
 
@@ -373,6 +418,32 @@ impl<R: Runtime> Control<R> {
     }
 
     /// Apply, then save; if the save fails, put the running system back.
+    /// `ironlun apply FILE`: load and validate FILE in full, plan against the running tree,
+    /// and (unless `dry_run`) apply it as one change. Nothing is applied or saved when the plan
+    /// is empty.
+    async fn apply_file(&mut self, file: &str, dry_run: bool) -> Response {
+        if !Path::new(file).is_absolute() {
+            return Response::refused(format!("apply: '{file}' must be an absolute path"));
+        }
+        let new = match persist::load(Path::new(file), &self.rt) {
+            Ok(new) => new,
+            Err(e) => return Response::refused(format!("{e}; nothing changed")),
+        };
+        let changes = crate::plan::plan(&self.cfg, &new);
+        let text = crate::plan::render(&changes);
+        if dry_run || changes.is_empty() {
+            return Response::ok(if dry_run && !changes.is_empty() {
+                format!("{text} (dry run: nothing changed)")
+            } else {
+                text
+            });
+        }
+        match self.commit(new).await {
+            Ok(()) => Response::ok(format!("{text} applied")),
+            Err(r) => r,
+        }
+    }
+
     async fn commit(&mut self, new: Config) -> Result<(), Response> {
         if new == self.cfg {
             return Ok(());
@@ -608,6 +679,7 @@ pub async fn request(socket: &Path, req: &Request) -> std::io::Result<Response> 
     serde_json::from_slice(&buf).map_err(std::io::Error::other)
 }
 
+mod apply_inline;
 #[cfg(test)]
 mod socket_tests;
 #[cfg(test)]

@@ -43,6 +43,11 @@ pub trait Inspect: ParamSchema {
     fn device_info(&self, key: &DevKey) -> Option<String>;
     /// Current capacity in bytes of a live device's backstore.
     fn device_size(&self, key: &DevKey) -> Option<u64>;
+    /// Bytes of backing storage a live device uses, where that is known (sparse files, RAM
+    /// disks).
+    fn device_allocated(&self, _key: &DevKey) -> Option<u64> {
+        None
+    }
     /// Live persistent reservation state of a device (`None`: not running, and no `pr/`).
     fn device_pr(&self, _key: &DevKey) -> Option<PrView> {
         None

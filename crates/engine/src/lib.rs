@@ -218,9 +218,12 @@ mod pipeline;
 pub mod pr;
 pub use pr::{AptplStore, PrRegistration, PrReservation, PrState};
 mod alua;
-pub use alua::{alua_group_attribute_defs, AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
+pub use alua::{
+    alua_group_attribute_defs, settable_alua_states, AluaObserver, LuGroup, DEFAULT_GROUP_NAME,
+};
 mod cmd;
 mod core;
+pub mod metrics;
 
 pub use crate::core::device::{device_attribute_defs, Device, DeviceConfig, DeviceInfo};
 pub use crate::core::port::nexus::Nexus;

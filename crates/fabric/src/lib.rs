@@ -123,6 +123,12 @@ pub fn param_defaults() -> Vec<(&'static str, &'static str)> {
     params::PARAMS.to_vec()
 }
 
+/// The words a `param/<key>` value is made of where they are a fixed set (Yes/No, the
+/// digests, ...); `None` for numbers and text. What the shell completes.
+pub fn param_words(key: &str) -> Option<&'static [&'static str]> {
+    params::words(key)
+}
+
 /// Validate a `param/<key>` value. Err is one line naming the key and what is valid.
 pub fn validate_param(key: &str, value: &str) -> Result<(), String> {
     params::validate(key, value)
@@ -132,14 +138,18 @@ mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+mod listing;
 mod login;
 mod params;
 mod server;
 mod session;
 mod shared;
+mod stats;
 
+pub use listing::{ConnInfo, OperationalParams, SessionInfo};
 pub use server::Fabric;
 pub use shared::FabricOptions;
+pub use stats::{FabricStats, LOGIN_FAILURE_REASONS};
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,20 @@ pub(crate) const PARAMS: &[(&str, &str)] = &[
     ("OFMarkInt", "Reject"),
 ];
 
+/// The words a key's value is made of, where they are a fixed set (a comma list of them for
+/// AuthMethod and the digests, one of them for the others); `None` for numbers and text.
+pub(crate) fn words(key: &str) -> Option<&'static [&'static str]> {
+    Some(match key {
+        "AuthMethod" => &["CHAP", "None"],
+        "HeaderDigest" | "DataDigest" => &["CRC32C", "None"],
+        "InitialR2T" | "ImmediateData" | "DataPDUInOrder" | "DataSequenceInOrder" => &["Yes", "No"],
+        "IFMarker" | "OFMarker" => &["No"],
+        "IFMarkInt" | "OFMarkInt" => &["Reject"],
+        "ErrorRecoveryLevel" => &["0"],
+        _ => return None,
+    })
+}
+
 pub(crate) fn validate(key: &str, value: &str) -> Result<(), String> {
     let Some(_) = PARAMS.iter().find(|(k, _)| *k == key) else {
         let names: Vec<&str> = PARAMS.iter().map(|(k, _)| *k).collect();
@@ -41,19 +55,17 @@ pub(crate) fn validate(key: &str, value: &str) -> Result<(), String> {
             names.join(", ")
         ));
     };
-    let list_ok =
-        |allowed: &[&str]| !value.is_empty() && value.split(',').all(|v| allowed.contains(&v));
+    let allowed = words(key).unwrap_or_default();
+    let list_ok = || !value.is_empty() && value.split(',').all(|v| allowed.contains(&v));
     let num = |min: u64, max: u64| parse_number(value).is_some_and(|n| (min..=max).contains(&n));
     let ok = match key {
-        "AuthMethod" => list_ok(&["CHAP", "None"]),
-        "HeaderDigest" | "DataDigest" => list_ok(&["CRC32C", "None"]),
+        "AuthMethod" | "HeaderDigest" | "DataDigest" => list_ok(),
         "MaxConnections" => num(1, 65535),
         "TargetAlias" => value.len() <= 255 && !value.contains('\0'),
         "InitialR2T" | "ImmediateData" | "DataPDUInOrder" | "DataSequenceInOrder" => {
             parse_bool(value).is_some()
         }
-        "IFMarker" | "OFMarker" => value == "No",
-        "IFMarkInt" | "OFMarkInt" => value == "Reject",
+        "IFMarker" | "OFMarker" | "IFMarkInt" | "OFMarkInt" => allowed.contains(&value),
         "MaxRecvDataSegmentLength"
         | "MaxXmitDataSegmentLength"
         | "MaxBurstLength"
@@ -61,7 +73,7 @@ pub(crate) fn validate(key: &str, value: &str) -> Result<(), String> {
         "DefaultTime2Wait" | "DefaultTime2Retain" => num(0, 3600),
         "MaxOutstandingR2T" => num(1, 65535),
         // ERL 1 and 2 are not implemented: only 0 can be offered.
-        "ErrorRecoveryLevel" => value == "0",
+        "ErrorRecoveryLevel" => allowed.contains(&value),
         _ => false,
     };
     if ok {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::shared::{FabricOptions, Shared};
+use crate::stats::FabricStats;
 use crate::FabricConfig;
 
 struct Listener {
@@ -41,6 +42,19 @@ impl Fabric {
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Sessions, connections, failed logins and digest errors (docs/metrics.md).
+    pub fn stats(&self) -> FabricStats {
+        let sh = &self.shared;
+        let all = sh.registry.all();
+        let discovery = all.iter().filter(|s| s.is_discovery()).count();
+        let connections = sh
+            .options
+            .max_connections
+            .saturating_sub(sh.connections.available_permits());
+        sh.counters
+            .snapshot(all.len() - discovery, discovery, connections)
     }
 
     /// Swap in a new configuration: bind portals that are new (Err if one cannot be bound,
@@ -116,6 +130,27 @@ impl Fabric {
         *self.listening.lock() = resolved.values().copied().collect();
         *self.shared.resolved.write() = resolved;
         Ok(())
+    }
+
+    /// Every session now registered, by TSIH (discovery sessions included).
+    pub fn sessions(&self) -> Vec<crate::SessionInfo> {
+        let mut v: Vec<crate::SessionInfo> = self
+            .shared
+            .registry
+            .all()
+            .iter()
+            .map(|s| crate::SessionInfo {
+                tsih: s.tsih,
+                initiator: s.initiator.clone(),
+                isid: s.isid,
+                target: s.target.clone(),
+                tpgt: s.tpgt,
+                params: s.params.clone(),
+                connections: s.conn_infos(),
+            })
+            .collect();
+        v.sort_by_key(|s| s.tsih);
+        v
     }
 
     /// Addresses actually listening (after apply; port 0 portals resolved).
@@ -200,6 +235,7 @@ async fn handle_connection(
     drop(permit);
     let Ok(Some(ok)) = outcome else {
         if outcome.is_err() {
+            shared.counters.login_timed_out();
             warn!(%peer, "login timed out");
         }
         return;

@@ -17,6 +17,8 @@ use ironlun_iscsi::negotiation::OperationalParams;
 use ironlun_iscsi::serial::{sn_le, sn_lt};
 use parking_lot::Mutex;
 
+use crate::listing::ConnInfo;
+
 /// Commands the target accepts ahead of completion (MaxCmdSN - ExpCmdSN + 1).
 pub(crate) const QUEUE_DEPTH: u32 = 128;
 
@@ -51,6 +53,8 @@ pub(crate) struct ConnHandle {
     id: u64,
     cid: u16,
     link: Arc<dyn Link>,
+    /// What `ironlun sessions` shows of it.
+    info: ConnInfo,
 }
 
 struct Window {
@@ -108,6 +112,13 @@ impl Session {
             next_conn_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The connections as `ironlun sessions` shows them, by CID.
+    pub(crate) fn conn_infos(&self) -> Vec<ConnInfo> {
+        let mut v: Vec<ConnInfo> = self.conns.lock().iter().map(|c| c.info.clone()).collect();
+        v.sort_by_key(|c| c.cid);
+        v
     }
 
     pub(crate) fn is_discovery(&self) -> bool {
@@ -198,13 +209,19 @@ impl Session {
 
     /// Add a connection with `cid`, stopping one with the same CID (connection reinstatement,
     /// RFC 7143 §6.3.4). Returns its id for [`Session::detach`].
-    pub(crate) fn attach(&self, cid: u16, link: Arc<dyn Link>) -> u64 {
+    pub(crate) fn attach(&self, info: ConnInfo, link: Arc<dyn Link>) -> u64 {
+        let cid = info.cid;
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let mut conns = self.conns.lock();
         if let Some(pos) = conns.iter().position(|c| c.cid == cid) {
             conns.remove(pos).link.stop();
         }
-        conns.push(ConnHandle { id, cid, link });
+        conns.push(ConnHandle {
+            id,
+            cid,
+            link,
+            info,
+        });
         id
     }
 
@@ -316,7 +333,14 @@ impl Registry {
     /// other session of the same initiator port on the same target portal group (§6.3.5: one
     /// session per InitiatorName + ISID). The caller closes what is returned. Doing the two
     /// under one lock keeps racing logins with one ISID from leaving several sessions open.
-    pub(crate) fn insert_replacing(&self, s: Arc<Session>) -> Vec<Arc<Session>> {
+    /// The limit on sessions per initiator is checked in the same critical section, so logins
+    /// racing from one initiator name cannot all pass it: `Err(())` when the initiator already
+    /// has `max` sessions besides those this one displaces (nothing is changed then).
+    pub(crate) fn insert_replacing(
+        &self,
+        s: Arc<Session>,
+        max: usize,
+    ) -> Result<Vec<Arc<Session>>, ()> {
         let mut r = self.inner.lock();
         let displaced: Vec<u16> = r
             .sessions
@@ -330,12 +354,20 @@ impl Registry {
             })
             .map(|o| o.tsih)
             .collect();
+        let others = r
+            .sessions
+            .values()
+            .filter(|o| o.initiator == s.initiator && !displaced.contains(&o.tsih))
+            .count();
+        if others >= max {
+            return Err(());
+        }
         let out = displaced
             .iter()
             .filter_map(|t| r.sessions.remove(t))
             .collect();
         r.sessions.insert(s.tsih, s);
-        out
+        Ok(out)
     }
     /// Sessions of `initiator` (every target, discovery included).
     pub(crate) fn count_of(&self, initiator: &str) -> usize {
@@ -478,16 +510,20 @@ mod tests {
     fn tsih_is_nonzero_and_unique() {
         let r = Registry::default();
         let a = r.alloc_tsih().unwrap();
-        r.insert_replacing(Arc::new(Session::new(
-            a,
-            "i".into(),
-            [0; 6],
-            None,
-            0,
-            None,
-            OperationalParams::default(),
-            0,
-        )));
+        r.insert_replacing(
+            Arc::new(Session::new(
+                a,
+                "i".into(),
+                [0; 6],
+                None,
+                0,
+                None,
+                OperationalParams::default(),
+                0,
+            )),
+            8,
+        )
+        .unwrap();
         let b = r.alloc_tsih().unwrap();
         assert!(a != 0 && b != 0 && a != b);
     }
@@ -510,14 +546,20 @@ mod tests {
     fn a_new_session_displaces_only_its_own_initiator_port() {
         let r = Registry::default();
         let first = port_session(&r, 1, "iqn.2026-11.test:t");
-        assert!(r.insert_replacing(first.clone()).is_empty());
+        assert!(r.insert_replacing(first.clone(), 8).unwrap().is_empty());
         let other_isid = port_session(&r, 2, "iqn.2026-11.test:t");
-        assert!(r.insert_replacing(other_isid.clone()).is_empty());
+        assert!(r
+            .insert_replacing(other_isid.clone(), 8)
+            .unwrap()
+            .is_empty());
         let other_target = port_session(&r, 1, "iqn.2026-11.test:u");
-        assert!(r.insert_replacing(other_target.clone()).is_empty());
+        assert!(r
+            .insert_replacing(other_target.clone(), 8)
+            .unwrap()
+            .is_empty());
 
         let again = port_session(&r, 1, "iqn.2026-11.test:t");
-        let displaced = r.insert_replacing(again.clone());
+        let displaced = r.insert_replacing(again.clone(), 8).unwrap();
         assert_eq!(displaced.len(), 1);
         assert!(Arc::ptr_eq(&displaced[0], &first));
         let mut left: Vec<u16> = r.all().iter().map(|s| s.tsih).collect();
@@ -525,6 +567,38 @@ mod tests {
         let mut want = vec![other_isid.tsih, other_target.tsih, again.tsih];
         want.sort_unstable();
         assert_eq!(left, want);
+    }
+
+    #[test]
+    fn the_session_limit_is_checked_where_the_session_is_inserted() {
+        // Two logins of one initiator that both passed the early check before either was
+        // inserted: only one of them may take the last place.
+        let r = Registry::default();
+        let first = port_session(&r, 1, "iqn.2026-11.test:t");
+        r.insert_replacing(first.clone(), 2).unwrap();
+        let a = port_session(&r, 2, "iqn.2026-11.test:t");
+        let b = port_session(&r, 3, "iqn.2026-11.test:t");
+        assert!(r.insert_replacing(a.clone(), 2).unwrap().is_empty());
+        assert!(r.insert_replacing(b.clone(), 2).is_err());
+        assert_eq!(r.count_of("iqn.2026-11.test:i"), 2);
+        assert!(r.get(b.tsih).is_none());
+        // Reinstating an initiator port at the limit replaces it and is allowed.
+        let again = port_session(&r, 2, "iqn.2026-11.test:t");
+        let displaced = r.insert_replacing(again.clone(), 2).unwrap();
+        assert!(Arc::ptr_eq(&displaced[0], &a));
+        assert_eq!(r.count_of("iqn.2026-11.test:i"), 2);
+    }
+
+    fn conn_info(cid: u16) -> ConnInfo {
+        let a: std::net::SocketAddr = ([127, 0, 0, 1], 3260).into();
+        ConnInfo {
+            cid,
+            peer: a,
+            local: a,
+            chap: false,
+            digests: (false, false),
+            since: std::time::SystemTime::now(),
+        }
     }
 
     /// A connection that counts what the session asks of it.
@@ -561,9 +635,9 @@ mod tests {
             Arc::new(Probe::default()),
             Arc::new(Probe::default()),
         );
-        let id_a = s.attach(1, a.clone());
-        let id_b = s.attach(2, b.clone());
-        let id_again = s.attach(1, again.clone());
+        let id_a = s.attach(conn_info(1), a.clone());
+        let id_b = s.attach(conn_info(2), b.clone());
+        let id_again = s.attach(conn_info(1), again.clone());
         assert!(id_a != id_b && id_a != id_again && id_b != id_again);
         assert_eq!((stops(&a), stops(&b), stops(&again)), (1, 0, 0));
         // The replaced connection's own teardown finds nothing left to remove.
@@ -580,7 +654,7 @@ mod tests {
         };
         let s = Session::new(1, "i".into(), [0; 6], Some("t".into()), 1, None, params, 0);
         assert!(s.can_add(7));
-        s.attach(7, Arc::new(Probe::default()));
+        s.attach(conn_info(7), Arc::new(Probe::default()));
         assert!(s.can_add(7), "reinstating CID 7");
         assert!(!s.can_add(8));
     }
@@ -590,7 +664,7 @@ mod tests {
         let s = session(0);
         let probes: Vec<Arc<Probe>> = (0..3).map(|_| Arc::new(Probe::default())).collect();
         for (cid, p) in probes.iter().enumerate() {
-            s.attach(cid as u16, p.clone());
+            s.attach(conn_info(cid as u16), p.clone());
         }
         assert!(!s.stop_conn(9));
         assert!(s.stop_conn(2));

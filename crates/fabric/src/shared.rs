@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::guard::AuthGuard;
 use crate::session::Registry;
+use crate::stats::Counters;
 use crate::{FabricConfig, TpgConfig};
 
 /// Tunables of the server (timeouts and limits); [`crate::Fabric::new`] uses the defaults.
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     /// One permit per connection past login (`max_connections`).
     pub connections: Arc<Semaphore>,
     pub auth_guard: AuthGuard,
+    /// Failed logins and digest errors (`crate::stats`).
+    pub counters: Arc<Counters>,
     in_flight: AtomicUsize,
     drained: Notify,
     /// Configured portal → actual listening address (port 0 resolved).
@@ -90,6 +93,7 @@ impl Shared {
             pending_logins: Arc::new(Semaphore::new(options.max_pending_logins)),
             connections: Arc::new(Semaphore::new(options.max_connections)),
             auth_guard: AuthGuard::new(options.auth_fail_limit, options.auth_fail_window),
+            counters: Arc::default(),
             options,
             runtime: tokio::runtime::Handle::current(),
             in_flight: AtomicUsize::new(0),

@@ -78,7 +78,12 @@ fn handle(cfg: &Config, rt: &EngineRuntime, req: Request) -> Option<Config> {
             let _ = DevKey::parse(&path);
             return None;
         }
-        Request::Save { .. } | Request::Restore { .. } => return None,
+        Request::Save { .. }
+        | Request::Restore { .. }
+        | Request::Apply { .. }
+        | Request::ApplyConfig { .. }
+        | Request::ShowConfig => return None,
+        Request::Sessions { .. } | Request::Status => return None,
     };
     tree::mutate(cfg, rt, &op).ok().map(|(next, _)| next)
 }

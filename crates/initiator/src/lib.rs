@@ -27,6 +27,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod alua;
+pub mod chap_config;
 pub mod command;
 pub mod connection;
 pub mod login;

@@ -5,6 +5,7 @@
 //! [`Error::Redirected`] for status class 1) with the status
 //! class and detail of §11.13.5.
 
+pub use crate::chap_config::{ChapConfig, MutualChap};
 use std::collections::BTreeMap;
 
 use ironlun_iscsi::chap::{self, ChapAlgorithm};
@@ -29,48 +30,6 @@ impl SessionType {
             SessionType::Discovery => "Discovery",
             SessionType::Normal => "Normal",
         }
-    }
-}
-
-/// The target's side of mutual CHAP: what we expect it to prove.
-#[derive(Clone, Debug)]
-pub struct MutualChap {
-    /// The CHAP_N we expect from the target (not checked when `None`).
-    pub username: Option<String>,
-    pub secret: Vec<u8>,
-}
-
-/// CHAP credentials (§12.1.3).
-#[derive(Clone, Debug)]
-pub struct ChapConfig {
-    pub username: String,
-    pub secret: Vec<u8>,
-    /// CHAP_A offer, in order of preference.
-    pub algorithms: Vec<ChapAlgorithm>,
-    /// Mutual CHAP: we also challenge the target.
-    pub mutual: Option<MutualChap>,
-}
-
-impl ChapConfig {
-    /// One-way CHAP offering SHA-256 then MD5.
-    pub fn new(username: impl Into<String>, secret: impl Into<Vec<u8>>) -> ChapConfig {
-        ChapConfig {
-            username: username.into(),
-            secret: secret.into(),
-            algorithms: vec![ChapAlgorithm::Sha256, ChapAlgorithm::Md5],
-            mutual: None,
-        }
-    }
-    pub fn algorithms(mut self, algs: &[ChapAlgorithm]) -> ChapConfig {
-        self.algorithms = algs.to_vec();
-        self
-    }
-    pub fn mutual(mut self, username: Option<&str>, secret: impl Into<Vec<u8>>) -> ChapConfig {
-        self.mutual = Some(MutualChap {
-            username: username.map(str::to_owned),
-            secret: secret.into(),
-        });
-        self
     }
 }
 

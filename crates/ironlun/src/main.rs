@@ -10,16 +10,23 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use client::{client, client_runtime, exit_code, request_of, show, unreachable};
 use first_run::{default_config, generated_secret, FirstRun, DEFAULT_CHAP_USER};
-use ironlun_control::model::{Config, DevKey};
+use ironlun_control::model::Config;
 use ironlun_control::persist;
 use ironlun_control::runtime::EngineRuntime;
-use ironlun_control::service::{self, Control, Request, CONFIG_FILE, SOCKET_FILE};
+use ironlun_control::service::{self, Control, CONFIG_FILE, SOCKET_FILE};
 use ironlun_fabric::{Fabric, FabricOptions};
 use limits::Limits;
 
+mod client;
 mod first_run;
 mod limits;
+mod lio;
+mod malloc;
+mod metrics;
+mod notify;
+mod shell;
 
 /// Default state directory for a first run.
 const DEFAULT_STATE_DIR: &str = "./ironlun-state";
@@ -59,6 +66,10 @@ enum Cmd {
         /// reaches the portal may read and write the RAM disk
         #[arg(long)]
         insecure_demo: bool,
+        /// Serve Prometheus / OpenMetrics metrics on http://ADDR/metrics (docs/metrics.md);
+        /// off by default
+        #[arg(long, value_name = "IP:PORT")]
+        metrics: Option<SocketAddr>,
         #[command(flatten)]
         limits: Limits,
     },
@@ -82,6 +93,22 @@ enum Cmd {
     Delete { path: String },
     /// Create DST as a link to SRC (TPG LUN → device, ACL mapped LUN → TPG LUN)
     Link { src: String, dst: String },
+    /// Make the running configuration equal to FILE (a config.json) with the fewest changes;
+    /// prints the plan. Twice in a row changes nothing; sessions on untouched LUs go on
+    Apply {
+        file: PathBuf,
+        /// Print the plan only; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Open sessions: initiator, ISID, target and TPG, mapped LUNs, connections (as
+    /// targetcli's `sessions`); --detail adds the negotiated keys
+    Sessions {
+        #[arg(long)]
+        detail: bool,
+    },
+    /// One screen: portals, targets, LUs with size and usage, sessions, PR and ALUA in brief
+    Status,
     /// Save or restore the whole configuration
     Config {
         #[command(subcommand)]
@@ -97,6 +124,15 @@ enum Cmd {
     Alua {
         #[command(subcommand)]
         cmd: AluaCmd,
+    },
+    /// An interactive shell against the daemon, as targetcli's: cd, ls, pwd, get, set,
+    /// create, delete, link and the other commands, with history and tab completion.
+    /// Reads commands line by line when stdin is not a terminal
+    Shell,
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout; see docs/cli.md
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Initiator tools against any iSCSI target (discover, inq, rtpg, stpg, persist, paths);
     /// no daemon, kernel or open-iscsi needed. See docs/host.md
@@ -156,6 +192,21 @@ enum ConfigCmd {
     Save { file: Option<PathBuf> },
     /// Replace the running configuration with FILE (all or nothing)
     Restore { file: PathBuf },
+    /// Make the running configuration the one of LIO's saveconfig.json FILE (rtslib-fb's
+    /// format), with the fewest changes; prints what is not carried over, then the plan
+    ImportLio {
+        file: PathBuf,
+        /// LIO's APTPL directory (`<dbroot>/pr`, e.g. /var/target/pr): persistent
+        /// reservations of the imported devices are carried over
+        #[arg(long, value_name = "DIR")]
+        pr_dir: Option<PathBuf>,
+        /// Print the report and the plan only; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the running configuration in LIO's saveconfig.json format to FILE (default:
+    /// stdout); what LIO cannot hold is listed on stderr
+    ExportLio { file: Option<PathBuf> },
 }
 
 fn main() -> ExitCode {
@@ -164,18 +215,40 @@ fn main() -> ExitCode {
         .state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| state_dir.join(SOCKET_FILE));
     let req = match cli.cmd {
+        Cmd::Config {
+            cmd: ConfigCmd::ExportLio { file },
+        } => return lio::export_cmd(&socket, file.as_deref()),
+        Cmd::Config {
+            cmd:
+                ConfigCmd::ImportLio {
+                    file,
+                    pr_dir,
+                    dry_run,
+                },
+        } => return lio::import_cmd(&socket, &file, pr_dir.as_deref(), dry_run),
         Cmd::Serve {
             config,
             portal,
             insecure_demo,
+            metrics,
             limits,
         } => {
             let first_run = FirstRun {
                 portal,
                 insecure_demo,
             };
-            return serve_main(&state_dir, config.as_deref(), first_run, limits.options());
+            let opts = ServeOpts {
+                config,
+                first_run,
+                metrics,
+                options: limits.options(),
+            };
+            return serve_main(&state_dir, opts);
         }
         Cmd::Host(args) => {
             // The long-running export logs what happens to its clients and paths (RUST_LOG
@@ -184,6 +257,16 @@ fn main() -> ExitCode {
                 init_log();
             }
             return ironlun_host::cli::run(*args);
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ironlun", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Shell => {
+            let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
+            return shell::run(&socket);
         }
         cmd => match request_of(cmd) {
             Ok(Some(req)) => req,
@@ -194,135 +277,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let socket = cli.socket.unwrap_or_else(|| state_dir.join(SOCKET_FILE));
     client(&socket, &req)
-}
-
-/// The tree path of a device's group attribute; Err: one line naming the bad argument.
-fn group_attr(dev: &str, group: &str, attr: &str) -> Result<String, String> {
-    let key = DevKey::parse(dev).map_err(|e| format!("alua: device: {e}"))?;
-    if group.is_empty() || group.contains('/') {
-        return Err(format!(
-            "alua: group '{group}' is not valid; give a group name as listed by `ironlun alua show {key}`"
-        ));
-    }
-    Ok(format!("{key}/alua/{group}/{attr}"))
-}
-
-/// The control request of a client command (`Ok(None)` for `serve`); Err: a bad argument
-/// (one line), nothing is sent.
-fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
-    Ok(Some(match cmd {
-        Cmd::Serve { .. } | Cmd::Host(_) => return Ok(None),
-        Cmd::Ls { path } => Request::Ls {
-            path: path.unwrap_or_default(),
-        },
-        Cmd::Get { path } => Request::Get { path },
-        Cmd::Set { path, value } => Request::Set { path, value },
-        Cmd::Create { path, args } => Request::Create {
-            path,
-            args: args.into_iter().map(absolute_path_arg).collect(),
-        },
-        Cmd::Delete { path } => Request::Delete { path },
-        Cmd::Link { src, dst } => Request::Link { src, dst },
-        Cmd::Config {
-            cmd: ConfigCmd::Save { file },
-        } => Request::Save {
-            file: file.map(|f| absolute(&f).to_string_lossy().into_owned()),
-        },
-        Cmd::Config {
-            cmd: ConfigCmd::Restore { file },
-        } => Request::Restore {
-            file: absolute(&file).to_string_lossy().into_owned(),
-        },
-        Cmd::Pr {
-            cmd: PrCmd::Show { dev },
-        } => Request::PrShow { path: dev },
-        Cmd::Pr {
-            cmd: PrCmd::Clear { dev, force },
-        } => Request::PrClear { path: dev, force },
-        Cmd::Alua {
-            cmd: AluaCmd::Show { dev },
-        } => Request::AluaShow { path: dev },
-        Cmd::Alua {
-            cmd: AluaCmd::SetState { dev, group, state },
-        } => Request::Set {
-            path: group_attr(&dev, &group, "alua_access_state")?,
-            value: state,
-        },
-        Cmd::Alua {
-            cmd: AluaCmd::SetPref { dev, group, value },
-        } => {
-            let v = match value.as_str() {
-                "on" | "1" => "1",
-                "off" | "0" => "0",
-                _ => {
-                    return Err(format!(
-                        "alua set-pref: preferred '{value}' is not valid; expected on or off"
-                    ))
-                }
-            };
-            Request::Set {
-                path: group_attr(&dev, &group, "preferred")?,
-                value: v.to_string(),
-            }
-        }
-    }))
-}
-
-/// The daemon resolves paths itself, and its working directory is not ours.
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn absolute_path_arg(arg: String) -> String {
-    match arg.strip_prefix("path=") {
-        Some(p) if !p.is_empty() && !p.starts_with('/') => {
-            format!("path={}", absolute(Path::new(p)).display())
-        }
-        _ => arg,
-    }
-}
-
-fn client(socket: &Path, req: &Request) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ironlun: cannot start: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(service::request(socket, req)) {
-        Err(e) => {
-            eprintln!(
-                "ironlun: cannot reach the daemon at {}: {e} (is `ironlun serve` running?)",
-                socket.display()
-            );
-            ExitCode::from(1)
-        }
-        Ok(resp) if resp.ok => {
-            if !resp.output.is_empty() {
-                if resp.output.ends_with('\n') {
-                    print!("{}", resp.output);
-                } else {
-                    println!("{}", resp.output);
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(resp) => {
-            eprintln!("ironlun: {}", resp.error);
-            ExitCode::from(
-                u8::try_from(resp.code)
-                    .ok()
-                    .filter(|c| *c != 0)
-                    .unwrap_or(1),
-            )
-        }
-    }
 }
 
 /// Log to stderr at info (or RUST_LOG's levels).
@@ -337,13 +292,18 @@ fn init_log() {
         .init();
 }
 
-fn serve_main(
-    state_dir: &Path,
-    config: Option<&Path>,
+/// What `serve` was started with.
+struct ServeOpts {
+    config: Option<PathBuf>,
     first_run: FirstRun,
+    /// `--metrics`: where to serve `/metrics`.
+    metrics: Option<SocketAddr>,
     options: FabricOptions,
-) -> ExitCode {
+}
+
+fn serve_main(state_dir: &Path, opts: ServeOpts) -> ExitCode {
     init_log();
+    malloc::tune();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -354,7 +314,7 @@ fn serve_main(
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(serve(state_dir, config, first_run, options));
+    let result = rt.block_on(serve(state_dir, opts));
     // Sessions are drained and devices flushed by now; don't wait for stray tasks.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
@@ -400,12 +360,14 @@ fn urls(cfg: &Config) -> Vec<String> {
     out
 }
 
-async fn serve(
-    state_dir: &Path,
-    config: Option<&Path>,
-    first_run: FirstRun,
-    options: FabricOptions,
-) -> Result<(), String> {
+async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
+    let ServeOpts {
+        config,
+        first_run,
+        metrics,
+        options,
+    } = opts;
+    let config = config.as_deref();
     let portal = first_run.portal;
     private_state_dir(state_dir)?;
     // Temp files of a save that a crash cut short (the saved file itself is whole: the old or
@@ -463,6 +425,16 @@ async fn serve(
     // Bind the socket first: a second daemon on the same state directory stops here.
     let socket = state_dir.join(SOCKET_FILE);
     let listener = service::bind_socket(&socket).await?;
+    let metrics = match metrics {
+        None => None,
+        Some(addr) => match metrics::http::bind(addr).await {
+            Ok(l) => Some((l, metrics::registry(runtime.live()))),
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(e);
+            }
+        },
+    };
     let control = match Control::start(runtime, state_dir, initial).await {
         Ok(c) => c,
         Err(e) => {
@@ -493,15 +465,29 @@ async fn serve(
         control.runtime().listening(),
         socket.display()
     );
+    let status = format!(
+        "serving {} LU(s) on {:?}",
+        control.config().storage_objects.len(),
+        control.runtime().listening()
+    );
+    if let Some((l, registry)) = metrics {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!("metrics on http://{a}/metrics");
+        }
+        tokio::spawn(metrics::http::serve(l, registry));
+    }
     let control = Arc::new(tokio::sync::Mutex::new(control));
     if let Some(events) = alua_events {
         tokio::spawn(service::watch_alua(control.clone(), events));
     }
+    notify::ready(&status);
+    notify::spawn_watchdog();
     tokio::select! {
         () = service::serve(listener, control.clone(), service::SocketPolicy::of_this_process()) => {}
         () = stop.wait() => {}
     }
     tracing::info!("shutting down: draining sessions and flushing devices");
+    notify::stopping();
     control.lock().await.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
@@ -534,6 +520,7 @@ impl ShutdownSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironlun_control::service::Request;
 
     fn parse(args: &[&str]) -> Result<Option<Request>, clap::Error> {
         let mut all = vec!["ironlun"];

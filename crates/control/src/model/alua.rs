@@ -151,7 +151,7 @@ impl AluaTpg {
         })
     }
 
-    fn support_slot(&mut self, attr: &str) -> Option<&mut u8> {
+    pub(crate) fn support_slot(&mut self, attr: &str) -> Option<&mut u8> {
         Some(match attr {
             "alua_support_transitioning" => &mut self.alua_support_transitioning,
             "alua_support_offline" => &mut self.alua_support_offline,

@@ -175,6 +175,13 @@ pub(crate) static GROUP_ATTRS: &[GroupAttr] = &[
         get: |d, g| d.alua_members(&g.name).join("\n"), set: None),
 ];
 
+/// The states an administrator may put a group in ([`settable`]), in code order.
+pub fn settable_alua_states() -> impl Iterator<Item = AccessState> {
+    (0..=0x0f_u8)
+        .map(AccessState::from_code)
+        .filter(|s| settable(*s))
+}
+
 /// The schema of every target port group attribute, in display order.
 pub fn alua_group_attribute_defs() -> impl Iterator<Item = &'static AttrDef> {
     GROUP_ATTRS.iter().map(|a| &a.def)

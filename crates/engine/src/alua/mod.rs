@@ -22,4 +22,4 @@ pub(crate) mod transition;
 
 pub(crate) use crate::core::device::alua::*;
 pub use crate::core::device::alua::{AluaObserver, LuGroup, DEFAULT_GROUP_NAME};
-pub use attrs::alua_group_attribute_defs;
+pub use attrs::{alua_group_attribute_defs, settable_alua_states};

@@ -332,6 +332,16 @@ impl TaskSet {
         self.inner.lock().tasks.len()
     }
 
+    /// Tasks of I_T nexus `nexus` in the set.
+    pub(crate) fn count_of(&self, nexus: u64) -> usize {
+        self.inner
+            .lock()
+            .tasks
+            .values()
+            .filter(|t| t.nexus == nexus)
+            .count()
+    }
+
     /// Tasks marked aborted that have not left the set yet.
     pub(crate) fn aborting(&self) -> usize {
         self.inner

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ironlun_scsi::sense::asc;
 use ironlun_scsi::{status, Sense};
@@ -16,6 +17,7 @@ use ironlun_scsi::{status, Sense};
 use crate::cmd::{atomic, defect, media, mode, ops, sanitize, sbc, spc, thin, xcopy};
 use crate::core::device::slot::LunSlot;
 use crate::core::port::nexus::Nexus;
+use crate::core::stats::OpClass;
 use crate::core::tmf::{Entry, Refused};
 use crate::handler::{respond, Cmd, Ctx, Done, Fail, OpInfo, Outcome};
 use crate::{alua, pr, ScsiRequest, ScsiResponse, TaskAttr};
@@ -28,6 +30,8 @@ pub struct Received {
     /// `None`: the LUN addresses no LU; the command is answered as such when executed.
     slot: Option<Arc<LunSlot>>,
     entry: Option<Entry>,
+    /// When the task entered the task set: its latency runs from here to its response.
+    since: Instant,
 }
 
 impl std::fmt::Debug for Received {
@@ -96,6 +100,7 @@ impl Nexus {
             return Ok(Received {
                 slot: None,
                 entry: None,
+                since: Instant::now(),
             });
         };
         let dev = &*slot.device;
@@ -112,9 +117,12 @@ impl Nexus {
             Ok(e) => Ok(Received {
                 slot: Some(slot),
                 entry: Some(e),
+                since: Instant::now(),
             }),
             Err(_) => {
                 let _ = self.after(&slot, Err(Fail::TaskSetFull));
+                dev.stats.error(status::TASK_SET_FULL, &[]);
+                self.stats.error(status::TASK_SET_FULL, &[]);
                 Err(ScsiResponse {
                     status: status::TASK_SET_FULL,
                     ..ScsiResponse::default()
@@ -129,23 +137,52 @@ impl Nexus {
         let (Some(slot), Some(entry)) = (r.slot.clone(), r.entry.take()) else {
             return respond(&req, spc::no_lun(self, &req), false);
         };
+        let found = ops::lookup(&req.cdb, slot.device.hidden_ops());
+        let class = match found {
+            Ok(o) if matches!(o.cmd, Cmd::Read) => OpClass::Read,
+            Ok(o) if o.has(crate::handler::F_WRITE) => OpClass::Write,
+            _ => OpClass::Other,
+        };
+        let resp = self.run_entered(&slot, entry, &req, found);
+        // A task its own nexus aborted ends without a response and is not counted here
+        // (the TMF is).
+        if !resp.suppressed {
+            let nanos = r.since.elapsed().as_nanos() as u64;
+            let stats = [&slot.device.stats, &self.stats];
+            for s in stats {
+                s.record(class, nanos, resp.data_in.len(), req.data_out.len());
+            }
+            if !matches!(resp.status, status::GOOD | status::CONDITION_MET) {
+                for s in stats {
+                    s.error(resp.status, &resp.sense);
+                }
+            }
+        }
+        resp
+    }
+
+    fn run_entered(
+        &self,
+        slot: &LunSlot,
+        entry: Entry,
+        req: &ScsiRequest,
+        found: Result<&'static OpInfo, Sense>,
+    ) -> ScsiResponse {
         let dev = &*slot.device;
-        let cdb = req.cdb.as_slice();
-        let found = ops::lookup(cdb, dev.hidden_ops());
         let ticket = match dev.tasks.start(entry) {
             Ok(t) => t,
             Err(Refused::Aborted(a)) => return ScsiResponse::aborted(a),
             Err(Refused::Full) => {
-                let outcome = self.after(&slot, Err(Fail::TaskSetFull));
-                return respond(&req, outcome, false);
+                let outcome = self.after(slot, Err(Fail::TaskSetFull));
+                return respond(req, outcome, false);
             }
         };
-        let outcome = self.gates_and_run(&slot, &req, found, ticket.seq());
-        let outcome = self.after(&slot, outcome);
+        let outcome = self.gates_and_run(slot, req, found, ticket.seq());
+        let outcome = self.after(slot, outcome);
         if let Some(a) = dev.tasks.leave(ticket) {
             return ScsiResponse::aborted(a);
         }
-        respond(&req, outcome, dev.d_sense.load(Ordering::Relaxed))
+        respond(req, outcome, dev.d_sense.load(Ordering::Relaxed))
     }
 
     fn gates_and_run(

@@ -33,11 +33,11 @@ impl Nexus {
         match tmf {
             TmfKind::TargetWarmReset => {
                 return done(TmfResponse::FunctionComplete)
-                    .with_all(self.target_reset(asc::SCSI_BUS_RESET_OCCURRED));
+                    .with_all(self.target_reset(asc::SCSI_BUS_RESET_OCCURRED, 5));
             }
             TmfKind::TargetColdReset => {
                 return done(TmfResponse::FunctionComplete)
-                    .with_all(self.target_reset(asc::POWER_ON_OCCURRED));
+                    .with_all(self.target_reset(asc::POWER_ON_OCCURRED, 6));
             }
             _ => {}
         }
@@ -45,6 +45,12 @@ impl Nexus {
             return done(TmfResponse::LunDoesNotExist);
         };
         let dev = &slot.device;
+        let counted = |which: usize, p: PendingTmf| {
+            let n = p.waits.iter().map(|(_, t)| t.len()).sum();
+            dev.stats.tmf(which, n);
+            self.stats.tmf(which, n);
+            p
+        };
         let others = if dev.tas.load(Ordering::Relaxed) {
             Abort::TaskAborted
         } else {
@@ -56,28 +62,28 @@ impl Nexus {
                     .tasks
                     .mark(Scope::Tag { itl: slot.id, tag }, self.id, Abort::Silent);
                 if m.tasks.is_empty() {
-                    done(TmfResponse::TaskDoesNotExist)
+                    counted(0, done(TmfResponse::TaskDoesNotExist))
                 } else {
-                    done(TmfResponse::FunctionComplete).with(dev, m.tasks)
+                    counted(0, done(TmfResponse::FunctionComplete).with(dev, m.tasks))
                 }
             }
             TmfKind::AbortTaskSet => {
                 let m = dev.tasks.mark(Scope::Itl(slot.id), self.id, Abort::Silent);
-                done(TmfResponse::FunctionComplete).with(dev, m.tasks)
+                counted(1, done(TmfResponse::FunctionComplete).with(dev, m.tasks))
             }
             // NACA is not supported, so there is never an ACA condition to clear.
-            TmfKind::ClearAca => done(TmfResponse::NotSupported),
+            TmfKind::ClearAca => counted(3, done(TmfResponse::NotSupported)),
             TmfKind::ClearTaskSet => {
                 let m = dev.tasks.mark(Scope::All, self.id, others);
                 if others == Abort::Silent {
                     // SAM-5 §7.4: TAS=0 → the other nexuses learn it from a unit attention.
                     dev.raise_ua_for(asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, &m.owners);
                 }
-                done(TmfResponse::FunctionComplete).with(dev, m.tasks)
+                counted(2, done(TmfResponse::FunctionComplete).with(dev, m.tasks))
             }
             TmfKind::LogicalUnitReset => {
                 let marked = lu_reset(dev, self.id, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);
-                done(TmfResponse::FunctionComplete).with(dev, marked)
+                counted(4, done(TmfResponse::FunctionComplete).with(dev, marked))
             }
             TmfKind::TargetWarmReset | TmfKind::TargetColdReset => {
                 done(TmfResponse::FunctionComplete)
@@ -85,16 +91,22 @@ impl Nexus {
         }
     }
 
-    /// SAM-5 §6.3: a hard reset (warm) or power-on (cold) of every LU behind the port.
-    fn target_reset(&self, ua: ironlun_scsi::Asc) -> Vec<(Arc<Device>, Vec<u64>)> {
-        self.port
+    /// SAM-5 §6.3: a hard reset (warm) or power-on (cold) of every LU behind the port;
+    /// `which` indexes [`crate::TMF_NAMES`] for the counters.
+    fn target_reset(&self, ua: ironlun_scsi::Asc, which: usize) -> Vec<(Arc<Device>, Vec<u64>)> {
+        let all: Vec<_> = self
+            .port
             .devices()
             .into_iter()
             .map(|dev| {
                 let marked = lu_reset(&dev, self.id, ua);
+                dev.stats.tmf(which, marked.len());
                 (dev, marked)
             })
-            .collect()
+            .collect();
+        self.stats
+            .tmf(which, all.iter().map(|(_, t)| t.len()).sum());
+        all
     }
 
     /// I_T nexus loss (session ended): release SPC-2 reservations, forget its UAs, etc.

@@ -65,6 +65,10 @@ pub(crate) struct ConnSetup {
     pub xmit_cap: u32,
     pub stat_sn: u32,
     pub local: SocketAddr,
+    /// The initiator's address.
+    pub peer: SocketAddr,
+    /// The login of this connection went through CHAP.
+    pub chap: bool,
     pub digests: Digests,
 }
 
@@ -114,7 +118,12 @@ pub(crate) async fn run(
     wr: OwnedWriteHalf,
     leftover: BytesMut,
 ) {
-    let (wire, rx) = Wire::new(setup.max_xmit, setup.max_recv, setup.xmit_cap);
+    let (wire, rx) = Wire::new(
+        setup.max_xmit,
+        setup.max_recv,
+        setup.xmit_cap,
+        setup.shared.counters.clone(),
+    );
     let wire = Arc::new(wire);
     let session = setup.session;
     let conn = Arc::new(Conn {
@@ -128,7 +137,15 @@ pub(crate) async fn run(
         local: setup.local,
     });
     // Connection reinstatement (§6.3.4): a login with the CID of a live connection replaces it.
-    let id = session.attach(setup.cid, conn.clone());
+    let info = crate::listing::ConnInfo {
+        cid: setup.cid,
+        peer: setup.peer,
+        local: setup.local,
+        chap: setup.chap,
+        digests: (setup.digests.header, setup.digests.data),
+        since: std::time::SystemTime::now(),
+    };
+    let id = session.attach(info, conn.clone());
     if session.is_closed() {
         wire.stop();
     }

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::warn;
 
 use crate::session::Session;
+use crate::stats::Counters;
 
 /// How the writer fills StatSN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub(super) struct Wire {
     max_recv: u32,
     /// Never send larger segments than this (LIO MaxXmitDataSegmentLength).
     xmit_cap: u32,
+    /// The fabric's digest error counters.
+    counters: Arc<Counters>,
 }
 
 impl Wire {
@@ -58,6 +61,7 @@ impl Wire {
         max_xmit: u32,
         max_recv: u32,
         xmit_cap: u32,
+        counters: Arc<Counters>,
     ) -> (Wire, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let wire = Wire {
@@ -68,6 +72,7 @@ impl Wire {
             max_xmit: AtomicU32::new(max_xmit),
             max_recv,
             xmit_cap,
+            counters,
         };
         (wire, rx)
     }
@@ -244,10 +249,14 @@ pub(super) async fn reader(
                 }
                 Ok(None) => break,
                 Err(PduError::DataDigest { header }) => {
+                    wire.counters.data_digest_error();
                     warn!("data digest error; PDU rejected");
                     wire.reject(reject_reason::DATA_DIGEST_ERROR, &header[..]);
                 }
                 Err(e) => {
+                    if matches!(e, PduError::HeaderDigest) {
+                        wire.counters.header_digest_error();
+                    }
                     warn!(error = %e, "closing connection");
                     return;
                 }

@@ -115,6 +115,7 @@ pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(Some(p)) => break p,
                 Ok(None) => {}
                 Err(e) => {
+                    shared.counters.login_bad_pdu();
                     warn!(%peer, error = %e, "bad PDU during login");
                     return None;
                 }
@@ -129,6 +130,7 @@ pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 // Any other PDU before login completes (§6.3).
                 let _ = l.fail_with(stream, None, st::INVALID_DURING_LOGIN).await;
             } else {
+                shared.counters.login_bad_pdu();
                 warn!(%peer, "first PDU is not a Login Request; closing");
             }
             return None;
@@ -218,6 +220,8 @@ pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                                     xmit_cap: l.params.max_xmit_cap(),
                                     stat_sn: l.stat_sn,
                                     local,
+                                    peer,
+                                    chap: matches!(l.chap, Chap::Done),
                                     digests,
                                 },
                                 leftover: buf,
@@ -287,6 +291,7 @@ impl Login<'_> {
             Some(r) => (r.isid, r.tsih, r.itt, r.cmd_sn),
             None => ([0; 6], 0, 0, 0),
         };
+        self.shared.counters.login_failed(code);
         let bhs = Bhs::LoginResponse(LoginResponse {
             transit: false,
             cont: false,
@@ -677,7 +682,13 @@ impl Login<'_> {
             let l: Weak<dyn TaskListener> = w;
             n.set_task_listener(l);
         }
-        for old in registry.insert_replacing(session.clone()) {
+        let Ok(displaced) = registry.insert_replacing(session.clone(), max) else {
+            // Another login of this initiator took the last place while this one waited.
+            warn!(initiator = %first.initiator, max, "login refused: sessions per initiator at the limit");
+            session.close();
+            return Err(st::OUT_OF_RESOURCES);
+        };
+        for old in displaced {
             // Lost a race with another login of this initiator port: the later one wins.
             info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
             old.close();

@@ -12,6 +12,7 @@ use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::core::reservation::Spc2Reservation;
+use crate::core::stats::IoStats;
 use crate::core::stripe::StripeLocks;
 use crate::core::tmf::TaskSet;
 
@@ -155,6 +156,8 @@ pub struct Device {
     pub(crate) spc2: Spc2Reservation,
     pub(crate) pr: PrUnit,
     pub(crate) alua: AluaUnit,
+    /// Commands, bytes, errors and TMFs of this LU (the metrics exporter).
+    pub(crate) stats: IoStats,
     slots: Mutex<Vec<Weak<LunSlot>>>,
     exports: Mutex<Vec<Export>>,
 }
@@ -248,6 +251,7 @@ impl Device {
             spc2: Spc2Reservation::default(),
             pr: PrUnit::default(),
             alua: AluaUnit::default(),
+            stats: IoStats::default(),
             slots: Mutex::new(Vec::new()),
             exports: Mutex::new(Vec::new()),
         });

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use super::{next_id, TargetPort};
 use crate::core::device::pr::NexusIdent;
 use crate::core::device::slot::LunSlot;
+use crate::core::stats::IoStats;
 use crate::{InitiatorPortId, TaskListener};
 
 /// The LUNs one I_T nexus can address.
@@ -40,6 +41,8 @@ pub struct Nexus {
     pub(crate) closed: AtomicBool,
     /// The transport told of aborts of the tasks it holds (see [`TaskListener`]).
     pub(crate) listener: OnceLock<Weak<dyn TaskListener>>,
+    /// Commands, bytes, errors and TMFs of this nexus (the metrics exporter).
+    pub(crate) stats: IoStats,
 }
 
 impl Nexus {
@@ -58,6 +61,7 @@ impl Nexus {
             view: ArcSwap::from_pointee(View::default()),
             closed: AtomicBool::new(false),
             listener: OnceLock::new(),
+            stats: IoStats::default(),
         }
     }
 

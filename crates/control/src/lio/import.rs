@@ -1,0 +1,372 @@
+//! rtslib-fb `saveconfig.json` → [`Config`]. The reference for each field is rtslib-fb's dump
+//! code (root.py `RTSRoot.dump`, tcm.py `*StorageObject.dump`, target.py `TPG/LUN/NodeACL/
+//! MappedLUN.dump`, alua.py `ALUATargetPortGroup.dump`) and its restore code (root.py
+//! `restore`), which also accepts the plugin aliases `iblock` and `rd_mcp`.
+//!
+//! Storage objects get HBA number 0 of their kind (`/backstores/block/disk1` becomes
+//! `core/iblock_0/disk1`: rtslib's names are unique per plugin), vendor `LIO-ORG` and LIO's
+//! product id per plugin, so hosts see the INQUIRY data and, from the kept `wwn` (the unit
+//! serial), the NAA designator that LIO showed them.
+
+use serde_json::Value;
+
+use super::{
+    canonical_plugin, list, object, opt_bool, opt_str, opt_u64, plugin_kind, req_str, req_u64,
+    short, unknown_keys, FabricParams, Report,
+};
+use crate::model::alua::DEFAULT_TG_PT_GP;
+use crate::model::{
+    generate_serial, parse_device_attribute, validate_dev_name, validate_wwn_field, AluaTpg, Chap,
+    Config, DiscoveryAuth, Kind, StorageObject,
+};
+
+/// INQUIRY vendor identification LIO gives every device.
+pub const LIO_VENDOR: &str = "LIO-ORG";
+/// INQUIRY product revision LIO's backstores report.
+pub const LIO_REVISION: &str = "4.0";
+
+/// The result of an import: a validated config and what did not carry over.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub config: Config,
+    pub report: Report,
+}
+
+/// Convert the text of a `saveconfig.json`. Err: one line naming the field.
+pub fn import(text: &str) -> Result<Imported, String> {
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| format!("saveconfig.json is not valid JSON: {e}"))?;
+    let m = object("saveconfig.json", &root)?;
+    let mut report = Report::default();
+    unknown_keys(
+        "saveconfig.json",
+        m,
+        &["storage_objects", "targets", "fabric_modules"],
+        &mut report,
+    );
+    let mut cfg = Config::default();
+    for (i, v) in list("saveconfig.json", m, "storage_objects")?
+        .iter()
+        .enumerate()
+    {
+        if let Some(so) = storage_object(i, v, &mut report)? {
+            cfg.storage_objects.push(so);
+        }
+    }
+    for (i, v) in list("saveconfig.json", m, "fabric_modules")?
+        .iter()
+        .enumerate()
+    {
+        fabric_module(i, v, &mut cfg.discovery_auth, &mut report)?;
+    }
+    let params = FabricParams;
+    for (i, v) in list("saveconfig.json", m, "targets")?.iter().enumerate() {
+        if let Some(t) = super::targets::target(i, v, &cfg, &params, &mut report)? {
+            cfg.targets.push(t);
+        }
+    }
+    cfg.assign_missing_rtpis()?;
+    cfg.validate(&params)
+        .map_err(|e| format!("the converted config is not valid: {e}"))?;
+    Ok(Imported {
+        config: cfg,
+        report,
+    })
+}
+
+fn storage_object(
+    i: usize,
+    v: &Value,
+    report: &mut Report,
+) -> Result<Option<StorageObject>, String> {
+    let at0 = format!("storage_objects[{i}]");
+    let m = object(&at0, v)?;
+    let raw = req_str(&at0, m, "plugin")?;
+    let plugin = canonical_plugin(raw).ok_or_else(|| {
+        format!("{at0}.plugin: unknown plugin '{raw}'; valid: block (iblock), fileio, ramdisk (rd_mcp), pscsi, user")
+    })?;
+    let name = req_str(&at0, m, "name")?;
+    let at = format!("/backstores/{plugin}/{name}");
+    let kind = match plugin_kind(plugin) {
+        Some(k) => k,
+        None if plugin == "pscsi" => {
+            report.push(&at, "pscsi (SCSI pass-through) is not supported by ironlun yet: the object and its LUNs are skipped");
+            return Ok(None);
+        }
+        None => {
+            report.push(
+                &at,
+                "user (TCMU) backstores are not supported: the object and its LUNs are skipped",
+            );
+            return Ok(None);
+        }
+    };
+    validate_dev_name(name).map_err(|e| format!("{at0}.name: {e}"))?;
+    let wwn = match opt_str(&at, m, "wwn")? {
+        Some(w) => {
+            validate_wwn_field(&at, "vpd_unit_serial", w).map_err(|e| format!("{at}.wwn: {e}"))?;
+            w.to_string()
+        }
+        None => {
+            let w = generate_serial();
+            report.push(format!("{at}.wwn"), format!("missing: the new serial {w} was generated (hosts see a new NAA identifier, as LIO would)"));
+            w
+        }
+    };
+    let mut so = StorageObject {
+        plugin: kind,
+        hba: 0,
+        name: name.to_string(),
+        wwn,
+        vendor_id: LIO_VENDOR.into(),
+        product_id: kind.default_product_id().into(),
+        revision: LIO_REVISION.into(),
+        dev: None,
+        size: None,
+        write_back: false,
+        readonly: false,
+        attributes: Default::default(),
+        alua_tpgs: Vec::new(),
+        alua_lu_gp: None,
+    };
+    let common = ["name", "plugin", "wwn", "attributes", "alua_tpgs"];
+    match kind {
+        Kind::IBlock => {
+            unknown_keys(
+                &at,
+                m,
+                &[&common[..], &["dev", "readonly", "write_back", "exclusive"]].concat(),
+                report,
+            );
+            so.dev = Some(req_str(&at, m, "dev")?.to_string());
+            so.readonly = opt_bool(&at, m, "readonly")?.unwrap_or(false);
+            if opt_bool(&at, m, "write_back")? == Some(true) {
+                report.push(format!("{at}.write_back"), "true ignored (LIO ignores it for block too; the cache is attributes.emulate_write_cache)");
+            }
+            if let Some(x) = m.get("exclusive") {
+                report.push(
+                    format!("{at}.exclusive"),
+                    format!(
+                        "{} (ironlun opens the device for itself whatever the value)",
+                        short(x)
+                    ),
+                );
+            }
+        }
+        Kind::FileIo => {
+            unknown_keys(
+                &at,
+                m,
+                &[&common[..], &["dev", "size", "write_back", "aio"]].concat(),
+                report,
+            );
+            let dev = req_str(&at, m, "dev")?;
+            so.dev = Some(dev.to_string());
+            let size = opt_u64(&at, m, "size")?.filter(|s| *s > 0);
+            if size.is_some() && is_block_device(dev) {
+                // LIO sizes a fileio on a block device by the device; so does ironlun.
+                report.push(
+                    format!("{at}.size"),
+                    "ignored for a block device (its own size is used, as LIO does)",
+                );
+            } else {
+                so.size = size;
+            }
+            so.write_back = opt_bool(&at, m, "write_back")?.unwrap_or(false);
+            if opt_bool(&at, m, "aio")? == Some(true) {
+                report.push(
+                    format!("{at}.aio"),
+                    "true: ironlun's fileio has its own I/O path; there is no aio switch",
+                );
+            }
+        }
+        Kind::RdMcp => {
+            unknown_keys(&at, m, &[&common[..], &["size", "nullio"]].concat(), report);
+            so.size = Some(req_u64(&at, m, "size")?);
+            if opt_bool(&at, m, "nullio")? == Some(true) {
+                report.push(format!("{at}.nullio"), "true: ironlun has no null I/O RAM disk; imported as a RAM disk that keeps its data");
+            }
+        }
+    }
+    if let Some(a) = m.get("attributes") {
+        for (k, v) in object(&format!("{at}.attributes"), a)? {
+            device_attribute(&at, k, v, &mut so, report);
+        }
+    }
+    for (gi, g) in list(&at, m, "alua_tpgs")?.iter().enumerate() {
+        alua_group(&format!("{at}.alua_tpgs[{gi}]"), g, &mut so, report)?;
+    }
+    Ok(Some(so))
+}
+
+fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// One device attribute: kept when the engine declares it and takes the value; a value equal
+/// to the engine's fixed default is not saved (it is the default).
+fn device_attribute(at: &str, k: &str, v: &Value, so: &mut StorageObject, report: &mut Report) {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let Some(def) = ironlun_engine::device_attribute_defs().find(|d| d.name == k) else {
+        report.push(
+            format!("{at}.attributes.{k}"),
+            format!("{text} (ironlun has no such device attribute)"),
+        );
+        return;
+    };
+    match parse_device_attribute(k, &text) {
+        Ok(n) => {
+            if !matches!(def.default, ironlun_engine::attr::Default::Value(d) if d == n) {
+                so.attributes.insert(k.to_string(), n);
+            }
+        }
+        Err(e) => report.push(
+            format!("{at}.attributes.{k}"),
+            format!("{text} not carried: {e}"),
+        ),
+    }
+}
+
+const GROUP_FIELDS: &[&str] = &[
+    "alua_access_state",
+    "alua_access_status",
+    "alua_access_type",
+    "preferred",
+    "nonop_delay_msecs",
+    "trans_delay_msecs",
+    "implicit_trans_secs",
+    "alua_support_transitioning",
+    "alua_support_offline",
+    "alua_support_lba_dependent",
+    "alua_support_unavailable",
+    "alua_support_standby",
+    "alua_support_active_optimized",
+    "alua_support_active_nonoptimized",
+];
+
+/// One `alua_tpgs[]` entry. LIO dumps `default_tg_pt_gp` (id 0) too: its values go to
+/// ironlun's default group, which is saved only when it differs from the defaults.
+fn alua_group(
+    at: &str,
+    v: &Value,
+    so: &mut StorageObject,
+    report: &mut Report,
+) -> Result<(), String> {
+    let m = object(at, v)?;
+    let name = req_str(at, m, "name")?;
+    let id = req_u64(at, m, "tg_pt_gp_id")?;
+    let is_default = name == DEFAULT_TG_PT_GP;
+    let id = if is_default {
+        0
+    } else {
+        u16::try_from(id)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{at}.tg_pt_gp_id: {id} is not 1-65535"))?
+    };
+    let mut g = AluaTpg::new(name, id);
+    let mut known: Vec<&str> = vec!["name", "tg_pt_gp_id", "alua_write_metadata"];
+    known.extend_from_slice(GROUP_FIELDS);
+    unknown_keys(at, m, &known, report);
+    for f in GROUP_FIELDS {
+        let Some(n) = opt_u64(at, m, f)? else {
+            continue;
+        };
+        let bad = || format!("{at}.{f}: {n} is out of range");
+        match *f {
+            "nonop_delay_msecs" => g.nonop_delay_msecs = u32::try_from(n).map_err(|_| bad())?,
+            "trans_delay_msecs" => g.trans_delay_msecs = u32::try_from(n).map_err(|_| bad())?,
+            "implicit_trans_secs" => g.implicit_trans_secs = u32::try_from(n).map_err(|_| bad())?,
+            _ => {
+                let n = u8::try_from(n).map_err(|_| bad())?;
+                *group_u8(&mut g, f).ok_or_else(bad)? = n;
+            }
+        }
+    }
+    if opt_u64(at, m, "alua_write_metadata")?.unwrap_or(0) != 0 {
+        report.push(
+            format!("{at}.alua_write_metadata"),
+            "1: not needed, ironlun always saves ALUA states in config.json",
+        );
+    }
+    if is_default {
+        if g != AluaTpg::new(DEFAULT_TG_PT_GP, 0) {
+            so.alua_tpgs.insert(0, g);
+        }
+    } else {
+        so.alua_tpgs.push(g);
+    }
+    Ok(())
+}
+
+fn group_u8<'a>(g: &'a mut AluaTpg, f: &str) -> Option<&'a mut u8> {
+    Some(match f {
+        "alua_access_state" => &mut g.alua_access_state,
+        "alua_access_status" => &mut g.alua_access_status,
+        "alua_access_type" => &mut g.alua_access_type,
+        "preferred" => &mut g.preferred,
+        _ => return g.support_slot(f),
+    })
+}
+
+/// `fabric_modules[]`: the iSCSI module's discovery authentication.
+fn fabric_module(
+    i: usize,
+    v: &Value,
+    d: &mut DiscoveryAuth,
+    report: &mut Report,
+) -> Result<(), String> {
+    let at0 = format!("fabric_modules[{i}]");
+    let m = object(&at0, v)?;
+    let name = req_str(&at0, m, "name")?;
+    let at = format!("fabric_modules[{name}]");
+    if name != "iscsi" {
+        report.push(
+            &at,
+            "ironlun serves iSCSI only: this fabric's settings are skipped",
+        );
+        return Ok(());
+    }
+    unknown_keys(
+        &at,
+        m,
+        &[
+            "name",
+            "discovery_enable_auth",
+            "discovery_userid",
+            "discovery_password",
+            "discovery_mutual_userid",
+            "discovery_mutual_password",
+        ],
+        report,
+    );
+    let get = |k: &str| -> Result<String, String> {
+        Ok(opt_str(&at, m, k)?.unwrap_or_default().to_string())
+    };
+    let chap = Chap {
+        chap_userid: get("discovery_userid")?,
+        chap_password: get("discovery_password")?,
+        chap_mutual_userid: get("discovery_mutual_userid")?,
+        chap_mutual_password: get("discovery_mutual_password")?,
+    };
+    let enforce = opt_bool(&at, m, "discovery_enable_auth")?.unwrap_or(false);
+    match chap.validate("iscsi/discovery_auth") {
+        Ok(()) => {
+            d.chap = chap;
+            d.enforce_discovery_auth = enforce;
+        }
+        Err(e) => {
+            report.push(
+                &at,
+                format!(
+                    "discovery credentials not carried ({e}); discovery authentication stays off"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
