@@ -400,6 +400,32 @@ impl Backstore for FileIo {
         Ok(new_size)
     }
 
+    fn resize_thick(&self, new_size: u64, progress: &dyn Fn(u64, u64)) -> io::Result<u64> {
+        if self.is_block_device {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: sparse=0 is for a regular file (a block device has every block already)",
+                    self.path.display()
+                ),
+            ));
+        }
+        let old = self.size();
+        if new_size > old && !self.readonly {
+            // No gate: nothing reads or writes past the current end, and the control plane
+            // makes one change at a time.
+            let grown = crate::prealloc::allocate_extent(&self.file, old, new_size, progress);
+            if let Err(e) = grown {
+                // Give back what was allocated past the end (best effort).
+                let _ = self.file.set_len(old);
+                return Err(e);
+            }
+        }
+        self.resize(new_size).inspect_err(|_| {
+            let _ = self.file.set_len(self.size());
+        })
+    }
+
     fn rescan(&self) -> io::Result<u64> {
         if !self.is_block_device {
             return Err(io::Error::new(

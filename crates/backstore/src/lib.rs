@@ -31,6 +31,7 @@ mod aligned;
 mod error;
 mod fileio;
 mod iblock;
+pub mod prealloc;
 mod ramdisk;
 mod size;
 mod sys;
@@ -120,6 +121,16 @@ pub trait Backstore: Send + Sync + 'static {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this backstore cannot be resized",
+        ))
+    }
+    /// [`Self::resize`] to `new_size` with the added range's backing space allocated first
+    /// (`control size=…,sparse=0`), reporting (bytes done, bytes in all) to `progress`. Only a
+    /// fileio on a regular file has space to allocate; elsewhere it is refused.
+    fn resize_thick(&self, new_size: u64, progress: &dyn Fn(u64, u64)) -> io::Result<u64> {
+        let _ = (new_size, progress);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "sparse=0 is only for fileio on a regular file (nothing to preallocate here)",
         ))
     }
     /// Can [`Self::unmap`] deallocate blocks here (filesystem hole punching, device discard)?

@@ -271,6 +271,30 @@ pub(crate) fn punch_hole(file: &File, off: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// Allocates blocks for `[off, off+len)` of a regular file (`fallocate` mode 0, or
+/// `FALLOC_FL_KEEP_SIZE` to allocate past the end without changing the length). Data already
+/// there is untouched; new blocks read as zeroes. EOPNOTSUPP where the filesystem cannot.
+pub(crate) fn allocate(file: &File, off: u64, len: u64, keep_size: bool) -> io::Result<()> {
+    let (o, l) = (to_off(off)?, to_off(len)?);
+    let mode = if keep_size {
+        libc::FALLOC_FL_KEEP_SIZE
+    } else {
+        0
+    };
+    loop {
+        // SAFETY: fallocate only reads its integer arguments; the fd is owned by `file` and
+        // open for the duration of the call.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), mode, o, l) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// `lseek(fd, off, whence)` for SEEK_DATA / SEEK_HOLE; `None` when there is no data at or
 /// after `off` (ENXIO: `off` is at or past the end of the file, or only a hole follows).
 fn seek(file: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {

@@ -30,6 +30,7 @@ pub mod names;
 pub mod persist;
 pub mod plan;
 pub mod pr;
+pub mod progress;
 pub mod runtime;
 pub mod service;
 pub mod status;

@@ -44,6 +44,7 @@ use crate::live::{Live, LiveObjects};
 use crate::model::alua::{parse_group_state, AluaTpg};
 use crate::model::{Config, DevKey, ParamSchema, StorageObject};
 use crate::pr::{self, AptplFile, PrView};
+use crate::progress::{Progress, Unit};
 use crate::tree::Inspect;
 
 mod alua;
@@ -62,6 +63,26 @@ pub trait Runtime: Inspect + Send {
     /// device (`None`), and raise CAPACITY DATA HAS CHANGED if the capacity changed.
     /// Returns (old, new) capacity. On Err (one line) nothing changed.
     fn resize(&mut self, key: &DevKey, size: Option<u64>) -> Result<(u64, u64), String>;
+    /// [`Runtime::resize`] to `size` with the added range's backing space allocated first
+    /// (`control size=…,sparse=0`), progress to the sink of [`Runtime::set_progress`].
+    fn resize_thick(
+        &mut self,
+        key: &DevKey,
+        size: u64,
+    ) -> impl Future<Output = Result<(u64, u64), String>> + Send;
+    /// Create the fileio backing file `path` (or fill the holes of an existing one) with
+    /// every block allocated (`create … sparse=0`), progress to the sink of
+    /// [`Runtime::set_progress`]. Ok(true): created here, so the caller removes it if the
+    /// creation fails after all. Err: one line, nothing left behind.
+    fn preallocate_file(
+        &mut self,
+        path: &str,
+        size: Option<u64>,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Where the request being handled reports progress (off between requests).
+    fn set_progress(&mut self, progress: Progress) {
+        let _ = progress;
+    }
     /// Stop the fabric (drain sessions) and flush every backstore.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
     /// The administrator's clear of the live device `key`'s persistent reservations: drop
@@ -132,6 +153,8 @@ pub struct EngineRuntime {
     alua_undo: Vec<Undo>,
     /// What the metrics exporter reads (`crate::live`).
     live: Arc<LiveObjects>,
+    /// The progress sink of the request being handled.
+    progress: Progress,
 }
 
 impl EngineRuntime {
@@ -144,6 +167,7 @@ impl EngineRuntime {
             alua_tx,
             alua_rx: Some(alua_rx),
             live: Arc::new(LiveObjects::new(fabric.clone())),
+            progress: Progress::default(),
             fabric,
             devices: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -152,6 +176,20 @@ impl EngineRuntime {
                 .unwrap_or_else(|_| state_dir.to_path_buf())
                 .join(pr::PR_DIR),
         }
+    }
+
+    /// After a live resize of `key` from `old` to `new` bytes: tell initiators, and keep the
+    /// entry's parameters equal to what the tree will record, so the next apply sees the same
+    /// backing and keeps this backstore.
+    fn resized(&mut self, key: &DevKey, old: u64, new: u64) -> (u64, u64) {
+        if let Some(e) = self.devices.get_mut(key) {
+            if new != old {
+                e.device.capacity_changed();
+                tracing::info!("{key}: capacity {old} -> {new} bytes");
+            }
+            e.so.record_size(new);
+        }
+        (old, new)
     }
 
     /// The names of devices whose ALUA state the engine changed by itself; hand it to
@@ -258,6 +296,12 @@ impl EngineRuntime {
 
     async fn apply_inner(&mut self, new: &Config) -> Result<(), String> {
         self.alua_undo.clear();
+        // Progress per storage object and TPG (an apply, restore or import of many).
+        let ticker = self.progress.task("applying", Unit::Objects);
+        let total =
+            new.storage_objects.len() + new.targets.iter().map(|t| t.tpgs.len()).sum::<usize>();
+        let (total, mut done) = (total as u64, 0u64);
+        ticker.set(0, total);
         // LU groups: kept while their name and id stay, so members stay members.
         let lu_gps: BTreeMap<String, Arc<LuGroup>> = new
             .alua_lu_gps
@@ -370,6 +414,11 @@ impl EngineRuntime {
                 }
             }
             devices.insert(key, entry);
+            done += 1;
+            if ticker.set(done, total) {
+                // Let the control connection write the report.
+                tokio::task::yield_now().await;
+            }
         }
 
         // 2. Target ports: reuse (same RTPI) or create, then sync LUNs/ACLs/demo/enable.
@@ -407,6 +456,10 @@ impl EngineRuntime {
                         state: now,
                     },
                 );
+                done += 1;
+                if ticker.set(done, total) {
+                    tokio::task::yield_now().await;
+                }
             }
         }
 
@@ -511,14 +564,55 @@ impl Runtime for EngineRuntime {
             None => e.backstore.rescan(),
         }
         .map_err(|err| format!("{key}/control: {err}"))?;
-        if new != old {
-            e.device.capacity_changed();
-            tracing::info!("{key}: capacity {old} -> {new} bytes");
+        Ok(self.resized(key, old, new))
+    }
+
+    async fn resize_thick(&mut self, key: &DevKey, size: u64) -> Result<(u64, u64), String> {
+        let bs = self
+            .devices
+            .get(key)
+            .map(|e| e.backstore.clone())
+            .ok_or_else(|| format!("{key}: no such device"))?;
+        let old = bs.size();
+        let ticker = self
+            .progress
+            .task(format!("preallocating {key}"), Unit::Bytes);
+        // Off the async threads: allocating gigabytes takes a while, and the control
+        // connection's task writes the progress meanwhile.
+        let new = tokio::task::spawn_blocking(move || {
+            bs.resize_thick(size, &|d, t| {
+                ticker.set(d, t);
+            })
+        })
+        .await
+        .map_err(|e| format!("{key}/control: {e}"))?
+        .map_err(|err| format!("{key}/control: {err}"))?;
+        Ok(self.resized(key, old, new))
+    }
+
+    fn preallocate_file(
+        &mut self,
+        path: &str,
+        size: Option<u64>,
+    ) -> impl Future<Output = Result<bool, String>> + Send {
+        let ticker = self
+            .progress
+            .task(format!("preallocating {path}"), Unit::Bytes);
+        let path = PathBuf::from(path);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                ironlun_backstore::prealloc::preallocate_file(&path, size, &|d, t| {
+                    ticker.set(d, t);
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
         }
-        // Keep the entry's parameters equal to what the tree will record, so the next apply
-        // sees the same backing and keeps this backstore.
-        e.so.record_size(new);
-        Ok((old, new))
+    }
+
+    fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
     }
 
     fn pr_clear(&mut self, key: &DevKey) -> Result<PrState, String> {

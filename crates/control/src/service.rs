@@ -14,18 +14,20 @@
 //! {"op":"apply","file":"/abs","dry_run":false}
 //! {"op":"pr_show","path":"core/…/<dev>"}  {"op":"pr_clear","path":"core/…/<dev>","force":true}
 //! {"op":"alua_show","path":"core/…/<dev>"}  {"op":"sessions","detail":false}  {"op":"status"}
+//! {"op":"progress","on":true}
 //! → {"ok":true,"output":"…"}  |  {"ok":false,"error":"one line","code":2}
 //! ```
+//! After `{"op":"progress","on":true}`, a request doing long work (a thick `create` or
+//! resize, `apply`, `restore`, an inline apply) is preceded by progress lines
+//! `{"progress":{"task":"…","done":N,"total":M,"unit":"bytes"|"objects"}}` (at most one per
+//! 100 ms per task, the first and last always; [`crate::progress`]).
 //! `code` is the CLI exit status: 2 = refused (bad input or could not be applied; nothing
 //! changed), 1 = the daemon failed (e.g. the config could not be saved).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
 use ironlun_engine::scsi::alua::status_code;
@@ -35,6 +37,7 @@ use crate::model::alua::parse_group_state;
 use crate::model::{Config, DevKey};
 use crate::persist;
 use crate::pr;
+use crate::progress::Progress;
 use crate::runtime::Runtime;
 use crate::tree::{self, Op};
 
@@ -120,6 +123,16 @@ pub enum Request {
     },
     /// One screen: portals, targets, LUs, sessions, PR and ALUA in brief.
     Status,
+    /// Progress lines on this connection from now on (`on`) or not ([`crate::progress`]);
+    /// handled by the socket, not the tree.
+    Progress {
+        #[serde(default = "yes")]
+        on: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A control response.
@@ -185,6 +198,9 @@ pub struct Control<R: Runtime> {
     cfg: Config,
     rt: R,
     state_dir: PathBuf,
+    /// Where the request being handled reports progress (off outside
+    /// [`Control::handle_with_progress`]).
+    progress: Progress,
 }
 
 impl<R: Runtime> Control<R> {
@@ -196,6 +212,7 @@ impl<R: Runtime> Control<R> {
             cfg: initial,
             rt,
             state_dir: state_dir.to_path_buf(),
+            progress: Progress::default(),
         };
         persist::save(&control.config_path(), &control.cfg)?;
         Ok(control)
@@ -209,6 +226,23 @@ impl<R: Runtime> Control<R> {
     }
     pub fn config_path(&self) -> PathBuf {
         self.state_dir.join(CONFIG_FILE)
+    }
+
+    /// [`Control::handle`], long work reporting its progress to `progress`.
+    pub async fn handle_with_progress(&mut self, req: Request, progress: Progress) -> Response {
+        self.progress = progress;
+        let resp = self.handle(req).await;
+        self.progress = Progress::default();
+        resp
+    }
+
+    /// [`Control::commit`] with the runtime reporting its progress per object (for the
+    /// requests that replace the whole tree: `restore`, `apply`, an inline apply).
+    async fn commit_showing_progress(&mut self, new: Config) -> Result<(), Response> {
+        self.rt.set_progress(self.progress.clone());
+        let r = self.commit(new).await;
+        self.rt.set_progress(Progress::default());
+        r
     }
 
     /// Handle one request. Mutations are serialised by `&mut self`.
@@ -252,7 +286,7 @@ impl<R: Runtime> Control<R> {
                     ));
                 }
                 match persist::load(Path::new(&file), &self.rt) {
-                    Ok(new) => match self.commit(new).await {
+                    Ok(new) => match self.commit_showing_progress(new).await {
                         Ok(()) => Response::ok(format!("restored {file}")),
                         Err(r) => r,
                     },
@@ -289,6 +323,9 @@ impl<R: Runtime> Control<R> {
                 &self.rt,
                 &self.rt.sessions(),
             )),
+            Request::Progress { .. } => {
+                Response::refused("progress: only on the control socket (it is per connection)")
+            }
         }
     }
 
@@ -372,23 +409,59 @@ impl<R: Runtime> Control<R> {
     }
 
     async fn mutate(&mut self, op: Op) -> Response {
-        let (new, msg) = match tree::mutate(&self.cfg, &self.rt, &op) {
+        let (new, mut msg) = match tree::mutate(&self.cfg, &self.rt, &op) {
             Ok(x) => x,
             Err(e) => return Response::refused(e),
         };
+        // `create … sparse=0`: the file is made (and every block allocated) before the device
+        // opens it, as targetcli does; a file made here goes again if the creation fails.
+        let thick = match &op {
+            Op::Create { path, args } => match tree::preallocation(&new, path, args) {
+                Ok(t) => t,
+                Err(e) => return Response::refused(e),
+            },
+            _ => None,
+        };
+        let mut made = None;
+        if let Some((file, size)) = thick {
+            self.rt.set_progress(self.progress.clone());
+            let r = self.rt.preallocate_file(&file, size).await;
+            self.rt.set_progress(Progress::default());
+            match r {
+                Ok(created) => made = created.then_some(file),
+                Err(e) => return Response::refused(format!("{e}; nothing changed")),
+            }
+            msg.push_str(" (every block of its file allocated)");
+        }
         match self.commit(new).await {
             Ok(()) => {
                 tracing::info!("{msg}");
                 Response::ok(msg)
             }
-            Err(r) => r,
+            Err(r) => {
+                if let Some(file) = made {
+                    if let Err(e) = std::fs::remove_file(&file) {
+                        tracing::warn!("{file}: removing the file made for a failed create: {e}");
+                    }
+                }
+                r
+            }
         }
     }
 
     /// A live capacity change: resize the backstore (which raises the unit attention), then
     /// record and save the new size; if that fails, size the backstore back.
     async fn resize(&mut self, r: tree::Resize) -> Response {
-        let (old, new) = match self.rt.resize(&r.key, r.size) {
+        let done = match (r.thick, r.size) {
+            (true, Some(size)) => {
+                self.rt.set_progress(self.progress.clone());
+                let x = self.rt.resize_thick(&r.key, size).await;
+                self.rt.set_progress(Progress::default());
+                x
+            }
+            _ => self.rt.resize(&r.key, r.size),
+        };
+        let (old, new) = match done {
             Ok(x) => x,
             Err(e) => return Response::refused(format!("{e}; nothing changed")),
         };
@@ -438,7 +511,7 @@ impl<R: Runtime> Control<R> {
                 text
             });
         }
-        match self.commit(new).await {
+        match self.commit_showing_progress(new).await {
             Ok(()) => Response::ok(format!("{text} applied")),
             Err(r) => r,
         }
@@ -482,204 +555,9 @@ pub async fn watch_alua<R: Runtime + 'static>(
     }
 }
 
-/// Bind the control socket at `path` (mode 0600), replacing a stale socket file but refusing
-/// if another daemon answers on it.
-pub async fn bind_socket(path: &Path) -> Result<UnixListener, String> {
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(format!(
-                "{}: another ironlun daemon is serving this state directory",
-                path.display()
-            ));
-        }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("{}: cannot remove stale socket: {e}", path.display()))?;
-    }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("{}: cannot bind: {e}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: chmod 0600: {e}", path.display()))?;
-    Ok(listener)
-}
-
-/// Who may talk on the control socket, and how long a request may take to arrive.
-///
-/// The socket's mode (0600) is the first door; the peer's credentials (SO_PEERCRED) are the
-/// second, so a socket file made reachable by mistake (a loosened mode or directory) still
-/// serves only root and the daemon's own user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SocketPolicy {
-    /// The daemon's effective uid: with uid 0 the only peers served.
-    pub daemon_uid: u32,
-    /// A request line must arrive, and its response be taken, within this time; otherwise
-    /// the connection is closed (a stalled client holds nothing but its own descriptor).
-    pub timeout: Duration,
-}
-
-impl SocketPolicy {
-    /// How long a request may take by default.
-    pub const TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// The policy of this process: its effective uid, [`SocketPolicy::TIMEOUT`].
-    pub fn of_this_process() -> SocketPolicy {
-        SocketPolicy {
-            daemon_uid: persist::effective_uid(),
-            timeout: SocketPolicy::TIMEOUT,
-        }
-    }
-
-    /// May a peer with this uid use the socket? Root, and the daemon's own user.
-    pub fn allows(&self, peer_uid: u32) -> bool {
-        peer_uid == 0 || peer_uid == self.daemon_uid
-    }
-}
-
-/// Serve the control socket until `listener` is dropped with the future (select it against a
-/// shutdown signal).
-pub async fn serve<R: Runtime + 'static>(
-    listener: UnixListener,
-    control: Arc<Mutex<Control<R>>>,
-    policy: SocketPolicy,
-) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let control = control.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection(stream, control, policy).await {
-                        tracing::debug!("control connection: {e}");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!("control socket accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Why a connection ends without another request being handled.
-enum Ended {
-    /// The client closed it between requests.
-    Closed,
-    /// The client's request was refused and the connection must close (the reason).
-    Refuse(String),
-}
-
-/// Read one request line: no lock is held, so a slow client delays no one but itself.
-async fn read_request<T: tokio::io::AsyncBufRead + Unpin>(
-    rd: &mut T,
-    policy: &SocketPolicy,
-) -> Result<Vec<u8>, Ended> {
-    let mut line = Vec::new();
-    let mut limited = rd.take(MAX_REQUEST + 1);
-    let read = limited.read_until(b'\n', &mut line);
-    match tokio::time::timeout(policy.timeout, read).await {
-        Err(_) => Err(Ended::Refuse(format!(
-            "no complete request line within {} s; connection closed",
-            policy.timeout.as_secs_f64()
-        ))),
-        Ok(Err(_)) | Ok(Ok(0)) => Err(Ended::Closed),
-        Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Err(Ended::Refuse(format!(
-            "request longer than {MAX_REQUEST} bytes refused; connection closed"
-        ))),
-        Ok(Ok(_)) => Ok(line),
-    }
-}
-
-/// Write one response line, within the policy's time.
-async fn send<W: tokio::io::AsyncWrite + Unpin>(
-    wr: &mut W,
-    resp: &Response,
-    policy: &SocketPolicy,
-) -> std::io::Result<()> {
-    let mut out = serde_json::to_vec(resp).unwrap_or_default();
-    out.push(b'\n');
-    match tokio::time::timeout(policy.timeout, wr.write_all(&out)).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the client took no response",
-        )),
-    }
-}
-
-/// Send a refusal and close the connection (anything more the client sent is dropped).
-async fn refuse_and_close(stream: UnixStream, why: String, policy: &SocketPolicy) {
-    let (_, mut wr) = stream.into_split();
-    if send(&mut wr, &Response::refused(why), policy).await.is_ok() {
-        let _ = wr.shutdown().await;
-    }
-}
-
-async fn connection<R: Runtime + 'static>(
-    stream: UnixStream,
-    control: Arc<Mutex<Control<R>>>,
-    policy: SocketPolicy,
-) -> std::io::Result<()> {
-    let cred = stream.peer_cred()?;
-    let pid = cred
-        .pid()
-        .map_or_else(|| "?".to_string(), |p| p.to_string());
-    let mut rd = BufReader::new(stream);
-    if !policy.allows(cred.uid()) {
-        tracing::warn!(
-            "control socket: refused a client with uid {} (pid {pid}): only root and the daemon's user (uid {}) may use it",
-            cred.uid(),
-            policy.daemon_uid
-        );
-        let why = format!(
-            "permission denied: uid {} may not use this daemon's control socket (only root and uid {})",
-            cred.uid(),
-            policy.daemon_uid
-        );
-        // Its request is read (within the same limits) and answered with the refusal: a
-        // client writing after an early close would see a broken pipe, not the reason.
-        let _ = read_request(&mut rd, &policy).await;
-        refuse_and_close(rd.into_inner(), why, &policy).await;
-        return Ok(());
-    }
-    loop {
-        let line = match read_request(&mut rd, &policy).await {
-            Ok(line) => line,
-            Err(Ended::Closed) => return Ok(()),
-            Err(Ended::Refuse(why)) => {
-                tracing::debug!("control connection (pid {pid}): {why}");
-                refuse_and_close(rd.into_inner(), why, &policy).await;
-                return Ok(());
-            }
-        };
-        let resp = match serde_json::from_slice::<Request>(&line) {
-            // The lock is taken only once the whole request is in.
-            Ok(req) => control.lock().await.handle(req).await,
-            Err(e) => Response::refused(format!("bad request: {e}")),
-        };
-        send(rd.get_mut(), &resp, &policy).await?;
-    }
-}
-
-/// Client side: send one request to the daemon at `socket` and wait for the response.
-pub async fn request(socket: &Path, req: &Request) -> std::io::Result<Response> {
-    let stream = UnixStream::connect(socket).await?;
-    let (rd, mut wr) = stream.into_split();
-    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    wr.write_all(&line).await?;
-    let mut rd = BufReader::new(rd);
-    let mut buf = Vec::new();
-    rd.read_until(b'\n', &mut buf).await?;
-    if buf.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the daemon closed the connection",
-        ));
-    }
-    serde_json::from_slice(&buf).map_err(std::io::Error::other)
-}
-
 mod apply_inline;
+mod socket;
+pub use socket::{bind_socket, request, request_with_progress, serve, ServerLine, SocketPolicy};
 #[cfg(test)]
 mod socket_tests;
 #[cfg(test)]

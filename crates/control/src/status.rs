@@ -113,7 +113,7 @@ pub fn sessions(cfg: &Config, list: &[SessionInfo], detail: bool) -> String {
 }
 
 /// Bytes as binary units (`512.0 MiB`), exact below 1 KiB.
-fn human(n: u64) -> String {
+pub fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");

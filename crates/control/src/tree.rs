@@ -25,6 +25,7 @@ pub mod render;
 pub mod resize;
 pub mod set;
 
+pub use create::preallocation;
 pub use ls::{get, ls};
 pub use path::ObjPath;
 pub use render::{render, Node, COMPANY_ID};

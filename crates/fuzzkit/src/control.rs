@@ -83,7 +83,7 @@ fn handle(cfg: &Config, rt: &EngineRuntime, req: Request) -> Option<Config> {
         | Request::Apply { .. }
         | Request::ApplyConfig { .. }
         | Request::ShowConfig => return None,
-        Request::Sessions { .. } | Request::Status => return None,
+        Request::Sessions { .. } | Request::Status | Request::Progress { .. } => return None,
     };
     tree::mutate(cfg, rt, &op).ok().map(|(next, _)| next)
 }

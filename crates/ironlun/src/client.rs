@@ -124,7 +124,7 @@ pub(crate) fn client(socket: &Path, req: &Request) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(service::request(socket, req)) {
+    match rt.block_on(crate::progress_line::request(socket, req)) {
         Err(e) => {
             eprintln!("ironlun: {}", unreachable(socket, &e));
             ExitCode::from(1)

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use ironlun_control::lio::aptpl::{self, AptplImport};
 use ironlun_control::lio::{export, import};
 use ironlun_control::model::Config;
-use ironlun_control::service::{self, Request, Response};
+use ironlun_control::service::{Request, Response};
 
 /// Largest saveconfig.json or APTPL file read.
 const MAX_FILE: u64 = 64 << 20;
@@ -154,7 +154,7 @@ fn request(socket: &Path, req: &Request) -> Result<Response, ExitCode> {
             eprintln!("ironlun: cannot start: {e}");
             ExitCode::from(1)
         })?;
-    match rt.block_on(service::request(socket, req)) {
+    match rt.block_on(crate::progress_line::request(socket, req)) {
         Err(e) => {
             eprintln!(
                 "ironlun: cannot reach the daemon at {}: {e} (is `ironlun serve` running?)",

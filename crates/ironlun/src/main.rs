@@ -26,6 +26,7 @@ mod lio;
 mod malloc;
 mod metrics;
 mod notify;
+mod progress_line;
 mod shell;
 
 /// Default state directory for a first run.

@@ -88,7 +88,7 @@ impl<R: Runtime> Control<R> {
             }
             written.push(file);
         }
-        match self.commit(new).await {
+        match self.commit_showing_progress(new).await {
             Ok(()) => Response::ok(with_notes(format!("{plan} applied"))),
             Err(r) => {
                 remove_all(&written);

@@ -1,9 +1,13 @@
 //! The control socket's doors: who may use it, and what a slow or oversized request costs.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
 
 use super::tests::{ls, started};
 use super::*;
+use crate::progress::Unit;
 
 /// A daemon on `dir` serving with `timeout`; the socket path and the server task.
 async fn serving(dir: &Path, timeout: Duration) -> (PathBuf, tokio::task::JoinHandle<()>) {
@@ -111,5 +115,98 @@ async fn an_oversized_request_is_refused_with_one_line() {
     // The daemon still serves.
     let r = ls(&sock, "").await;
     assert!(r.ok, "{r:?}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn progress_lines_come_before_the_response_only_when_asked_for() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (sock, server) = serving(dir.path(), Duration::from_secs(5)).await;
+    let thick = |name: &str, file: &str| Request::Create {
+        path: format!("core/fileio_1/{name}"),
+        args: vec![format!("path={file}"), "size=1G".into(), "sparse=0".into()],
+    };
+    let mut seen = Vec::new();
+    let r = request_with_progress(&sock, &thick("a", "/srv/a.img"), &mut |m| {
+        seen.push(m.clone())
+    })
+    .await
+    .expect("request");
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.output.contains("every block of its file allocated"),
+        "{}",
+        r.output
+    );
+    let firsts: Vec<(u64, u64)> = seen.iter().map(|m| (m.done, m.total)).collect();
+    assert_eq!(firsts, [(0, 1 << 30), (1 << 30, 1 << 30)]);
+    assert!(seen
+        .iter()
+        .all(|m| m.task == "preallocating /srv/a.img" && m.unit == Unit::Bytes));
+
+    // Not asked for: the response is the first line.
+    let r = request(&sock, &thick("b", "/srv/b.img"))
+        .await
+        .expect("request");
+    assert!(r.ok, "{r:?}");
+
+    // A plain change reports nothing, even when asked.
+    let mut seen = Vec::new();
+    let plain = Request::Create {
+        path: "core/rd_mcp_1/r".into(),
+        args: vec!["size=1M".into()],
+    };
+    let r = request_with_progress(&sock, &plain, &mut |m| seen.push(m.clone()))
+        .await
+        .expect("plain");
+    assert!(r.ok && seen.is_empty(), "{r:?} {seen:?}");
+
+    // A failed preallocation: the progress so far, then the refusal; nothing created.
+    let mut seen = Vec::new();
+    let r = request_with_progress(&sock, &thick("c", "/srv/full.img"), &mut |m| {
+        seen.push(m.clone())
+    })
+    .await
+    .expect("request");
+    assert!(!r.ok && r.code == 2, "{r:?}");
+    assert!(
+        r.error.contains("No space left") && r.error.contains("nothing changed"),
+        "{}",
+        r.error
+    );
+    assert_eq!(seen.len(), 1);
+    let r = ls(&sock, "core/fileio_1").await;
+    assert!(
+        r.output.contains("a/") && !r.output.contains("c/"),
+        "{}",
+        r.output
+    );
+
+    // The protocol, raw: the opt-in answer, progress lines, the response.
+    let mut raw = UnixStream::connect(&sock).await.expect("connect");
+    let text = format!(
+        "{{\"op\":\"progress\"}}\n{}\n",
+        serde_json::to_string(&thick("d", "/srv/d.img")).expect("json")
+    );
+    raw.write_all(text.as_bytes()).await.expect("write");
+    let mut rd = BufReader::new(&mut raw);
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        let mut buf = String::new();
+        rd.read_line(&mut buf).await.expect("read");
+        lines.push(buf);
+    }
+    assert_eq!(lines[0], "{\"ok\":true,\"output\":\"progress on\"}\n");
+    assert!(
+        lines[1].starts_with("{\"progress\":{\"task\":\"preallocating /srv/d.img\",\"done\":0,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("\"done\":1073741824,\"total\":1073741824,\"unit\":\"bytes\""),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].starts_with("{\"ok\":true"), "{}", lines[3]);
     server.abort();
 }

@@ -1,5 +1,9 @@
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
 use super::*;
 use crate::model::{DevKey, ParamSchema};
+use crate::progress::Unit;
 use crate::tree::tests::Fake;
 use crate::tree::Inspect;
 
@@ -16,6 +20,9 @@ pub(super) struct FakeRuntime {
     /// A state the "engine" put group `west` of every device in by itself (as after SET
     /// TARGET PORT GROUPS), with status 1.
     stpg_state: Option<u8>,
+    /// Files "preallocated" (path, size); a path containing `full` fails as a full disk.
+    pub(super) preallocated: Vec<(String, Option<u64>)>,
+    progress: Progress,
 }
 
 impl ParamSchema for FakeRuntime {
@@ -85,6 +92,33 @@ impl Runtime for FakeRuntime {
         };
         self.sizes.insert(key.clone(), new);
         Ok((old, new))
+    }
+    async fn resize_thick(&mut self, key: &DevKey, size: u64) -> Result<(u64, u64), String> {
+        let t = self
+            .progress
+            .task(format!("preallocating {key}"), Unit::Bytes);
+        t.set(0, size);
+        let r = self.resize(key, Some(size));
+        t.set(size, size);
+        r
+    }
+    async fn preallocate_file(&mut self, path: &str, size: Option<u64>) -> Result<bool, String> {
+        let total = size.unwrap_or(1 << 20);
+        let t = self
+            .progress
+            .task(format!("preallocating {path}"), Unit::Bytes);
+        t.set(0, total);
+        if path.contains("full") {
+            return Err(format!(
+                "{path}: preallocate: No space left on device (os error 28)"
+            ));
+        }
+        t.set(total, total);
+        self.preallocated.push((path.to_string(), size));
+        Ok(true)
+    }
+    fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
     }
     async fn shutdown(&mut self) {
         self.shut_down = true;

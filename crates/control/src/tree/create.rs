@@ -17,7 +17,7 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
     match loc {
         ObjPath::Device(key) => {
             const VALID: &[&str] = &[
-                "size", "path", "write_back", "readonly", "wwn", "vendor_id", "product_id", "revision", "block_size",
+                "size", "path", "write_back", "readonly", "sparse", "wwn", "vendor_id", "product_id", "revision", "block_size",
             ];
             only_keys(&at, args, VALID)?;
             if cfg.device(&key).is_some() {
@@ -51,6 +51,10 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
             if key.kind == Kind::RdMcp && (args.contains_key("write_back") || args.contains_key("readonly")) {
                 return Err(format!("create {at}: rd_mcp takes size= only (write_back/readonly are for fileio/iblock)"));
             }
+            if key.kind != Kind::FileIo && args.contains_key("sparse") {
+                return Err(format!("create {at}: sparse= is for fileio (a file to preallocate)"));
+            }
+            thick_arg(&at, args)?;
             if key.kind == Kind::IBlock && args.contains_key("write_back") {
                 return Err(format!("create {at}: iblock takes path= and readonly= (write_back is for fileio)"));
             }
@@ -213,6 +217,34 @@ pub(super) fn add_mapped_lun(
     Ok(format!(
         "created iscsi/{t}/tpgt_{g}/acls/{i}/lun_{m} -> lun/lun_{tpg_lun}"
     ))
+}
+
+/// `sparse=` of a fileio creation: `Some(true)` for `sparse=0` (preallocate). The model does
+/// not keep it: as in targetcli, it says how the file is made, not what the LU is.
+fn thick_arg(at: &str, args: &BTreeMap<String, String>) -> Result<bool, String> {
+    match args.get("sparse") {
+        None => Ok(false),
+        Some(v) => Ok(!parse_bool(&format!("{at}: sparse"), v)?),
+    }
+}
+
+/// The file a `create` asks to preallocate (`sparse=0`): its path and the size given, if
+/// any. `cfg` is the tree after the creation; `Ok(None)`: nothing to preallocate.
+pub fn preallocation(
+    cfg: &Config,
+    path: &str,
+    args: &[String],
+) -> Result<Option<(String, Option<u64>)>, String> {
+    let ObjPath::Device(key) = ObjPath::parse(path)? else {
+        return Ok(None);
+    };
+    if key.kind != Kind::FileIo || !thick_arg(&segments(path).join("/"), &parse_args(args)?)? {
+        return Ok(None);
+    }
+    let so = cfg
+        .device(&key)
+        .ok_or_else(|| format!("{key}: no such device"))?;
+    Ok(so.dev.clone().map(|d| (d, so.size)))
 }
 
 fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {

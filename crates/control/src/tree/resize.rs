@@ -8,13 +8,15 @@ use crate::model::{parse_bool, parse_size, Config, DevKey, Kind};
 
 /// A live capacity change asked for with `set core/<kind>_<n>/<dev>/control size=…` or
 /// `… rescan=1` (LIO's `control` is a comma separated `key=value` list; we accept the keys
-/// `size`, `shrink` and `rescan`, plus the creation keys `path`, `write_back`, `readonly`
+/// `size`, `shrink`, `sparse` (`sparse=0`: preallocate what a growth adds) and `rescan`, plus the creation keys `path`, `write_back`, `readonly`
 /// when they repeat the current value, so a full `control` line can be written back).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resize {
     pub key: DevKey,
     /// The new capacity in bytes; `None`: rescan the block device and take its capacity.
     pub size: Option<u64>,
+    /// `sparse=0`: allocate the added range's space before growing (fileio on a file).
+    pub thick: bool,
 }
 
 /// Parse and check a `control` write. `Ok(None)`: `path` is not a device's `control` leaf.
@@ -42,6 +44,7 @@ pub fn resize_request(
     let mut size = None;
     let mut shrink = false;
     let mut rescan = false;
+    let mut thick = false;
     let mut seen = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').ok_or_else(|| {
@@ -55,6 +58,7 @@ pub fn resize_request(
         match k {
             "size" => size = Some(parse_size(&format!("{at}: size"), v)?),
             "shrink" => shrink = parse_bool(&format!("{at}: shrink"), v)?,
+            "sparse" => thick = !parse_bool(&format!("{at}: sparse"), v)?,
             "rescan" if v == "1" => rescan = true,
             "rescan" => {
                 return Err(format!(
@@ -80,7 +84,7 @@ pub fn resize_request(
             }
             _ => {
                 return Err(format!(
-                    "{at}: unknown key '{k}'; valid: size, shrink, rescan"
+                    "{at}: unknown key '{k}'; valid: size, shrink, sparse, rescan"
                 ))
             }
         }
@@ -105,7 +109,23 @@ pub fn resize_request(
                 "{at}: shrink=1 goes with size= (a rescan follows the device)"
             ));
         }
-        (None, true) => return Ok(Some(Resize { key, size: None })),
+        (None, true) if thick => {
+            return Err(format!(
+                "{at}: sparse=0 goes with size= (a rescan follows the device)"
+            ));
+        }
+        (None, true) => {
+            return Ok(Some(Resize {
+                key,
+                size: None,
+                thick,
+            }))
+        }
+        (Some(_), false) if thick && key.kind != Kind::FileIo => {
+            return Err(format!(
+                "{at}: sparse=0 is for fileio (a file to preallocate); {kind} has nothing to allocate"
+            ));
+        }
         (Some(_), false) => {}
     }
     let size = size.unwrap_or_default();
@@ -136,6 +156,7 @@ pub fn resize_request(
     Ok(Some(Resize {
         key,
         size: Some(size),
+        thick,
     }))
 }
 

@@ -751,7 +751,8 @@ fn control_writes_parse_into_resizes() {
         req(&c, "core/fileio_0/disk0/control", "size=2G"),
         Ok(Some(Resize {
             key: key("core/fileio_0/disk0"),
-            size: Some(2 << 30)
+            size: Some(2 << 30),
+            thick: false
         }))
     );
     // A whole control line with only the size changed is accepted.
@@ -763,29 +764,46 @@ fn control_writes_parse_into_resizes() {
         ),
         Ok(Some(Resize {
             key: key("core/fileio_0/disk0"),
-            size: Some(3 << 30)
+            size: Some(3 << 30),
+            thick: false
         }))
     );
     assert_eq!(
         req(&c, "core/rd_mcp_0/r0/control", "size=512K,shrink=1"),
         Ok(Some(Resize {
             key: key("core/rd_mcp_0/r0"),
-            size: Some(512 << 10)
+            size: Some(512 << 10),
+            thick: false
         }))
     );
     assert_eq!(
         req(&c, "core/iblock_0/b0/control", "rescan=1"),
         Ok(Some(Resize {
             key: key("core/iblock_0/b0"),
-            size: None
+            size: None,
+            thick: false
         }))
     );
     assert_eq!(
         req(&c, "core/fileio_0/disk0/control", " rescan=1 "),
         Ok(Some(Resize {
             key: key("core/fileio_0/disk0"),
-            size: None
+            size: None,
+            thick: false
         }))
+    );
+    // sparse=0: preallocate what the growth adds (fileio only, with size=).
+    assert_eq!(
+        req(&c, "core/fileio_0/disk0/control", "size=4G,sparse=0"),
+        Ok(Some(Resize {
+            key: key("core/fileio_0/disk0"),
+            size: Some(4 << 30),
+            thick: true
+        }))
+    );
+    assert_eq!(
+        req(&c, "core/fileio_0/disk0/control", "size=4G,sparse=1").map(|r| r.map(|r| r.thick)),
+        Ok(Some(false))
     );
     // Other paths are plain mutations.
     assert_eq!(req(&c, &format!("iscsi/{T}/tpgt_1/enable"), "1"), Ok(None));
@@ -824,6 +842,13 @@ fn bad_control_writes_name_the_field() {
         (fio, "path=/srv/other.img,size=2G", "path cannot be changed"),
         (fio, "write_back=0,size=2G", "write_back cannot be changed"),
         ("core/rd_mcp_0/r0/control", "rescan=1", "rd_mcp takes size="),
+        (fio, "size=2G,sparse=maybe", "sparse: 'maybe'"),
+        (fio, "rescan=1,sparse=0", "sparse=0 goes with size="),
+        (
+            "core/rd_mcp_0/r0/control",
+            "size=2M,sparse=0",
+            "sparse=0 is for fileio",
+        ),
         (
             "core/rd_mcp_0/r9/control",
             "size=2M",
@@ -1354,4 +1379,52 @@ fn every_rendered_path_parses_with_the_one_grammar() {
             "write_protect".into()
         ))
     );
+}
+
+#[test]
+fn sparse_0_asks_for_a_preallocated_file_and_is_for_fileio_only() {
+    let base = Config::default();
+    let fio = "core/fileio_1/thick";
+    let args = ["path=/srv/thick.img", "size=1G", "wwn=thick-1", "sparse=0"];
+    let c = create(&base, fio, &args).expect("sparse=0");
+    let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    assert_eq!(
+        crate::tree::preallocation(&c, fio, &owned),
+        Ok(Some(("/srv/thick.img".to_string(), Some(1 << 30))))
+    );
+    // Not kept in the model: it says how the file is made, as targetcli's sparse=.
+    let plain = create(&base, fio, &args[..3]).expect("plain");
+    assert_eq!(c, plain);
+    for sparse in [
+        &["path=/srv/thick.img", "size=1G"][..],
+        &["path=/srv/thick.img", "sparse=true"],
+    ] {
+        let owned: Vec<String> = sparse.iter().map(|a| a.to_string()).collect();
+        let c = create(&base, fio, sparse).expect("sparse");
+        assert_eq!(
+            crate::tree::preallocation(&c, fio, &owned),
+            Ok(None),
+            "{sparse:?}"
+        );
+    }
+    for (path, args, needle) in [
+        (
+            "core/rd_mcp_1/r",
+            &["size=1M", "sparse=0"][..],
+            "sparse= is for fileio",
+        ),
+        (
+            "core/iblock_1/b",
+            &["path=/dev/loop0", "sparse=0"],
+            "sparse= is for fileio",
+        ),
+        (
+            fio,
+            &["path=/srv/t.img", "size=1G", "sparse=no"],
+            "sparse: 'no' is not valid; expected 0 or 1",
+        ),
+    ] {
+        let e = create(&base, path, args).expect_err(path);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
 }

@@ -3,7 +3,8 @@
 //! the current path). Every command is the CLI's own ([`crate::Cli`], [`crate::request_of`]):
 //! the shell only reads a line into words, makes its paths absolute against the current one
 //! ([`tree_path`]) and sends the request over the control socket, one connection per request
-//! ([`service::request`]). docs/cli.md, "The shell".
+//! ([`crate::progress_line::request`], which shows long work's progress on a terminal).
+//! docs/cli.md, "The shell".
 //!
 //! On a terminal: line editing, history across runs ([`history`]) and tab completion
 //! ([`complete`]). Otherwise (a script on stdin) commands are read line by line, without
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use clap::Parser;
-use ironlun_control::service::{self, Request, Response};
+use ironlun_control::service::{Request, Response};
 
 use crate::{AluaCmd, Cli, Cmd, PrCmd};
 
@@ -49,7 +50,7 @@ impl Conn {
     /// Err: the one line when the daemon cannot be reached.
     fn call(&self, req: &Request) -> Result<Response, String> {
         self.rt
-            .block_on(service::request(&self.socket, req))
+            .block_on(crate::progress_line::request(&self.socket, req))
             .map_err(|e| crate::unreachable(&self.socket, &e))
     }
 
