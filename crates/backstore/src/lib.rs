@@ -32,6 +32,7 @@ mod error;
 mod fileio;
 mod iblock;
 pub mod prealloc;
+pub mod pscsi;
 mod ramdisk;
 mod size;
 mod sys;
@@ -39,6 +40,7 @@ mod sys;
 pub use error::CreateError;
 pub use fileio::{FileIo, FileIoOptions};
 pub use iblock::{IBlock, IBlockOptions};
+pub use pscsi::{Passthrough, Pscsi, PscsiOptions};
 pub use ramdisk::{RamDisk, RAMDISK_CHUNK};
 pub use size::parse_size;
 
@@ -164,6 +166,11 @@ pub trait Backstore: Send + Sync + 'static {
             state: Provisioning::Mapped,
         }])
     }
+    /// A pass-through store (pscsi): the engine sends every command to the device instead
+    /// of emulating it.
+    fn passthrough(&self) -> Option<&dyn Passthrough> {
+        None
+    }
     /// Re-read the capacity of the block device underneath and adopt it (for when it was
     /// resized outside: `lvextend`, `losetup -c`); returns the new capacity.
     fn rescan(&self) -> io::Result<u64> {
@@ -183,6 +190,8 @@ pub enum BackstoreSpec {
     FileIo(FileIoOptions),
     /// `core/iblock_N/<dev> path=/dev/… readonly=…`
     IBlock(IBlockOptions),
+    /// `core/pscsi_N/<dev> dev=/dev/sgN|/dev/sdX|H:C:T:L`
+    Pscsi(PscsiOptions),
 }
 
 impl BackstoreSpec {
@@ -192,13 +201,14 @@ impl BackstoreSpec {
             Self::RamDisk { .. } => "rd_mcp",
             Self::FileIo(_) => "fileio",
             Self::IBlock(_) => "iblock",
+            Self::Pscsi(_) => "pscsi",
         }
     }
 
     /// The backing path, if the kind has one.
     pub fn path(&self) -> Option<&PathBuf> {
         match self {
-            Self::RamDisk { .. } => None,
+            Self::RamDisk { .. } | Self::Pscsi(_) => None,
             Self::FileIo(o) => Some(&o.path),
             Self::IBlock(o) => Some(&o.path),
         }
@@ -210,6 +220,7 @@ impl BackstoreSpec {
             Self::RamDisk { size } => Arc::new(RamDisk::new(*size)?),
             Self::FileIo(o) => Arc::new(FileIo::open(o)?),
             Self::IBlock(o) => Arc::new(IBlock::open(o)?),
+            Self::Pscsi(o) => Arc::new(Pscsi::open(o)?),
         })
     }
 }

@@ -273,8 +273,12 @@ fn bad_inputs_exit_2_with_one_line_and_change_nothing() {
             "no such object",
         ),
         (
-            vec!["create".into(), "core/pscsi_0/sg".into()],
-            "not supported by this build",
+            vec![
+                "create".into(),
+                "core/pscsi_0/sg".into(),
+                "dev=/dev/null".into(),
+            ],
+            "not a SCSI generic node (give /dev/sgN, a SCSI disk /dev/sdX or H:C:T:L)",
         ),
         (
             vec!["create".into(), "core/rd_mcp_1/r".into(), "size=12Q".into()],

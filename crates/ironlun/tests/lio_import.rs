@@ -568,7 +568,36 @@ async fn alua_groups_and_two_portal_groups() {
 #[tokio::test]
 async fn other_fabrics_eui_naa_pscsi_user() {
     let d = Daemon::start_in(PORTS);
-    let f = fixture(&d, "fabrics");
+    let mut f = fixture(&d, "fabrics");
+    // The pscsi object is imported as one (dev=/dev/sg3, its LUN 1), so on this host, which
+    // has no such device, the import is refused whole, naming the device, and nothing changes.
+    let path = f.file.display().to_string();
+    let dry = d.cli(&["config", "import-lio", &path, "--dry-run"]);
+    assert!(dry.contains("core/pscsi_0/tape0"), "{dry}");
+    let before = d.cli(&["config", "export-lio"]);
+    let o = d.cli_output(&["config", "import-lio", &path]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("core/pscsi_0/tape0")
+            && err.contains("/dev/sg3")
+            && err.contains("nothing changed"),
+        "{err}"
+    );
+    assert_eq!(d.cli(&["config", "export-lio"]), before);
+    // Without it, the rest imports and serves.
+    f.json["storage_objects"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|so| so["plugin"] != "pscsi");
+    for t in f.json["targets"].as_array_mut().unwrap() {
+        for g in t["tpgs"].as_array_mut().unwrap() {
+            if let Some(luns) = g["luns"].as_array_mut() {
+                luns.retain(|l| l["storage_object"] != "/backstores/pscsi/tape0");
+            }
+        }
+    }
+    std::fs::write(&f.file, serde_json::to_vec_pretty(&f.json).unwrap()).unwrap();
     import(
         &d,
         &f,
@@ -576,7 +605,6 @@ async fn other_fabrics_eui_naa_pscsi_user() {
         &[
             "/loopback/naa.5001405abcdef123: fabric 'loopback'",
             "/qla2xxx/21:00:00:24:ff:31:4c:48",
-            "/backstores/pscsi/tape0: pscsi",
             "/backstores/user/gluster1: user (TCMU)",
             "portals[1].iser",
             "fcdisk.nullio",

@@ -58,6 +58,7 @@ pub fn plugin_name(k: Kind) -> &'static str {
         Kind::IBlock => "block",
         Kind::FileIo => "fileio",
         Kind::RdMcp => "ramdisk",
+        Kind::PScsi => "pscsi",
     }
 }
 
@@ -123,6 +124,9 @@ pub fn export(cfg: &Config) -> (String, Report) {
 }
 
 fn storage_object(so: &StorageObject, at: &str, report: &mut Report) -> Value {
+    if so.plugin == Kind::PScsi {
+        return pscsi_object(so, at, report);
+    }
     let mut m = Map::new();
     m.insert("name".into(), json!(so.name));
     m.insert("plugin".into(), json!(plugin_name(so.plugin)));
@@ -149,6 +153,7 @@ fn storage_object(so: &StorageObject, at: &str, report: &mut Report) -> Value {
             m.insert("size".into(), json!(so.size.unwrap_or(0)));
             m.insert("nullio".into(), json!(false));
         }
+        Kind::PScsi => {}
     }
     if so.hba != 0 {
         report.push(
@@ -200,6 +205,27 @@ fn storage_object(so: &StorageObject, at: &str, report: &mut Report) -> Value {
         );
     }
     Value::Object(m)
+}
+
+/// rtslib's pscsi object: `dev` only (its PSCSIStorageObject takes no wwn, and LIO offers no
+/// ALUA and none of our attributes on pass-through devices).
+fn pscsi_object(so: &StorageObject, at: &str, report: &mut Report) -> Value {
+    for (name, v) in &so.attributes {
+        report.push(
+            format!("{at}/attrib/{name}"),
+            format!("{v}: LIO's pscsi has no such attribute"),
+        );
+    }
+    report.push(
+        at,
+        "the unit serial is not in saveconfig.json for pscsi (the device's own identity is what hosts see)",
+    );
+    json!({
+        "attributes": {},
+        "dev": so.dev.clone().unwrap_or_default(),
+        "name": so.name,
+        "plugin": "pscsi",
+    })
 }
 
 fn alua_group(g: AluaTpg) -> Value {

@@ -89,10 +89,6 @@ fn storage_object(
     let at = format!("/backstores/{plugin}/{name}");
     let kind = match plugin_kind(plugin) {
         Some(k) => k,
-        None if plugin == "pscsi" => {
-            report.push(&at, "pscsi (SCSI pass-through) is not supported by ironlun yet: the object and its LUNs are skipped");
-            return Ok(None);
-        }
         None => {
             report.push(
                 &at,
@@ -107,6 +103,8 @@ fn storage_object(
             validate_wwn_field(&at, "vpd_unit_serial", w).map_err(|e| format!("{at}.wwn: {e}"))?;
             w.to_string()
         }
+        // rtslib's pscsi objects have none: hosts see the device's own identity.
+        None if kind == Kind::PScsi => generate_serial(),
         None => {
             let w = generate_serial();
             report.push(format!("{at}.wwn"), format!("missing: the new serial {w} was generated (hosts see a new NAA identifier, as LIO would)"));
@@ -180,6 +178,10 @@ fn storage_object(
                 );
             }
         }
+        Kind::PScsi => {
+            unknown_keys(&at, m, &[&common[..], &["dev"]].concat(), report);
+            so.dev = Some(req_str(&at, m, "dev")?.to_string());
+        }
         Kind::RdMcp => {
             unknown_keys(&at, m, &[&common[..], &["size", "nullio"]].concat(), report);
             so.size = Some(req_u64(&at, m, "size")?);
@@ -211,6 +213,13 @@ fn device_attribute(at: &str, k: &str, v: &Value, so: &mut StorageObject, report
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
+    if so.plugin == Kind::PScsi && !crate::model::device::PSCSI_ATTRIBUTES.contains(&k) {
+        report.push(
+            format!("{at}.attributes.{k}"),
+            format!("{text} (the device decides: does not apply to a pass-through device)"),
+        );
+        return;
+    }
     let Some(def) = ironlun_engine::device_attribute_defs().find(|d| d.name == k) else {
         report.push(
             format!("{at}.attributes.{k}"),

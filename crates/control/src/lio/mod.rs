@@ -63,6 +63,7 @@ pub(crate) fn plugin_kind(p: &str) -> Option<Kind> {
         "block" => Some(Kind::IBlock),
         "fileio" => Some(Kind::FileIo),
         "ramdisk" => Some(Kind::RdMcp),
+        "pscsi" => Some(Kind::PScsi),
         _ => None,
     }
 }

@@ -20,6 +20,9 @@ pub enum Kind {
     FileIo,
     #[serde(rename = "block")]
     IBlock,
+    /// SCSI pass-through (LIO's pscsi): a real SCSI device through SG_IO.
+    #[serde(rename = "pscsi")]
+    PScsi,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::RdMcp => "rd_mcp",
             Kind::FileIo => "fileio",
             Kind::IBlock => "iblock",
+            Kind::PScsi => "pscsi",
         }
     }
 
@@ -39,12 +43,12 @@ impl Kind {
             "rd_mcp" => Kind::RdMcp,
             "fileio" => Kind::FileIo,
             "iblock" => Kind::IBlock,
-            "pscsi" => {
+            "pscsi" => Kind::PScsi,
+            "user" | "rd_dr" => {
                 return Err(format!(
-                    "core/{seg}: pscsi (SCSI pass-through) is not supported by this build; use iblock for a block device"
+                    "core/{seg}: backstore kind '{kind}' is not supported by this build"
                 ))
             }
-            "user" | "rd_dr" => return Err(format!("core/{seg}: backstore kind '{kind}' is not supported by this build")),
             _ => return Err(hba_error(seg)),
         };
         let n = parse_index(n).ok_or_else(|| hba_error(seg))?;
@@ -57,12 +61,14 @@ impl Kind {
             Kind::RdMcp => "RAMDISK-MCP",
             Kind::FileIo => "FILEIO",
             Kind::IBlock => "IBLOCK",
+            // Not shown to initiators: a pass-through LU answers INQUIRY with the device's.
+            Kind::PScsi => "PSCSI",
         }
     }
 }
 
 fn hba_error(seg: &str) -> String {
-    format!("core/{seg}: expected <kind>_<n> with kind rd_mcp, fileio or iblock and n a number (e.g. fileio_0)")
+    format!("core/{seg}: expected <kind>_<n> with kind rd_mcp, fileio, iblock or pscsi and n a number (e.g. fileio_0)")
 }
 
 /// Key of a storage object: `core/<kind>_<hba>/<name>`.
@@ -194,8 +200,10 @@ impl StorageObject {
     /// The `control` text: the creation parameters, LIO style `key=value` comma separated.
     pub fn control_text(&self) -> String {
         let mut parts = Vec::new();
-        if let Some(dev) = &self.dev {
-            parts.push(format!("path={dev}"));
+        match (&self.dev, self.plugin) {
+            (Some(dev), Kind::PScsi) => parts.push(format!("dev={dev}")),
+            (Some(dev), _) => parts.push(format!("path={dev}")),
+            (None, _) => {}
         }
         if let Some(size) = self.size {
             parts.push(format!("size={size}"));
@@ -203,7 +211,7 @@ impl StorageObject {
         match self.plugin {
             Kind::FileIo => parts.push(format!("write_back={}", u8::from(self.write_back))),
             Kind::IBlock => parts.push(format!("readonly={}", u8::from(self.readonly))),
-            Kind::RdMcp => {}
+            Kind::RdMcp | Kind::PScsi => {}
         }
         parts.join(",")
     }
@@ -300,12 +308,51 @@ pub fn validate_storage_object(so: &StorageObject) -> Result<(), String> {
                 ));
             }
         }
+        Kind::PScsi => {
+            match so.dev.as_deref() {
+                Some(d) if d.starts_with('/') || is_hctl(d) => {}
+                Some(d) => {
+                    return Err(format!(
+                        "{at}: dev '{d}' is not valid; expected /dev/sgN, a SCSI disk /dev/sdX or H:C:T:L"
+                    ))
+                }
+                None => return Err(format!("{at}: dev=</dev/sgN|/dev/sdX|H:C:T:L> is required")),
+            }
+            if so.size.is_some() || so.write_back || so.readonly {
+                return Err(format!(
+                    "{at}: pscsi takes dev= only (size, cache and write protection are the device's)"
+                ));
+            }
+            if let Some(name) = so
+                .attributes
+                .keys()
+                .find(|n| !PSCSI_ATTRIBUTES.contains(&n.as_str()))
+            {
+                return Err(format!(
+                    "{at}/attrib/{name}: does not apply to a pass-through device (pscsi sends every command to the device, which decides); settable here: {}",
+                    PSCSI_ATTRIBUTES.join(", ")
+                ));
+            }
+        }
     }
     for (name, v) in &so.attributes {
         check_device_attribute(name, *v)
             .map_err(|e| at_path(&format!("{at}/attrib/{name}"), name, &e))?;
     }
     Ok(())
+}
+
+/// The device attributes a pass-through LU has: those of the target's side of it (its task
+/// set and its own unit attentions); every other one is the device's business.
+pub const PSCSI_ATTRIBUTES: &[&str] = &["queue_depth", "emulate_tas", "emulate_ua_intlck_ctrl"];
+
+/// `H:C:T:L`: four decimal numbers.
+fn is_hctl(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn check_path(at: &str, dev: Option<&str>) -> Result<(), String> {

@@ -23,8 +23,9 @@ fn serials_are_uuid_shaped_and_differ() {
 #[test]
 fn hba_names() {
     assert_eq!(Kind::parse_hba("fileio_3"), Ok((Kind::FileIo, 3)));
-    assert!(Kind::parse_hba("pscsi_0")
-        .expect_err("pscsi")
+    assert_eq!(Kind::parse_hba("pscsi_0"), Ok((Kind::PScsi, 0)));
+    assert!(Kind::parse_hba("user_0")
+        .expect_err("user")
         .contains("not supported by this build"));
     assert!(Kind::parse_hba("fileio_01").is_err());
     assert!(Kind::parse_hba("disk_0").is_err());

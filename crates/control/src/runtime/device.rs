@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions};
+use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions, PscsiOptions};
 use ironlun_engine::{Device, DeviceConfig, PrState};
 
 use crate::model::{at_path, DevKey, Kind, StorageObject};
@@ -26,6 +26,7 @@ pub(super) fn spec(so: &StorageObject) -> BackstoreSpec {
             readonly: so.readonly,
             ..IBlockOptions::new(path)
         }),
+        Kind::PScsi => BackstoreSpec::Pscsi(PscsiOptions { dev: path }),
     }
 }
 

@@ -17,7 +17,7 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
     match loc {
         ObjPath::Device(key) => {
             const VALID: &[&str] = &[
-                "size", "path", "write_back", "readonly", "sparse", "wwn", "vendor_id", "product_id", "revision", "block_size",
+                "size", "path", "dev", "write_back", "readonly", "sparse", "wwn", "vendor_id", "product_id", "revision", "block_size",
             ];
             only_keys(&at, args, VALID)?;
             if cfg.device(&key).is_some() {
@@ -37,7 +37,7 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
                 vendor_id: arg("vendor_id").unwrap_or("IRONLUN").to_string(),
                 product_id: arg("product_id").unwrap_or(key.kind.default_product_id()).to_string(),
                 revision: arg("revision").unwrap_or("1.0").to_string(),
-                dev: arg("path").map(str::to_string),
+                dev: arg(if key.kind == Kind::PScsi { "dev" } else { "path" }).map(str::to_string),
                 size,
                 write_back: match arg("write_back") {
                     Some(v) => parse_bool(&format!("{at}: write_back"), v)?,
@@ -50,6 +50,21 @@ pub(super) fn create(cfg: &mut Config, path: &str, args: &[String]) -> Result<St
             };
             if key.kind == Kind::RdMcp && (args.contains_key("write_back") || args.contains_key("readonly")) {
                 return Err(format!("create {at}: rd_mcp takes size= only (write_back/readonly are for fileio/iblock)"));
+            }
+            match (key.kind, args.contains_key("dev"), args.contains_key("path")) {
+                (Kind::PScsi, _, true) => {
+                    return Err(format!("create {at}: pscsi takes dev=</dev/sgN|/dev/sdX|H:C:T:L>, not path="))
+                }
+                (Kind::PScsi, _, _) => {
+                    if let Some(k) = ["size", "write_back", "readonly", "block_size", "vendor_id", "product_id", "revision"]
+                        .into_iter()
+                        .find(|k| args.contains_key(*k))
+                    {
+                        return Err(format!("create {at}: pscsi takes dev= only ({k} is the device's own)"));
+                    }
+                }
+                (_, true, _) => return Err(format!("create {at}: dev= is for pscsi; {} takes path=", key.kind.tree_name())),
+                _ => {}
             }
             if key.kind != Kind::FileIo && args.contains_key("sparse") {
                 return Err(format!("create {at}: sparse= is for fileio (a file to preallocate)"));

@@ -269,7 +269,7 @@ fn bad_inputs_are_one_line_errors_and_change_nothing() {
                 path: "core/pscsi_0/sg0".into(),
                 args: vec![],
             },
-            "not supported by this build",
+            "dev=</dev/sgN|/dev/sdX|H:C:T:L> is required",
         ),
         (
             Op::Create {
@@ -1427,4 +1427,52 @@ fn sparse_0_asks_for_a_preallocated_file_and_is_for_fileio_only() {
         let e = create(&base, path, args).expect_err(path);
         assert!(e.contains(needle), "{args:?}: {e}");
     }
+}
+
+#[test]
+fn pscsi_takes_dev_only_and_the_targets_attributes_only() {
+    let base = Config::default();
+    let c = create(&base, "core/pscsi_0/tape0", &["dev=/dev/sg3"]).expect("sg node");
+    let so = c
+        .device(&DevKey::parse("core/pscsi_0/tape0").expect("key"))
+        .expect("device");
+    assert_eq!(so.control_text(), "dev=/dev/sg3");
+    create(&base, "core/pscsi_1/disk", &["dev=2:0:0:0"]).expect("H:C:T:L");
+    set(&c, "core/pscsi_0/tape0/attrib/queue_depth", "16").expect("queue_depth applies");
+    let e = set(&c, "core/pscsi_0/tape0/attrib/emulate_tpu", "1").expect_err("device's");
+    assert!(
+        e.contains(
+            "core/pscsi_0/tape0/attrib/emulate_tpu: does not apply to a pass-through device"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("settable here: queue_depth, emulate_tas, emulate_ua_intlck_ctrl"),
+        "{e}"
+    );
+    for (args, needle) in [
+        (
+            &["dev=/dev/sg3", "size=1G"][..],
+            "pscsi takes dev= only (size is the device's own)",
+        ),
+        (
+            &["path=/dev/sg3"],
+            "pscsi takes dev=</dev/sgN|/dev/sdX|H:C:T:L>, not path=",
+        ),
+        (&[], "dev=</dev/sgN|/dev/sdX|H:C:T:L> is required"),
+        (
+            &["dev=sg3"],
+            "dev 'sg3' is not valid; expected /dev/sgN, a SCSI disk /dev/sdX or H:C:T:L",
+        ),
+        (&["dev=1:2:3"], "dev '1:2:3' is not valid"),
+        (
+            &["dev=/dev/sg3", "block_size=4096"],
+            "block_size is the device's own",
+        ),
+    ] {
+        let e = create(&base, "core/pscsi_0/x", args).expect_err(needle);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    let e = create(&base, "core/fileio_0/f", &["dev=/x", "size=1M"]).expect_err("dev on fileio");
+    assert!(e.contains("dev= is for pscsi; fileio takes path="), "{e}");
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use ironlun_scsi::{device_type, version_descriptor as vd};
 
 use crate::alua;
+use crate::core::device::slot::LunSlot;
 use crate::core::device::{Device, COMPANY_ID};
+use crate::core::port::nexus::Nexus;
 use crate::handler::Ctx;
 
 const STANDARD_LEN: usize = 96;
@@ -200,17 +202,18 @@ fn name_string(s: &str) -> Vec<u8> {
     v
 }
 
+const BINARY: u8 = 1;
+const ASCII: u8 = 2;
+const UTF8: u8 = 3;
+/// Designator associations (SPC-4 §7.8.6.1): the LU, the target port, the target device.
+const LU: u8 = 0;
+const PORT: u8 = 1;
+const DEVICE: u8 = 2;
+
 fn device_identification(c: &Ctx) -> Vec<u8> {
     let dev = c.dev;
-    let port = &c.nexus.port;
     let serial = dev.serial();
     let mut b = Vec::new();
-    const BINARY: u8 = 1;
-    const ASCII: u8 = 2;
-    const UTF8: u8 = 3;
-    const LU: u8 = 0;
-    const PORT: u8 = 1;
-    const DEVICE: u8 = 2;
     if !serial.is_empty() {
         b.extend(designator(BINARY, false, LU, 0x3, &naa_designator(&serial)));
     }
@@ -223,34 +226,41 @@ fn device_identification(c: &Ctx) -> Vec<u8> {
     t10.extend_from_slice(serial.as_bytes());
     t10.truncate(252);
     b.extend(designator(ASCII, false, LU, 0x1, &t10));
-    let rtpi = port.rtpi().to_be_bytes();
-    b.extend(designator(
-        BINARY,
-        true,
-        PORT,
-        0x4,
-        &[0, 0, rtpi[0], rtpi[1]],
-    ));
-    let tpg = alua::gate::group_of(c.slot).to_be_bytes();
-    b.extend(designator(BINARY, true, PORT, 0x5, &[0, 0, tpg[0], tpg[1]]));
+    // LIO's order: the port's numbers, the LU group, then the names.
+    b.extend(port_numbers(c.nexus, c.slot));
     // Logical unit group (SPC-4 §7.8.6.8): the device's LU group, 0 = default_lu_gp.
     let lug = alua::gate::lu_group_of(c.dev).to_be_bytes();
     b.extend(designator(BINARY, false, LU, 0x6, &[0, 0, lug[0], lug[1]]));
-    b.extend(designator(
-        UTF8,
-        true,
-        PORT,
-        0x8,
-        &name_string(&port.port_name()),
-    ));
-    b.extend(designator(
-        UTF8,
-        true,
-        DEVICE,
-        0x8,
-        &name_string(port.target_name()),
-    ));
+    b.extend(port_names(c.nexus));
     b
+}
+
+/// The designators of the port the command came through and of the target (SPC-4
+/// §7.8.6.5-7.8.6.11): relative target port, target port group, the port's and the target's
+/// SCSI name strings. A pass-through LU gets these in place of its device's own.
+pub(crate) fn port_designators(nexus: &Nexus, slot: &LunSlot) -> Vec<u8> {
+    [port_numbers(nexus, slot), port_names(nexus)].concat()
+}
+
+/// Relative target port and target port group designators.
+fn port_numbers(nexus: &Nexus, slot: &LunSlot) -> Vec<u8> {
+    let rtpi = nexus.port.rtpi().to_be_bytes();
+    let tpg = alua::gate::group_of(slot).to_be_bytes();
+    [
+        designator(BINARY, true, PORT, 0x4, &[0, 0, rtpi[0], rtpi[1]]),
+        designator(BINARY, true, PORT, 0x5, &[0, 0, tpg[0], tpg[1]]),
+    ]
+    .concat()
+}
+
+/// The SCSI name strings of the target port and of the target.
+fn port_names(nexus: &Nexus) -> Vec<u8> {
+    let port = &nexus.port;
+    [
+        designator(UTF8, true, PORT, 0x8, &name_string(&port.port_name())),
+        designator(UTF8, true, DEVICE, 0x8, &name_string(port.target_name())),
+    ]
+    .concat()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use crate::core::tmf::{Entry, Refused};
 use crate::handler::{respond, Cmd, Ctx, Done, Fail, OpInfo, Outcome};
 use crate::{alua, pr, ScsiRequest, ScsiResponse, TaskAttr};
 
+mod passthrough;
 pub(crate) mod tmf;
 
 /// A task received into its LU's task set and not run yet ([`Nexus::receive`]). Dropping it
@@ -143,7 +144,10 @@ impl Nexus {
             Ok(o) if o.has(crate::handler::F_WRITE) => OpClass::Write,
             _ => OpClass::Other,
         };
-        let resp = self.run_entered(&slot, entry, &req, found);
+        let resp = match slot.device.backstore.passthrough() {
+            Some(pt) => self.run_passed_through(&slot, entry, &req, pt),
+            None => self.run_entered(&slot, entry, &req, found),
+        };
         // A task its own nexus aborted ends without a response and is not counted here
         // (the TMF is).
         if !resp.suppressed {
@@ -169,6 +173,34 @@ impl Nexus {
         found: Result<&'static OpInfo, Sense>,
     ) -> ScsiResponse {
         let dev = &*slot.device;
+        self.in_task_set(slot, entry, req, |seq| {
+            let outcome = self.gates_and_run(slot, req, found, seq);
+            let outcome = self.after(slot, outcome);
+            respond(req, outcome, dev.d_sense.load(Ordering::Relaxed))
+        })
+    }
+
+    /// [`Nexus::run_entered`] for a pass-through LU ([`passthrough`]).
+    fn run_passed_through(
+        &self,
+        slot: &LunSlot,
+        entry: Entry,
+        req: &ScsiRequest,
+        pt: &dyn ironlun_backstore::Passthrough,
+    ) -> ScsiResponse {
+        self.in_task_set(slot, entry, req, |_| passthrough::run(self, slot, req, pt))
+    }
+
+    /// Start the task (its turn in the task set), `run` it with its sequence number, and
+    /// leave: a task aborted meanwhile ends as [`ScsiResponse::aborted`] instead.
+    fn in_task_set(
+        &self,
+        slot: &LunSlot,
+        entry: Entry,
+        req: &ScsiRequest,
+        run: impl FnOnce(u64) -> ScsiResponse,
+    ) -> ScsiResponse {
+        let dev = &*slot.device;
         let ticket = match dev.tasks.start(entry) {
             Ok(t) => t,
             Err(Refused::Aborted(a)) => return ScsiResponse::aborted(a),
@@ -177,12 +209,11 @@ impl Nexus {
                 return respond(req, outcome, false);
             }
         };
-        let outcome = self.gates_and_run(slot, req, found, ticket.seq());
-        let outcome = self.after(slot, outcome);
+        let resp = run(ticket.seq());
         if let Some(a) = dev.tasks.leave(ticket) {
             return ScsiResponse::aborted(a);
         }
-        respond(req, outcome, dev.d_sense.load(Ordering::Relaxed))
+        resp
     }
 
     fn gates_and_run(

@@ -29,6 +29,7 @@ impl Nexus {
         let done = |response| PendingTmf {
             response,
             waits: Vec::new(),
+            resets: Vec::new(),
         };
         match tmf {
             TmfKind::TargetWarmReset => {
@@ -83,7 +84,7 @@ impl Nexus {
             }
             TmfKind::LogicalUnitReset => {
                 let marked = lu_reset(dev, self.id, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);
-                counted(4, done(TmfResponse::FunctionComplete).with(dev, marked))
+                counted(4, done(TmfResponse::FunctionComplete).with(dev, marked)).resetting(dev)
             }
             TmfKind::TargetWarmReset | TmfKind::TargetColdReset => {
                 done(TmfResponse::FunctionComplete)
@@ -141,6 +142,8 @@ pub struct PendingTmf {
     response: TmfResponse,
     /// Per LU, the places of the marked tasks in its task set.
     waits: Vec<(Arc<Device>, Vec<u64>)>,
+    /// Pass-through LUs whose device gets the reset too (pscsi), before the wait.
+    resets: Vec<Arc<Device>>,
 }
 
 impl std::fmt::Debug for PendingTmf {
@@ -160,13 +163,33 @@ impl PendingTmf {
     }
 
     fn with_all(mut self, waits: Vec<(Arc<Device>, Vec<u64>)>) -> PendingTmf {
+        for (dev, _) in &waits {
+            self = self.resetting(dev);
+        }
         self.waits.extend(waits);
+        self
+    }
+
+    /// A reset of `dev`: a pass-through device is reset too (its own task set holds the
+    /// commands in flight), from [`PendingTmf::wait`], which may block.
+    fn resetting(mut self, dev: &Arc<Device>) -> PendingTmf {
+        if dev.backstore.passthrough().is_some() {
+            self.resets.push(dev.clone());
+        }
         self
     }
 
     /// Block until every task the TMF aborted has left its task set (SAM-5 §7.1: the TMF
     /// completes after them); the TMF's response.
     pub fn wait(self) -> TmfResponse {
+        for dev in &self.resets {
+            if let Some(Err(e)) = dev.backstore.passthrough().map(|pt| pt.reset()) {
+                tracing::warn!(
+                    "{}: reset of the pass-through device failed: {e}",
+                    dev.name()
+                );
+            }
+        }
         for (dev, tasks) in &self.waits {
             dev.tasks.wait(tasks);
         }
