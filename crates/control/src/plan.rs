@@ -46,6 +46,23 @@ impl std::fmt::Display for Change {
 
 /// The changes that turn `old` into `new`: deletions first (deepest first), then creations
 /// (parents first), then values.
+/// `new` with what the engine owns taken from the running `cur`: the status of every ALUA
+/// group both have (`alua_access_status` says who changed the state last: the engine sets
+/// it on each transition, so a file cannot hold it). Without this, applying a file that
+/// changes a state would change the status back on the next apply.
+pub fn adopt_engine_owned(cur: &Config, new: &mut Config) {
+    for so in &mut new.storage_objects {
+        let Some(was) = cur.device(&so.key()) else {
+            continue;
+        };
+        for g in &mut so.alua_tpgs {
+            if let Some(w) = was.alua_group(&g.name) {
+                g.alua_access_status = w.alua_access_status;
+            }
+        }
+    }
+}
+
 pub fn plan(old: &Config, new: &Config) -> Vec<Change> {
     let (Ok(a), Ok(b)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
         // Config is plain data; serialization cannot fail. Plan nothing rather than panic.
@@ -124,6 +141,20 @@ fn field_path(parent: &str, field: &str) -> String {
         "parameters" => "param",
         f => f,
     };
+    // CHAP credentials are `auth/<leaf>` in the tree (flat under `iscsi/discovery_auth/`).
+    let chap = match field {
+        "chap_userid" => Some("userid"),
+        "chap_password" => Some("password"),
+        "chap_mutual_userid" => Some("userid_mutual"),
+        "chap_mutual_password" => Some("password_mutual"),
+        _ => None,
+    };
+    if parent == "discovery_auth" {
+        return format!("iscsi/discovery_auth/{}", chap.unwrap_or(field));
+    }
+    if let Some(leaf) = chap {
+        return format!("{parent}/auth/{leaf}");
+    }
     if parent.is_empty() {
         field.to_string()
     } else {

@@ -502,6 +502,8 @@ impl<R: Runtime> Control<R> {
             Ok(new) => new,
             Err(e) => return Response::refused(format!("{e}; nothing changed")),
         };
+        let mut new = new;
+        crate::plan::adopt_engine_owned(&self.cfg, &mut new);
         let changes = crate::plan::plan(&self.cfg, &new);
         let text = crate::plan::render(&changes);
         if dry_run || changes.is_empty() {

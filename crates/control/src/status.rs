@@ -75,6 +75,12 @@ pub fn sessions(cfg: &Config, list: &[SessionInfo], detail: bool) -> String {
         let _ = writeln!(out, "  isid: 0x{}", s.isid_hex());
         if let Some(t) = &s.target {
             let _ = writeln!(out, "  target: {t} tpgt: {}", s.tpgt);
+            let [r, w, o] = s.commands;
+            let _ = writeln!(
+                out,
+                "  commands: {} (read {r}, write {w}, other {o})",
+                r + w + o
+            );
         }
         for (lun, dev, ro) in mapped(cfg, s) {
             let mode = if ro { "ro" } else { "rw" };
@@ -94,11 +100,14 @@ pub fn sessions(cfg: &Config, list: &[SessionInfo], detail: bool) -> String {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
+                let digest = |on: bool| if on { "CRC32C" } else { "None" };
                 let _ = writeln!(
                     out,
-                    "      source port: {} chap: {} logged in: {since} (seconds since the epoch)",
+                    "      source port: {} chap: {} header digest: {} data digest: {} logged in: {since} (seconds since the epoch)",
                     c.peer.port(),
-                    if c.chap { "yes" } else { "no" }
+                    if c.chap { "yes" } else { "no" },
+                    digest(c.digests.0),
+                    digest(c.digests.1)
                 );
             }
         }

@@ -74,12 +74,18 @@ impl Nexus {
 
     /// Tasks of this nexus in the task sets of the LUs it reaches.
     pub fn outstanding(&self) -> usize {
-        self.view
-            .load()
-            .luns
-            .values()
-            .map(|s| s.device.tasks.count_of(self.id))
-            .sum()
+        let view = self.view.load();
+        // One LU may be mapped at several LUNs: count its task set once.
+        let mut seen: Vec<*const crate::Device> = Vec::new();
+        let mut n = 0;
+        for s in view.luns.values() {
+            let p = std::sync::Arc::as_ptr(&s.device);
+            if !seen.contains(&p) {
+                seen.push(p);
+                n += s.device.tasks.count_of(self.id);
+            }
+        }
+        n
     }
 
     /// Ended (I_T nexus loss): no longer reported.

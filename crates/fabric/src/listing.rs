@@ -35,6 +35,8 @@ pub struct SessionInfo {
     pub tpgt: u16,
     pub params: OperationalParams,
     pub connections: Vec<ConnInfo>,
+    /// SCSI commands answered on this session's I_T nexus: reads, writes, others.
+    pub commands: [u64; 3],
 }
 
 impl SessionInfo {

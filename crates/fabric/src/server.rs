@@ -147,6 +147,10 @@ impl Fabric {
                 tpgt: s.tpgt,
                 params: s.params.clone(),
                 connections: s.conn_infos(),
+                commands: s.nexus.as_ref().map_or([0; 3], |n| {
+                    let st = n.io_stats();
+                    [0, 1, 2].map(|i| st.classes[i].count)
+                }),
             })
             .collect();
         v.sort_by_key(|s| s.tsih);

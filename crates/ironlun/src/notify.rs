@@ -34,8 +34,11 @@ pub fn stopping() {
 }
 
 /// When systemd's watchdog is on for this process (`WATCHDOG_USEC`, and `WATCHDOG_PID` unset or
-/// ours), ping it at half the interval from a task on the daemon's runtime: a runtime that stops
-/// making progress stops the pings and systemd restarts the service.
+/// ours), ping it at half the interval from a task on the daemon's runtime, each ping after a
+/// round trip through the blocking pool that runs every SCSI command: a runtime that stops
+/// making progress, or a pool with no thread left to take work, stops the pings and systemd
+/// restarts the service. (Long control work, such as preallocating a file, is not a hang and
+/// does not stop them.)
 pub fn spawn_watchdog() {
     let Some(interval) = sd_notify::watchdog_enabled() else {
         return;
@@ -47,7 +50,13 @@ pub fn spawn_watchdog() {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            send(&[NotifyState::Watchdog]);
+            let pool = tokio::task::spawn_blocking(|| ());
+            match tokio::time::timeout(period, pool).await {
+                Ok(Ok(())) => send(&[NotifyState::Watchdog]),
+                _ => tracing::error!(
+                    "the blocking pool did not run a no-op within {period:?}: no watchdog ping"
+                ),
+            }
         }
     });
 }

@@ -143,11 +143,19 @@ async fn counters_move_by_exactly_the_io_done() {
     }
     let bad = s.command(0, &[0xff; 16], None, 0, 0).await.unwrap();
     assert_eq!(bad.status, status::CHECK_CONDITION, "{bad:?}");
+    // A WRITE larger than the fabric gathers (64 MiB): refused before the engine runs it,
+    // counted all the same (a write, ILLEGAL REQUEST, no bytes).
+    let huge = (64 << 20) + BLOCK as usize;
+    let r = s
+        .write16(0, 0, vec![0u8; huge], BLOCK, false)
+        .await
+        .unwrap();
+    assert_eq!(r.status, status::CHECK_CONDITION, "{r:?}");
 
     let after = scrape(maddr);
     let delta = |key: &str| at(&after, key) - at(&before, key);
     let op = |o: &str| format!(",op=\"{o}\"");
-    for (o, n) in [("write", 5.0), ("read", 3.0), ("other", 1.0)] {
+    for (o, n) in [("write", 6.0), ("read", 3.0), ("other", 1.0)] {
         let key = format!("ironlun_lu_commands_total{{{LU}{}}}", op(o));
         assert_eq!(delta(&key), n, "{key}");
     }
@@ -171,18 +179,18 @@ async fn counters_move_by_exactly_the_io_done() {
             "ironlun_lu_command_duration_seconds_bucket{{{LU}{},le=\"+Inf\"}}",
             op("write")
         )),
-        5.0
+        6.0
     );
     assert_eq!(
         delta(&format!(
             "ironlun_lu_check_conditions_total{{{LU},sense_key=\"illegal_request\"}}"
         )),
-        1.0
+        2.0
     );
     assert_eq!(
         sum(&after, "ironlun_lu_check_conditions_total", LU)
             - sum(&before, "ironlun_lu_check_conditions_total", LU),
-        1.0,
+        2.0,
         "no other sense key moved"
     );
     assert_eq!(
@@ -201,7 +209,7 @@ async fn counters_move_by_exactly_the_io_done() {
         };
         f(&after) - f(&before)
     };
-    assert_eq!(nx("ironlun_nexus_commands_total", "op=\"write\""), 5.0);
+    assert_eq!(nx("ironlun_nexus_commands_total", "op=\"write\""), 6.0);
     assert_eq!(nx("ironlun_nexus_commands_total", "op=\"read\""), 3.0);
     assert_eq!(nx("ironlun_nexus_commands_total", "op=\"other\""), 1.0);
     assert_eq!(nx("ironlun_nexus_written_bytes_total", ""), 5.0 * 4096.0);
@@ -211,7 +219,7 @@ async fn counters_move_by_exactly_the_io_done() {
             "ironlun_nexus_check_conditions_total",
             "sense_key=\"illegal_request\""
         ),
-        1.0
+        2.0
     );
     assert!(
         after
@@ -350,11 +358,33 @@ fn only_get_metrics_answers_and_junk_does_not_hurt() {
         "{}",
         String::from_utf8_lossy(&out[..out.len().min(200)])
     );
-    // Clients that connect and say nothing hold the endpoint for a while at most; the
-    // daemon serves iSCSI meanwhile and scrapes work again once they are gone.
-    let idle: Vec<TcpStream> = (0..40)
+    // A client trickling its head a byte at a time is dropped once its 2 s are up.
+    let mut slow = TcpStream::connect(maddr).unwrap();
+    let t0 = Instant::now();
+    let mut dropped = false;
+    for b in b"GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*b]).is_err() {
+            dropped = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut rest = Vec::new();
+    let closed = dropped || slow.read_to_end(&mut rest).is_ok();
+    assert!(
+        closed && rest.is_empty(),
+        "a trickling client was kept {:?}",
+        t0.elapsed()
+    );
+    // Clients that connect and say nothing hold the endpoint for 2 s at most: more than the
+    // places get 503 at once; the daemon serves iSCSI meanwhile and scrapes work again once
+    // they are gone.
+    let idle: Vec<TcpStream> = (0..70)
         .map(|_| TcpStream::connect(maddr).unwrap())
         .collect();
+    let (st, _, _) = http(maddr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(st, "HTTP/1.1 503 Service Unavailable");
     assert!(TcpStream::connect(d.addr()).is_ok());
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(15);

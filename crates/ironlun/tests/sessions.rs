@@ -45,7 +45,44 @@ async fn sessions_and_status_follow_logins_and_reservations() {
         out.contains(&format!("portal: {} cid: 0", d.addr())),
         "{out}"
     );
+    // Command counts follow the I/O done: 3 READs and 2 WRITEs more.
+    let count = |o: &str, what: &str| -> u64 {
+        let line = o
+            .lines()
+            .find(|l| l.starts_with("  commands: "))
+            .unwrap_or_else(|| panic!("{o}"));
+        let at = line
+            .find(&format!("{what} "))
+            .unwrap_or_else(|| panic!("{line}"))
+            + what.len()
+            + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    let (r0, w0) = (count(&out, "read"), count(&out, "write"));
+    for lba in 0..3 {
+        good(s.read16(0, lba, 1, 512).await, "READ(16)");
+    }
+    for lba in 0..2 {
+        good(
+            s.write16(0, lba, vec![7u8; 512], 512, false).await,
+            "WRITE(16)",
+        );
+    }
+    let out = d.cli(&["sessions"]);
+    assert_eq!(
+        (count(&out, "read"), count(&out, "write")),
+        (r0 + 3, w0 + 2),
+        "{out}"
+    );
     let detail = d.cli(&["sessions", "--detail"]);
+    assert!(
+        detail.contains("header digest: None data digest: None"),
+        "{detail}"
+    );
     let p = s.params();
     for kv in [
         format!("MaxBurstLength={}", p.max_burst_length),
@@ -84,4 +121,21 @@ async fn sessions_and_status_follow_logins_and_reservations() {
     let _ = guard("logout", s.logout(0)).await;
     let out = sessions_until(&d, |o| !o.contains(&iqn("a")));
     assert_eq!(out.trim(), "(no open sessions)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_control_characters_is_refused_at_login() {
+    let d = Daemon::start_in(PORTS);
+    for bad in [
+        "iqn.2026-12.org.x:a\nname: forged",
+        "iqn.2026-12.org.x:\x1b[2Jb",
+    ] {
+        let cfg = ironlun_initiator::LoginConfig::normal(bad, TARGET);
+        let e = ironlun_initiator::session::Session::login(d.addr(), &cfg)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} was let in"));
+        assert_eq!(e.login_status(), Some(0x0200), "{bad:?}: {e}");
+    }
+    assert_eq!(d.cli(&["sessions"]).trim(), "(no open sessions)");
 }

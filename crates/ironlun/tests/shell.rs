@@ -225,6 +225,15 @@ fn shell_on_a_terminal_cd_ls_set_get_errors_and_history() {
     );
     sh.run("cd ..", "default> ");
     assert!(sh.run("cd /", "/> ").contains("cd /"));
+    let h = sh.run("history", "/> ");
+    assert!(
+        h.contains("set attrib/nopin_timeout 21") && h.contains("cd nosuch"),
+        "{h}"
+    );
+    assert!(
+        !h.contains("password") && !h.contains("abcdefghijkl12"),
+        "{h}"
+    );
     sh.send("exit\r");
     assert!(sh.wait_exit().success());
     let mode = std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777;
@@ -508,4 +517,31 @@ fn targetcli_forms_of_get_and_set_cd_back_and_their_completion() {
     let saved = std::fs::read_to_string(&hist).unwrap();
     assert!(saved.contains("set attrib nopin_timeout=23"), "{saved}");
     assert!(!saved.contains("abcdefghijkl34"), "{saved}");
+}
+
+#[test]
+fn completion_gives_up_on_a_busy_daemon() {
+    let d = Daemon::start_in(PORTS);
+    let hist = d.dir.path().join("hist");
+    let sock = d.state_dir().join("control.sock");
+    let mut sh = Pty::spawn(&sock, &hist);
+    sh.expect("/> ");
+    // A stopped daemon still accepts connections (the kernel queues them) but answers
+    // nothing: what a daemon holding its control lock for long work looks like to Tab.
+    // SAFETY: kill(2) with a pid we started and a standard signal.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGSTOP) };
+    let t0 = Instant::now();
+    sh.send("ls co\t");
+    sh.send("X");
+    // (A bell may sit between: no candidates.)
+    sh.until("ls coX", |t| t.replace('\x07', "").contains("ls coX"));
+    let waited = t0.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGCONT) };
+    assert!(
+        waited < Duration::from_secs(3),
+        "Tab froze the shell for {waited:?}"
+    );
+    sh.send("\x15exit\r");
+    assert!(sh.wait_exit().success());
 }

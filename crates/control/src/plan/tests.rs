@@ -146,7 +146,7 @@ fn secrets_are_never_printed() {
     b["targets"][0]["tpgs"][0]["chap_password"] = serde_json::json!("new-secret-5678");
     let text = render(&plan(&cfg(&a), &cfg(&b)));
     assert!(
-        text.contains("chap_password: ******** -> ********"),
+        text.contains("iscsi/iqn.2026-12.test:t/tpgt_1/auth/password: ******** -> ********"),
         "{text}"
     );
     assert!(
@@ -154,4 +154,55 @@ fn secrets_are_never_printed() {
         "{text}"
     );
     assert!(text.ends_with("1 change(s)"), "{text}");
+}
+
+#[test]
+fn chap_fields_are_named_by_their_tree_paths() {
+    let a = base();
+    let mut b = a.clone();
+    b["targets"][0]["tpgs"][0]["chap_mutual_userid"] = serde_json::json!("tgt");
+    b["discovery_auth"]["chap_userid"] = serde_json::json!("disc");
+    b["discovery_auth"]["enforce_discovery_auth"] = serde_json::json!(true);
+    let got = lines(&a, &b);
+    for want in [
+        " iscsi/iqn.2026-12.test:t/tpgt_1/auth/userid_mutual: (none) -> tgt",
+        " iscsi/discovery_auth/userid: (none) -> disc",
+        " iscsi/discovery_auth/enforce_discovery_auth: false -> true",
+    ] {
+        assert!(
+            got.iter()
+                .any(|l| l.starts_with("set") && l.ends_with(want)),
+            "{want}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn the_engine_owns_alua_status() {
+    let group = |state: u8, status: u8| {
+        let mut g = crate::model::alua::AluaTpg::new("west", 1);
+        (g.alua_access_state, g.alua_access_status) = (state, status);
+        serde_json::json!([g])
+    };
+    let mut running = base();
+    running["storage_objects"][0]["alua_tpgs"] = group(1, 2);
+    let mut file = base();
+    file["storage_objects"][0]["alua_tpgs"] = group(1, 0);
+    let (cur, mut new) = (cfg(&running), cfg(&file));
+    assert_eq!(plan(&cur, &new).len(), 1, "the status alone differs");
+    adopt_engine_owned(&cur, &mut new);
+    assert!(plan(&cur, &new).is_empty(), "{:?}", plan(&cur, &new));
+    // A state change is still a change; a group the engine does not have keeps the file's.
+    file["storage_objects"][0]["alua_tpgs"] = group(0, 0);
+    file["storage_objects"][1]["alua_tpgs"] = group(0, 1);
+    let mut new = cfg(&file);
+    adopt_engine_owned(&cur, &mut new);
+    assert_eq!(new.storage_objects[0].alua_tpgs[0].alua_access_status, 2);
+    assert_eq!(new.storage_objects[1].alua_tpgs[0].alua_access_status, 1);
+    let got: Vec<String> = plan(&cur, &new).iter().map(|c| c.to_string()).collect();
+    assert!(
+        got.iter()
+            .any(|l| l.contains("rd0/alua/west/alua_access_state")),
+        "{got:?}"
+    );
 }

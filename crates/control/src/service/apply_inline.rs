@@ -57,6 +57,7 @@ impl<R: Runtime> Control<R> {
             ));
             files.push((file, &a.state));
         }
+        crate::plan::adopt_engine_owned(&self.cfg, &mut new);
         let changes = crate::plan::plan(&self.cfg, &new);
         let plan = crate::plan::render(&changes);
         let with_notes = |head: String| {

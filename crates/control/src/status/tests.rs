@@ -82,9 +82,10 @@ fn session(initiator: &str, target: Option<&str>, chap: bool) -> SessionInfo {
             peer,
             local,
             chap,
-            digests: (false, false),
+            digests: (true, false),
             since: SystemTime::now(),
         }],
+        commands: [12, 30, 4],
     }
 }
 
@@ -97,6 +98,7 @@ fn a_session_shows_its_acl_mapped_luns_and_connection() {
         "  name: iqn.2026-12.test:host (AUTHENTICATED)",
         "  isid: 0x800023000001",
         "  target: iqn.2026-12.test:t tpgt: 1",
+        "  commands: 46 (read 12, write 30, other 4)",
         "    mapped-lun: 5 backstore: core/rd_mcp_0/rd1 mode: ro",
         "    address: 127.0.0.1 (TCP) portal: 127.0.0.1:3260 cid: 0 connection-state: LOGGED_IN",
     ] {
@@ -120,7 +122,10 @@ fn a_session_shows_its_acl_mapped_luns_and_connection() {
     assert!(detail.contains("(NOT AUTHENTICATED)"), "{detail}");
     assert!(detail.contains("    MaxBurstLength=262144"), "{detail}");
     assert!(detail.contains("    HeaderDigest=None"), "{detail}");
-    assert!(detail.contains("source port: 40001 chap: no"), "{detail}");
+    assert!(
+        detail.contains("source port: 40001 chap: no header digest: CRC32C data digest: None"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -122,13 +122,38 @@ impl Nexus {
             }),
             Err(_) => {
                 let _ = self.after(&slot, Err(Fail::TaskSetFull));
-                dev.stats.error(status::TASK_SET_FULL, &[]);
-                self.stats.error(status::TASK_SET_FULL, &[]);
+                self.count_unrun(Some(&slot), cdb, status::TASK_SET_FULL, &[]);
                 Err(ScsiResponse {
                     status: status::TASK_SET_FULL,
                     ..ScsiResponse::default()
                 })
             }
+        }
+    }
+
+    /// A command the transport answered itself without running it (its limits: a write too
+    /// large to gather, too many held tasks or buffered bytes): counted with the commands of
+    /// this I_T nexus and of the LU `lun` addresses, like any other answered command.
+    pub fn count_refused(&self, lun: u64, cdb: &[u8], status: u8, sense: &[u8]) {
+        let slot = self.view.load().luns.get(&lun).cloned();
+        self.count_unrun(slot.as_deref(), cdb, status, sense);
+    }
+
+    /// Count an answer given without running the command (no latency, no data).
+    fn count_unrun(&self, slot: Option<&LunSlot>, cdb: &[u8], st: u8, sense: &[u8]) {
+        let hidden = slot.map_or(0, |s| s.device.hidden_ops());
+        let class = match ops::lookup(cdb, hidden) {
+            Ok(o) if matches!(o.cmd, Cmd::Read) => OpClass::Read,
+            Ok(o) if o.has(crate::handler::F_WRITE) => OpClass::Write,
+            _ => OpClass::Other,
+        };
+        for s in slot
+            .map(|s| &s.device.stats)
+            .into_iter()
+            .chain([&self.stats])
+        {
+            s.record(class, 0, 0, 0);
+            s.error(st, sense);
         }
     }
 

@@ -44,8 +44,9 @@ fn task_attr_of(attr: u8) -> TaskAttr {
 enum Intake {
     /// Its ITT is already in use.
     Duplicate,
-    /// The fabric will not hold it: answered with this at its CmdSN turn.
-    Refused(EngineResponse),
+    /// The fabric will not hold it: answered with this at its CmdSN turn (the CDB: for the
+    /// counters).
+    Refused(EngineResponse, Vec<u8>),
     /// Outside the CmdSN window (§4.2.2.1): silently ignored.
     Ignored,
     /// Held, with the R2Ts to send for it now, its admission if its CmdSN turn has come
@@ -103,7 +104,7 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
                     .is_some_and(|n| n.descriptor_sense(lun::decode_or_raw(cmd.lun)))
             },
         ) {
-            Intake::Refused(resp)
+            Intake::Refused(resp, cdb)
         } else {
             // Its CmdSN turn is taken under the tasks lock (the window's own lock nests
             // inside it and is never held while taking this one): now for an immediate
@@ -172,7 +173,11 @@ pub(super) fn scsi_command(conn: &Arc<Conn>, cmd: ScsiCommand, p: Pdu, header: &
     };
     match intake {
         Intake::Duplicate => conn.wire.reject(reject_reason::INVALID_PDU_FIELD, header),
-        Intake::Refused(resp) => {
+        Intake::Refused(resp, cdb) => {
+            // Answered like any command in the I/O counters (metrics, `sessions`).
+            if let Some(n) = conn.session.nexus.as_deref() {
+                n.count_refused(lun::decode_or_raw(cmd.lun), &cdb, resp.status, &resp.sense);
+            }
             // Refused once its CmdSN turn comes; any Data-Out for it is rejected as unknown.
             let c = conn.clone();
             conn.ordered(

@@ -27,7 +27,9 @@ use crate::shared::Shared;
 use crate::{AuthConfig, TpgConfig};
 
 mod chap;
+mod finish;
 use chap::Chap;
+use finish::Unsent;
 
 /// Largest data segment accepted during login (RFC 7143 §6.1 suggests 8192; some slack for
 /// long CHAP values).
@@ -185,6 +187,10 @@ pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                             None
                         }
                         Ok((session, cid, slot)) => {
+                            let unsent = Unsent {
+                                shared,
+                                session: Some(session.clone()),
+                            };
                             let resp = l.response(
                                 &req,
                                 true,
@@ -197,6 +203,7 @@ pub(crate) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                             if write_pdu(stream, Pdu::with_data(resp, keys)).await.is_err() {
                                 return None;
                             }
+                            unsent.sent();
                             info!(
                                 %peer,
                                 initiator = %session.initiator,
@@ -449,7 +456,10 @@ impl Login<'_> {
     fn begin(&mut self, req: &LoginRequest, pairs: &[(String, String)]) -> Result<(), Fail> {
         let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
         let initiator = get("InitiatorName").ok_or(st::MISSING_PARAMETER)?;
-        if initiator.is_empty() || initiator.len() > 223 {
+        // RFC 7143 §4.2.7: 223 bytes at most, and no name has control characters (they
+        // would forge lines in `ironlun sessions`, logs and terminals).
+        if initiator.is_empty() || initiator.len() > 223 || initiator.chars().any(char::is_control)
+        {
             return Err(st::INITIATOR_ERROR);
         }
         if self.shared.auth_guard.blocked(initiator, self.peer.ip()) {
@@ -578,121 +588,5 @@ impl Login<'_> {
         if let Some(t) = answer.text() {
             text::encode_pair(out, k, t);
         }
-    }
-
-    /// A place among the fabric's `max_connections`, or 0x0302 (out of resources).
-    /// After a session reinstatement the closed session's connections give their places
-    /// back as their tasks end: wait for one up to [`REINSTATE_WAIT`].
-    async fn connection_slot(&self, reinstated: bool) -> Result<OwnedSemaphorePermit, Fail> {
-        let places = self.shared.connections.clone();
-        let slot = if reinstated {
-            tokio::time::timeout(REINSTATE_WAIT, places.acquire_owned())
-                .await
-                .ok()
-                .and_then(Result::ok)
-        } else {
-            places.try_acquire_owned().ok()
-        };
-        slot.ok_or_else(|| {
-            warn!(peer = %self.peer, max = self.shared.options.max_connections, "login refused: connections at the limit");
-            st::OUT_OF_RESOURCES
-        })
-    }
-
-    /// Leading login: create the session (reinstating an old one with the same initiator
-    /// port, §6.3.5); added connection: join it.
-    async fn finish(
-        &mut self,
-        _req: &LoginRequest,
-    ) -> Result<(Arc<Session>, u16, OwnedSemaphorePermit), Fail> {
-        let Some(first) = self.first.take() else {
-            return Err(st::TARGET_ERROR);
-        };
-        if let Some(s) = first.joining {
-            if s.is_closed() {
-                return Err(st::SESSION_DOES_NOT_EXIST);
-            }
-            let slot = self.connection_slot(false).await?;
-            return Ok((s, first.cid, slot));
-        }
-        let registry = &self.shared.registry;
-        let mut reinstated = false;
-        let (target_name, tpgt, nexus) = match &first.target {
-            None => (None, 0, None),
-            Some((name, g)) => {
-                if let Some(old) = registry.find(&first.initiator, first.isid, Some(name), g.tpgt) {
-                    info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
-                    registry.remove(&old);
-                    old.close();
-                    reinstated = true;
-                }
-                let id = InitiatorPortId {
-                    name: first.initiator.clone(),
-                    isid: first.isid,
-                };
-                let nexus = g.port.open_nexus(id).map_err(|e| match e {
-                    LoginDenied::NotAuthorized(_) => st::AUTHORIZATION_FAILURE,
-                    LoginDenied::Disabled => st::NOT_FOUND,
-                })?;
-                (Some(name.clone()), g.tpgt, Some(nexus))
-            }
-        };
-        if target_name.is_none() {
-            if let Some(old) = registry.find(&first.initiator, first.isid, None, 0) {
-                registry.remove(&old);
-                old.close();
-                reinstated = true;
-            }
-        }
-        let close_nexus = || {
-            if let Some(n) = &nexus {
-                n.close();
-            }
-        };
-        let max = self.shared.options.max_sessions_per_initiator;
-        if registry.count_of(&first.initiator) >= max {
-            warn!(initiator = %first.initiator, max, "login refused: sessions per initiator at the limit");
-            close_nexus();
-            return Err(st::OUT_OF_RESOURCES);
-        }
-        let slot = self
-            .connection_slot(reinstated)
-            .await
-            .inspect_err(|_| close_nexus())?;
-        let Some(tsih) = registry.alloc_tsih() else {
-            close_nexus();
-            return Err(st::OUT_OF_RESOURCES);
-        };
-        let mut params = self.agreed.clone();
-        params.max_recv_data_segment_length = self.params.max_recv();
-        params.first_burst_length = params.first_burst_length.min(params.max_burst_length);
-        let session = Arc::new(Session::new(
-            tsih,
-            first.initiator.clone(),
-            first.isid,
-            target_name,
-            tpgt,
-            nexus,
-            params,
-            first.cmd_sn,
-        ));
-        if let Some(n) = &session.nexus {
-            // TMFs of any I_T nexus reach the tasks this session still holds (session.rs).
-            let w: Weak<Session> = Arc::downgrade(&session);
-            let l: Weak<dyn TaskListener> = w;
-            n.set_task_listener(l);
-        }
-        let Ok(displaced) = registry.insert_replacing(session.clone(), max) else {
-            // Another login of this initiator took the last place while this one waited.
-            warn!(initiator = %first.initiator, max, "login refused: sessions per initiator at the limit");
-            session.close();
-            return Err(st::OUT_OF_RESOURCES);
-        };
-        for old in displaced {
-            // Lost a race with another login of this initiator port: the later one wins.
-            info!(initiator = %first.initiator, tsih = old.tsih, "session reinstatement");
-            old.close();
-        }
-        Ok((session, first.cid, slot))
     }
 }

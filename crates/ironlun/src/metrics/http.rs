@@ -3,8 +3,10 @@
 //! 404 (400 for what is not an HTTP request, 431 for a head over [`MAX_HEAD`]), then the
 //! connection closes. Content negotiation (RFC 9110 §12.5.1): OpenMetrics 1.0.0 text when the
 //! `Accept` header names `application/openmetrics-text`, else the Prometheus text format 0.0.4.
-//! A slow or silent client is dropped after [`READ_TIMEOUT`]; at most [`MAX_CLIENTS`] are served
-//! at once, further ones are closed at once, so no client can hurt the daemon.
+//! A client has [`HEAD_DEADLINE`] for its whole request head (a slow or silent one is then
+//! dropped) and [`READ_TIMEOUT`] to take the response; at most [`MAX_CLIENTS`] are served at
+//! once, further ones get 503 at once, so no client can hurt the daemon or hold the endpoint
+//! for long.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,10 +20,13 @@ use tokio::sync::Semaphore;
 
 /// Largest request head read (request line and headers).
 pub const MAX_HEAD: usize = 8 << 10;
-/// Time a client has to send its request head, and then to take the response.
+/// Time a client has to send its whole request head (not per read: a byte now and then does
+/// not keep a connection).
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// Time a client has to take the response.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Clients served at once.
-pub const MAX_CLIENTS: usize = 16;
+/// Clients served at once (an idle socket costs little; the deadline frees places fast).
+pub const MAX_CLIENTS: usize = 64;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -43,14 +48,30 @@ pub async fn serve(listener: TcpListener, registry: Registry) {
             continue;
         };
         let Ok(permit) = clients.clone().try_acquire_owned() else {
+            tokio::spawn(busy(stream));
             continue;
         };
         let registry = registry.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(READ_TIMEOUT * 2, answer(stream, &registry)).await;
+            let _ =
+                tokio::time::timeout(HEAD_DEADLINE + READ_TIMEOUT, answer(stream, &registry)).await;
             drop(permit);
         });
     }
+}
+
+/// All places taken: 503 without reading the request (bounded, like every write here).
+async fn busy(mut stream: TcpStream) {
+    let msg = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(msg.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        // Take what the client sent until it closes: closing on unread bytes would reset the
+        // connection and could cost it the answer.
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// What a request asks for.
@@ -93,6 +114,7 @@ fn parse(head: &[u8]) -> Asked {
 /// Read one request head and answer it.
 async fn answer(mut stream: TcpStream, registry: &Registry) {
     let mut buf = Vec::with_capacity(1024);
+    let deadline = tokio::time::Instant::now() + HEAD_DEADLINE;
     let asked = loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break parse(&buf[..end]);
@@ -101,7 +123,7 @@ async fn answer(mut stream: TcpStream, registry: &Registry) {
             break Asked::TooLarge;
         }
         let mut chunk = [0u8; 1024];
-        let n = match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)).await {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => n,
             _ => return,
         };
@@ -140,9 +162,12 @@ async fn answer(mut stream: TcpStream, registry: &Registry) {
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(READ_TIMEOUT, async {
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(body.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -306,7 +306,7 @@ impl ShellHelper {
             }
             Want::SetAfter(p) => {
                 let path = tree_path(&self.cwd.borrow(), &p);
-                if super::kind_at(&self.conn, &path) == Ok(Kind::Leaf) {
+                if super::kind_at(&self.conn, &path, true) == Ok(Kind::Leaf) {
                     self.values(&p, cur)
                 } else {
                     (0, self.attrs(&p, cur, true))

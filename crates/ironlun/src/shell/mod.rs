@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use clap::Parser;
-use ironlun_control::service::{Request, Response};
+use ironlun_control::service::{self, Request, Response};
 
 use crate::{AluaCmd, Cli, Cmd, PrCmd};
 
@@ -33,6 +33,10 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
     ("pwd", "pwd: print the current path"),
     ("help", "help [COMMAND]: this list, or the usage of COMMAND"),
+    (
+        "history",
+        "history: the lines typed so far (kept across runs; none naming a password or secret)",
+    ),
     ("exit", "exit (or quit, or Ctrl-D): leave the shell"),
     ("quit", ""),
 ];
@@ -54,10 +58,23 @@ impl Conn {
             .map_err(|e| crate::unreachable(&self.socket, &e))
     }
 
+    /// For completion: [`Conn::call`] that gives up after [`COMPLETION_WAIT`] (a daemon busy
+    /// with long work holds its control lock; Tab must not freeze the shell meanwhile).
+    fn call_quickly(&self, req: &Request) -> Result<Response, String> {
+        let call = service::request(&self.socket, req);
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(COMPLETION_WAIT, call).await })
+        {
+            Ok(r) => r.map_err(|e| crate::unreachable(&self.socket, &e)),
+            Err(_) => Err("the daemon is busy".to_string()),
+        }
+    }
+
     /// The entries directly below tree path `path` (empty when there is none or on any
     /// error: completion stays quiet).
     fn children(&self, path: &str) -> Vec<Entry> {
-        match self.call(&Request::Ls { path: path.into() }) {
+        match self.call_quickly(&Request::Ls { path: path.into() }) {
             Ok(r) if r.ok => children_of(&r.output, path.is_empty()),
             _ => Vec::new(),
         }
@@ -118,12 +135,21 @@ fn children_of(listing: &str, root: bool) -> Vec<Entry> {
         .collect()
 }
 
-/// The kind of the node at tree path `path` (`None`: no such object / daemon unreachable).
-fn kind_at(conn: &Conn, path: &str) -> Result<Kind, String> {
+/// How long completion waits for the daemon.
+const COMPLETION_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The kind of the node at tree path `path` (`None`: no such object / daemon unreachable);
+/// `quick`: for completion ([`Conn::call_quickly`]).
+fn kind_at(conn: &Conn, path: &str, quick: bool) -> Result<Kind, String> {
     if path.is_empty() {
         return Ok(Kind::Dir);
     }
-    let r = conn.call(&Request::Ls { path: path.into() })?;
+    let req = Request::Ls { path: path.into() };
+    let r = if quick {
+        conn.call_quickly(&req)
+    } else {
+        conn.call(&req)
+    }?;
     if !r.ok {
         return Err(r.error);
     }
@@ -298,7 +324,7 @@ impl Shell {
                 } else {
                     tree_path(&cwd, w.get(1).map_or("/", String::as_str))
                 };
-                match kind_at(&self.conn, &to).map_err(|e| (e, 2))? {
+                match kind_at(&self.conn, &to, false).map_err(|e| (e, 2))? {
                     Kind::Leaf => return Err(bad(format!("cd: /{to}: not a directory"))),
                     Kind::Dir | Kind::Link => *self.cwd.borrow_mut() = to.clone(),
                 }
@@ -313,11 +339,13 @@ impl Shell {
                 help(w.get(1).map(String::as_str)).map_err(bad)?;
                 return Ok(Next::Go(None));
             }
+            // On a terminal `interactive` answers it; a script has no history.
+            "history" => return Ok(Next::Go(None)),
             c if NOT_IN_SHELL.contains(&c) => {
                 return Err(bad(format!("{c}: not available in the shell")));
             }
             "get" | "set" => {
-                let is_attr = |p: &str| matches!(kind_at(&self.conn, p), Ok(Kind::Leaf));
+                let is_attr = |p: &str| matches!(kind_at(&self.conn, p, false), Ok(Kind::Leaf));
                 match attr_form::form(&cwd, &w, is_attr).map_err(bad)? {
                     attr_form::Form::Cli => {}
                     attr_form::Form::Gets(list) => return self.gets(&list),
@@ -524,6 +552,12 @@ fn interactive(shell: &Shell) -> ExitCode {
         match ed.readline(&shell.prompt()) {
             Ok(line) => {
                 hist.add(&mut ed, &line);
+                if line.split_whitespace().eq(["history"]) {
+                    for (i, l) in ed.history().iter().enumerate() {
+                        println!("{:>5}  {l}", i + 1);
+                    }
+                    continue;
+                }
                 if shell.line(&line) == Next::Exit {
                     break;
                 }
