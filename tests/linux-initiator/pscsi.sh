@@ -58,6 +58,14 @@ vmi_run cli create core/iblock_0/sd "path=$RAW_SD"
 vmi_run cli create "$TPG/lun/lun_2" dev=core/iblock_0/sd
 vmi_run cli ls core/pscsi_0/sd
 cli get core/pscsi_0/sd/info | grep -q "scsi_debug" || fail "the tree does not show the device's identity"
+# The other names of the same device: its sd node (resolved to the sg node through sysfs) and
+# the sg node itself.
+vmi_run cli create core/pscsi_1/by_sd "dev=$RAW_SD"
+cli get core/pscsi_1/by_sd/info | grep -q "$RAW_SG ($HCTL)" || fail "dev=$RAW_SD is not $RAW_SG"
+vmi_run cli create core/pscsi_1/by_sg "dev=$RAW_SG"
+vmi_run cli get core/pscsi_1/by_sg/info
+vmi_run cli delete core/pscsi_1/by_sd
+vmi_run cli delete core/pscsi_1/by_sg
 # Refusals: an attribute the device decides, a second device on a non-SCSI node.
 if cli set core/pscsi_0/sd/attrib/emulate_tpu 1 2>/tmp/err; then fail "emulate_tpu accepted on pscsi"; fi
 grep -q "does not apply to a pass-through device" /tmp/err || fail "unclear refusal: $(cat /tmp/err)"
@@ -111,6 +119,11 @@ vmi_run dd if=/tmp/b of="$RAW_SD" bs=64k seek=96 oflag=direct status=none
 dd if="$PT" bs=64k skip=96 count=16 iflag=direct status=none | cmp - /tmp/b || fail "written on the device, not read through pscsi"
 echo "OK: both ways"
 
+vmi_step "LOGICAL UNIT RESET through ironlun resets the device; I/O goes on"
+vmi_run sg_reset --device "$PT"
+dd if="$PT" bs=64k skip=96 count=16 iflag=direct status=none | cmp - /tmp/b || fail "I/O after the reset"
+echo "OK: reset, then I/O"
+
 vmi_step "a command ironlun does not emulate reaches the device: LOG SENSE"
 if sg_raw -r 64 "$RD" 4d 00 00 00 00 00 00 00 40 00 >/tmp/ls.rd 2>&1; then
   fail "LOG SENSE answered by the RAM disk: $(cat /tmp/ls.rd)"
@@ -162,6 +175,32 @@ for how in read write; do
   awk -v r="$ratio" 'BEGIN{exit !(r >= 0.8)}' || ok=0
 done
 [ $ok = 1 ] || fail "pscsi below 0.8x iblock"
+
+vmi_step "another peripheral type: a tape drive (scsi_debug ptype=1)"
+echo 1 > /sys/bus/pseudo/drivers/scsi_debug/ptype
+echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
+udevadm settle --timeout=30
+read -r TAPE_HCTL TAPE_SG < <(lsscsi -g | awk '/scsi_debug/ && $2 == "tape" {gsub(/[][]/, "", $1); print $1, $NF; exit}')
+[ -c "$TAPE_SG" ] || fail "no scsi_debug tape: $(lsscsi -g)"
+vmi_run cli create core/pscsi_2/tape "dev=$TAPE_HCTL"
+vmi_run cli create "$TPG/lun/lun_3" dev=core/pscsi_2/tape
+vmi_run cli get core/pscsi_2/tape/info
+iscsiadm -m session --rescan >/dev/null
+udevadm settle --timeout=30
+TAPE_PT=""
+for _ in $(seq 50); do
+  for g in /sys/class/iscsi_session/session*/device/target*/*:3/scsi_generic/*; do
+    [ -e "$g" ] && TAPE_PT=/dev/$(basename "$g")
+  done
+  [ -n "$TAPE_PT" ] && break
+  sleep 0.2
+done
+[ -c "$TAPE_PT" ] || fail "the tape did not appear through ironlun"
+vmi_run lsscsi -g
+sg_inq "$TAPE_PT" | tee /tmp/tinq | grep -q "Peripheral device type: tape" || fail "not a tape through ironlun"
+diff <(sg_inq --raw "$TAPE_SG" | od -An -tx1) <(sg_inq --raw "$TAPE_PT" | od -An -tx1) || fail "the tape's INQUIRY differs"
+vmi_run sg_turs -v "$TAPE_PT"
+echo "OK: a tape drive passes through"
 
 vmi_step "the device removed while exported"
 vmi_run sh -c "echo 1 > /sys/class/scsi_device/$HCTL/device/delete"

@@ -330,7 +330,9 @@ fn normalize(v: &Value) -> Value {
             }
             tpgs.push(n);
         }
-        targets.push(json!({"wwn": t["wwn"], "tpgs": tpgs}));
+        // rtslib restores a naa.6… name as naa.5… (the name LIO served); so does the import.
+        let wwn = t["wwn"].as_str().unwrap().replacen("naa.6", "naa.5", 1);
+        targets.push(json!({"wwn": wwn, "tpgs": tpgs}));
     }
     let discovery: Vec<Value> = v["fabric_modules"]
         .as_array()
@@ -606,6 +608,7 @@ async fn other_fabrics_eui_naa_pscsi_user() {
             "/loopback/naa.5001405abcdef123: fabric 'loopback'",
             "/qla2xxx/21:00:00:24:ff:31:4c:48",
             "/backstores/user/gluster1: user (TCMU)",
+            "named naa.5001405abcdef0123456789abcdef012, as rtslib's restore renames naa.6",
             "portals[1].iser",
             "fcdisk.nullio",
             "cmd_completion_affinity",
@@ -613,7 +616,7 @@ async fn other_fabrics_eui_naa_pscsi_user() {
     );
     let ls = d.cli(&["ls", "iscsi"]);
     assert!(
-        ls.contains("eui.02004567A425678D") && ls.contains("naa.6001405abcdef0123456789abcdef012"),
+        ls.contains("eui.02004567A425678D") && ls.contains("naa.5001405abcdef0123456789abcdef012"),
         "{ls}"
     );
     // The object only a loopback and a qla2xxx target exported is imported all the same.

@@ -139,7 +139,22 @@ fn storage_object(so: &StorageObject, at: &str, report: &mut Report) -> Value {
         }
         Kind::FileIo => {
             m.insert("dev".into(), json!(so.dev.clone().unwrap_or_default()));
-            m.insert("size".into(), json!(so.size.unwrap_or(0)));
+            // rtslib sends `size` to the kernel as fd_dev_size: a file that ironlun sizes by its
+            // own length gets that length (0 stays for a block device: LIO sizes it itself).
+            let dev = so.dev.clone().unwrap_or_default();
+            let size = so.size.or_else(|| {
+                std::fs::metadata(&dev)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+            });
+            if size.is_none() && !std::path::Path::new(&dev).exists() {
+                report.push(
+                    at,
+                    format!("size: {dev} cannot be read here; exported as 0, which LIO takes from the file only if it is a block device"),
+                );
+            }
+            m.insert("size".into(), json!(size.unwrap_or(0)));
             m.insert("write_back".into(), json!(so.write_back));
             m.insert("aio".into(), json!(false));
             if so.readonly {
@@ -235,7 +250,6 @@ fn alua_group(g: AluaTpg) -> Value {
         "alua_access_type": g.alua_access_type,
         "alua_support_active_nonoptimized": g.alua_support_active_nonoptimized,
         "alua_support_active_optimized": g.alua_support_active_optimized,
-        "alua_support_lba_dependent": g.alua_support_lba_dependent,
         "alua_support_offline": g.alua_support_offline,
         "alua_support_standby": g.alua_support_standby,
         "alua_support_transitioning": g.alua_support_transitioning,

@@ -66,6 +66,7 @@ pub fn import(text: &str) -> Result<Imported, String> {
         }
     }
     cfg.assign_missing_rtpis()?;
+    drop_shared_mutual_secrets(&mut cfg, &mut report);
     cfg.validate(&params)
         .map_err(|e| format!("the converted config is not valid: {e}"))?;
     Ok(Imported {
@@ -97,6 +98,15 @@ fn storage_object(
             return Ok(None);
         }
     };
+    // rtslib forbids only '/' and whitespace in names; ironlun's tree names are narrower.
+    let renamed = super::dev_name(name);
+    if renamed != name {
+        report.push(
+            format!("{at}.name"),
+            format!("named {renamed} (ironlun names use A-Z a-z 0-9 _ - .; its LUNs follow)"),
+        );
+    }
+    let name = renamed.as_str();
     validate_dev_name(name).map_err(|e| format!("{at0}.name: {e}"))?;
     let wwn = match opt_str(&at, m, "wwn")? {
         Some(w) => {
@@ -155,7 +165,11 @@ fn storage_object(
             unknown_keys(
                 &at,
                 m,
-                &[&common[..], &["dev", "size", "write_back", "aio"]].concat(),
+                &[
+                    &common[..],
+                    &["dev", "size", "write_back", "buffered_mode", "aio"],
+                ]
+                .concat(),
                 report,
             );
             let dev = req_str(&at, m, "dev")?;
@@ -170,7 +184,11 @@ fn storage_object(
             } else {
                 so.size = size;
             }
-            so.write_back = opt_bool(&at, m, "write_back")?.unwrap_or(false);
+            // Older rtslib wrote `buffered_mode` for what is now `write_back`.
+            so.write_back = match opt_bool(&at, m, "write_back")? {
+                Some(w) => w,
+                None => opt_bool(&at, m, "buffered_mode")?.unwrap_or(false),
+            };
             if opt_bool(&at, m, "aio")? == Some(true) {
                 report.push(
                     format!("{at}.aio"),
@@ -194,6 +212,7 @@ fn storage_object(
         for (k, v) in object(&format!("{at}.attributes"), a)? {
             device_attribute(&at, k, v, &mut so, report);
         }
+        drop_unacceptable(&at, &mut so, report);
     }
     for (gi, g) in list(&at, m, "alua_tpgs")?.iter().enumerate() {
         alua_group(&format!("{at}.alua_tpgs[{gi}]"), g, &mut so, report)?;
@@ -204,6 +223,91 @@ fn storage_object(
 fn is_block_device(path: &str) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// LIO lets a target's secret (`chap_mutual_password`, which the target proves) equal an
+/// initiator's (`chap_password`); RFC 7143 §12.1.3 and ironlun do not. Such mutual credentials
+/// are not carried, and the report says so: the initiator's own login still works, the target
+/// just no longer proves itself to it.
+fn drop_shared_mutual_secrets(cfg: &mut Config, report: &mut Report) {
+    let mut initiator_secrets: Vec<(String, String)> = vec![(
+        "/iscsi/discovery_auth".into(),
+        cfg.discovery_auth.chap.chap_password.clone(),
+    )];
+    for t in &cfg.targets {
+        for g in &t.tpgs {
+            let at = format!("/iscsi/{}/tpgt_{}", t.wwn, g.tag);
+            initiator_secrets.push((at.clone(), g.chap.chap_password.clone()));
+            for a in &g.node_acls {
+                initiator_secrets.push((
+                    format!("{at}/acls/{}", a.node_wwn),
+                    a.chap.chap_password.clone(),
+                ));
+            }
+        }
+    }
+    initiator_secrets.retain(|(_, p)| !p.is_empty());
+    let mut check = |at: String, chap: &mut Chap| {
+        if chap.chap_mutual_password.is_empty() {
+            return;
+        }
+        if let Some((iat, _)) = initiator_secrets
+            .iter()
+            .find(|(_, p)| *p == chap.chap_mutual_password)
+        {
+            report.push(
+                format!("{at}.chap_mutual_password"),
+                format!("equals the initiator secret of {iat} (LIO allows it; RFC 7143 §12.1.3 does not): mutual CHAP not carried, set a distinct auth/password_mutual"),
+            );
+            chap.chap_mutual_userid.clear();
+            chap.chap_mutual_password.clear();
+        }
+    };
+    check("/iscsi/discovery_auth".into(), &mut cfg.discovery_auth.chap);
+    for t in &mut cfg.targets {
+        for g in &mut t.tpgs {
+            let at = format!("/iscsi/{}/tpgt_{}", t.wwn, g.tag);
+            check(at.clone(), &mut g.chap);
+            for a in &mut g.node_acls {
+                check(format!("{at}/acls/{}", a.node_wwn), &mut a.chap);
+            }
+        }
+    }
+}
+
+/// Values the engine's rules for this device refuse, though they parse: bounds that depend on
+/// the device (`optimal_sectors` up to 8 MiB of blocks, `queue_depth` up to `hw_queue_depth`)
+/// where LIO saved its kernel's own (a RAM disk's `optimal_sectors` 4294967288, a disk
+/// queue's 256). Tried on a probe device of the same block size; refused ones are reported
+/// and the engine's default kept.
+fn drop_unacceptable(at: &str, so: &mut StorageObject, report: &mut Report) {
+    let bs = so.attributes.get("block_size").copied().unwrap_or(512);
+    let config = ironlun_engine::DeviceConfig {
+        name: so.name.clone(),
+        unit_serial: "probe".into(),
+        vendor_id: String::new(),
+        product_id: String::new(),
+        revision: String::new(),
+        block_size: bs,
+    };
+    let Ok(store) = ironlun_backstore::RamDisk::new(u64::from(bs)) else {
+        return;
+    };
+    let Ok(probe) = ironlun_engine::Device::new(config, std::sync::Arc::new(store)) else {
+        return;
+    };
+    let names: Vec<String> = so.attributes.keys().cloned().collect();
+    for k in names.into_iter().filter(|k| k != "block_size") {
+        let v = so.attributes[&k];
+        if let Err(e) = probe.set_attribute(&k, &v.to_string()) {
+            so.attributes.remove(&k);
+            let why = e.strip_prefix(&format!("{k}: ")).unwrap_or(&e).to_string();
+            report.push(
+                format!("{at}.attributes.{k}"),
+                format!("{v} not carried ({why}); ironlun's default is kept"),
+            );
+        }
+    }
 }
 
 /// One device attribute: kept when the engine declares it and takes the value; a value equal
@@ -363,7 +467,22 @@ fn fabric_module(
         chap_mutual_password: get("discovery_mutual_password")?,
     };
     let enforce = opt_bool(&at, m, "discovery_enable_auth")?.unwrap_or(false);
+    // Said plainly when discovery ends up open where LIO demanded CHAP.
+    let open = if enforce {
+        "; LIO required CHAP for discovery and ironlun now does NOT: any initiator can list the targets (SendTargets) until iscsi/discovery_auth/userid and password are set and enforce_discovery_auth=1"
+    } else {
+        ""
+    };
     match chap.validate("iscsi/discovery_auth") {
+        Ok(()) if enforce && (chap.chap_userid.is_empty() || chap.chap_password.is_empty()) => {
+            // rtslib writes the credentials only when set; LIO then refused every discovery
+            // login. ironlun enforces only with credentials.
+            d.chap = chap;
+            report.push(
+                format!("{at}.discovery_enable_auth"),
+                format!("true without discovery_userid and discovery_password{open}"),
+            );
+        }
         Ok(()) => {
             d.chap = chap;
             d.enforce_discovery_auth = enforce;
@@ -371,9 +490,7 @@ fn fabric_module(
         Err(e) => {
             report.push(
                 &at,
-                format!(
-                    "discovery credentials not carried ({e}); discovery authentication stays off"
-                ),
+                format!("discovery credentials not carried ({e}){open}"),
             );
         }
     }

@@ -45,6 +45,30 @@ impl Report {
     }
 }
 
+/// The ironlun name of an rtslib storage object name: every character outside A-Z a-z 0-9
+/// `_` `-` `.` becomes `_`, a leading `.` too, at most 64 characters. A name that was valid
+/// stays as it is. Used for the objects and for the LUNs pointing at them.
+pub(crate) fn dev_name(name: &str) -> String {
+    if crate::model::validate_dev_name(name).is_ok() {
+        return name.to_string();
+    }
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    out
+}
+
 /// rtslib's canonical plugin names and the ones it also accepts (`iblock`, `rd_mcp`).
 pub(crate) fn canonical_plugin(p: &str) -> Option<&'static str> {
     Some(match p {
@@ -178,13 +202,20 @@ pub(crate) fn opt_bool(
     }
 }
 
-/// Report every key of `m` not in `known`, with its value.
+/// Report every key of `m` not in `known`, with its value (masked where the key names a
+/// password or secret: rtslib's man page documents `password`/`mutual_password` keys).
 pub(crate) fn unknown_keys(at: &str, m: &Map<String, Value>, known: &[&str], report: &mut Report) {
     for (k, v) in m {
         if !known.contains(&k.as_str()) {
+            let l = k.to_ascii_lowercase();
+            let shown = if l.contains("password") || l.contains("secret") {
+                ironlun_fabric::SECRET_MASK.to_string()
+            } else {
+                short(v)
+            };
             report.push(
                 format!("{at}.{k}"),
-                format!("{} (not a field ironlun knows)", short(v)),
+                format!("{shown} (not a field ironlun knows)"),
             );
         }
     }

@@ -70,6 +70,20 @@ pub(super) fn target(
         report.push(&at, format!("fabric '{fabric}': ironlun serves iSCSI only, the target is skipped (its storage objects are imported)"));
         return Ok(None);
     }
+    // rtslib's Target() turns a saved `naa.6…` into `naa.5…` ("old versions used wrong NAA
+    // prefix"), so that is the name LIO served: keep serving it.
+    let fixed;
+    let wwn = match wwn.strip_prefix("naa.6") {
+        Some(rest) => {
+            fixed = format!("naa.5{rest}");
+            report.push(
+                &at,
+                format!("named {fixed}, as rtslib's restore renames naa.6… targets (the name LIO served)"),
+            );
+            fixed.as_str()
+        }
+        None => wwn,
+    };
     validate_iscsi_name("target name", wwn).map_err(|e| format!("{at0}.wwn: {e}"))?;
     unknown_keys(&at, m, &["wwn", "fabric", "tpgs", "parameters"], report);
     if let Some(p) = m
@@ -217,10 +231,18 @@ fn tpg(
             report,
         );
         let so = req_str(&lat0, lm, "storage_object")?;
+        if index > crate::model::MAX_LUN {
+            report.push(
+                &lat,
+                format!("LUN {index}: ironlun serves LUNs 0-{} (flat space addressing; rtslib allows up to 65535): skipped, with its mapped LUNs", crate::model::MAX_LUN),
+            );
+            skipped_luns.insert(index);
+            continue;
+        }
         let Some(key) = lun_device(&lat0, so)? else {
             report.push(
                 &lat,
-                format!("{so}: a pscsi or user object, not imported; the LUN is skipped"),
+                format!("{so}: a user (TCMU) object, not imported; the LUN is skipped"),
             );
             skipped_luns.insert(index);
             continue;
@@ -252,7 +274,7 @@ fn tpg(
     Ok(g)
 }
 
-/// `/backstores/<plugin>/<name>` → the device key; None for pscsi and user objects.
+/// `/backstores/<plugin>/<name>` → the device key; None for user objects.
 fn lun_device(at: &str, so: &str) -> Result<Option<DevKey>, String> {
     let bad = || format!("{at}.storage_object: '{so}' is not /backstores/<plugin>/<name>");
     let rest = so.strip_prefix("/backstores/").ok_or_else(bad)?;
@@ -261,7 +283,7 @@ fn lun_device(at: &str, so: &str) -> Result<Option<DevKey>, String> {
     Ok(plugin_kind(plugin).map(|kind| DevKey {
         kind,
         hba: 0,
-        name: name.to_string(),
+        name: super::dev_name(name),
     }))
 }
 
@@ -357,6 +379,16 @@ fn node_acl(
             report,
         );
         let tpg_lun = req_u64(&mat0, mm, "tpg_lun")?;
+        if index > crate::model::MAX_LUN {
+            report.push(
+                &mat,
+                format!(
+                    "mapped LUN {index}: ironlun serves LUNs 0-{}: skipped",
+                    crate::model::MAX_LUN
+                ),
+            );
+            continue;
+        }
         if skipped_luns.contains(&tpg_lun) {
             report.push(
                 &mat,

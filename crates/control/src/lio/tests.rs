@@ -244,3 +244,90 @@ fn aptpl_errors_name_the_line_or_key() {
         assert!(e.contains(want), "{e:?} should contain {want:?}");
     }
 }
+
+/// What a real rtslib writes that LIO accepts and ironlun's rules do not: reported and left
+/// out (or renamed), never a failed import.
+#[test]
+fn valid_lio_files_import_with_what_does_not_fit_reported() {
+    let mut v = base();
+    let so = &mut v["storage_objects"][0];
+    so["name"] = json!("vm:disk+1");
+    // A RAM disk's kernel values, as a real saveconfig.json holds them.
+    so["attributes"]["optimal_sectors"] = json!(4_294_967_288u64);
+    so["attributes"]["queue_depth"] = json!(256);
+    v["storage_objects"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!(
+        {"plugin": "fileio", "name": "f", "wwn": "f-1", "dev": "/srv/f.img", "size": 1048576,
+         "buffered_mode": true}));
+    let g = &mut v["targets"][0]["tpgs"][0];
+    g["luns"][0]["storage_object"] = json!("/backstores/ramdisk/vm:disk+1");
+    g["luns"].as_array_mut().expect("luns").push(json!(
+        {"index": 20000, "storage_object": "/backstores/ramdisk/vm:disk+1"}));
+    g["node_acls"][0]["mapped_luns"]
+        .as_array_mut()
+        .expect("mapped")
+        .push(json!(
+        {"index": 1, "tpg_lun": 20000}));
+    g["chap_userid"] = json!("tpg-user");
+    g["chap_password"] = json!("shared-secret-123");
+    g["node_acls"][0]["chap_mutual_userid"] = json!("tgt");
+    g["node_acls"][0]["chap_mutual_password"] = json!("shared-secret-123");
+    g["node_acls"][0]["password"] = json!("documented-in-the-man-page");
+    v["targets"][0]["wwn"] = json!("naa.6001405abcdef0123456789abcdef012");
+    v["fabric_modules"] = json!([{"name": "iscsi", "discovery_enable_auth": true}]);
+    let (c, r) = run(&v);
+    let text = r.lines.join("\n");
+    let so = &c.storage_objects[0];
+    assert_eq!(so.name, "vm_disk_1");
+    assert!(
+        !so.attributes.contains_key("optimal_sectors")
+            && !so.attributes.contains_key("queue_depth"),
+        "{:?}",
+        so.attributes
+    );
+    assert!(
+        c.storage_objects[1].write_back,
+        "buffered_mode is the old write_back"
+    );
+    let t = &c.targets[0];
+    assert_eq!(t.wwn, "naa.5001405abcdef0123456789abcdef012");
+    let g = &t.tpgs[0];
+    assert_eq!(g.luns.iter().map(|l| l.index).collect::<Vec<_>>(), [0]);
+    assert!(
+        g.luns[0].storage_object.ends_with("/vm_disk_1"),
+        "{:?}",
+        g.luns[0]
+    );
+    let acl = &g.node_acls[0];
+    assert_eq!(acl.mapped_luns.len(), 1);
+    assert!(acl.chap.chap_mutual_password.is_empty() && acl.chap.chap_mutual_userid.is_empty());
+    assert!(!c.discovery_auth.enforce_discovery_auth);
+    for what in [
+        "vm:disk+1.name: named vm_disk_1",
+        "attributes.optimal_sectors: 4294967288 not carried",
+        "attributes.queue_depth: 256 not carried",
+        "lun20000: LUN 20000: ironlun serves LUNs 0-16383",
+        "chap_mutual_password: equals the initiator secret of /iscsi/",
+        "named naa.5001405abcdef0123456789abcdef012",
+        "discovery_enable_auth: true without discovery_userid and discovery_password; LIO required CHAP for discovery and ironlun now does NOT",
+        ".password: ******** (not a field ironlun knows)",
+    ] {
+        assert!(text.contains(what), "report lacks {what:?}:\n{text}");
+    }
+    assert!(
+        !text.contains("documented-in-the-man-page") && !text.contains("shared-secret-123"),
+        "{text}"
+    );
+}
+
+#[test]
+fn export_leaves_out_what_rtslib_cannot_restore() {
+    let (c, _) = run(&base());
+    let (text, _) = export(&c);
+    assert!(
+        !text.contains("alua_support_lba_dependent"),
+        "read-only in rtslib:\n{text}"
+    );
+}
