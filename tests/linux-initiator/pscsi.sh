@@ -57,6 +57,9 @@ vmi_run cli create "$TPG/lun/lun_1" dev=core/pscsi_0/sd
 vmi_run cli create core/iblock_0/sd "path=$RAW_SD"
 vmi_run cli create "$TPG/lun/lun_2" dev=core/iblock_0/sd
 vmi_run cli ls core/pscsi_0/sd
+if cli ls core/pscsi_0/sd | grep -q "emulate_tpu\|alua"; then fail "what the device decides is listed"; fi
+if cli pr show core/pscsi_0/sd 2>/tmp/err; then fail "pr show on pscsi"; fi
+grep -q "persistent reservations are the device's" /tmp/err || fail "unclear refusal: $(cat /tmp/err)"
 cli get core/pscsi_0/sd/info | grep -q "scsi_debug" || fail "the tree does not show the device's identity"
 # The other names of the same device: its sd node (resolved to the sg node through sysfs) and
 # the sg node itself.
@@ -199,6 +202,8 @@ done
 vmi_run lsscsi -g
 sg_inq "$TAPE_PT" | tee /tmp/tinq | grep -q "Peripheral device type: tape" || fail "not a tape through ironlun"
 diff <(sg_inq --raw "$TAPE_SG" | od -An -tx1) <(sg_inq --raw "$TAPE_PT" | od -An -tx1) || fail "the tape's INQUIRY differs"
+# Its first command gets the drive's own power-on unit attention, passed through as it is.
+sg_turs "$TAPE_PT" >/dev/null 2>&1 || true
 vmi_run sg_turs -v "$TAPE_PT"
 echo "OK: a tape drive passes through"
 

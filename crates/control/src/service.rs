@@ -333,6 +333,9 @@ impl<R: Runtime> Control<R> {
     /// not running.
     fn pr_view(&self, path: &str) -> Result<(DevKey, pr::PrView), String> {
         let key = DevKey::parse(path)?;
+        if key.kind == crate::model::Kind::PScsi {
+            return Err(format!("{key}: persistent reservations are the device's on a pass-through LU (PR commands go to it: use sg_persist through the LUN)"));
+        }
         if self.cfg.device(&key).is_none() {
             return Err(format!("{key}: no such device"));
         }

@@ -214,7 +214,15 @@ fn storage_object(
         }
         drop_unacceptable(&at, &mut so, report);
     }
-    for (gi, g) in list(&at, m, "alua_tpgs")?.iter().enumerate() {
+    let groups = list(&at, m, "alua_tpgs")?;
+    if kind == Kind::PScsi && !groups.is_empty() {
+        report.push(
+            format!("{at}.alua_tpgs"),
+            "not carried: ALUA is the device's on a pass-through LU (LIO offers none on pscsi)",
+        );
+        return Ok(Some(so));
+    }
+    for (gi, g) in groups.iter().enumerate() {
         alua_group(&format!("{at}.alua_tpgs[{gi}]"), g, &mut so, report)?;
     }
     Ok(Some(so))

@@ -323,6 +323,11 @@ pub fn validate_storage_object(so: &StorageObject) -> Result<(), String> {
                     "{at}: pscsi takes dev= only (size, cache and write protection are the device's)"
                 ));
             }
+            if !so.alua_tpgs.is_empty() || so.alua_lu_gp.is_some() {
+                return Err(format!(
+                    "{at}/alua: ALUA is the device's on a pass-through LU (REPORT and SET TARGET PORT GROUPS go to it): no groups here"
+                ));
+            }
             if let Some(name) = so
                 .attributes
                 .keys()

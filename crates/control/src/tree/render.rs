@@ -118,6 +118,11 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
     }
+    if so.plugin == Kind::PScsi {
+        // The device decides the rest (docs/cli.md "SCSI pass-through"): not shown as if they
+        // applied.
+        attrs.retain(|(k, _)| crate::model::device::PSCSI_ATTRIBUTES.contains(&k.as_str()));
+    }
     let exports = cfg.luns_of(&key).len();
     let info = insp.device_info(&key).unwrap_or_else(|| {
         format!(
@@ -131,9 +136,14 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
         .into_iter()
         .map(|g| render_alua_group(cfg, &key, &g, insp))
         .collect();
-    let mut children = vec![
-        dir("alua", groups),
-        leaf("alua_lu_gp", so.lu_gp()),
+    // A pass-through LU's ALUA and PR are the device's (docs/cli.md "SCSI pass-through").
+    let pass = so.plugin == Kind::PScsi;
+    let mut children = Vec::new();
+    if !pass {
+        children.push(dir("alua", groups));
+        children.push(leaf("alua_lu_gp", so.lu_gp()));
+    }
+    children.extend([
         leaf("control", so.control_text()),
         leaf("enable", "1"),
         leaf("info", info),
@@ -141,8 +151,8 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
             "attrib",
             attrs.into_iter().map(|(k, v)| leaf(k, v)).collect(),
         ),
-    ];
-    if let Some(view) = insp.device_pr(&key) {
+    ]);
+    if let Some(view) = insp.device_pr(&key).filter(|_| !pass) {
         let exports = cfg.luns_of(&key);
         children.push(dir(
             "pr",

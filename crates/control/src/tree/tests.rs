@@ -1473,6 +1473,13 @@ fn pscsi_takes_dev_only_and_the_targets_attributes_only() {
         let e = create(&base, "core/pscsi_0/x", args).expect_err(needle);
         assert!(e.contains(needle), "{args:?}: {e}");
     }
+    let e = create(&c, "core/pscsi_0/tape0/alua/west", &[]).expect_err("alua on pscsi");
+    assert!(
+        e.contains("ALUA is the device's on a pass-through LU"),
+        "{e}"
+    );
+    let tree = crate::tree::ls(&c, &Fake, "core/pscsi_0/tape0").expect("ls");
+    assert!(!tree.contains("alua") && !tree.contains("pr/"), "{tree}");
     let e = create(&base, "core/fileio_0/f", &["dev=/x", "size=1M"]).expect_err("dev on fileio");
     assert!(e.contains("dev= is for pscsi; fileio takes path="), "{e}");
 }
