@@ -76,16 +76,12 @@ impl Nexus {
     pub fn outstanding(&self) -> usize {
         let view = self.view.load();
         // One LU may be mapped at several LUNs: count its task set once.
-        let mut seen: Vec<*const crate::Device> = Vec::new();
-        let mut n = 0;
-        for s in view.luns.values() {
-            let p = std::sync::Arc::as_ptr(&s.device);
-            if !seen.contains(&p) {
-                seen.push(p);
-                n += s.device.tasks.count_of(self.id);
-            }
-        }
-        n
+        let mut seen = std::collections::HashSet::with_capacity(view.luns.len());
+        view.luns
+            .values()
+            .filter(|s| seen.insert(std::sync::Arc::as_ptr(&s.device)))
+            .map(|s| s.device.tasks.count_of(self.id))
+            .sum()
     }
 
     /// Ended (I_T nexus loss): no longer reported.

@@ -144,17 +144,23 @@ pub fn execute(file: &File, cdb: &[u8], xfer: Xfer<'_>, timeout: Duration) -> io
         .ok()
         .filter(|n| (6..=16).contains(n))
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "CDB length must be 6-16"))?;
+    // Data-In lands in a buffer of ours; Data-Out is read from the caller's slice in place
+    // (no copy of every write).
     let mut data = match xfer {
         Xfer::FromDevice(n) => vec![0u8; n],
-        Xfer::ToDevice(d) => d.to_vec(),
-        Xfer::None => Vec::new(),
+        _ => Vec::new(),
     };
     let direction = match xfer {
         Xfer::None => SG_DXFER_NONE,
         Xfer::ToDevice(_) => SG_DXFER_TO_DEV,
         Xfer::FromDevice(_) => SG_DXFER_FROM_DEV,
     };
-    let dxfer_len = u32::try_from(data.len())
+    let (dxferp, len): (*mut libc::c_void, usize) = match xfer {
+        // SG_DXFER_TO_DEV only reads the buffer, so the shared slice is never written.
+        Xfer::ToDevice(d) => (d.as_ptr().cast_mut().cast(), d.len()),
+        _ => (data.as_mut_ptr().cast(), data.len()),
+    };
+    let dxfer_len = u32::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "transfer too long"))?;
     let mut sense = [0u8; SENSE_MAX];
     let mut hdr = SgIoHdr {
@@ -164,7 +170,7 @@ pub fn execute(file: &File, cdb: &[u8], xfer: Xfer<'_>, timeout: Duration) -> io
         mx_sb_len: SENSE_MAX as u8,
         iovec_count: 0,
         dxfer_len,
-        dxferp: data.as_mut_ptr().cast(),
+        dxferp,
         cmdp: cdb.as_ptr(),
         sbp: sense.as_mut_ptr(),
         timeout: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX - 1),
@@ -183,7 +189,7 @@ pub fn execute(file: &File, cdb: &[u8], xfer: Xfer<'_>, timeout: Duration) -> io
     };
     loop {
         // SAFETY: every pointer in `hdr` points into a live buffer of the length given
-        // (`data`: dxfer_len bytes, `cdb`: cmd_len bytes, `sense`: mx_sb_len bytes), all of
+        // (`data` or the Data-Out slice: dxfer_len bytes, `cdb`: cmd_len bytes, `sense`: mx_sb_len bytes), all of
         // which outlive the call; SG_IO returns only when the command is over.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), SG_IO, &mut hdr) };
         if rc == 0 {
@@ -203,8 +209,6 @@ pub fn execute(file: &File, cdb: &[u8], xfer: Xfer<'_>, timeout: Duration) -> io
     };
     if matches!(xfer, Xfer::FromDevice(_)) {
         data.truncate((dxfer_len - resid) as usize);
-    } else {
-        data.clear();
     }
     Ok(Reply {
         status: hdr.status,
