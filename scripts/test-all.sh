@@ -9,6 +9,8 @@ command -v iscsi-test-cu >/dev/null || need+=(libiscsi-bin)
 command -v losetup >/dev/null || need+=(mount)
 command -v python3 >/dev/null || need+=(python3)
 command -v fio >/dev/null || need+=(fio)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v etcd >/dev/null || need+=(etcd-server)
 command -v nbdinfo >/dev/null || need+=(libnbd-bin)
 command -v qemu-io >/dev/null || need+=(qemu-utils)
 command -v tgtd >/dev/null || [ -x /usr/sbin/tgtd ] || need+=(tgt)
@@ -27,8 +29,8 @@ scripts/check-layout.sh
 # Crash consistency: the daemon built with its crash points (the `failpoints` feature) aborted
 # at every persistence step. First: the plain build below links the shipped binary back.
 cargo test --release -p ironlun --features failpoints --test crash_points
-cargo build --release --workspace
-cargo test --release --workspace
+cargo build --release --workspace --features ironlun/cluster
+cargo test --release --workspace --features ironlun/cluster
 scripts/conformance-matrix.sh
 # Failover under load: fio with verify through serve-nbd while the target switches ALUA
 # groups, transitions, drops a portal group and restarts (0 I/O errors, 0 verify failures).

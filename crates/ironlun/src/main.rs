@@ -20,6 +20,7 @@ use ironlun_fabric::{Fabric, FabricOptions};
 use limits::Limits;
 
 mod client;
+mod cluster;
 mod first_run;
 mod limits;
 mod lio;
@@ -71,6 +72,18 @@ enum Cmd {
         /// off by default
         #[arg(long, value_name = "IP:PORT")]
         metrics: Option<SocketAddr>,
+        /// Be one gateway of a cluster: etcd client URLs, comma-separated. LUs with
+        /// attrib/cluster=1 share persistent reservations and ALUA group states with the other
+        /// gateways (docs/cluster.md)
+        #[arg(long, value_name = "URLS", requires = "node")]
+        cluster: Option<String>,
+        /// This gateway's name in the cluster
+        #[arg(long, value_name = "NAME", requires = "cluster")]
+        node: Option<String>,
+        /// Lease TTL of the cluster membership, in seconds: a gateway that stopped is shown
+        /// Unavailable within twice this
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        cluster_ttl: u64,
         #[command(flatten)]
         limits: Limits,
     },
@@ -237,8 +250,18 @@ fn main() -> ExitCode {
             portal,
             insecure_demo,
             metrics,
+            cluster,
+            node,
+            cluster_ttl,
             limits,
         } => {
+            let cluster = match cluster::options(cluster, node, cluster_ttl) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ironlun: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let first_run = FirstRun {
                 portal,
                 insecure_demo,
@@ -247,6 +270,7 @@ fn main() -> ExitCode {
                 config,
                 first_run,
                 metrics,
+                cluster,
                 options: limits.options(),
             };
             return serve_main(&state_dir, opts);
@@ -299,6 +323,8 @@ struct ServeOpts {
     first_run: FirstRun,
     /// `--metrics`: where to serve `/metrics`.
     metrics: Option<SocketAddr>,
+    /// `--cluster`: be one gateway of a cluster.
+    cluster: Option<cluster::Options>,
     options: FabricOptions,
 }
 
@@ -366,6 +392,7 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
         config,
         first_run,
         metrics,
+        cluster,
         options,
     } = opts;
     let config = config.as_deref();
@@ -390,6 +417,7 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
     // groups, states and offline flags are restored from config.json the same way.
     let mut runtime = EngineRuntime::new(Fabric::with_options(options), state_dir);
     let alua_events = runtime.take_alua_events();
+    let live = runtime.live();
     let saved = state_dir.join(CONFIG_FILE);
     // The CHAP secret generated for the built-in default off loopback: shown once, on stderr,
     // after the start succeeded (never logged).
@@ -443,6 +471,8 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
             return Err(e);
         }
     };
+    // Clustered LUs are fenced from their creation until the cluster has synced them.
+    let cluster = cluster::start(cluster, live).await?;
     for url in urls(control.config()) {
         println!("{url}");
     }
@@ -489,6 +519,7 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
     }
     tracing::info!("shutting down: draining sessions and flushing devices");
     notify::stopping();
+    cluster::leave(cluster.as_ref()).await;
     control.lock().await.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");

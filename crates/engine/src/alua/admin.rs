@@ -8,6 +8,7 @@ use ironlun_scsi::alua::{status_code, AccessState};
 use ironlun_scsi::Asc;
 
 use super::attrs::{find, GROUP_ATTRS};
+use super::transition::{finish, transition};
 use super::{AluaObserver, LuGroup, TgPtGroup, DEFAULT_GROUP, DEFAULT_GROUP_NAME};
 use crate::core::device::Device;
 use crate::core::port::TargetPort;
@@ -15,6 +16,20 @@ use crate::core::port::TargetPort;
 // ---- control-plane surface on Device ----
 
 impl Device {
+    /// The cluster changed group `id`'s state: an implicit transition here (ASYMMETRIC ACCESS
+    /// STATE CHANGED to every nexus of the LU, the observer told so that the state is saved).
+    /// False: no such group, or it is in that state already.
+    pub fn apply_shared_group_state(&self, id: u16, state: u8) -> bool {
+        let target = AccessState::from_code(state);
+        let Some(me) = self.me.upgrade() else {
+            return false;
+        };
+        let plan = transition(&me, id, target, status_code::ALTERED_BY_IMPLICIT, None);
+        let changed = !plan.is_empty();
+        finish(plan);
+        changed
+    }
+
     /// Target port groups of this device by name; `default_tg_pt_gp` (id 0) always exists.
     pub fn alua_groups(&self) -> Vec<String> {
         self.alua

@@ -41,7 +41,12 @@ pub(crate) fn check(slot: &LunSlot, o: &OpInfo) -> Result<u32, Sense> {
         return offline_gate(o);
     }
     let g = pl.group.load();
-    let state = g.state();
+    // A clustered LU on a gateway cut off from the cluster: in transition until it is back.
+    let state = if slot.device.shared.fenced() {
+        AccessState::Transitioning
+    } else {
+        g.state()
+    };
     if state == AccessState::ActiveOptimized {
         return Ok(0);
     }

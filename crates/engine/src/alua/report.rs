@@ -35,15 +35,26 @@ pub(crate) fn report_target_port_groups(c: &Ctx) -> Outcome {
         let own = c.slot.alua.group.load();
         data[5] = own.implicit_trans_secs.load(Ordering::Relaxed).min(255) as u8;
     }
+    // A clustered LU's groups also hold the other gateways' ports.
+    let remote = c.dev.shared.remote();
+    let fenced = c.dev.shared.fenced();
     for g in &groups {
         let mut rtpis: Vec<u16> = exports
             .iter()
             .filter(|e| e.alua.group.load().id == g.id)
             .map(|e| e.rtpi)
             .collect();
+        let local = !rtpis.is_empty();
+        rtpis.extend(remote.iter().filter(|r| r.group == g.id).map(|r| r.rtpi));
         if rtpis.is_empty() {
             continue; // LIO skips groups without ports.
         }
+        // Cut off from the cluster, this gateway's own groups are in transition.
+        let state = if fenced && local {
+            AccessState::Transitioning
+        } else {
+            g.state()
+        };
         rtpis.sort_unstable();
         rtpis.dedup();
         let pref = if g.preferred.load(Ordering::Relaxed) {
@@ -51,7 +62,7 @@ pub(crate) fn report_target_port_groups(c: &Ctx) -> Outcome {
         } else {
             0
         };
-        data.push(pref | g.state().code());
+        data.push(pref | state.code());
         data.push(g.supported.load(Ordering::Relaxed) & !support::LBD);
         data.extend_from_slice(&g.id.to_be_bytes());
         data.push(0);

@@ -35,9 +35,13 @@ use crate::Device;
 
 mod input;
 mod out;
+mod shared;
 
 pub use crate::core::device::pr::{AptplStore, PrRegistration, PrReservation, PrState};
 pub(crate) use crate::core::device::pr::{NexusIdent, MAX_REGISTRATIONS};
+pub use crate::core::device::shared::{
+    PrChange, PrEffects, PrSender, PrShare, PrUa, RemotePort, ShareError,
+};
 
 pub(crate) use input::persistent_reserve_in;
 pub(crate) use out::persistent_reserve_out;
@@ -139,14 +143,12 @@ impl Device {
     /// held a registration, persist if APTPL is active. Returns the state that was dropped.
     /// Err (persisting failed): nothing changed.
     pub fn pr_clear(&self) -> Result<PrState, String> {
+        if let Some(sh) = self.shared.share() {
+            return self.pr_clear_shared(&*sh);
+        }
         let _w = self.pr.write.lock();
         let old = self.pr.load();
-        let new = PrState {
-            generation: old.generation.wrapping_add(1),
-            aptpl: old.aptpl,
-            registrations: Vec::new(),
-            reservation: None,
-        };
+        let new = cleared(&old);
         let told = slots_of(&self.live_slots(), &old.registrations, None);
         self.pr
             .commit(&old, new)
@@ -155,5 +157,15 @@ impl Device {
             s.ua.raise(asc::RESERVATIONS_PREEMPTED);
         }
         Ok((*old).clone())
+    }
+}
+
+/// The state after an administrator's clear of `old`.
+fn cleared(old: &PrState) -> PrState {
+    PrState {
+        generation: old.generation.wrapping_add(1),
+        aptpl: old.aptpl,
+        registrations: Vec::new(),
+        reservation: None,
     }
 }

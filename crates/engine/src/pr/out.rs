@@ -18,7 +18,10 @@ use ironlun_scsi::{Asc, Sense};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{slots_of, PrRegistration, PrReservation, PrState, MAX_REGISTRATIONS};
+use super::{
+    slots_of, PrChange, PrEffects, PrRegistration, PrReservation, PrSender, PrState, PrUa,
+    ShareError, MAX_REGISTRATIONS,
+};
 use crate::core::device::slot::LunSlot;
 use crate::core::tmf::{Abort, Scope};
 use crate::handler::{Ctx, Done, Fail, Outcome};
@@ -99,12 +102,31 @@ fn parse(sa: u8, d: &[u8]) -> Result<Params, Fail> {
     Ok(p)
 }
 
-/// What a service action does besides changing the state.
+/// What a service action does besides changing the state, by registration (so that every
+/// gateway of a clustered LU can apply it to its own nexuses): unit attentions for the nexuses
+/// of some registrations (the sender's excepted) and, for PREEMPT AND ABORT, the registrations
+/// whose nexuses' tasks are aborted.
 #[derive(Default)]
 struct Effects {
-    uas: Vec<(Asc, Vec<Arc<LunSlot>>)>,
-    /// PREEMPT AND ABORT: the I_T_L nexuses whose tasks are aborted.
-    abort: Vec<Arc<LunSlot>>,
+    uas: Vec<(Asc, Vec<PrRegistration>)>,
+    abort: Vec<PrRegistration>,
+}
+
+impl Effects {
+    fn named(self) -> PrEffects {
+        PrEffects {
+            uas: self
+                .uas
+                .into_iter()
+                .map(|(a, to)| PrUa {
+                    asc: a.asc,
+                    ascq: a.ascq,
+                    to,
+                })
+                .collect(),
+            abort: self.abort,
+        }
+    }
 }
 
 /// Everything a service action needs.
@@ -118,7 +140,6 @@ struct Run<'a, 'c> {
     old: &'a PrState,
     /// The sender's registration in `old`.
     me: Option<usize>,
-    slots: Vec<Arc<LunSlot>>,
 }
 
 pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
@@ -148,53 +169,104 @@ pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
         out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY | out_sa::REGISTER_AND_MOVE
     );
     let unit = &c.dev.pr;
-    let guard = unit.write.lock();
-    // APTPL = 1 needs somewhere durable to put the state (SPC-4 §6.16.3: not supported →
-    // INVALID FIELD IN PARAMETER LIST).
-    if registers && p.aptpl && unit.store().is_none() {
-        let at = if sa == out_sa::REGISTER_AND_MOVE {
-            17
-        } else {
-            20
+    let share = c.dev.shared.share();
+    let mut stale = 0;
+    loop {
+        let guard = unit.write.lock();
+        // APTPL = 1 needs somewhere durable to put the state (SPC-4 §6.16.3: not supported →
+        // INVALID FIELD IN PARAMETER LIST). A clustered LU's state is as durable as the
+        // cluster's store.
+        if registers && p.aptpl && unit.store().is_none() && share.is_none() {
+            let at = if sa == out_sa::REGISTER_AND_MOVE {
+                17
+            } else {
+                20
+            };
+            return Err(bad_param(at, Some(0)));
+        }
+        let old = unit.load();
+        let base = c.dev.shared.rev.load(Ordering::Acquire);
+        let r = Run {
+            c,
+            sa,
+            scope,
+            kind,
+            p: &p,
+            old: &old,
+            me: old.find(&c.nexus.ident),
         };
-        return Err(bad_param(at, Some(0)));
+        let mut new = (*old).clone();
+        let mut fx = Effects::default();
+        r.apply(&mut new, &mut fx)?;
+        let force = c.dev.force_pr_aptpl.load(Ordering::Relaxed);
+        if registers {
+            new.aptpl = p.aptpl || force;
+        } else if force {
+            new.aptpl = true;
+        }
+        if new == *old {
+            drop(guard);
+            apply_effects(c, fx.named());
+            return Ok(Done::consumed(u64::from(len)));
+        }
+        let Some(sh) = &share else {
+            unit.commit(&old, new).map_err(|e| {
+                tracing::error!(device = c.dev.name(), "persisting PR state failed: {e}");
+                Fail::from(Sense::hardware_error(asc::INTERNAL_TARGET_FAILURE))
+            })?;
+            drop(guard);
+            apply_effects(c, fx.named());
+            return Ok(Done::consumed(u64::from(len)));
+        };
+        let change = PrChange {
+            state: new,
+            effects: fx.named(),
+            sender: Some(PrSender::of(&c.nexus.ident)),
+        };
+        match sh.commit(base, &change) {
+            Ok(rev) => {
+                unit.install(change.state);
+                c.dev.shared.rev.store(rev, Ordering::Release);
+                drop(guard);
+                apply_effects(c, change.effects);
+                // GOOD only once every live gateway has applied it (and aborted what
+                // PREEMPT AND ABORT aborts on its nexuses).
+                sh.confirm(rev).map_err(cut_off)?;
+                return Ok(Done::consumed(u64::from(len)));
+            }
+            Err(ShareError::Stale) if stale < MAX_STALE => {
+                drop(guard);
+                stale += 1;
+                sh.catch_up().map_err(cut_off)?;
+            }
+            Err(e) => return Err(cut_off(e)),
+        }
     }
-    let old = unit.load();
-    let r = Run {
-        c,
-        sa,
-        scope,
-        kind,
-        p: &p,
-        old: &old,
-        me: old.find(&c.nexus.ident),
-        slots: c.dev.live_slots(),
-    };
-    let mut new = (*old).clone();
-    let mut fx = Effects::default();
-    r.apply(&mut new, &mut fx)?;
-    let force = c.dev.force_pr_aptpl.load(Ordering::Relaxed);
-    if registers {
-        new.aptpl = p.aptpl || force;
-    } else if force {
-        new.aptpl = true;
-    }
-    if new != *old {
-        unit.commit(&old, new).map_err(|e| {
-            tracing::error!(device = c.dev.name(), "persisting PR state failed: {e}");
-            Fail::from(Sense::hardware_error(asc::INTERNAL_TARGET_FAILURE))
-        })?;
-    }
-    drop(guard);
-    for (a, slots) in fx.uas {
-        for s in slots {
-            s.ua.raise(a);
+}
+
+/// Tries of a clustered PR OUT that found the cluster's state moved on before it gives up.
+const MAX_STALE: u32 = 16;
+
+/// A clustered LU's change could not be made cluster-wide: this gateway is cut off (or lost
+/// the race too often). NOT READY, ASYMMETRIC ACCESS STATE TRANSITION: the initiator retries,
+/// on another path if it has one (as scsi_dh_alua does for 04/0A).
+fn cut_off(e: ShareError) -> Fail {
+    tracing::warn!("clustered PR OUT not completed: {e:?}");
+    Sense::not_ready(asc::NOT_READY_ASYMMETRIC_ACCESS_STATE_TRANSITION).into()
+}
+
+/// The unit attentions and aborts of a change made through this nexus, on this gateway's
+/// nexuses (the sender's own excepted).
+fn apply_effects(c: &Ctx, fx: PrEffects) {
+    let slots = c.dev.live_slots();
+    for ua in fx.uas {
+        for s in slots_of(&slots, &ua.to, Some(c.nexus.id)) {
+            s.ua.raise(Asc::new(ua.asc, ua.ascq));
         }
     }
     if !fx.abort.is_empty() {
-        abort_preempted(c, &fx.abort);
+        abort_preempted(c, &slots_of(&slots, &fx.abort, None));
     }
-    Ok(Done::consumed(u64::from(len)))
 }
 
 /// PREEMPT AND ABORT (SPC-4 §5.13.11.2.5): abort every task of the preempted I_T_L nexuses,
@@ -241,8 +313,10 @@ impl Run<'_, '_> {
         }
     }
 
-    fn others_registered(&self, regs: &[PrRegistration]) -> Vec<Arc<LunSlot>> {
-        slots_of(&self.slots, regs, Some(self.c.nexus.id))
+    /// The unit attention's addressees: the nexuses of `regs` (the sender's excepted when the
+    /// effects are applied).
+    fn others_registered(&self, regs: &[PrRegistration]) -> Vec<PrRegistration> {
+        regs.to_vec()
     }
 
     /// A new registration through the receiving target port.
@@ -434,11 +508,10 @@ impl Run<'_, '_> {
             }
         }
         new.generation = new.generation.wrapping_add(1);
-        let preempted = slots_of(&self.slots, &removed, None);
         if self.sa == out_sa::PREEMPT_AND_ABORT {
-            fx.abort = preempted.clone();
+            fx.abort = removed.clone();
         }
-        fx.uas.push((asc::REGISTRATIONS_PREEMPTED, preempted));
+        fx.uas.push((asc::REGISTRATIONS_PREEMPTED, removed));
         Ok(())
     }
 
@@ -460,22 +533,34 @@ impl Run<'_, '_> {
         let Some((tid, at)) = self.p.tids.first() else {
             return Err(bad_param(24, None));
         };
-        let Some(port) = self
+        // The destination port may be another gateway's, for a clustered LU.
+        let local = self
             .c
             .dev
             .exports()
             .into_iter()
-            .find(|e| e.rtpi == self.p.rtpi)
-        else {
+            .find(|e| e.rtpi == self.p.rtpi);
+        let port = match local {
+            Some(e) => Some((e.target, e.tpgt)),
+            None => self
+                .c
+                .dev
+                .shared
+                .remote()
+                .iter()
+                .find(|r| r.rtpi == self.p.rtpi)
+                .map(|r| (r.target.clone(), r.tpgt)),
+        };
+        let Some((target, tpgt)) = port else {
             return Err(bad_param(18, None));
         };
         let dest = PrRegistration {
             key: self.p.sa_key,
             initiator: tid.name.clone(),
             isid: tid.isid,
-            target: port.target.clone(),
-            tpgt: port.tpgt,
-            rtpi: port.rtpi,
+            target,
+            tpgt,
+            rtpi: self.p.rtpi,
             all_tg_pt: false,
         };
         // The destination may not be the I_T nexus the command came through.

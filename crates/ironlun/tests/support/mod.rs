@@ -13,6 +13,7 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod etcd;
 pub mod pr;
 pub mod raw;
 

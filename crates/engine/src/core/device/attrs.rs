@@ -61,6 +61,16 @@ pub(crate) static ATTRIBUTES: &[DeviceAttr] = &[
         d.optimal_sectors.fetch_min(hw, Ordering::Relaxed);
         Ok(())
     })),
+    attr!("cluster", Domain::Flag, Default::Value(0), Frozen, None,
+    "share this LU's persistent reservations and ALUA group states with the other gateways of `serve --cluster` that export an LU of the same wwn/vpd_unit_serial (docs/cluster.md)",
+    get: |d| flag(&d.shared.clustered),
+    set: Some(|d, v| {
+        // A clustered LU serves nothing until the cluster layer has synced it.
+        if (v != 0) != d.clustered() {
+            d.set_serve_deadline((v != 0).then(std::time::Instant::now));
+        }
+        store_flag(&d.shared.clustered, v)
+    })),
     attr!("emulate_3pc", Domain::Flag, Default::Value(1), Live, None,
         "EXTENDED COPY (LID1) and RECEIVE COPY RESULTS, INQUIRY 3PC. Copies run only between LUs the issuing I_T nexus can see (not every device of the system, the fix of CVE-2020-28374 in LIO)",
         get: |d| flag(&d.emulate_3pc),

@@ -21,11 +21,13 @@ mod attrs;
 pub(crate) mod copies;
 pub(crate) mod media;
 pub(crate) mod pr;
+pub(crate) mod shared;
 pub(crate) mod slot;
 
 use alua::{AluaUnit, PortLun};
 use media::MediaState;
 use pr::PrUnit;
+use shared::SharedUnit;
 use slot::LunSlot;
 
 pub use attrs::device_attribute_defs;
@@ -156,6 +158,8 @@ pub struct Device {
     pub(crate) spc2: Spc2Reservation,
     pub(crate) pr: PrUnit,
     pub(crate) alua: AluaUnit,
+    /// The other gateways of a clustered LU (`serve --cluster`).
+    pub(crate) shared: SharedUnit,
     /// Commands, bytes, errors and TMFs of this LU (the metrics exporter).
     pub(crate) stats: IoStats,
     slots: Mutex<Vec<Weak<LunSlot>>>,
@@ -251,6 +255,7 @@ impl Device {
             spc2: Spc2Reservation::default(),
             pr: PrUnit::default(),
             alua: AluaUnit::default(),
+            shared: SharedUnit::default(),
             stats: IoStats::default(),
             slots: Mutex::new(Vec::new()),
             exports: Mutex::new(Vec::new()),

@@ -1,0 +1,180 @@
+//! Persistent reservations of a clustered LU (`serve --cluster`): the changes other gateways
+//! made, applied here (state, unit attentions, PREEMPT AND ABORT's aborts on this gateway's
+//! nexuses), the state adopted when this gateway (re)joins, and the administrator's clear
+//! made cluster-wide. A PR OUT's own path is `out.rs`; the link itself is
+//! [`crate::pr::PrShare`], implemented by the cluster layer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ironlun_scsi::sense::asc;
+use ironlun_scsi::Asc;
+
+use super::ShareError;
+use super::{cleared, slots_of, PrChange, PrEffects, PrShare, PrState, PrUa, RemotePort};
+use crate::core::device::shared::ms_of;
+use crate::core::device::slot::LunSlot;
+use crate::core::tmf::{Abort, Scope};
+use crate::Device;
+
+/// Tries of an administrator's clear that found the cluster's state moved on.
+const MAX_STALE: u32 = 16;
+
+impl Device {
+    /// Attach (or detach) the link that makes this LU's PR changes cluster-wide. While one is
+    /// attached the APTPL file is not written: the cluster's store is the durable copy.
+    pub fn set_pr_share(&self, share: Option<Arc<dyn PrShare>>) {
+        let _w = self.pr.write.lock();
+        *self.shared.share.lock() = share;
+    }
+
+    /// Is a cluster link attached?
+    pub fn pr_shared(&self) -> bool {
+        self.shared.share().is_some()
+    }
+
+    /// The revision of the cluster's PR state applied here.
+    pub fn pr_revision(&self) -> u64 {
+        self.shared.rev.load(Ordering::Acquire)
+    }
+
+    /// Take the cluster's state as it is at revision `rev`, without unit attentions (this
+    /// gateway joins, or comes back and re-syncs before serving).
+    pub fn adopt_shared_pr(&self, rev: u64, state: PrState) -> Result<(), String> {
+        state.validate()?;
+        let _w = self.pr.write.lock();
+        self.pr.install(state);
+        self.shared.rev.store(rev, Ordering::Release);
+        Ok(())
+    }
+
+    /// A change another gateway made (revision `rev`): install it unless this gateway has it
+    /// already, raise its unit attentions on this gateway's nexuses and abort the tasks of the
+    /// nexuses PREEMPT AND ABORT preempted; returns once they ended. False: already applied.
+    pub fn apply_shared_pr(&self, rev: u64, change: &PrChange) -> bool {
+        {
+            let _w = self.pr.write.lock();
+            if rev <= self.shared.rev.load(Ordering::Acquire) {
+                return false;
+            }
+            self.pr.install(change.state.clone());
+            self.shared.rev.store(rev, Ordering::Release);
+        }
+        let slots: Vec<Arc<LunSlot>> = self
+            .live_slots()
+            .into_iter()
+            .filter(|s| !change.sender.as_ref().is_some_and(|p| p.is(&s.ident)))
+            .collect();
+        for ua in &change.effects.uas {
+            for s in slots_of(&slots, &ua.to, None) {
+                s.ua.raise(Asc::new(ua.asc, ua.ascq));
+            }
+        }
+        if !change.effects.abort.is_empty() {
+            let itls = slots_of(&slots, &change.effects.abort, None)
+                .iter()
+                .map(|s| s.id)
+                .collect();
+            let others = if self.tas.load(Ordering::Relaxed) {
+                Abort::TaskAborted
+            } else {
+                Abort::Silent
+            };
+            // No nexus of this gateway sent it: every aborted task is another nexus' (TAS).
+            let m = self.tasks.mark(
+                Scope::Preempted {
+                    itls,
+                    except: u64::MAX,
+                },
+                u64::MAX,
+                others,
+            );
+            self.tasks.wait(&m.tasks);
+        }
+        true
+    }
+
+    /// The target ports of the other gateways that export this LU.
+    pub fn set_remote_ports(&self, ports: Vec<RemotePort>) {
+        *self.shared.remote.lock() = Arc::new(ports);
+    }
+
+    /// Until when this gateway may serve the LU (clustered LUs): from that instant on, every
+    /// command but the informational ones gets NOT READY, ASYMMETRIC ACCESS STATE TRANSITION
+    /// and REPORT TARGET PORT GROUPS shows this gateway's groups Transitioning. The cluster
+    /// layer moves it forward with each lease keep-alive; `None`: not clustered, never fenced.
+    pub fn set_serve_deadline(&self, until: Option<Instant>) {
+        let ms = until.map_or(0, ms_of);
+        self.shared.deadline.store(ms, Ordering::Release);
+    }
+
+    /// Is this gateway fenced from the LU now?
+    pub fn fenced(&self) -> bool {
+        self.shared.fenced()
+    }
+
+    /// `pr_clear` of a clustered LU: one cluster-wide change, RESERVATIONS PREEMPTED to every
+    /// nexus of a registration on every gateway.
+    pub(super) fn pr_clear_shared(&self, sh: &dyn PrShare) -> Result<PrState, String> {
+        let mut stale = 0;
+        loop {
+            let w = self.pr.write.lock();
+            let old = self.pr.load();
+            let base = self.shared.rev.load(Ordering::Acquire);
+            let change = PrChange {
+                state: cleared(&old),
+                effects: PrEffects {
+                    uas: vec![PrUa {
+                        asc: asc::RESERVATIONS_PREEMPTED.asc,
+                        ascq: asc::RESERVATIONS_PREEMPTED.ascq,
+                        to: old.registrations.clone(),
+                    }],
+                    abort: Vec::new(),
+                },
+                sender: None,
+            };
+            match sh.commit(base, &change) {
+                Ok(rev) => {
+                    self.pr.install(change.state.clone());
+                    self.shared.rev.store(rev, Ordering::Release);
+                    drop(w);
+                    for s in slots_of(&self.live_slots(), &old.registrations, None) {
+                        s.ua.raise(asc::RESERVATIONS_PREEMPTED);
+                    }
+                    sh.confirm(rev).map_err(|e| format!("the cluster: {e:?}"))?;
+                    return Ok((*old).clone());
+                }
+                Err(ShareError::Stale) if stale < MAX_STALE => {
+                    drop(w);
+                    stale += 1;
+                    sh.catch_up().map_err(|e| format!("the cluster: {e:?}"))?;
+                }
+                Err(e) => return Err(format!("the cluster did not take the change: {e:?}")),
+            }
+        }
+    }
+
+    /// This gateway's target ports that export the LU, with their groups (what the other
+    /// gateways list in REPORT TARGET PORT GROUPS).
+    pub fn local_ports(&self) -> Vec<RemotePort> {
+        let mut v: Vec<RemotePort> = self
+            .exports()
+            .into_iter()
+            .map(|e| RemotePort {
+                rtpi: e.rtpi,
+                target: e.target,
+                tpgt: e.tpgt,
+                group: e.alua.group.load().id,
+            })
+            .collect();
+        v.sort_by_key(|p| p.rtpi);
+        v.dedup();
+        v
+    }
+
+    /// Is the `cluster` attribute set (shared with the other gateways of `serve --cluster`)?
+    pub fn clustered(&self) -> bool {
+        self.shared.clustered.load(Ordering::Relaxed)
+    }
+}
