@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions};
+use etcd_client::{GetOptions, PutOptions};
 use ironlun_control::live::LiveObjects;
 use ironlun_engine::pr::RemotePort;
 use ironlun_engine::Device;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 
+mod conn;
 pub mod keys;
 mod lu;
 mod share;
@@ -95,7 +96,7 @@ pub(crate) struct View {
 
 pub(crate) struct Inner {
     pub(crate) opts: ClusterOptions,
-    pub(crate) client: Client,
+    pub(crate) conn: Arc<conn::Conn>,
     handle: Handle,
     live: Arc<LiveObjects>,
     pub(crate) lease: AtomicI64,
@@ -117,16 +118,12 @@ impl Cluster {
     /// step. Err: etcd cannot be reached at all (one line).
     pub async fn start(opts: ClusterOptions, live: Arc<LiveObjects>) -> Result<Cluster, String> {
         opts.validate()?;
-        let co = ConnectOptions::new()
-            .with_connect_timeout(opts.ttl)
-            .with_timeout(opts.ttl)
-            .with_keep_alive(opts.ttl / 4, opts.ttl / 2);
-        let client = Client::connect(&opts.endpoints, Some(co))
+        let conn = conn::Conn::connect(opts.endpoints.clone(), opts.ttl)
             .await
             .map_err(|e| format!("--cluster {}: {e}", opts.endpoints.join(",")))?;
         let inner = Arc::new(Inner {
             opts,
-            client,
+            conn,
             handle: Handle::current(),
             live,
             lease: AtomicI64::new(0),
@@ -148,7 +145,7 @@ impl Cluster {
     pub async fn leave(&self) {
         let id = self.inner.lease.swap(0, Ordering::AcqRel);
         if id != 0 {
-            let mut c = self.inner.client.clone();
+            let mut c = self.inner.conn.client();
             let _ = tokio::time::timeout(Duration::from_secs(2), c.lease_revoke(id)).await;
         }
     }
@@ -192,15 +189,18 @@ impl Inner {
     /// lease alive, follow the watch and reconcile with the live objects until something
     /// fails.
     async fn session(self: Arc<Self>) -> Result<(), String> {
-        let mut c = self.client.clone();
+        let mut c = self.conn.client();
         let ttl = i64::try_from(self.opts.ttl.as_secs()).unwrap_or(i64::MAX);
         let lease = c
             .lease_grant(ttl, None)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| self.conn.failed(e))?
             .id();
         self.lease.store(lease, Ordering::Release);
-        let (mut keeper, mut alive) = c.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
+        let (mut keeper, mut alive) = c
+            .lease_keep_alive(lease)
+            .await
+            .map_err(|e| self.conn.failed(e))?;
         let sent = Instant::now();
         c.put(
             keys::member(&self.opts.node),
@@ -208,12 +208,12 @@ impl Inner {
             Some(PutOptions::new().with_lease(lease)),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| self.conn.failed(e))?;
         self.extend(sent);
         let snap = c
             .get(keys::ROOT, Some(GetOptions::new().with_prefix()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.conn.failed(e))?;
         let rev = snap.header().map_or(0, |h| h.revision());
         self.load_view(snap.kvs());
         self.joined.store(true, Ordering::Release);
@@ -238,8 +238,8 @@ impl Inner {
                 _ = beat_tick.tick() => {
                     let sent = Instant::now();
                     let ok = tokio::time::timeout(beat, async {
-                        keeper.keep_alive().await.map_err(|e| e.to_string())?;
-                        alive.message().await.map_err(|e| e.to_string())
+                        keeper.keep_alive().await.map_err(|e| self.conn.failed(e))?;
+                        alive.message().await.map_err(|e| self.conn.failed(e))
                     }).await;
                     match ok {
                         Ok(Ok(Some(r))) if r.ttl() > 0 => self.extend(sent),
@@ -247,14 +247,21 @@ impl Inner {
                         // etcd unreachable: the deadline is not moved; the lease may yet be kept.
                         Ok(Err(e)) => {
                             tracing::warn!("lease keep-alive failed: {e}");
-                            let (k, a) = c.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
+                            let mut c = self.conn.client();
+                            let (k, a) = c.lease_keep_alive(lease).await.map_err(|e| self.conn.failed(e))?;
                             keeper = k;
                             alive = a;
                         }
                         Err(_) => tracing::warn!("lease keep-alive not answered in {beat:?}"),
                     }
                 }
-                _ = reconcile.tick() => self.reconcile().await?,
+                _ = reconcile.tick() => {
+                    // A failed step is tried again at the next tick; only the lease or the
+                    // watch ends a session.
+                    if let Err(e) = self.reconcile().await {
+                        tracing::warn!("cluster: {e}");
+                    }
+                }
                 e = err_rx.recv() => return Err(e.unwrap_or_else(|| "watch ended".into())),
             }
         }
@@ -278,14 +285,14 @@ impl Inner {
             return Ok(());
         }
         let lease = self.lease.load(Ordering::Acquire);
-        let mut c = self.client.clone();
+        let mut c = self.conn.client();
         c.put(
             keys::ack(&lu.serial, &self.opts.node),
             keys::rev_value(rev),
             Some(PutOptions::new().with_lease(lease)),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| self.conn.failed(e))?;
         *acked = rev;
         Ok(())
     }

@@ -144,8 +144,8 @@ impl Inner {
         let txn = Txn::new()
             .when(vec![Compare::version(key.clone(), CompareOp::Equal, 0)])
             .and_then(vec![TxnOp::put(key, v, None)]);
-        let mut c = self.client.clone();
-        let r = c.txn(txn).await.map_err(|e| e.to_string())?;
+        let mut c = self.conn.client();
+        let r = c.txn(txn).await.map_err(|e| self.conn.failed(e))?;
         if !r.succeeded() {
             return Err("another gateway published this LU's PR state first; retrying".into());
         }
@@ -159,10 +159,10 @@ impl Inner {
             return Ok(());
         }
         let v = serde_json::to_string(&now).map_err(|e| e.to_string())?;
-        let mut c = self.client.clone();
+        let mut c = self.conn.client();
         c.put(keys::port(&lu.serial, &self.opts.node), v, None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.conn.failed(e))?;
         *lu.published.lock() = now;
         Ok(())
     }
@@ -193,10 +193,10 @@ impl Inner {
     }
 
     async fn put_group(&self, serial: &str, id: u16, state: u8) -> Result<(), String> {
-        let mut c = self.client.clone();
+        let mut c = self.conn.client();
         c.put(keys::group(serial, id), state.to_string(), None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.conn.failed(e))?;
         Ok(())
     }
 

@@ -46,11 +46,11 @@ impl EtcdShare {
             ])
             .and_then(vec![TxnOp::put(pr_key, value, None)])
             .or_else(vec![TxnOp::get(member, None)]);
-        let mut client = self.inner.client.clone();
+        let mut client = self.inner.conn.client();
         let resp = tokio::time::timeout(self.inner.opts.ttl, client.txn(txn))
             .await
-            .map_err(|_| unavailable("etcd did not answer in time"))?
-            .map_err(unavailable)?;
+            .map_err(|_| unavailable(self.inner.conn.failed("etcd did not answer in time")))?
+            .map_err(|e| unavailable(self.inner.conn.failed(e)))?;
         if resp.succeeded() {
             let rev = resp.header().map_or(0, |h| h.revision());
             return u64::try_from(rev).map_err(unavailable);
@@ -75,8 +75,11 @@ impl EtcdShare {
             TxnOp::get(keys::ports(serial), pfx()),
             TxnOp::get(keys::acks(serial), pfx()),
         ]);
-        let mut client = self.inner.client.clone();
-        let resp = client.txn(txn).await.map_err(unavailable)?;
+        let mut client = self.inner.conn.client();
+        let resp = client
+            .txn(txn)
+            .await
+            .map_err(|e| unavailable(self.inner.conn.failed(e)))?;
         let r = resp.op_responses();
         let keys_of = |i: usize| -> Vec<(String, String)> {
             match r.get(i) {
@@ -121,11 +124,11 @@ impl EtcdShare {
     }
 
     async fn catch_up_async(&self) -> Result<(), ShareError> {
-        let mut client = self.inner.client.clone();
+        let mut client = self.inner.conn.client();
         let resp = client
             .get(keys::pr(&self.lu.serial), None)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(self.inner.conn.failed(e)))?;
         let want = resp
             .kvs()
             .first()

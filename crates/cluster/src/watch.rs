@@ -9,35 +9,70 @@ use ironlun_engine::pr::{PrChange, RemotePort};
 use tokio::sync::mpsc::Sender;
 
 use crate::keys::{self, Key};
+
+/// Why a watch stopped.
+enum Broken {
+    /// Watch again from the next revision.
+    Retry(String),
+    /// This session's view cannot be trusted any more: join again.
+    Lost(String),
+}
 use crate::Inner;
 
 impl Inner {
     pub(crate) async fn watch(self: Arc<Self>, from: i64, err: Sender<String>) {
-        if let Err(e) = self.clone().follow(from).await {
-            let _ = err.send(format!("watch: {e}")).await;
+        // A watch that breaks (its etcd member died, a leader election) starts again from the
+        // next revision not yet applied; only history etcd compacted away ends the session
+        // (which re-syncs everything).
+        let mut next = from;
+        loop {
+            match self.clone().follow(&mut next).await {
+                Ok(()) => {}
+                Err(Broken::Lost(e)) => {
+                    let _ = err.send(format!("watch: {e}")).await;
+                    return;
+                }
+                Err(Broken::Retry(e)) => tracing::warn!("watch broke: {e}; watching again"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
-    async fn follow(self: Arc<Self>, from: i64) -> Result<(), String> {
-        let mut c = self.client.clone();
-        let opts = WatchOptions::new().with_prefix().with_start_revision(from);
+    async fn follow(self: Arc<Self>, next: &mut i64) -> Result<(), Broken> {
+        let mut c = self.conn.client();
+        let opts = WatchOptions::new().with_prefix().with_start_revision(*next);
         let mut stream = c
             .watch(keys::ROOT, Some(opts))
             .await
-            .map_err(|e| e.to_string())?;
-        while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
+            .map_err(|e| Broken::Retry(self.conn.failed(e)))?;
+        while let Some(resp) = stream
+            .message()
+            .await
+            .map_err(|e| Broken::Retry(self.conn.failed(e)))?
+        {
+            if resp.compact_revision() > 0 {
+                return Err(Broken::Lost(format!(
+                    "etcd compacted the history past revision {next}"
+                )));
+            }
             if resp.canceled() {
-                return Err(format!("cancelled by etcd: {}", resp.cancel_reason()));
+                return Err(Broken::Retry(format!(
+                    "cancelled by etcd: {}",
+                    resp.cancel_reason()
+                )));
             }
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
                 let key = kv.key_str().unwrap_or_default();
                 let put = ev.event_type() == EventType::Put;
                 let rev = u64::try_from(kv.mod_revision()).unwrap_or(0);
-                self.event(key, put, kv.value(), rev).await?;
+                self.event(key, put, kv.value(), rev)
+                    .await
+                    .map_err(Broken::Lost)?;
+                *next = kv.mod_revision() + 1;
             }
         }
-        Err("the watch stream ended".into())
+        Err(Broken::Retry("the watch stream ended".into()))
     }
 
     async fn event(&self, key: &str, put: bool, value: &[u8], rev: u64) -> Result<(), String> {
@@ -122,11 +157,11 @@ impl Inner {
     /// A fresh read of everything under one LU's keys: (PR change and its revision, the
     /// header revision).
     pub(crate) async fn read_lu(&self, serial: &str) -> Result<Option<(u64, PrChange)>, String> {
-        let mut c = self.client.clone();
+        let mut c = self.conn.client();
         let r = c
             .get(keys::pr(serial), Some(GetOptions::new()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.conn.failed(e))?;
         let Some(kv) = r.kvs().first() else {
             return Ok(None);
         };

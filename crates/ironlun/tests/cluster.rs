@@ -2,7 +2,8 @@
 //! three gateways on this machine exporting one backing file as one clustered LU (same unit
 //! serial), each through its own target port (own TPGT and RTPI) in its own target port group.
 //!
-//! Ports: etcd 4140-4142 (clients) and 4150-4152 (peers); gateways 4120-4139.
+//! Ports: gateways 4120-4139; etcd clients at a test's base port (4140, 4160, 4180, 4260) + 0..2,
+//! its peers at base + 10..12.
 
 mod support;
 
@@ -33,12 +34,16 @@ struct Gateway {
 /// Gateway `i` (1-3): `--cluster`, the shared file as a clustered LU, groups gw1-gw3 (ids 1-3)
 /// on the LU, its own TPG `tpgt_<10+i>` (RTPI 10+i) exporting it as LUN 0 in group `gw<i>`.
 fn gateway(i: u16, etcd: &EtcdCluster, file: &std::path::Path) -> Gateway {
+    gateway_on(i, &etcd.endpoints(), file)
+}
+
+/// [`gateway`] reaching etcd through `eps` only.
+fn gateway_on(i: u16, eps: &str, file: &std::path::Path) -> Gateway {
     let node = format!("gw{i}");
     let ttl = TTL.to_string();
-    let eps = etcd.endpoints();
     let d = Daemon::start_with(
         GW_PORTS,
-        DaemonEnv::args(&["--cluster", &eps, "--node", &node, "--cluster-ttl", &ttl]),
+        DaemonEnv::args(&["--cluster", eps, "--node", &node, "--cluster-ttl", &ttl]),
     );
     d.cli(&[
         "create",
@@ -288,4 +293,315 @@ async fn a_killed_gateway_goes_unavailable_within_twice_the_ttl() {
     println!("gw3's group Unavailable after {took:?} (lease TTL {TTL} s)");
     assert!(took <= limit, "took {took:?}, more than 2 x TTL");
     ok(&a.write(5).await, "A WRITE after gw3 died");
+}
+
+/// One REGISTER AND IGNORE EXISTING KEY after another through `n`, keys 100, 101, …, until
+/// `until`: (key, when answered, answered GOOD).
+async fn key_stream(n: &Nexus, until: Instant) -> Vec<(u64, Instant, bool)> {
+    let flags = ironlun_initiator::pr::RegisterFlags::default();
+    let mut log = Vec::new();
+    let mut key = 100;
+    while Instant::now() < until {
+        let r = n.s.pr_register_ignore(0, key, &flags).await;
+        let good = matches!(&r, Ok(r) if r.status == status::GOOD);
+        log.push((key, Instant::now(), good));
+        if !good {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        key += 1;
+    }
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etcd_leader_killed_during_pr_out_traffic_loses_no_answered_change() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let mut etcd = EtcdCluster::start(4180);
+    let file = shared_file();
+    let gws: Vec<Gateway> = (1..=2).map(|i| gateway(i, &etcd, file.path())).collect();
+    for g in &gws {
+        wait_synced(g);
+    }
+    let a = nexus(&gws[0], "A@gw1", "a", ISID).await;
+    let b = nexus(&gws[1], "B@gw2", "b", ISID).await;
+    let start = Instant::now();
+    let until = start + Duration::from_secs(8);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let l = etcd.leader();
+        etcd.kill(l);
+        (l, Instant::now())
+    };
+    let (la, lb, (leader, killed)) =
+        tokio::join!(key_stream(&a, until), key_stream(&b, until), kill);
+    for (n, log) in [(&a, &la), (&b, &lb)] {
+        let good: Vec<&(u64, Instant, bool)> = log.iter().filter(|e| e.2).collect();
+        let before = good.iter().filter(|e| e.1 < killed).count();
+        let after = good.iter().filter(|e| e.1 >= killed).count();
+        assert!(
+            before > 0 && after > 0,
+            "{}: {before} GOOD before the kill, {after} after",
+            n.label
+        );
+        // The longest time without an answered change around the kill.
+        let mut last = killed;
+        let mut pause = Duration::ZERO;
+        for e in good.iter().filter(|e| e.1 >= killed) {
+            pause = pause.max(e.1 - last);
+            last = e.1;
+        }
+        let failed = log.iter().filter(|e| !e.2).count();
+        println!(
+            "{}: {} PR OUT answered GOOD ({before} before killing etcd leader m{leader}, {after} after), {failed} not; longest pause after the kill {pause:?}",
+            n.label,
+            good.len()
+        );
+        assert!(
+            pause < Duration::from_secs(6),
+            "{}: paused {pause:?}",
+            n.label
+        );
+        // The last change answered GOOD (or a later one that was tried) is what every gateway has.
+        let last_good = good.last().map(|e| e.0).expect("some GOOD");
+        let tried_max = log.last().map(|e| e.0).expect("some tried");
+        for via in [&a, &b] {
+            let keys = via.s.pr_read_keys(0).await.expect("READ KEYS").keys;
+            let mine: Vec<u64> = keys
+                .iter()
+                .copied()
+                .filter(|k| (100..=tried_max + 1).contains(k))
+                .collect();
+            assert!(
+                keys.iter().any(|k| *k >= last_good && *k <= tried_max),
+                "{}'s last GOOD key {last_good} lost: {} reads {keys:?} ({mine:?})",
+                n.label,
+                via.label
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_unavailable() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let etcd = EtcdCluster::start(4260);
+    let file = shared_file();
+    let gw1 = gateway(1, &etcd, file.path());
+    let gw2 = gateway(2, &etcd, file.path());
+    // gw3 reaches etcd through member m2 only: stopping m2 cuts it off.
+    let only_m2 = format!("http://127.0.0.1:{}", etcd.client_port(2));
+    let gw3 = gateway_on(3, &only_m2, file.path());
+    for g in [&gw1, &gw2, &gw3] {
+        wait_synced(g);
+    }
+    let o = nexus(&gw1, "O@gw1", "o", ISID).await;
+    let w = nexus(&gw3, "W@gw3", "w", ISID).await;
+    const LOG_LBA: u64 = 1000;
+    // The write log: write n goes to block LOG_LBA + n, holding n.
+    let writer = async {
+        let mut log = Vec::new();
+        let end = Instant::now() + Duration::from_secs(3 * TTL + 2);
+        let mut n = 0u64;
+        while Instant::now() < end && n < 20_000 {
+            let mut data = vec![0u8; 512];
+            data[..8].copy_from_slice(&(n + 1).to_be_bytes());
+            let r = w.s.write16(0, LOG_LBA + n, data, 512, false).await;
+            let good = matches!(&r, Ok(r) if r.status == status::GOOD);
+            if let Ok(r) = &r {
+                if !good {
+                    let s = r.sense.expect("sense of a refused write");
+                    assert_eq!(
+                        (s.key, s.asc.asc, s.asc.ascq),
+                        (sense::key::NOT_READY, 0x04, 0x0A),
+                        "{}",
+                        show(r)
+                    );
+                }
+            }
+            log.push((n, Instant::now(), good));
+            n += 1;
+            if !good {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        log
+    };
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        etcd.pause(2);
+        let t0 = Instant::now();
+        // The others declare gw3 Unavailable: O is told.
+        let until = t0 + Duration::from_secs(4 * TTL);
+        loop {
+            let r = run("TEST UNIT READY", o.s.test_unit_ready(0)).await;
+            if r.sense
+                .is_some_and(|s| (s.asc.asc, s.asc.ascq) == (0x2A, 0x06))
+            {
+                break;
+            }
+            assert!(Instant::now() < until, "gw3 never declared Unavailable");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (t0, Instant::now())
+    };
+    let (log, (t0, declared)) = tokio::join!(writer, cut);
+    etcd.resume(2);
+    let first_refused = log
+        .iter()
+        .find(|e| !e.2 && e.1 > t0)
+        .map(|e| e.1)
+        .expect("gw3 never stopped writing");
+    let last_good = log
+        .iter()
+        .filter(|e| e.2)
+        .map(|e| e.1)
+        .max()
+        .expect("some writes");
+    println!(
+        "cut off at 0; gw3 refused writes from {:?}; the others declared it Unavailable at {:?}; its last GOOD write at {:?}; {} writes tried",
+        first_refused - t0,
+        declared - t0,
+        last_good.saturating_duration_since(t0),
+        log.len()
+    );
+    assert!(
+        first_refused < declared,
+        "gw3 still wrote when declared Unavailable"
+    );
+    assert!(
+        first_refused - t0 < Duration::from_secs(TTL),
+        "fenced only after the TTL"
+    );
+    let good_after = log.iter().filter(|e| e.2 && e.1 >= declared).count();
+    // Once fenced, nothing gw3 answered later may be GOOD while the others hold it Unavailable
+    // (it may serve again after it re-joined: stop looking at its re-join).
+    let rejoin = log
+        .iter()
+        .filter(|e| e.2 && e.1 > declared)
+        .map(|e| e.1)
+        .min();
+    println!(
+        "GOOD writes of gw3 after it was declared Unavailable (after re-joining): {good_after}"
+    );
+    // The log on the medium, read through gw1: every write answered GOOD is there, and no
+    // write refused before gw3 re-joined landed.
+    for (n, at, good) in &log {
+        let mut r = o.s.read16(0, LOG_LBA + n, 1, 512).await.expect("READ");
+        // gw3 re-joins meanwhile (its group Active/Optimized again: a unit attention).
+        while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+            r = o.s.read16(0, LOG_LBA + n, 1, 512).await.expect("READ");
+        }
+        assert_eq!(
+            r.status,
+            status::GOOD,
+            "READ of log block {n}: {}",
+            show(&r)
+        );
+        let got = u64::from_be_bytes(r.data_in[..8].try_into().expect("8 bytes"));
+        if *good {
+            assert_eq!(got, n + 1, "GOOD write {n} is not on the medium");
+        } else if rejoin.is_none_or(|t| *at < t) {
+            assert_eq!(got, 0, "write {n}, refused at {:?}, landed", *at - t0);
+        }
+    }
+    // Back in touch with etcd, gw3 re-syncs and serves again.
+    let back = Instant::now();
+    loop {
+        let r =
+            w.s.write16(0, 0, vec![7u8; 512], 512, false)
+                .await
+                .expect("WRITE");
+        if r.status == status::GOOD {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "gw3 never served again: {}",
+            show(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "gw3 served again {:?} after etcd answered it again",
+        back.elapsed()
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_gateway_finds_itself_fenced_before_running_what_it_had_queued() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let etcd = EtcdCluster::start(4280);
+    let file = shared_file();
+    let gw1 = gateway(1, &etcd, file.path());
+    let gw3 = gateway(3, &etcd, file.path());
+    for g in [&gw1, &gw3] {
+        wait_synced(g);
+    }
+    let o = nexus(&gw1, "O@gw1", "o", ISID).await;
+    let w = nexus(&gw3, "W@gw3", "w", ISID).await;
+    ok(&w.write(10).await, "W WRITE before the stop");
+    signal(gw3.d.pid(), "-STOP");
+    let stopped = Instant::now();
+    // A write sent to the stopped gateway waits in its socket.
+    let queued = tokio::spawn(async move {
+        let mut data = vec![0u8; 512];
+        data[..8].copy_from_slice(&0xDEAD_u64.to_be_bytes());
+        let r = w.s.write16(0, 20, data, 512, false).await;
+        (w, r)
+    });
+    // The others declare gw3 Unavailable; then it runs again.
+    loop {
+        let r = run("TEST UNIT READY", o.s.test_unit_ready(0)).await;
+        if r.sense
+            .is_some_and(|s| (s.asc.asc, s.asc.ascq) == (0x2A, 0x06))
+        {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(4 * TTL),
+            "gw3 never declared Unavailable"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "stopped gw3 declared Unavailable after {:?}",
+        stopped.elapsed()
+    );
+    signal(gw3.d.pid(), "-CONT");
+    let (_w, r) = queued.await.expect("the queued write");
+    let r = r.expect("an answer to the queued write");
+    let s = r
+        .sense
+        .unwrap_or_else(|| panic!("the queued write ran: {}", show(&r)));
+    assert_eq!(
+        (s.key, s.asc.asc, s.asc.ascq),
+        (sense::key::NOT_READY, 0x04, 0x0A),
+        "{}",
+        show(&r)
+    );
+    let mut r = o.s.read16(0, 20, 1, 512).await.expect("READ");
+    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+        r = o.s.read16(0, 20, 1, 512).await.expect("READ");
+    }
+    assert_eq!(r.status, status::GOOD, "{}", show(&r));
+    assert_eq!(
+        &r.data_in[..8],
+        &[0u8; 8],
+        "the write queued while gw3 was stopped landed"
+    );
 }
