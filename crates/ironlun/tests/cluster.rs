@@ -605,3 +605,107 @@ async fn a_stopped_gateway_finds_itself_fenced_before_running_what_it_had_queued
         "the write queued while gw3 was stopped landed"
     );
 }
+
+/// PREEMPT AND ABORT through gw1 of a nexus on gw2 whose WRITE waits for its Data-Out there:
+/// gw2 aborts it (TASK ABORTED, TAS = 1) before gw1 answers GOOD, and it writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preempt_and_abort_aborts_the_tasks_on_the_gateway_that_runs_them() {
+    use ironlun_initiator::scsi::cdb;
+    use ironlun_initiator::session::DataOutPolicy;
+    use ironlun_initiator::{Bytes, CommandOptions};
+    if !etcd_or_skip() {
+        return;
+    }
+    let etcd = EtcdCluster::start(4300);
+    let file = shared_file();
+    let gw1 = gateway(1, &etcd, file.path());
+    let gw2 = gateway(2, &etcd, file.path());
+    for g in [&gw1, &gw2] {
+        wait_synced(g);
+    }
+    let a = nexus(&gw1, "A@gw1", "a", ISID).await;
+    let name = iqn("b");
+    let cfg = LoginConfig::normal(&name, TARGET)
+        .isid(ISID)
+        .offer("ImmediateData", "No")
+        .offer("InitialR2T", "Yes");
+    let b = Nexus {
+        s: login_at(gw2.addr, cfg, 0).await,
+        label: "B@gw2".into(),
+        name,
+        isid: ISID,
+        rtpi: gw2.rtpi,
+    };
+    let flags = ironlun_initiator::pr::RegisterFlags::default();
+    let (ka, kb) = (0xA1u64, 0xB2u64);
+    ok(
+        &run("A REGISTER", a.s.pr_register(0, 0, ka, &flags)).await,
+        "A REGISTER",
+    );
+    ok(
+        &run("B REGISTER", b.s.pr_register(0, 0, kb, &flags)).await,
+        "B REGISTER",
+    );
+    let wero = PrType::WriteExclusiveRegistrantsOnly;
+    ok(
+        &run("A RESERVE", a.s.pr_reserve(0, ka, wero)).await,
+        "A RESERVE",
+    );
+    // B's write waits on gw2 for the data we withhold.
+    const LEN: usize = 64 * 1024;
+    let before = b.s.stats().r2ts;
+    let opts = CommandOptions {
+        data_out: DataOutPolicy::Withhold,
+        ..CommandOptions::default()
+    };
+    let held =
+        b.s.start_command(
+            0,
+            &cdb::write16(1000, (LEN / 512) as u32, false),
+            Some(Bytes::from(vec![0x5A; LEN])),
+            0,
+            opts,
+        )
+        .await
+        .expect("start the held write");
+    support::guard("R2T", b.s.until(|st| st.r2ts > before))
+        .await
+        .expect("R2T");
+    let s = a.s.clone();
+    let mut paa = tokio::spawn(async move { s.pr_preempt_and_abort(0, ka, kb, wero).await });
+    // GOOD only after gw2 aborted B's task: not while it still waits for its data.
+    let early = tokio::time::timeout(Duration::from_millis(700), &mut paa).await;
+    let _ = b.s.release_data(held.itt);
+    let r = match early {
+        Ok(r) => r,
+        Err(_) => support::guard("PREEMPT AND ABORT", paa).await,
+    }
+    .expect("PAA task")
+    .expect("PAA");
+    ok(&r, "A PREEMPT AND ABORT B (across gateways)");
+    let w = support::guard("B's held write", held.wait())
+        .await
+        .expect("B's held write ends");
+    assert_eq!(
+        w.status,
+        status::TASK_ABORTED,
+        "B's held write on gw2: {}",
+        show(&w)
+    );
+    let mut r =
+        a.s.read16(0, 1000, (LEN / 512) as u32, 512)
+            .await
+            .expect("READ");
+    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+        r =
+            a.s.read16(0, 1000, (LEN / 512) as u32, 512)
+                .await
+                .expect("READ");
+    }
+    assert!(
+        r.data_in.iter().all(|b| *b == 0),
+        "the aborted write landed"
+    );
+    expect_ua(&b, 0x2A, 0x05).await;
+    conflict(&b.write(50).await, "B (preempted) writes under WE-RO");
+}
