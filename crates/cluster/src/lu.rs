@@ -77,7 +77,7 @@ impl Inner {
                 let d = dev.clone();
                 tokio::task::spawn_blocking(move || {
                     if first {
-                        d.adopt_shared_pr(rev, change.state)
+                        d.adopt_shared_pr(rev, &change)
                     } else {
                         // Back after a partition: the last change's unit attentions too.
                         d.apply_shared_pr(rev, &change);
@@ -91,7 +91,11 @@ impl Inner {
             None => self.seed(&lu.serial, dev.pr_state()).await?,
         };
         if rev > 0 && rev > dev.pr_revision() {
-            dev.adopt_shared_pr(rev, dev.pr_state())?;
+            let seeded = PrChange {
+                state: dev.pr_state(),
+                ..PrChange::default()
+            };
+            dev.adopt_shared_pr(rev, &seeded)?;
         }
         self.set_remote(lu);
         let known: Vec<(u16, u8)> = self
@@ -237,6 +241,57 @@ impl Inner {
                 tracing::warn!("setting group {id} of {serial} Unavailable failed: {e}");
             }
         }
+        if let Err(e) = self.spc2_of_dead_peers().await {
+            tracing::warn!("releasing SPC-2 reservations of gateways that left: {e}");
+        }
+    }
+
+    /// An SPC-2 reservation held through a gateway that left ended with its I_T nexus (SAM-5
+    /// I_T nexus loss): release it cluster-wide.
+    async fn spc2_of_dead_peers(&self) -> Result<(), String> {
+        let serials: Vec<String> = self.view.lock().ports.keys().cloned().collect();
+        for serial in serials {
+            let Some((rev, mut change)) = self.read_lu(&serial).await? else {
+                continue;
+            };
+            let Some(h) = change.spc2.clone() else {
+                continue;
+            };
+            let gone = {
+                let v = self.view.lock();
+                v.ports.get(&serial).is_some_and(|nodes| {
+                    nodes.iter().any(|(n, ports)| {
+                        !v.members.contains(n)
+                            && ports.iter().any(|p| {
+                                p.tpgt == h.tpgt && p.target.eq_ignore_ascii_case(&h.target)
+                            })
+                    })
+                })
+            };
+            if !gone {
+                continue;
+            }
+            change.spc2 = None;
+            change.sender = None;
+            change.effects = Default::default();
+            let v = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
+            let key = keys::pr(&serial);
+            let rev = i64::try_from(rev).map_err(|e| e.to_string())?;
+            let txn = Txn::new()
+                .when(vec![Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    rev,
+                )])
+                .and_then(vec![TxnOp::put(key, v, None)]);
+            let mut c = self.conn.client();
+            c.txn(txn).await.map_err(|e| self.conn.failed(e))?;
+            tracing::warn!(
+                "LU {serial}: SPC-2 reservation of {} released (its gateway left)",
+                h.initiator
+            );
+        }
+        Ok(())
     }
 
     /// Follow the live objects: attach clustered LUs that appeared (or were replaced), detach

@@ -709,3 +709,87 @@ async fn preempt_and_abort_aborts_the_tasks_on_the_gateway_that_runs_them() {
     expect_ua(&b, 0x2A, 0x05).await;
     conflict(&b.write(50).await, "B (preempted) writes under WE-RO");
 }
+
+async fn reserve(n: &Nexus) -> Result<ironlun_initiator::CommandResult, ironlun_initiator::Error> {
+    n.s.command(
+        0,
+        &[0x16, 0, 0, 0, 0, 0],
+        None,
+        0,
+        ironlun_initiator::iscsi::pdu::task_attr::SIMPLE,
+    )
+    .await
+}
+
+async fn release(n: &Nexus) -> Result<ironlun_initiator::CommandResult, ironlun_initiator::Error> {
+    n.s.command(
+        0,
+        &[0x17, 0, 0, 0, 0, 0],
+        None,
+        0,
+        ironlun_initiator::iscsi::pdu::task_attr::SIMPLE,
+    )
+    .await
+}
+
+/// SPC-2 RESERVE(6) / RELEASE(6) on a clustered LU: one holder cluster-wide; RELEASE, LOGICAL
+/// UNIT RESET on another gateway and the holder's gateway dying end it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_spc2_reservation_holds_across_gateways() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let etcd = EtcdCluster::start(4320);
+    let file = shared_file();
+    let gw1 = gateway(1, &etcd, file.path());
+    let mut gw2 = gateway(2, &etcd, file.path());
+    let gw3 = gateway(3, &etcd, file.path());
+    for g in [&gw1, &gw2, &gw3] {
+        wait_synced(g);
+    }
+    let a = nexus(&gw1, "A@gw1", "a", ISID).await;
+    let b = nexus(&gw2, "B@gw2", "b", ISID).await;
+    let c = nexus(&gw3, "C@gw3", "c", ISID).await;
+    ok(&run("A RESERVE(6)", reserve(&a)).await, "A RESERVE(6)");
+    conflict(&b.write(1).await, "B WRITE under A's SPC-2 reservation");
+    conflict(&run("B RESERVE(6)", reserve(&b)).await, "B RESERVE(6)");
+    ok(&a.write(1).await, "A WRITE (holder)");
+    ok(
+        &run("B RELEASE(6)", release(&b)).await,
+        "B RELEASE(6) (not the holder)",
+    );
+    conflict(&c.write(1).await, "C WRITE: B's RELEASE changed nothing");
+    ok(&run("A RELEASE(6)", release(&a)).await, "A RELEASE(6)");
+    ok(&b.write(2).await, "B WRITE after A released");
+    // A LOGICAL UNIT RESET through gw1 ends B's reservation (made through gw2) everywhere.
+    ok(&run("B RESERVE(6)", reserve(&b)).await, "B RESERVE(6)");
+    conflict(&c.write(3).await, "C WRITE under B's reservation");
+    let tmf = a.s.lun_reset(0).await.expect("LUN RESET");
+    assert_eq!(tmf, 0, "LOGICAL UNIT RESET response");
+    support::clear_ua(&c.s, 0).await;
+    ok(&c.write(3).await, "C WRITE after the LU reset on gw1");
+    // The holder's gateway dies: its I_T nexus is gone, and so is the reservation.
+    ok(
+        &run("B RESERVE(6)", reserve(&b)).await,
+        "B RESERVE(6) again",
+    );
+    conflict(&c.write(4).await, "C WRITE under B's reservation");
+    gw2.d.kill9();
+    let t = Instant::now();
+    loop {
+        let r = c.write(4).await;
+        if r.status == status::GOOD {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(4 * TTL),
+            "still reserved: {}",
+            show(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "B's SPC-2 reservation released {:?} after gw2 died",
+        t.elapsed()
+    );
+}

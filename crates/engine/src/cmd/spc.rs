@@ -232,10 +232,7 @@ pub(crate) fn reserve(c: &Ctx) -> Outcome {
         None => {}
     }
     c.dev
-        .spc2
-        .reserve(c.nexus.id, c.nexus.initiator_port_name())
-        .map_err(|()| Fail::ReservationConflict)?;
-    Ok(Done::good())
+        .spc2_reserve(c.nexus.id, c.nexus.initiator_port_name(), &c.nexus.ident)
 }
 
 /// SPC-2 RELEASE(6)/(10): GOOD whether or not this nexus held the reservation.
@@ -244,6 +241,6 @@ pub(crate) fn release(c: &Ctx) -> Outcome {
     if crate::pr::spc2_exemption(c.dev, &c.nexus.ident) == Some(true) {
         return Ok(Done::good());
     }
-    c.dev.spc2.release(c.nexus.id);
+    c.dev.spc2_release(c.nexus.id);
     Ok(Done::good())
 }

@@ -10,15 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::core::device::shared::PrSender;
+
 /// No holder.
-const NONE: u64 = 0;
+pub(crate) const NONE: u64 = 0;
+/// Held through another gateway (a clustered LU): every nexus here conflicts.
+pub(crate) const REMOTE: u64 = u64::MAX;
 
 #[derive(Default)]
 pub(crate) struct Spc2Reservation {
-    /// Holder's nexus id, read lock-free on every command.
+    /// Holder's nexus id (or [`REMOTE`]), read lock-free on every command.
     holder: AtomicU64,
-    /// Holder's initiator port name, for the control plane's `info`.
-    name: Mutex<Option<String>>,
+    /// Holder's initiator port name, for the control plane's `info`, and who it is by name
+    /// (what a clustered LU shares with the other gateways).
+    name: Mutex<Option<(String, Option<PrSender>)>>,
 }
 
 impl Spc2Reservation {
@@ -29,14 +34,14 @@ impl Spc2Reservation {
     }
 
     /// RESERVE: Ok if now (or already) held by `nexus`; Err(()) on conflict.
-    pub(crate) fn reserve(&self, nexus: u64, name: &str) -> Result<(), ()> {
+    pub(crate) fn reserve(&self, nexus: u64, name: &str, who: PrSender) -> Result<(), ()> {
         let mut n = self.name.lock();
         match self
             .holder
             .compare_exchange(NONE, nexus, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                *n = Some(name.to_string());
+                *n = Some((name.to_string(), Some(who)));
                 Ok(())
             }
             Err(h) if h == nexus => Ok(()),
@@ -64,6 +69,38 @@ impl Spc2Reservation {
     }
 
     pub(crate) fn holder_name(&self) -> Option<String> {
-        self.name.lock().clone()
+        self.name.lock().as_ref().map(|(n, _)| n.clone())
     }
+
+    /// The holder's nexus id ([`NONE`], [`REMOTE`] or a nexus of this gateway).
+    pub(crate) fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Acquire)
+    }
+
+    /// Who holds it, by name.
+    pub(crate) fn holder_ident(&self) -> Option<PrSender> {
+        self.name.lock().as_ref().and_then(|(_, w)| w.clone())
+    }
+
+    /// Set the holder as the cluster says: `local` if the holder is a nexus of this gateway,
+    /// else [`REMOTE`] (or no holder).
+    pub(crate) fn set_shared(&self, who: Option<PrSender>, local: Option<u64>) {
+        let mut n = self.name.lock();
+        match who {
+            None => {
+                self.holder.store(NONE, Ordering::Release);
+                *n = None;
+            }
+            Some(w) => {
+                self.holder
+                    .store(local.unwrap_or(REMOTE), Ordering::Release);
+                let name = format!("{},i,0x{}", w.initiator, hex(&w.isid));
+                *n = Some((name, Some(w)));
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

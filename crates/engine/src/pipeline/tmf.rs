@@ -119,7 +119,7 @@ impl Nexus {
         for slot in view.luns.values() {
             let dev = &slot.device;
             // SAM-5 §6.3.4: I_T nexus loss aborts the nexus' tasks and SPC-2 reservations.
-            dev.spc2.release(self.id);
+            dev.spc2_release(self.id);
             dev.tasks
                 .abort(Scope::Nexus(self.id), self.id, Abort::Silent);
             media::nexus_gone(dev, self.id);
@@ -208,7 +208,7 @@ fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) -> Vec<u64> {
         Abort::Silent
     };
     let m = dev.tasks.mark(Scope::All, own, others);
-    dev.spc2.clear();
+    dev.spc2_clear();
     media::reset(dev);
     dev.raise_ua(ua, None);
     m.tasks

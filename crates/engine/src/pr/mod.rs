@@ -36,6 +36,7 @@ use crate::Device;
 mod input;
 mod out;
 mod shared;
+mod spc2;
 
 pub use crate::core::device::pr::{AptplStore, PrRegistration, PrReservation, PrState};
 pub(crate) use crate::core::device::pr::{NexusIdent, MAX_REGISTRATIONS};

@@ -222,6 +222,7 @@ pub(crate) fn persistent_reserve_out(c: &Ctx) -> Outcome {
             state: new,
             effects: fx.named(),
             sender: Some(PrSender::of(&c.nexus.ident)),
+            spc2: c.dev.spc2.holder_ident(),
         };
         match sh.commit(base, &change) {
             Ok(rev) => {
@@ -250,7 +251,7 @@ const MAX_STALE: u32 = 16;
 /// A clustered LU's change could not be made cluster-wide: this gateway is cut off (or lost
 /// the race too often). NOT READY, ASYMMETRIC ACCESS STATE TRANSITION: the initiator retries,
 /// on another path if it has one (as scsi_dh_alua does for 04/0A).
-fn cut_off(e: ShareError) -> Fail {
+pub(super) fn cut_off(e: ShareError) -> Fail {
     tracing::warn!("clustered PR OUT not completed: {e:?}");
     Sense::not_ready(asc::NOT_READY_ASYMMETRIC_ACCESS_STATE_TRANSITION).into()
 }

@@ -12,7 +12,7 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::Asc;
 
 use super::ShareError;
-use super::{cleared, slots_of, PrChange, PrEffects, PrShare, PrState, PrUa, RemotePort};
+use super::{cleared, slots_of, PrChange, PrEffects, PrSender, PrShare, PrState, PrUa, RemotePort};
 use crate::core::device::shared::ms_of;
 use crate::core::device::slot::LunSlot;
 use crate::core::tmf::{Abort, Scope};
@@ -41,12 +41,27 @@ impl Device {
 
     /// Take the cluster's state as it is at revision `rev`, without unit attentions (this
     /// gateway joins, or comes back and re-syncs before serving).
-    pub fn adopt_shared_pr(&self, rev: u64, state: PrState) -> Result<(), String> {
-        state.validate()?;
+    pub fn adopt_shared_pr(&self, rev: u64, change: &PrChange) -> Result<(), String> {
+        change.state.validate()?;
         let _w = self.pr.write.lock();
-        self.pr.install(state);
+        self.pr.install(change.state.clone());
+        self.set_shared_spc2(change.spc2.clone());
         self.shared.rev.store(rev, Ordering::Release);
         Ok(())
+    }
+
+    /// The SPC-2 holder as the cluster says (a nexus here, another gateway's, or none).
+    fn set_shared_spc2(&self, who: Option<PrSender>) {
+        if who == self.spc2.holder_ident() {
+            return;
+        }
+        let local = who.as_ref().and_then(|w| {
+            self.live_slots()
+                .iter()
+                .find(|s| w.is(&s.ident))
+                .map(|s| s.nexus)
+        });
+        self.spc2.set_shared(who, local);
     }
 
     /// A change another gateway made (revision `rev`): install it unless this gateway has it
@@ -59,6 +74,7 @@ impl Device {
                 return false;
             }
             self.pr.install(change.state.clone());
+            self.set_shared_spc2(change.spc2.clone());
             self.shared.rev.store(rev, Ordering::Release);
         }
         let slots: Vec<Arc<LunSlot>> = self
@@ -133,6 +149,7 @@ impl Device {
                     abort: Vec::new(),
                 },
                 sender: None,
+                spc2: self.spc2.holder_ident(),
             };
             match sh.commit(base, &change) {
                 Ok(rev) => {

@@ -69,6 +69,9 @@ pub struct PrChange {
     pub effects: PrEffects,
     /// The nexus the PR OUT came through; `None` for an administrator's change.
     pub sender: Option<PrSender>,
+    /// The SPC-2 RESERVE holder (one per LU, cluster-wide), carried by every change.
+    #[serde(default)]
+    pub spc2: Option<PrSender>,
 }
 
 /// Why a change could not be made cluster-wide.
