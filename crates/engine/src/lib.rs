@@ -34,7 +34,7 @@
 //!   of its ALUA groups, persistent reservations, medium and held copy results), `core::port`
 //!   (target ports, LUN tables, ACLs; `core::port::nexus` the I_T nexus and its LUN view),
 //!   `core::tmf` (task sets, task attributes, abort marking), `core::ua` (unit attentions),
-//!   `core::stripe` (range locks), `core::reservation` (the SPC-2 reservation holder).
+//!   `core::stripe` (range locks), `core::device::reservation` (the SPC-2 reservation holder).
 //! * `handler` — what a command handler is given and returns (`Ctx`, `Done`, `Fail`), the
 //!   opcode table's types and gate flags, and the one error → sense / response function.
 //! * [`pr`] — persistent reservations (SPC-4 §5.13): PR IN / PR OUT, the conflict gate, APTPL

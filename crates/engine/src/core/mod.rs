@@ -7,7 +7,6 @@
 
 pub(crate) mod device;
 pub(crate) mod port;
-pub(crate) mod reservation;
 pub(crate) mod stats;
 pub(crate) mod stripe;
 pub(crate) mod tmf;

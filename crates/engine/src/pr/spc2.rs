@@ -1,4 +1,4 @@
-//! SPC-2 RESERVE / RELEASE on a device (`crate::core::reservation` keeps the holder): local,
+//! SPC-2 RESERVE / RELEASE on a device (`crate::core::device::reservation` keeps the holder): local,
 //! or, for a clustered LU, one holder cluster-wide — published like a PR change (the holder
 //! travels in every [`PrChange`]), so that a nexus of another gateway conflicts too, and
 //! RELEASE, I_T nexus loss and LOGICAL UNIT RESET end it on every gateway.
@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::out::cut_off;
 use super::{PrChange, PrSender, PrShare, ShareError};
 use crate::core::device::pr::NexusIdent;
-use crate::core::reservation::NONE;
+use crate::core::device::reservation::NONE;
 use crate::handler::{Done, Fail, Outcome};
 use crate::Device;
 

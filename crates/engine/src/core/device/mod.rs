@@ -11,16 +11,17 @@ use ironlun_scsi::sense::asc;
 use ironlun_scsi::Asc;
 use parking_lot::{Mutex, RwLock};
 
-use crate::core::reservation::Spc2Reservation;
 use crate::core::stats::IoStats;
 use crate::core::stripe::StripeLocks;
 use crate::core::tmf::TaskSet;
+use reservation::Spc2Reservation;
 
 pub(crate) mod alua;
 mod attrs;
 pub(crate) mod copies;
 pub(crate) mod media;
 pub(crate) mod pr;
+pub(crate) mod reservation;
 pub(crate) mod shared;
 pub(crate) mod slot;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::core::device::shared::PrSender;
+use super::shared::PrSender;
 
 /// No holder.
 pub(crate) const NONE: u64 = 0;
