@@ -282,7 +282,7 @@ U1="" U2=""
 while [ -z "$U1" ] || [ -z "$U2" ]; do
   [ -z "$U1" ] && [ "$(group_state "${SD[1]}" 3)" = 0x03 ] && U1=$(now)
   [ -z "$U2" ] && [ "$(group_state "${SD[2]}" 3)" = 0x03 ] && U2=$(now)
-  [ "$(secs "$T_KILL" "$(now)")" \< 30 ] || [ "$(awk -v a="$T_KILL" -v b="$(now)" 'BEGIN{print (b - a > 30)}')" = 0 ] || break
+  awk -v a="$T_KILL" -v b="$(now)" 'BEGIN{exit !(b - a > 30)}' && break
   sleep 0.05
 done
 vmi_run sg_rtpg -d "${SD[1]}" || true

@@ -28,6 +28,7 @@ use ironlun_engine::Device;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 
+pub mod admin;
 mod conn;
 pub mod keys;
 mod lu;

@@ -27,6 +27,7 @@ pub(crate) fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
     Ok(Some(match cmd {
         Cmd::Serve { .. }
         | Cmd::Host(_)
+        | Cmd::Cluster(_)
         | Cmd::Shell
         | Cmd::Completions { .. }
         | Cmd::Config {

@@ -2,6 +2,7 @@
 //! crate `ironlun-cluster` when the binary is built with the feature `cluster` (etcd's client,
 //! whose build needs protoc). Without it the options are refused with that reason.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,4 +78,96 @@ pub async fn leave(c: Option<&Running>) {
     }
     #[cfg(not(feature = "cluster"))]
     let _ = c;
+}
+
+/// `ironlun cluster …`.
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    /// etcd client URLs, comma-separated (as given to `serve --cluster`)
+    #[arg(long, value_name = "URLS")]
+    cluster: String,
+    #[command(subcommand)]
+    cmd: ClusterCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum ClusterCmd {
+    /// Live gateways; every clustered LU with its persistent reservations, each gateway's
+    /// ports and acknowledged PR revision, and the target port groups' states
+    Status {
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a target port group's access state on every gateway (an implicit transition
+    /// there: ASYMMETRIC ACCESS STATE CHANGED to every nexus)
+    SetGroup {
+        /// The LU's unit serial (wwn/vpd_unit_serial)
+        serial: String,
+        /// The group's id (tg_pt_gp_id)
+        group: u16,
+        /// ao, ano, s, u or o
+        state: String,
+    },
+    /// Forget a gateway taken out of service: its port records (refused while it is live)
+    Forget { node: String },
+}
+
+#[cfg(feature = "cluster")]
+pub fn run(args: ClusterArgs) -> ExitCode {
+    use ironlun_cluster::admin;
+    let eps: Vec<String> = args.cluster.split(',').map(str::to_string).collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ironlun: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let r = rt.block_on(async {
+        match args.cmd {
+            ClusterCmd::Status { json } => {
+                let st = admin::status(&eps).await?;
+                if json {
+                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())
+                } else {
+                    Ok(admin::render(&st).trim_end().to_string())
+                }
+            }
+            ClusterCmd::SetGroup {
+                serial,
+                group,
+                state,
+            } => admin::set_group(&eps, &serial, group, &state)
+                .await
+                .map(|()| format!("LU {serial}: group {group} set to {state} on every gateway")),
+            ClusterCmd::Forget { node } => admin::forget(&eps, &node)
+                .await
+                .map(|n| format!("forgot gateway {node} ({n} LU port record(s))")),
+        }
+    });
+    match r {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ironlun: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(not(feature = "cluster"))]
+pub fn run(args: ClusterArgs) -> ExitCode {
+    let _ = (args.cluster, args.cmd);
+    eprintln!(
+        "ironlun: cluster: this ironlun was built without the feature `cluster`; build it with \
+         `cargo build --release -p ironlun --features cluster` (needs Debian's protobuf-compiler)"
+    );
+    ExitCode::from(2)
 }

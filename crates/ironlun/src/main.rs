@@ -151,6 +151,9 @@ enum Cmd {
     /// Initiator tools against any iSCSI target (discover, inq, rtpg, stpg, persist, paths);
     /// no daemon, kernel or open-iscsi needed. See docs/host.md
     Host(Box<ironlun_host::cli::HostArgs>),
+    /// The cluster of `serve --cluster` as etcd holds it: status, a group's state set on
+    /// every gateway, a retired gateway forgotten. See docs/cluster.md
+    Cluster(Box<cluster::ClusterArgs>),
 }
 
 #[derive(Subcommand)]
@@ -283,6 +286,7 @@ fn main() -> ExitCode {
             }
             return ironlun_host::cli::run(*args);
         }
+        Cmd::Cluster(args) => return cluster::run(*args),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -90,6 +90,20 @@ fn gateway_on(i: u16, eps: &str, file: &std::path::Path) -> Gateway {
     }
 }
 
+/// `ironlun cluster --cluster <etcd> ARGS…`: (exit code, stdout, stderr).
+fn cluster_cli(etcd: &EtcdCluster, args: &[&str]) -> (i32, String, String) {
+    let o = std::process::Command::new(support::BIN)
+        .args(["cluster", "--cluster", &etcd.endpoints()])
+        .args(args)
+        .output()
+        .expect("run ironlun cluster");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// Wait until the gateway says the clustered LU is in sync (it serves from then on).
 fn wait_synced(g: &Gateway) {
     let until = Instant::now() + Duration::from_secs(20);
@@ -233,9 +247,62 @@ async fn pr_sequence_across_three_gateways() {
         &c.write(3).await,
         "C WRITE after moving the reservation away",
     );
-    for g in &gws {
-        assert!(g.d.log().contains("in sync"), "{}", g.d.log_tail(10));
+    // Any machine that reaches etcd shows the cluster and changes a group on every gateway.
+    let (code, out, err) = cluster_cli(&etcd, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("live gateways: gw1 gw2 gw3"), "{out}");
+    assert!(
+        out.contains("2 registrations, reservation key 0xaa, type 1"),
+        "{out}"
+    );
+    for g in 1..=3 {
+        assert!(
+            out.contains(&format!("gateway gw{g} (live, acknowledged revision")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("group {g}: Active/Optimized")),
+            "{out}"
+        );
     }
+    let (code, _, err) = cluster_cli(&etcd, &["set-group", SERIAL, "2", "standby"]);
+    assert_eq!(code, 2, "a bad state is refused");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("valid: ao, ano, s, u, o"), "{err}");
+    let (code, _, err) = cluster_cli(&etcd, &["forget", "gw1"]);
+    assert_eq!(code, 2, "a live gateway is not forgotten: {err}");
+    let (code, out, err) = cluster_cli(&etcd, &["set-group", SERIAL, "2", "s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    expect_ua(&a, 0x2A, 0x06).await;
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = a.s.report_target_port_groups(0, true).await.expect("RTPG");
+        let g2 = r
+            .groups
+            .iter()
+            .find(|g| g.group_id == 2)
+            .map(|g| g.state.code());
+        if g2 == Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "group 2 never Standby: {:?}",
+            r.groups
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B, through gw2, is Standby now: no writes.
+    let mut r = b.write(9).await;
+    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+        r = b.write(9).await;
+    }
+    assert_eq!(
+        r.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq)),
+        Some((sense::key::NOT_READY, 0x04, 0x0B)),
+        "{}",
+        show(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +360,18 @@ async fn a_killed_gateway_goes_unavailable_within_twice_the_ttl() {
     println!("gw3's group Unavailable after {took:?} (lease TTL {TTL} s)");
     assert!(took <= limit, "took {took:?}, more than 2 x TTL");
     ok(&a.write(5).await, "A WRITE after gw3 died");
+    let (code, out, err) = cluster_cli(&etcd, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("gateway gw3 (gone)"), "{out}");
+    assert!(out.contains("group 3: Unavailable (3)"), "{out}");
+    let (code, out, err) = cluster_cli(&etcd, &["forget", "gw3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("forgot gateway gw3 (1 LU port record(s))"),
+        "{out}"
+    );
+    let (_, out, _) = cluster_cli(&etcd, &["status"]);
+    assert!(!out.contains("gateway gw3"), "{out}");
 }
 
 /// One REGISTER AND IGNORE EXISTING KEY after another through `n`, keys 100, 101, …, until
