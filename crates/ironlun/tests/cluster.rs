@@ -372,6 +372,36 @@ async fn a_killed_gateway_goes_unavailable_within_twice_the_ttl() {
     );
     let (_, out, _) = cluster_cli(&etcd, &["status"]);
     assert!(!out.contains("gateway gw3"), "{out}");
+    // gw3 starts again on its state directory: it re-syncs before it serves, and its group is
+    // Active/Optimized again for everyone.
+    let synced_before = gws[2].d.log().matches("in sync").count();
+    gws[2].d.restart();
+    let until = Instant::now() + Duration::from_secs(20);
+    while gws[2].d.log().matches("in sync").count() <= synced_before {
+        assert!(
+            Instant::now() < until,
+            "gw3 never re-synced: {}",
+            gws[2].d.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = a.s.report_target_port_groups(0, true).await;
+        let g3 = r.ok().and_then(|r| {
+            r.groups
+                .iter()
+                .find(|g| g.group_id == 3)
+                .map(|g| g.state.code())
+        });
+        if g3 == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < until, "gw3's group not back: {g3:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = nexus(&gws[2], "C@gw3", "c", ISID).await;
+    ok(&c.write(6).await, "C WRITE through the restarted gw3");
 }
 
 /// One REGISTER AND IGNORE EXISTING KEY after another through `n`, keys 100, 101, …, until
