@@ -17,7 +17,8 @@
 #     verifies, the map's gw3 path is failed in `multipath -ll`, the data reads back through
 #     each survivor's raw path; measured: the time from the kill request until `sg_rtpg`
 #     through gw1's and through gw2's path shows group 3 Unavailable (limit 2 x TTL; the
-#     number includes the hook's round trip and the guest's polling, so it is an upper bound).
+#     number includes the hook's round trip and the guest's polling, so it is an upper bound;
+#     the survivors' own log lines, on the host's clock, are printed beside it).
 # (6) Fencing as a cluster does it. Debian's fence-agents is not in the VM image (fence_scsi is
 #     looked for and, absent, not used): this runs fence_scsi's own sg_persist sequence (keys
 #     as fence_scsi makes them, cluster hash + node id). gw3 is restarted first (it re-joins).
@@ -46,10 +47,10 @@ if [ -z "${VMI_GUEST:-}" ]; then
   # from its saved config.json after that); pid in $CL_T/gwI.pid.
   gw_start() {
     local i=$1
-    setsid "$CL_BIN" serve --state-dir "$CL_T/gw$i" --config "$CL_T/empty.json" \
+    # Not a job of this shell (no "Killed" notes, no zombie): reparented at once.
+    (setsid "$CL_BIN" serve --state-dir "$CL_T/gw$i" --config "$CL_T/empty.json" \
       --cluster "$CL_EPS" --node "gw$i" --cluster-ttl "$CL_TTL" \
-      </dev/null >>"$CL_T/gw$i.log" 2>&1 &
-    echo $! >"$CL_T/gw$i.pid"
+      </dev/null >>"$CL_T/gw$i.log" 2>&1 & echo $! >"$CL_T/gw$i.pid")
     for _ in $(seq 100); do
       "$CL_BIN" --state-dir "$CL_T/gw$i" ls core >/dev/null 2>&1 && return 0
       sleep 0.1
@@ -68,11 +69,12 @@ if [ -z "${VMI_GUEST:-}" ]; then
   }
 
   if [ "${1:-}" = --hook ]; then
-    # One request line from the guest: kill I | start I | alua I | log I | keys
+    # One request line from the guest: kill I | start I | unavailable | alua I | log I | keys
     read -r req i _ || true
     case "$req" in
       kill)
         p=$(cat "$CL_T/gw$i.pid")
+        date +%s.%N >"$CL_T/kill$i.time"
         kill -9 "$p"
         for _ in $(seq 100); do gw_alive "$i" || break; sleep 0.01; done
         if gw_alive "$i"; then echo "gw$i (pid $p) still alive"; else echo "killed gw$i (pid $p) at host time $(date +%s.%N)"; fi
@@ -81,6 +83,20 @@ if [ -z "${VMI_GUEST:-}" ]; then
         n=$(grep -c "clustered LU $SERIAL in sync" "$CL_T/gw$i.log" || true)
         if gw_alive "$i"; then echo "gw$i already running"; exit 0; fi
         gw_start "$i" && wait_synced "$i" $((n + 1)) && echo "started gw$i (pid $(cat "$CL_T/gw$i.pid")), in sync"
+        ;;
+      unavailable)
+        # On the host's clock: from the kill to each survivor's log line that made the dead
+        # gateway's group Unavailable.
+        for k in "$CL_T"/kill?.time; do
+          d=${k%.time}; d=${d##*kill}
+          for s in 1 2 3; do
+            [ "$s" = "$d" ] && continue
+            l=$(grep -m1 "target port group $d has no live gateway" "$CL_T/gw$s.log" || true)
+            if [ -z "$l" ]; then echo "host: gw$s has not made group $d Unavailable"; continue; fi
+            awk -v a="$(cat "$k")" -v b="$(date -d "${l%% *}" +%s.%N)" -v s="$s" -v d="$d" \
+              'BEGIN{printf "host: gw%s made group %s Unavailable %.2f s after the kill (its log)\n", s, d, b - a}'
+          done
+        done
         ;;
       alua) "$CL_BIN" --state-dir "$CL_T/gw$i" alua show "$DEV" 2>&1 || true ;;
       log) tail -n 15 "$CL_T/gw$i.log" ;;
@@ -115,7 +131,6 @@ if [ -z "${VMI_GUEST:-}" ]; then
     for f in "$CL_T"/gw?.pid "$CL_T"/etcd?.pid; do
       [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
     done
-    wait 2>/dev/null || true
     if [ $rc != 0 ]; then
       for f in "$CL_T"/gw?.log; do echo "--- $(basename "$f") (tail)"; tail -n 25 "$f"; done
     fi
@@ -126,13 +141,12 @@ if [ -z "${VMI_GUEST:-}" ]; then
   echo "== etcd: 3 members on 127.0.0.1:4200-4202"
   cluster=m0=http://127.0.0.1:4210,m1=http://127.0.0.1:4211,m2=http://127.0.0.1:4212
   for m in 0 1 2; do
-    etcd --name "m$m" --data-dir "$CL_T/etcd-m$m" \
+    (etcd --name "m$m" --data-dir "$CL_T/etcd-m$m" \
       --listen-client-urls "http://127.0.0.1:420$m" --advertise-client-urls "http://127.0.0.1:420$m" \
       --listen-peer-urls "http://127.0.0.1:421$m" --initial-advertise-peer-urls "http://127.0.0.1:421$m" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "vmi-cluster-$$" \
       --heartbeat-interval 50 --election-timeout 500 --logger zap --log-outputs stderr \
-      </dev/null >"$CL_T/etcd-m$m.log" 2>&1 &
-    echo $! >"$CL_T/etcd$m.pid"
+      </dev/null >"$CL_T/etcd-m$m.log" 2>&1 & echo $! >"$CL_T/etcd$m.pid")
   done
   ok=0
   for _ in $(seq 100); do
@@ -170,6 +184,11 @@ if [ -z "${VMI_GUEST:-}" ]; then
     -p 10.0.2.103:3260=127.0.0.1:4223 -H "$SELF --hook" "$SELF" || rc=$?
   echo "cluster.sh: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
   for i in 1 2 3; do gw_alive "$i" || { echo "FAIL: gw$i is not running at the end"; rc=1; }; done
+  for i in 1 2 3; do
+    n=$(grep -c "membership lost" "$CL_T/gw$i.log" || true)
+    echo "gw$i: $n cluster membership losses (re-joins) in its log"
+    [ "$n" = 0 ] || grep "membership lost" "$CL_T/gw$i.log" | head -3 | cut -c1-260
+  done
   if grep -h -i "panick\|ERROR" "$CL_T"/gw?.log >/dev/null; then
     echo "gateway log lines at ERROR level / panics:"; grep -h -i "panick\|ERROR" "$CL_T"/gw?.log | tail -20
   fi
@@ -203,6 +222,18 @@ rtpg_states() {
 }
 # group_state DEV ID: the state code of group ID (e.g. 0x00), empty if RTPG failed
 group_state() { rtpg_states "$1" 2>/dev/null | awk -v id="0x$2" '$1 == id {print $2}'; }
+# sgp ARGS...: sg_persist, run again past unit attentions (exit 6: the preempted nexuses get
+# REGISTRATIONS PREEMPTED, every nexus ASYMMETRIC ACCESS STATE CHANGED after a gateway's
+# death or re-join); prints its output, returns its exit code
+sgp() {
+  local i rc out
+  for i in 1 2 3 4 5; do
+    rc=0; out=$(sg_persist "$@" 2>&1) || rc=$?
+    [ $rc = 6 ] || break
+  done
+  echo "$out"
+  return $rc
+}
 
 # ----------------------------------------------------------------- (3) gateway loss under I/O
 vmi_step "(3) dm-multipath over three gateways; kill -9 of gw3 under verified I/O"
@@ -234,7 +265,7 @@ for d in $(vmi_iscsi_disks); do read -r g _ < <(disk_gw "$d"); SD[$g]=/dev/$d; d
 echo "paths: gw1 ${SD[1]}, gw2 ${SD[2]}, gw3 ${SD[3]}"
 for g in 1 2 3; do
   [ -b "${SD[$g]:-}" ] || die "no disk through gw$g"
-  sg_vpd -p di "${SD[$g]}" | grep -q "Relative target port: 0x1$g" || die "gw$g's path has no RTPI 1$g"
+  sg_vpd -p di "${SD[$g]}" | grep -q "Relative target port: $(printf '0x%x' $((10 + g)))$" || die "gw$g's path has no RTPI 1$g"
 done
 vmi_run sg_rtpg -d "${SD[1]}"
 for g in 1 2 3; do
@@ -278,15 +309,21 @@ T_KILL=$(now)
 vmi_run vmi_host kill 3
 T_HOOK=$(now)
 echo "kill request sent at guest uptime $T_KILL s, answered after $(secs "$T_KILL" "$T_HOOK") s"
-U1="" U2=""
-while [ -z "$U1" ] || [ -z "$U2" ]; do
-  [ -z "$U1" ] && [ "$(group_state "${SD[1]}" 3)" = 0x03 ] && U1=$(now)
-  [ -z "$U2" ] && [ "$(group_state "${SD[2]}" 3)" = 0x03 ] && U2=$(now)
-  awk -v a="$T_KILL" -v b="$(now)" 'BEGIN{exit !(b - a > 30)}' && break
-  sleep 0.05
-done
+# One poller per survivor: sg_rtpg through its path until group 3 reads Unavailable (30 s).
+poll_unavailable() { # G: writes the guest uptime of the first Unavailable answer to /tmp/unavail.G
+  while awk -v a="$T_KILL" -v b="$(now)" 'BEGIN{exit !(b - a < 30)}'; do
+    if [ "$(group_state "${SD[$1]}" 3)" = 0x03 ]; then now >/tmp/unavail.$1; return; fi
+    sleep 0.02
+  done
+}
+rm -f /tmp/unavail.?
+poll_unavailable 1 & PU1=$!
+poll_unavailable 2 & PU2=$!
+wait "$PU1" "$PU2"
+U1=$(cat /tmp/unavail.1 2>/dev/null || true) U2=$(cat /tmp/unavail.2 2>/dev/null || true)
 vmi_run sg_rtpg -d "${SD[1]}" || true
 vmi_host alua 1
+vmi_host unavailable | tee /tmp/host-unavail
 for v in 1:"$U1" 2:"$U2"; do
   g=${v%%:*} t=${v#*:}
   if [ -z "$t" ]; then
@@ -408,20 +445,20 @@ head -c 512 /dev/urandom >/tmp/blk.orig
 LBA_H1=20000 LBA_H2=20100
 for g in 1 2 3; do
   for h in host1 host2; do
-    vmi_run sg_persist --out --register-ignore --param-sark=$([ $h = host1 ] && echo $K1 || echo $K2) "${H[$h.$g]}" >/dev/null \
+    vmi_run sgp --out --register-ignore --param-sark=$([ $h = host1 ] && echo $K1 || echo $K2) "${H[$h.$g]}" >/dev/null \
       || fail "$h could not register through gw$g"
   done
 done
-vmi_run sg_persist --out --reserve --param-rk=$K1 --prout-type=5 "${H[host1.1]}" || fail "host1's RESERVE"
+vmi_run sgp --out --reserve --param-rk=$K1 --prout-type=5 "${H[host1.1]}" || fail "host1's RESERVE"
 for h in host1 host2; do for g in 1 2 3; do
-  keys=$(sg_persist --in --read-keys "${H[$h.$g]}" 2>&1)
+  keys=$(sgp --in --read-keys "${H[$h.$g]}" || true)
   [ "$(grep -c "$K1" <<<"$keys")" = 3 ] && [ "$(grep -c "$K2" <<<"$keys")" = 3 ] \
     || fail "$h via gw$g reads other keys: $keys"
-  res=$(sg_persist --in --read-reservation "${H[$h.$g]}" 2>&1)
+  res=$(sgp --in --read-reservation "${H[$h.$g]}" || true)
   grep -q "Key=$K1" <<<"$res" && grep -qi "Write Exclusive, registrants only" <<<"$res" \
     || fail "$h via gw$g reads another reservation: $res"
 done; done
-vmi_run sg_persist --in --read-reservation "${H[host2.3]}"
+vmi_run sgp --in --read-reservation "${H[host2.3]}" || true
 pass "both hosts registered on every path; host1's type 5 reservation seen through every gateway"
 for g in 1 2 3; do
   for h in host1 host2; do
@@ -431,17 +468,17 @@ done
 pass "both hosts (registrants) write through every gateway before the fence"
 
 vmi_step "host2 fences host1 (PREEMPT AND ABORT, type 5) through gw2"
-vmi_run sg_persist --out --preempt-abort --param-rk=$K2 --param-sark=$K1 --prout-type=5 "${H[host2.2]}" \
+vmi_run sgp --out --preempt-abort --param-rk=$K2 --param-sark=$K1 --prout-type=5 "${H[host2.2]}" \
   || fail "host2's PREEMPT AND ABORT"
 for h in host1 host2; do for g in 1 2 3; do
-  keys=$(sg_persist --in --read-keys "${H[$h.$g]}" 2>&1)
+  keys=$(sgp --in --read-keys "${H[$h.$g]}" || true)
   [ "$(grep -c "$K1" <<<"$keys")" = 0 ] && [ "$(grep -c "$K2" <<<"$keys")" = 3 ] \
     || fail "after the fence $h via gw$g reads: $keys"
-  res=$(sg_persist --in --read-reservation "${H[$h.$g]}" 2>&1)
+  res=$(sgp --in --read-reservation "${H[$h.$g]}" || true)
   grep -q "Key=$K2" <<<"$res" || fail "after the fence $h via gw$g reads reservation: $res"
 done; done
-vmi_run sg_persist --in --read-keys "${H[host1.3]}"
-vmi_run sg_persist --in --read-reservation "${H[host1.3]}"
+vmi_run sgp --in --read-keys "${H[host1.3]}" || true
+vmi_run sgp --in --read-reservation "${H[host1.3]}" || true
 pass "through every gateway: only host2's key is registered, host2 holds the reservation"
 for g in 1 2 3; do
   rc=$(sgio "${H[host1.$g]}" write $((LBA_H1 + g)) /tmp/blk.h1)
@@ -454,7 +491,9 @@ for g in 1 2 3; do
   if dd if=/tmp/blk.h1 of="${H[host1.$g]}" bs=512 seek=$((LBA_H1 + g)) count=1 oflag=direct status=none 2>/tmp/dd.err; then
     fail "host1's dd write through gw$g succeeded after the fence"
   else
-    echo "host1's dd through gw$g: $(head -1 /tmp/dd.err)"
+    # The kernel maps RESERVATION CONFLICT to BLK_STS_NEXUS: EBADE, "Invalid exchange".
+    grep -q "Invalid exchange" /tmp/dd.err && pass "host1's dd through gw$g fails: $(head -1 /tmp/dd.err)" \
+      || fail "host1's dd through gw$g failed otherwise than with a reservation conflict: $(cat /tmp/dd.err)"
   fi
   [ "$(sgio "${H[host1.$g]}" read $((LBA_H1 + g)) /tmp/rd)" = 0 ] || echo "(host1's read through gw$g: $(cat /tmp/sgio.out))"
 done
@@ -470,7 +509,7 @@ for g in 1 2 3; do
     || fail "host1's refused write through gw$g changed the block (read through gw$o)"
 done
 pass "host2's writes read back through the other gateways; host1's refused writes did not land"
-vmi_run sg_persist --out --clear --param-rk=$K2 "${H[host2.1]}" || true
+vmi_run sgp --out --clear --param-rk=$K2 "${H[host2.1]}" || true
 vmi_logout_all >/dev/null 2>&1 || true
 
 echo
