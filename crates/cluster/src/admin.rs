@@ -36,11 +36,22 @@ pub struct LuStatus {
     pub groups: BTreeMap<u16, u8>,
 }
 
+/// One gateway's part of the cluster configuration.
+#[derive(Debug, Default, Serialize)]
+pub struct NodeConfig {
+    /// The `config.json` fragment it applies.
+    pub fragment: Option<serde_json::Value>,
+    /// `applied <rev>` or `refused <rev>: why`.
+    pub status: Option<String>,
+}
+
 /// The whole cluster.
 #[derive(Debug, Default, Serialize)]
 pub struct Status {
     pub members: BTreeSet<String>,
     pub lus: BTreeMap<String, LuStatus>,
+    /// Node → its part of the cluster configuration.
+    pub config: BTreeMap<String, NodeConfig>,
 }
 
 async fn connect(endpoints: &[String]) -> Result<std::sync::Arc<Conn>, String> {
@@ -87,6 +98,14 @@ pub async fn status(endpoints: &[String]) -> Result<Status, String> {
                         .groups
                         .insert(id, code);
                 }
+            }
+            Key::Config(n) => {
+                let frag = serde_json::from_slice(value).unwrap_or(serde_json::Value::Null);
+                st.config.entry(n.to_string()).or_default().fragment = Some(frag);
+            }
+            Key::ConfigStatus(n) => {
+                let v = String::from_utf8_lossy(value).into_owned();
+                st.config.entry(n.to_string()).or_default().status = Some(v);
             }
             Key::Other => {}
         }
@@ -173,7 +192,48 @@ pub fn render(st: &Status) -> String {
             let _ = writeln!(o, "  group {id}: {} ({code})", state_name(*code));
         }
     }
+    for (n, c) in &st.config {
+        let objects = c.fragment.as_ref().map_or(0, |f| {
+            let n = |k: &str| f.get(k).and_then(|v| v.as_array()).map_or(0, Vec::len);
+            n("storage_objects") + n("targets")
+        });
+        let status = c.status.as_deref().unwrap_or("not applied yet");
+        let _ = writeln!(o, "configuration of {n}: {objects} object(s); {status}");
+    }
     o
+}
+
+/// Gateway `node`'s part of the cluster configuration, as `config.json` text.
+pub async fn config_show(endpoints: &[String], node: &str) -> Result<String, String> {
+    let conn = connect(endpoints).await?;
+    let mut c = conn.client();
+    let r = c
+        .get(keys::config(node), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(kv) = r.kvs().first() else {
+        return Err(format!("gateway {node}: no cluster configuration"));
+    };
+    let v: serde_json::Value = serde_json::from_slice(kv.value()).map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())
+}
+
+/// Make `text` (a `config.json` fragment: the gateway's clustered storage objects, their
+/// groups and the TPGs that export them) gateway `node`'s part of the cluster configuration;
+/// the gateway applies it and reports in `status`. Err: one line, nothing changed.
+pub async fn config_set(endpoints: &[String], node: &str, text: &str) -> Result<(), String> {
+    let cfg: ironlun_control::model::Config =
+        serde_json::from_str(text).map_err(|e| format!("not a config.json fragment: {e}"))?;
+    if cfg.storage_objects.is_empty() && cfg.targets.is_empty() {
+        return Err("the fragment has no storage_objects and no targets".into());
+    }
+    let conn = connect(endpoints).await?;
+    let mut c = conn.client();
+    let v = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
+    c.put(keys::config(node), v, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// ao, ano, s, u, o (or the code 0, 1, 2, 3, 14) → the state code. Err: one line.

@@ -7,6 +7,8 @@
 //! | `lu/<serial>/ack/<node>` | the revision of `pr` the gateway has applied (20 digits) | yes |
 //! | `lu/<serial>/ports/<node>` | the gateway's target ports of the LU with their groups (JSON) | no: kept after the gateway died, so that its group can be shown Unavailable |
 //! | `lu/<serial>/alua/<group id>` | the group's access state code (decimal) | no |
+//! | `config/<node>` | the gateway's clustered objects: a `config.json` fragment it applies | no |
+//! | `config-status/<node>` | what became of the fragment there: `applied <rev>` or `refused <rev>: why` | no |
 //!
 //! An LU is known by its `wwn/vpd_unit_serial`, which the gateways of one LU share (it is also
 //! what makes its NAA designator, the WWID multipath groups paths by).
@@ -46,6 +48,14 @@ pub fn port(serial: &str, node: &str) -> String {
     format!("{ROOT}lu/{serial}/ports/{node}")
 }
 
+pub fn config(node: &str) -> String {
+    format!("{ROOT}config/{node}")
+}
+
+pub fn config_status(node: &str) -> String {
+    format!("{ROOT}config-status/{node}")
+}
+
 pub fn group(serial: &str, id: u16) -> String {
     format!("{ROOT}lu/{serial}/alua/{id}")
 }
@@ -58,6 +68,8 @@ pub enum Key<'a> {
     Ack(&'a str, &'a str),
     Ports(&'a str, &'a str),
     Group(&'a str, u16),
+    Config(&'a str),
+    ConfigStatus(&'a str),
     Other,
 }
 
@@ -67,6 +79,12 @@ pub fn parse(key: &str) -> Key<'_> {
     };
     if let Some(node) = rest.strip_prefix("members/") {
         return Key::Member(node);
+    }
+    if let Some(node) = rest.strip_prefix("config/") {
+        return Key::Config(node);
+    }
+    if let Some(node) = rest.strip_prefix("config-status/") {
+        return Key::ConfigStatus(node);
     }
     let Some(rest) = rest.strip_prefix("lu/") else {
         return Key::Other;
@@ -99,6 +117,8 @@ mod tests {
         assert_eq!(parse(&ack("abc", "gw2")), Key::Ack("abc", "gw2"));
         assert_eq!(parse(&port("abc", "gw3")), Key::Ports("abc", "gw3"));
         assert_eq!(parse(&group("abc", 7)), Key::Group("abc", 7));
+        assert_eq!(parse(&config("gw1")), Key::Config("gw1"));
+        assert_eq!(parse(&config_status("gw1")), Key::ConfigStatus("gw1"));
         assert_eq!(parse("/ironlun/lu/abc/alua/x"), Key::Other);
         assert_eq!(parse("/other/members/gw1"), Key::Other);
         assert!(rev_value(9) < rev_value(10));

@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 
 pub mod admin;
+pub mod config;
 mod conn;
 pub mod keys;
 mod lu;
@@ -107,6 +108,10 @@ pub(crate) struct Inner {
     pub(crate) view: Mutex<View>,
     /// Until when this gateway may serve (from the last keep-alive).
     pub(crate) deadline: Mutex<Option<Instant>>,
+    /// The control plane this gateway's part of the cluster configuration is applied through.
+    pub(crate) control: Mutex<Option<config::ControlHandle>>,
+    /// Fragments to apply (value, revision), one after the other.
+    pub(crate) fragments: tokio::sync::mpsc::UnboundedSender<(Vec<u8>, u64)>,
 }
 
 /// The running cluster membership of this gateway.
@@ -122,6 +127,7 @@ impl Cluster {
         let conn = conn::Conn::connect(opts.endpoints.clone(), opts.ttl)
             .await
             .map_err(|e| format!("--cluster {}: {e}", opts.endpoints.join(",")))?;
+        let (fragments, mut todo) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, u64)>();
         let inner = Arc::new(Inner {
             opts,
             conn,
@@ -132,9 +138,36 @@ impl Cluster {
             lus: Mutex::new(BTreeMap::new()),
             view: Mutex::new(View::default()),
             deadline: Mutex::new(None),
+            control: Mutex::new(None),
+            fragments,
         });
         tokio::spawn(inner.clone().run());
+        let applier = inner.clone();
+        tokio::spawn(async move {
+            while let Some((value, rev)) = todo.recv().await {
+                applier.apply_fragment(&value, rev).await;
+            }
+        });
         Ok(Cluster { inner })
+    }
+
+    /// Apply this gateway's part of the cluster configuration (`config/<node>` in etcd)
+    /// through `control`: now, and whenever it changes.
+    pub async fn manage_config(&self, control: config::ControlHandle) {
+        *self.inner.control.lock() = Some(control);
+        let mut c = self.inner.conn.client();
+        match c.get(keys::config(&self.inner.opts.node), None).await {
+            Ok(r) => {
+                if let Some(kv) = r.kvs().first() {
+                    let rev = u64::try_from(kv.mod_revision()).unwrap_or(0);
+                    let _ = self.inner.fragments.send((kv.value().to_vec(), rev));
+                }
+            }
+            Err(e) => {
+                let why = self.inner.conn.failed(e);
+                tracing::warn!("reading this gateway's cluster configuration: {why}");
+            }
+        }
     }
 
     /// Is this gateway a member in sync with the cluster now?

@@ -121,6 +121,9 @@ impl Inner {
                     self.set_remote(&lu);
                 }
             }
+            Key::Config(node) if put && node == self.opts.node => {
+                let _ = self.fragments.send((value.to_vec(), rev));
+            }
             Key::Group(serial, id) => {
                 let Some(state) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
                 else {

@@ -2,6 +2,7 @@
 //! crate `ironlun-cluster` when the binary is built with the feature `cluster` (etcd's client,
 //! whose build needs protoc). Without it the options are refused with that reason.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,24 @@ pub async fn start(o: Option<Options>, live: Arc<LiveObjects>) -> Result<Option<
     match o {}
 }
 
+/// Apply this gateway's part of the cluster configuration through `control`, now and when
+/// it changes.
+pub async fn manage(
+    c: Option<&Running>,
+    control: &Arc<
+        tokio::sync::Mutex<
+            ironlun_control::service::Control<ironlun_control::runtime::EngineRuntime>,
+        >,
+    >,
+) {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = c {
+        c.manage_config(control.clone()).await;
+    }
+    #[cfg(not(feature = "cluster"))]
+    let _ = (c, control);
+}
+
 /// Leave the cluster at a clean stop: the others see this gateway gone at once.
 pub async fn leave(c: Option<&Running>) {
     #[cfg(feature = "cluster")]
@@ -111,6 +130,12 @@ enum ClusterCmd {
     },
     /// Forget a gateway taken out of service: its port records (refused while it is live)
     Forget { node: String },
+    /// Print a gateway's part of the cluster configuration (a config.json fragment)
+    ConfigShow { node: String },
+    /// Make FILE (a config.json fragment: the gateway's clustered storage objects, their ALUA
+    /// groups, the TPGs exporting them) gateway NODE's part of the cluster configuration; the
+    /// gateway applies it (fewest changes) and `status` shows the outcome
+    ConfigSet { node: String, file: PathBuf },
 }
 
 #[cfg(feature = "cluster")]
@@ -148,6 +173,14 @@ pub fn run(args: ClusterArgs) -> ExitCode {
             ClusterCmd::Forget { node } => admin::forget(&eps, &node)
                 .await
                 .map(|n| format!("forgot gateway {node} ({n} LU port record(s))")),
+            ClusterCmd::ConfigShow { node } => admin::config_show(&eps, &node).await,
+            ClusterCmd::ConfigSet { node, file } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                admin::config_set(&eps, &node, &text).await.map(|()| {
+                    format!("configuration of {node} set; `status` shows when it is applied")
+                })
+            }
         }
     });
     match r {

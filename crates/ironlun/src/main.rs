@@ -512,6 +512,7 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
         tokio::spawn(metrics::http::serve(l, registry));
     }
     let control = Arc::new(tokio::sync::Mutex::new(control));
+    cluster::manage(cluster.as_ref(), &control).await;
     if let Some(events) = alua_events {
         tokio::spawn(service::watch_alua(control.clone(), events));
     }

@@ -902,3 +902,131 @@ async fn an_spc2_reservation_holds_across_gateways() {
         t.elapsed()
     );
 }
+
+/// The cluster configuration in etcd: a new gateway started with nothing but `--cluster` gets
+/// its part (the clustered LU, its groups, the TPG exporting it) from `ironlun cluster
+/// config-set` run on another machine, applies it, joins the LU and sees its PR state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let etcd = EtcdCluster::start(4340);
+    let file = shared_file();
+    let gw1 = gateway(1, &etcd, file.path());
+    wait_synced(&gw1);
+    let a = nexus(&gw1, "A@gw1", "a", ISID).await;
+    let flags = ironlun_initiator::pr::RegisterFlags::default();
+    ok(
+        &run("A REGISTER", a.s.pr_register(0, 0, 0xA, &flags)).await,
+        "A REGISTER",
+    );
+    // gw2: nothing but its membership.
+    let ttl = TTL.to_string();
+    let gw2 = Daemon::start_with(
+        GW_PORTS,
+        DaemonEnv::args(&[
+            "--cluster",
+            &etcd.endpoints(),
+            "--node",
+            "gw2",
+            "--cluster-ttl",
+            &ttl,
+        ]),
+    );
+    // Its part, made from gw1's: the same storage object and groups, its own TPG.
+    let gw1_cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(gw1.d.state_dir().join("config.json")).expect("gw1's config"),
+    )
+    .expect("config.json");
+    let so: Vec<serde_json::Value> = gw1_cfg["storage_objects"]
+        .as_array()
+        .expect("storage objects")
+        .iter()
+        .filter(|o| o["name"] == "shared")
+        .cloned()
+        .collect();
+    let mut target = gw1_cfg["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .find(|t| t["wwn"] == TARGET)
+        .cloned()
+        .expect("the clustered target");
+    let port = (4125..4139)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port");
+    let tpg = &mut target["tpgs"][0];
+    tpg["tag"] = 12.into();
+    tpg["rtpi"] = 12.into();
+    tpg["portals"] = serde_json::json!([{ "ip_address": "127.0.0.1", "port": port }]);
+    tpg["luns"][0]["alua_tg_pt_gp_name"] = "gw2".into();
+    let frag = serde_json::json!({ "version": 1, "storage_objects": so, "targets": [target] });
+    let frag_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(frag_file.path(), frag.to_string()).expect("write the fragment");
+    let (code, _, err) = cluster_cli(&etcd, &["config-set", "gw2", "/nonexistent.json"]);
+    assert_eq!(code, 2, "a missing file is refused: {err}");
+    let path = frag_file.path().to_str().expect("utf-8 path");
+    let (code, out, err) = cluster_cli(&etcd, &["config-set", "gw2", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    let g2 = Gateway {
+        d: gw2,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        rtpi: 12,
+        group: 2,
+    };
+    wait_synced(&g2);
+    let (_, out, _) = cluster_cli(&etcd, &["status"]);
+    assert!(
+        out.contains("configuration of gw2: 2 object(s); applied"),
+        "{out}"
+    );
+    let (code, shown, _) = cluster_cli(&etcd, &["config-show", "gw2"]);
+    assert_eq!(code, 0);
+    assert!(shown.contains("\"rtpi\": 12"), "{shown}");
+    let b = nexus(&g2, "B@gw2", "b", ISID).await;
+    let keys = b.s.pr_read_keys(0).await.expect("READ KEYS").keys;
+    assert_eq!(
+        keys,
+        vec![0xA],
+        "gw2, configured from etcd, sees A's registration"
+    );
+    conflict(
+        &run("B REGISTER 0xA", b.s.pr_register(0, 0xA, 0xB, &flags)).await,
+        "B REGISTER with a key it does not have",
+    );
+    ok(
+        &run("B REGISTER", b.s.pr_register(0, 0, 0xB, &flags)).await,
+        "B REGISTER",
+    );
+    let keys = a.s.pr_read_keys(0).await.expect("READ KEYS").keys;
+    assert_eq!(
+        keys,
+        vec![0xA, 0xB],
+        "gw1 sees B's registration made through gw2"
+    );
+    // A fragment the gateway cannot apply changes nothing there; `status` says why.
+    let mut bad = frag.clone();
+    bad["targets"][0]["tpgs"][0]["luns"][0]["storage_object"] = "core/fileio_9/nothere".into();
+    std::fs::write(frag_file.path(), bad.to_string()).expect("write the fragment");
+    let (code, out, err) = cluster_cli(&etcd, &["config-set", "gw2", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, _) = cluster_cli(&etcd, &["status"]);
+        if out.contains("configuration of gw2: 2 object(s); refused") {
+            assert!(out.contains("nothere"), "{out}");
+            break;
+        }
+        assert!(Instant::now() < until, "never refused: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(&b.write(1).await, "B WRITE: gw2 still serves as before");
+    // gw2 kept it in its own config.json: it restarts with it.
+    let saved =
+        std::fs::read_to_string(g2.d.state_dir().join("config.json")).expect("gw2's config");
+    assert!(
+        saved.contains("tpgt") || saved.contains("\"tag\": 12"),
+        "{saved}"
+    );
+}
