@@ -84,6 +84,8 @@ pub(crate) struct Lu {
     pub(crate) published: Mutex<Vec<RemotePort>>,
     /// Held while a group state from etcd is applied or a local one compared with etcd's.
     pub(crate) alua: tokio::sync::Mutex<()>,
+    /// Why the last sync failed (logged once, tried again at every reconcile).
+    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 /// What this gateway knows of the cluster (caches of etcd keys, updated by the watch).
@@ -224,6 +226,21 @@ impl Inner {
     /// fails.
     async fn session(self: Arc<Self>) -> Result<(), String> {
         let mut c = self.conn.client();
+        // One live gateway per name: another's member key (a second daemon given this name,
+        // or this one before a kill -9, until its lease ends) keeps this one out.
+        let held = c
+            .get(keys::member(&self.opts.node), None)
+            .await
+            .map_err(|e| self.conn.failed(e))?;
+        if let Some(kv) = held.kvs().first() {
+            if kv.lease() != self.lease.load(Ordering::Acquire) {
+                return Err(format!(
+                    "gateway name {} is held by another live gateway (pid {}) until its lease ends",
+                    self.opts.node,
+                    kv.value_str().unwrap_or("?")
+                ));
+            }
+        }
         let ttl = i64::try_from(self.opts.ttl.as_secs()).unwrap_or(i64::MAX);
         let lease = c
             .lease_grant(ttl, None)
@@ -261,7 +278,7 @@ impl Inner {
         // LUs already attached re-sync now; new ones as the reconcile finds them.
         let attached: Vec<Arc<Lu>> = self.lus.lock().values().cloned().collect();
         for lu in attached {
-            self.sync(&lu).await?;
+            self.try_sync(&lu).await;
         }
         self.dead_peers().await;
         let beat = self.opts.ttl / 5;

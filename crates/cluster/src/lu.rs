@@ -98,6 +98,7 @@ impl Inner {
             dev.adopt_shared_pr(rev, &seeded)?;
         }
         self.set_remote(lu);
+        self.check_ports(lu)?;
         let known: Vec<(u16, u8)> = self
             .view
             .lock()
@@ -334,22 +335,77 @@ impl Inner {
                 acked: tokio::sync::Mutex::new(0),
                 published: Mutex::new(Vec::new()),
                 alua: tokio::sync::Mutex::new(()),
+                last_error: Mutex::new(None),
             });
             dev.set_serve_deadline(Some(Instant::now()));
             dev.set_pr_share(Some(Arc::new(EtcdShare {
                 inner: self.clone(),
                 lu: lu.clone(),
             })));
-            self.lus.lock().insert(serial, lu.clone());
-            if self.joined.load(Ordering::Acquire) {
-                self.sync(&lu).await?;
-            }
+            self.lus.lock().insert(serial, lu);
         }
         let lus: Vec<Arc<Lu>> = self.lus.lock().values().cloned().collect();
         for lu in lus {
             if lu.synced.load(Ordering::Acquire) {
+                if let Err(e) = self.check_ports(&lu) {
+                    // A port added since the sync clashes: stop serving the LU until fixed.
+                    lu.synced.store(false, Ordering::Release);
+                    lu.dev.set_serve_deadline(Some(Instant::now()));
+                    tracing::error!(
+                        node = self.opts.node,
+                        "clustered LU {} not served: {e}",
+                        lu.serial
+                    );
+                    *lu.last_error.lock() = Some(e);
+                    continue;
+                }
                 self.publish_ports(&lu).await?;
                 self.local_group_changes(&lu).await?;
+            } else if self.joined.load(Ordering::Acquire) {
+                self.try_sync(&lu).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Inner::sync`], its failure logged once (the LU stays fenced; tried again later).
+    pub(crate) async fn try_sync(&self, lu: &Arc<Lu>) {
+        match self.sync(lu).await {
+            Ok(()) => *lu.last_error.lock() = None,
+            Err(e) => {
+                let mut last = lu.last_error.lock();
+                if last.as_deref() != Some(&e) {
+                    tracing::error!(
+                        node = self.opts.node,
+                        "clustered LU {} not served: {e}",
+                        lu.serial
+                    );
+                    *last = Some(e);
+                }
+            }
+        }
+    }
+
+    /// This gateway's ports of the LU must not be another gateway's (RTPI, or target and
+    /// TPGT): the I_T nexuses, REPORT TARGET PORT GROUPS and REGISTER AND MOVE name ports by them.
+    fn check_ports(&self, lu: &Lu) -> Result<(), String> {
+        let mine = lu.dev.local_ports();
+        let v = self.view.lock();
+        let Some(nodes) = v.ports.get(&lu.serial) else {
+            return Ok(());
+        };
+        for (node, ports) in nodes.iter().filter(|(n, _)| **n != self.opts.node) {
+            for m in &mine {
+                if let Some(p) = ports.iter().find(|p| {
+                    p.rtpi == m.rtpi || p.tpgt == m.tpgt && p.target.eq_ignore_ascii_case(&m.target)
+                }) {
+                    return Err(format!(
+                        "this gateway's port (rtpi {}, {},t,{:#x}) clashes with gateway {node}'s \
+                         (rtpi {}, {},t,{:#x}): RTPIs and TPGTs must be unique in the cluster \
+                         (`ironlun cluster forget` a retired gateway)",
+                        m.rtpi, m.target, m.tpgt, p.rtpi, p.target, p.tpgt
+                    ));
+                }
             }
         }
         Ok(())

@@ -555,7 +555,24 @@ async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_
             assert!(Instant::now() < until, "gw3 never declared Unavailable");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (t0, Instant::now())
+        let declared = Instant::now();
+        // Cut off, gw3 reports its own group Transitioning.
+        let r =
+            w.s.report_target_port_groups(0, true)
+                .await
+                .expect("RTPG through gw3");
+        let g3 = r
+            .groups
+            .iter()
+            .find(|g| g.group_id == 3)
+            .map(|g| g.state.code());
+        assert_eq!(
+            g3,
+            Some(0x0F),
+            "gw3's own group, seen through gw3: {:?}",
+            r.groups
+        );
+        (t0, declared)
     };
     let (log, (t0, declared)) = tokio::join!(writer, cut);
     etcd.resume(2);
@@ -1022,6 +1039,56 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
         std::thread::sleep(Duration::from_millis(100));
     }
     ok(&b.write(1).await, "B WRITE: gw2 still serves as before");
+    // A port whose RTPI another gateway has: gw2 stops serving the LU until it is fixed.
+    let mut clash = frag.clone();
+    clash["targets"][0]["tpgs"][0]["rtpi"] = 11.into();
+    std::fs::write(frag_file.path(), clash.to_string()).expect("write the fragment");
+    let (code, out, err) = cluster_cli(&etcd, &["config-set", "gw2", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !g2.d.log().contains("clashes with gateway gw1's (rtpi 11") {
+        assert!(
+            Instant::now() < until,
+            "no clash seen: {}",
+            g2.d.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (The TPG's RTPI changed: a new target port; log in again.)
+    let cfg = LoginConfig::normal(&iqn("b2"), TARGET).isid(ISID);
+    let s2 = support::guard("login", ironlun_initiator::Session::login(g2.addr, &cfg))
+        .await
+        .expect("login through the clashing port");
+    let mut r = run("TUR", s2.test_unit_ready(0)).await;
+    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+        r = run("TUR", s2.test_unit_ready(0)).await;
+    }
+    assert_eq!(
+        r.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq)),
+        Some((sense::key::NOT_READY, 0x04, 0x0A)),
+        "TEST UNIT READY through a clashing port: {}",
+        show(&r)
+    );
+    std::fs::write(frag_file.path(), frag.to_string()).expect("write the fragment");
+    let (code, out, err) = cluster_cli(&etcd, &["config-set", "gw2", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s3 = support::guard("login", ironlun_initiator::Session::login(g2.addr, &cfg)).await;
+        if let Ok(s3) = s3 {
+            let r = run("TUR", s3.test_unit_ready(0)).await;
+            let r = if r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
+                run("TUR", s3.test_unit_ready(0)).await
+            } else {
+                r
+            };
+            if r.status == status::GOOD {
+                break;
+            }
+        }
+        assert!(Instant::now() < until, "gw2 never served again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // gw2 kept it in its own config.json: it restarts with it.
     let saved =
         std::fs::read_to_string(g2.d.state_dir().join("config.json")).expect("gw2's config");
