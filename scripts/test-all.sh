@@ -32,6 +32,8 @@ cargo test --release -p ironlun --features failpoints --test crash_points
 cargo build --release --workspace --features ironlun/cluster
 cargo test --release --workspace --features ironlun/cluster
 scripts/conformance-matrix.sh
+# The PR and MultipathIO suites with their two paths on two gateways of a cluster (docs/cluster.md).
+scripts/cluster-conformance.sh
 # Failover under load: fio with verify through serve-nbd while the target switches ALUA
 # groups, transitions, drops a portal group and restarts (0 I/O errors, 0 verify failures).
 RUNTIME=130 scripts/failover-load.sh

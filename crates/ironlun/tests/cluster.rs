@@ -892,7 +892,9 @@ async fn an_spc2_reservation_holds_across_gateways() {
     conflict(&c.write(3).await, "C WRITE under B's reservation");
     let tmf = a.s.lun_reset(0).await.expect("LUN RESET");
     assert_eq!(tmf, 0, "LOGICAL UNIT RESET response");
-    support::clear_ua(&c.s, 0).await;
+    // The reset is the LU's: the nexuses of the other gateways are told too (SAM-5 §6.3.3).
+    expect_ua(&b, 0x29, 0x03).await;
+    expect_ua(&c, 0x29, 0x03).await;
     ok(&c.write(3).await, "C WRITE after the LU reset on gw1");
     // The holder's gateway dies: its I_T nexus is gone, and so is the reservation.
     ok(

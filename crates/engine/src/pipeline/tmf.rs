@@ -208,7 +208,7 @@ fn lu_reset(dev: &Device, own: u64, ua: ironlun_scsi::Asc) -> Vec<u64> {
         Abort::Silent
     };
     let m = dev.tasks.mark(Scope::All, own, others);
-    dev.spc2_clear();
+    dev.lu_reset_everywhere(ua);
     media::reset(dev);
     dev.raise_ua(ua, None);
     m.tasks

@@ -125,6 +125,7 @@ impl Effects {
                 })
                 .collect(),
             abort: self.abort,
+            reset: None,
         }
     }
 }

@@ -87,6 +87,19 @@ impl Device {
                 s.ua.raise(Asc::new(ua.asc, ua.ascq));
             }
         }
+        if let Some((a, q)) = change.effects.reset {
+            // Another gateway's LOGICAL UNIT RESET: every task here, every nexus told.
+            let others = if self.tas.load(Ordering::Relaxed) {
+                Abort::TaskAborted
+            } else {
+                Abort::Silent
+            };
+            let m = self.tasks.mark(Scope::All, u64::MAX, others);
+            for s in &slots {
+                s.ua.raise(Asc::new(a, q));
+            }
+            self.tasks.wait(&m.tasks);
+        }
         if !change.effects.abort.is_empty() {
             let itls = slots_of(&slots, &change.effects.abort, None)
                 .iter()
@@ -147,6 +160,7 @@ impl Device {
                         to: old.registrations.clone(),
                     }],
                     abort: Vec::new(),
+                    reset: None,
                 },
                 sender: None,
                 spc2: self.spc2.holder_ident(),

@@ -6,7 +6,9 @@
 use std::sync::atomic::Ordering;
 
 use super::out::cut_off;
-use super::{PrChange, PrSender, PrShare, ShareError};
+use ironlun_scsi::Asc;
+
+use super::{PrChange, PrEffects, PrSender, PrShare, ShareError};
 use crate::core::device::pr::NexusIdent;
 use crate::core::device::reservation::NONE;
 use crate::handler::{Done, Fail, Outcome};
@@ -63,30 +65,40 @@ impl Device {
         }
     }
 
-    /// LOGICAL UNIT RESET, target reset: no reservation any more (on every gateway).
-    pub(crate) fn spc2_clear(&self) {
+    /// LOGICAL UNIT RESET, target reset (the local part done by the caller): no SPC-2
+    /// reservation any more and, for a clustered LU, the reset on every other gateway too —
+    /// their tasks aborted and `ua` on their nexuses — before this returns.
+    pub(crate) fn lu_reset_everywhere(&self, ua: Asc) {
         let Some(sh) = self.shared.share() else {
             self.spc2.clear();
             return;
         };
-        let r = self.spc2_shared(&*sh, || {
-            if self.spc2.holder() == NONE {
-                Turn::Answer(Ok(Done::good()))
-            } else {
-                Turn::Publish(None, None)
-            }
-        });
+        let fx = PrEffects {
+            reset: Some((ua.asc, ua.ascq)),
+            ..PrEffects::default()
+        };
+        let r = self.spc2_shared_with(&*sh, fx, || Turn::Publish(None, None));
         if let Err(e) = r {
             tracing::warn!(
                 device = self.name(),
-                "SPC-2 reset not made cluster-wide: {e:?}"
+                "LU reset not made cluster-wide: {e:?}"
             );
+            self.spc2.clear();
         }
     }
 
     fn spc2_shared(
         &self,
         sh: &dyn PrShare,
+        turn: impl Fn() -> Turn,
+    ) -> Result<Outcome, ShareError> {
+        self.spc2_shared_with(sh, PrEffects::default(), turn)
+    }
+
+    fn spc2_shared_with(
+        &self,
+        sh: &dyn PrShare,
+        effects: PrEffects,
         turn: impl Fn() -> Turn,
     ) -> Result<Outcome, ShareError> {
         let mut stale = 0;
@@ -99,7 +111,7 @@ impl Device {
             let base = self.shared.rev.load(Ordering::Acquire);
             let change = PrChange {
                 state: (*self.pr.load()).clone(),
-                effects: Default::default(),
+                effects: effects.clone(),
                 sender: holder.clone(),
                 spc2: holder.clone(),
             };

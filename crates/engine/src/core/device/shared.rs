@@ -60,6 +60,10 @@ pub struct PrEffects {
     pub uas: Vec<PrUa>,
     /// PREEMPT AND ABORT: the tasks of the nexuses of these registrations are aborted.
     pub abort: Vec<PrRegistration>,
+    /// A LOGICAL UNIT RESET (or target reset) on another gateway: every task of the LU is
+    /// aborted and this unit attention (ASC, ASCQ) goes to every I_T nexus (SAM-5 §6.3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<(u8, u8)>,
 }
 
 /// One change of a clustered LU's PR state, as published to the other gateways.
