@@ -179,7 +179,7 @@ if [ -z "${VMI_GUEST:-}" ]; then
 
   rc=0
   t0=$(date +%s.%N)
-  "$TOOL/run-scenario.sh" -t 540 -e "TARGET=$TARGET" -e "TTL=$TTL" \
+  "$TOOL/run-scenario.sh" -t 540 -f "$(dirname "$SELF")/multipath-ironlun.conf" -e "TARGET=$TARGET" -e "TTL=$TTL" \
     -p 10.0.2.101:3260=127.0.0.1:4221 -p 10.0.2.102:3260=127.0.0.1:4222 \
     -p 10.0.2.103:3260=127.0.0.1:4223 -H "$SELF --hook" "$SELF" || rc=$?
   echo "cluster.sh: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
@@ -237,24 +237,7 @@ sgp() {
 
 # ----------------------------------------------------------------- (3) gateway loss under I/O
 vmi_step "(3) dm-multipath over three gateways; kill -9 of gw3 under verified I/O"
-cat >/etc/multipath.conf <<'EOF'
-defaults {
-    user_friendly_names yes
-    find_multipaths no
-    polling_interval 2
-}
-blacklist {
-    devnode "^vd[a-z]"
-}
-devices {
-    device {
-        vendor "IRONLUN"
-        product ".*"
-        path_grouping_policy group_by_prio
-        failback immediate
-    }
-}
-EOF
+cp /vmi/work/multipath-ironlun.conf /etc/multipath.conf
 multipathd reconfigure >/dev/null
 for g in 1 2 3; do vmi_discover "${P[$g]}"; done
 iscsiadm -m node -o update -n node.session.timeo.replacement_timeout -v 5 >/dev/null

@@ -168,7 +168,7 @@ except ValueError:
   load=$!
   rc=0
   t0=$(date +%s.%N)
-  "$TOOL/run-scenario.sh" -t 480 -e "WEST=$WEST" -e "EAST=$EAST" \
+  "$TOOL/run-scenario.sh" -t 480 -f "$(dirname "$SELF")/multipath-ironlun.conf" -e "WEST=$WEST" -e "EAST=$EAST" \
     -p "10.0.2.100:3260=127.0.0.1:$P1" -p "10.0.2.101:3260=127.0.0.1:$P2" \
     -H "$SELF --hook" "$SELF" || rc=$?
   echo "host-alua.sh: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
@@ -182,27 +182,7 @@ fi
 P1=$(vmi_portals | sed -n 1p)
 P2=$(vmi_portals | sed -n 2p)
 
-# ironlun's INQUIRY vendor has no multipath-tools hwtable entry; give it what most ALUA arrays'
-# entries have. detect_prio still picks the sysfs prioritizer (the kernel's access_state and
-# preferred_path: the alua prioritizer's numbers) and detect_checker the tur checker.
-cat >/etc/multipath.conf <<'EOF'
-defaults {
-    user_friendly_names yes
-    find_multipaths no
-    polling_interval 2
-}
-blacklist {
-    devnode "^vd[a-z]"
-}
-devices {
-    device {
-        vendor "IRONLUN"
-        product ".*"
-        path_grouping_policy group_by_prio
-        failback immediate
-    }
-}
-EOF
+cp /vmi/work/multipath-ironlun.conf /etc/multipath.conf
 multipathd reconfigure >/dev/null
 
 vmi_step "discovery and login: west through portal 1, east through portal 2"

@@ -71,7 +71,7 @@ impl Inner {
         lu.synced.store(false, Ordering::Release);
         *lu.acked.lock().await = 0;
         let dev = lu.dev.clone();
-        let rev = match self.read_lu(&lu.serial).await? {
+        match self.read_lu(&lu.serial).await? {
             Some((rev, change)) => {
                 let first = dev.pr_revision() == 0;
                 let d = dev.clone();
@@ -86,16 +86,18 @@ impl Inner {
                 })
                 .await
                 .map_err(|e| e.to_string())??;
-                rev
             }
-            None => self.seed(&lu.serial, dev.pr_state()).await?,
-        };
-        if rev > 0 && rev > dev.pr_revision() {
-            let seeded = PrChange {
-                state: dev.pr_state(),
-                ..PrChange::default()
-            };
-            dev.adopt_shared_pr(rev, &seeded)?;
+            None => {
+                // The state this gateway published is the cluster's now, at that revision.
+                let seeded = PrChange {
+                    state: dev.pr_state(),
+                    ..PrChange::default()
+                };
+                let rev = self.seed(&lu.serial, &seeded).await?;
+                if rev > 0 {
+                    dev.adopt_shared_pr(rev, &seeded)?;
+                }
+            }
         }
         self.set_remote(lu);
         self.check_ports(lu)?;
@@ -136,15 +138,11 @@ impl Inner {
 
     /// The cluster has no PR state for this LU: publish this gateway's (e.g. restored from
     /// its APTPL file), unless another gateway does first. Returns the revision.
-    async fn seed(&self, serial: &str, state: PrState) -> Result<u64, String> {
-        if state == PrState::default() {
+    async fn seed(&self, serial: &str, change: &PrChange) -> Result<u64, String> {
+        if change.state == PrState::default() {
             return Ok(0);
         }
-        let change = PrChange {
-            state,
-            ..PrChange::default()
-        };
-        let v = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
+        let v = serde_json::to_vec(change).map_err(|e| e.to_string())?;
         let key = keys::pr(serial);
         let txn = Txn::new()
             .when(vec![Compare::version(key.clone(), CompareOp::Equal, 0)])

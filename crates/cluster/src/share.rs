@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 use ironlun_engine::pr::{PrChange, PrShare, ShareError};
 
-use crate::{keys, Inner, Lu};
+use crate::keys::{self, Key};
+use crate::{Inner, Lu};
 
 /// How often a waiting PR OUT looks at the acknowledgements again.
 const POLL: Duration = Duration::from_millis(2);
@@ -86,10 +87,12 @@ impl EtcdShare {
                 Some(TxnOpResponse::Get(g)) => g
                     .kvs()
                     .iter()
-                    .map(|kv| {
-                        let k = kv.key_str().unwrap_or_default();
-                        let node = k.rsplit('/').next().unwrap_or_default().to_string();
-                        (node, kv.value_str().unwrap_or_default().to_string())
+                    .filter_map(|kv| {
+                        let node = match keys::parse(kv.key_str().unwrap_or_default()) {
+                            Key::Member(n) | Key::Ports(_, n) | Key::Ack(_, n) => n.to_string(),
+                            _ => return None,
+                        };
+                        Some((node, kv.value_str().unwrap_or_default().to_string()))
                     })
                     .collect(),
                 _ => Vec::new(),

@@ -142,16 +142,11 @@ enum ClusterCmd {
 pub fn run(args: ClusterArgs) -> ExitCode {
     use ironlun_cluster::admin;
     let eps: Vec<String> = args.cluster.split(',').map(str::to_string).collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(1);
+    let rt = match crate::runtime(b) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ironlun: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let r = rt.block_on(async {
         match args.cmd {

@@ -335,15 +335,9 @@ struct ServeOpts {
 fn serve_main(state_dir: &Path, opts: ServeOpts) -> ExitCode {
     init_log();
     malloc::tune();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ironlun: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = rt.block_on(serve(state_dir, opts));
     // Sessions are drained and devices flushed by now; don't wait for stray tasks.
@@ -356,6 +350,14 @@ fn serve_main(state_dir: &Path, opts: ServeOpts) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A tokio runtime from `b` with every driver; Err: the exit status after saying why.
+fn runtime(mut b: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    b.enable_all().build().map_err(|e| {
+        eprintln!("ironlun: cannot start the runtime: {e}");
+        ExitCode::from(1)
+    })
 }
 
 /// The state directory and its `pr/` (if there is one) are 0700: they hold CHAP secrets,

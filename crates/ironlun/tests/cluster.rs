@@ -151,6 +151,19 @@ async fn same_everywhere(all: &[&Nexus], step: &str) -> ironlun_initiator::pr::F
     first
 }
 
+/// The answer of `cmd`, asked again while it is a UNIT ATTENTION (what resets, group changes
+/// and re-joins leave on nexuses).
+async fn past_ua<F: std::future::Future<Output = ironlun_initiator::CommandResult>>(
+    cmd: impl Fn() -> F,
+) -> ironlun_initiator::CommandResult {
+    loop {
+        let r = cmd().await;
+        if r.sense.is_none_or(|s| s.key != sense::key::UNIT_ATTENTION) {
+            return r;
+        }
+    }
+}
+
 /// Expect one UNIT ATTENTION with this ASC/ASCQ as the next thing `n` is told.
 async fn expect_ua(n: &Nexus, asc: u8, ascq: u8) {
     let r = run(&n.what("TEST UNIT READY"), n.s.test_unit_ready(0)).await;
@@ -293,10 +306,7 @@ async fn pr_sequence_across_three_gateways() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // B, through gw2, is Standby now: no writes.
-    let mut r = b.write(9).await;
-    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-        r = b.write(9).await;
-    }
+    let r = past_ua(|| b.write(9)).await;
     assert_eq!(
         r.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq)),
         Some((sense::key::NOT_READY, 0x04, 0x0B)),
@@ -616,11 +626,8 @@ async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_
     // The log on the medium, read through gw1: every write answered GOOD is there, and no
     // write refused before gw3 re-joined landed.
     for (n, at, good) in &log {
-        let mut r = o.s.read16(0, LOG_LBA + n, 1, 512).await.expect("READ");
         // gw3 re-joins meanwhile (its group Active/Optimized again: a unit attention).
-        while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-            r = o.s.read16(0, LOG_LBA + n, 1, 512).await.expect("READ");
-        }
+        let r = past_ua(|| async { o.s.read16(0, LOG_LBA + n, 1, 512).await.expect("READ") }).await;
         assert_eq!(
             r.status,
             status::GOOD,
@@ -720,10 +727,7 @@ async fn a_stopped_gateway_finds_itself_fenced_before_running_what_it_had_queued
         "{}",
         show(&r)
     );
-    let mut r = o.s.read16(0, 20, 1, 512).await.expect("READ");
-    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-        r = o.s.read16(0, 20, 1, 512).await.expect("READ");
-    }
+    let r = past_ua(|| async { o.s.read16(0, 20, 1, 512).await.expect("READ") }).await;
     assert_eq!(r.status, status::GOOD, "{}", show(&r));
     assert_eq!(
         &r.data_in[..8],
@@ -818,16 +822,12 @@ async fn preempt_and_abort_aborts_the_tasks_on_the_gateway_that_runs_them() {
         "B's held write on gw2: {}",
         show(&w)
     );
-    let mut r =
+    let r = past_ua(|| async {
         a.s.read16(0, 1000, (LEN / 512) as u32, 512)
             .await
-            .expect("READ");
-    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-        r =
-            a.s.read16(0, 1000, (LEN / 512) as u32, 512)
-                .await
-                .expect("READ");
-    }
+            .expect("READ")
+    })
+    .await;
     assert!(
         r.data_in.iter().all(|b| *b == 0),
         "the aborted write landed"
@@ -1061,10 +1061,7 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
     let s2 = support::guard("login", ironlun_initiator::Session::login(g2.addr, &cfg))
         .await
         .expect("login through the clashing port");
-    let mut r = run("TUR", s2.test_unit_ready(0)).await;
-    while r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-        r = run("TUR", s2.test_unit_ready(0)).await;
-    }
+    let r = past_ua(|| run("TUR", s2.test_unit_ready(0))).await;
     assert_eq!(
         r.sense.map(|s| (s.key, s.asc.asc, s.asc.ascq)),
         Some((sense::key::NOT_READY, 0x04, 0x0A)),
@@ -1078,12 +1075,7 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
     loop {
         let s3 = support::guard("login", ironlun_initiator::Session::login(g2.addr, &cfg)).await;
         if let Ok(s3) = s3 {
-            let r = run("TUR", s3.test_unit_ready(0)).await;
-            let r = if r.sense.is_some_and(|s| s.key == sense::key::UNIT_ATTENTION) {
-                run("TUR", s3.test_unit_ready(0)).await
-            } else {
-                r
-            };
+            let r = past_ua(|| run("TUR", s3.test_unit_ready(0))).await;
             if r.status == status::GOOD {
                 break;
             }

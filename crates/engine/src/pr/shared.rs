@@ -18,8 +18,17 @@ use crate::core::device::slot::LunSlot;
 use crate::core::tmf::{Abort, Scope};
 use crate::Device;
 
-/// Tries of an administrator's clear that found the cluster's state moved on.
+/// Tries of a change made here that found the cluster's state moved on.
 const MAX_STALE: u32 = 16;
+
+/// What [`Device::commit_shared`] does once it is this gateway's turn (PR lock held).
+pub(super) enum Turn<T> {
+    /// Publish this change (the nexus here that becomes the SPC-2 holder, if one does), then
+    /// answer `T`.
+    Publish(Box<PrChange>, Option<u64>, T),
+    /// Nothing to publish: answer `T`.
+    Answer(T),
+}
 
 impl Device {
     /// Attach (or detach) the link that makes this LU's PR changes cluster-wide. While one is
@@ -146,42 +155,69 @@ impl Device {
     /// `pr_clear` of a clustered LU: one cluster-wide change, RESERVATIONS PREEMPTED to every
     /// nexus of a registration on every gateway.
     pub(super) fn pr_clear_shared(&self, sh: &dyn PrShare) -> Result<PrState, String> {
-        let mut stale = 0;
-        loop {
-            let w = self.pr.write.lock();
+        let ua = asc::RESERVATIONS_PREEMPTED;
+        self.commit_shared(sh, || {
             let old = self.pr.load();
-            let base = self.shared.rev.load(Ordering::Acquire);
             let change = PrChange {
                 state: cleared(&old),
                 effects: PrEffects {
                     uas: vec![PrUa {
-                        asc: asc::RESERVATIONS_PREEMPTED.asc,
-                        ascq: asc::RESERVATIONS_PREEMPTED.ascq,
+                        asc: ua.asc,
+                        ascq: ua.ascq,
                         to: old.registrations.clone(),
                     }],
-                    abort: Vec::new(),
-                    reset: None,
+                    ..PrEffects::default()
                 },
                 sender: None,
                 spc2: self.spc2.holder_ident(),
             };
+            Turn::Publish(Box::new(change), None, (*old).clone())
+        })
+        .map_err(|e| format!("the cluster did not take the change: {e:?}"))
+    }
+
+    /// Make a change of this gateway's cluster-wide (an administrator's clear, SPC-2 RESERVE /
+    /// RELEASE, a reset): `turn` says, with the PR lock held, what to publish (and, if the SPC-2
+    /// holder becomes a nexus here, which) or what to answer instead; the change is committed
+    /// at the revision applied here, installed, its unit attentions raised on this gateway's
+    /// nexuses (a reset's local part is the caller's), then confirmed by every gateway. When
+    /// the cluster moved on meanwhile, this catches up and asks `turn` again.
+    pub(super) fn commit_shared<T>(
+        &self,
+        sh: &dyn PrShare,
+        turn: impl Fn() -> Turn<T>,
+    ) -> Result<T, ShareError> {
+        let mut stale = 0;
+        loop {
+            let w = self.pr.write.lock();
+            let (change, local, out) = match turn() {
+                Turn::Answer(t) => return Ok(t),
+                Turn::Publish(c, l, t) => (c, l, t),
+            };
+            let base = self.shared.rev.load(Ordering::Acquire);
             match sh.commit(base, &change) {
                 Ok(rev) => {
                     self.pr.install(change.state.clone());
+                    if change.spc2 != self.spc2.holder_ident() {
+                        self.spc2.set_shared(change.spc2.clone(), local);
+                    }
                     self.shared.rev.store(rev, Ordering::Release);
                     drop(w);
-                    for s in slots_of(&self.live_slots(), &old.registrations, None) {
-                        s.ua.raise(asc::RESERVATIONS_PREEMPTED);
+                    let slots = self.live_slots();
+                    for ua in &change.effects.uas {
+                        for s in slots_of(&slots, &ua.to, None) {
+                            s.ua.raise(Asc::new(ua.asc, ua.ascq));
+                        }
                     }
-                    sh.confirm(rev).map_err(|e| format!("the cluster: {e:?}"))?;
-                    return Ok((*old).clone());
+                    sh.confirm(rev)?;
+                    return Ok(out);
                 }
                 Err(ShareError::Stale) if stale < MAX_STALE => {
                     drop(w);
                     stale += 1;
-                    sh.catch_up().map_err(|e| format!("the cluster: {e:?}"))?;
+                    sh.catch_up()?;
                 }
-                Err(e) => return Err(format!("the cluster did not take the change: {e:?}")),
+                Err(e) => return Err(e),
             }
         }
     }

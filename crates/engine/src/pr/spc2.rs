@@ -3,27 +3,15 @@
 //! travels in every [`PrChange`]), so that a nexus of another gateway conflicts too, and
 //! RELEASE, I_T nexus loss and LOGICAL UNIT RESET end it on every gateway.
 
-use std::sync::atomic::Ordering;
-
-use super::out::cut_off;
 use ironlun_scsi::Asc;
 
-use super::{PrChange, PrEffects, PrSender, PrShare, ShareError};
+use super::out::cut_off;
+use super::shared::Turn;
+use super::{PrChange, PrEffects, PrSender};
 use crate::core::device::pr::NexusIdent;
 use crate::core::device::reservation::NONE;
 use crate::handler::{Done, Fail, Outcome};
 use crate::Device;
-
-/// Tries of a clustered change that found the cluster's state moved on.
-const MAX_STALE: u32 = 16;
-
-/// What a clustered SPC-2 change does once it is this gateway's turn (PR lock held).
-enum Turn {
-    /// Publish this holder (and hold it locally as this nexus, if any).
-    Publish(Option<PrSender>, Option<u64>),
-    /// Nothing to publish: answer this.
-    Answer(Outcome),
-}
 
 impl Device {
     /// RESERVE(6)/(10) from nexus `id` (the CRH exemptions are the caller's).
@@ -36,8 +24,12 @@ impl Device {
                 .map(|()| Done::good())
                 .map_err(|()| Fail::ReservationConflict);
         };
-        self.spc2_shared(&*sh, || match self.spc2.holder() {
-            NONE => Turn::Publish(Some(me.clone()), Some(id)),
+        self.commit_shared(&*sh, || match self.spc2.holder() {
+            NONE => Turn::Publish(
+                self.holder_change(Some(me.clone())),
+                Some(id),
+                Ok(Done::good()),
+            ),
             h if h == id => Turn::Answer(Ok(Done::good())),
             _ => Turn::Answer(Err(Fail::ReservationConflict)),
         })
@@ -50,11 +42,11 @@ impl Device {
             self.spc2.release(id);
             return;
         };
-        let r = self.spc2_shared(&*sh, || {
+        let r = self.commit_shared(&*sh, || {
             if self.spc2.holder() == id {
-                Turn::Publish(None, None)
+                Turn::Publish(self.holder_change(None), None, ())
             } else {
-                Turn::Answer(Ok(Done::good()))
+                Turn::Answer(())
             }
         });
         if let Err(e) = r {
@@ -73,11 +65,11 @@ impl Device {
             self.spc2.clear();
             return;
         };
-        let fx = PrEffects {
-            reset: Some((ua.asc, ua.ascq)),
-            ..PrEffects::default()
-        };
-        let r = self.spc2_shared_with(&*sh, fx, || Turn::Publish(None, None));
+        let r = self.commit_shared(&*sh, || {
+            let mut change = self.holder_change(None);
+            change.effects.reset = Some((ua.asc, ua.ascq));
+            Turn::Publish(change, None, ())
+        });
         if let Err(e) = r {
             tracing::warn!(
                 device = self.name(),
@@ -87,49 +79,13 @@ impl Device {
         }
     }
 
-    fn spc2_shared(
-        &self,
-        sh: &dyn PrShare,
-        turn: impl Fn() -> Turn,
-    ) -> Result<Outcome, ShareError> {
-        self.spc2_shared_with(sh, PrEffects::default(), turn)
-    }
-
-    fn spc2_shared_with(
-        &self,
-        sh: &dyn PrShare,
-        effects: PrEffects,
-        turn: impl Fn() -> Turn,
-    ) -> Result<Outcome, ShareError> {
-        let mut stale = 0;
-        loop {
-            let w = self.pr.write.lock();
-            let (holder, local) = match turn() {
-                Turn::Answer(o) => return Ok(o),
-                Turn::Publish(h, l) => (h, l),
-            };
-            let base = self.shared.rev.load(Ordering::Acquire);
-            let change = PrChange {
-                state: (*self.pr.load()).clone(),
-                effects: effects.clone(),
-                sender: holder.clone(),
-                spc2: holder.clone(),
-            };
-            match sh.commit(base, &change) {
-                Ok(rev) => {
-                    self.spc2.set_shared(holder, local);
-                    self.shared.rev.store(rev, Ordering::Release);
-                    drop(w);
-                    sh.confirm(rev)?;
-                    return Ok(Ok(Done::good()));
-                }
-                Err(ShareError::Stale) if stale < MAX_STALE => {
-                    drop(w);
-                    stale += 1;
-                    sh.catch_up()?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    /// The current PR state with `holder` as the SPC-2 holder (who also sends it).
+    fn holder_change(&self, holder: Option<PrSender>) -> Box<PrChange> {
+        Box::new(PrChange {
+            state: (*self.pr.load()).clone(),
+            effects: PrEffects::default(),
+            sender: holder.clone(),
+            spc2: holder,
+        })
     }
 }
