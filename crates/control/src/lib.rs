@@ -8,7 +8,8 @@
 //!   groups with their attribute rules (`model/alua.rs`, SPC-4 §5.11.2, spelled with the one
 //!   ALUA vocabulary `ironlun_scsi::alua`), the whole tree (`model/config.rs`).
 //! * [`alua`] — the `ironlun alua show` report.
-//! * [`persist`] — atomic, durable `config.json`.
+//! * [`persist`] — atomic, durable `config.json`; [`journal`] — each change appended to
+//!   `config.journal` (durable before it is answered) and folded into `config.json`.
 //! * [`lio`] — rtslib-fb's `saveconfig.json` and LIO's APTPL files converted to and from the
 //!   model, with a report of what does not carry over.
 //! * [`pr`] — persistent reservations (SPC-4 §5.13): the APTPL file
@@ -23,6 +24,7 @@
 
 pub mod alua;
 mod failpoint;
+pub mod journal;
 pub mod lio;
 pub mod live;
 pub mod model;

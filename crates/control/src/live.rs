@@ -1,14 +1,17 @@
 //! The live engine objects as the metrics exporter walks them at scrape time
 //! (docs/metrics.md): each LU under its object tree path, the target ports (through which the
 //! open I_T nexuses are found) and the fabric. Published by [`crate::runtime::EngineRuntime`]
-//! after every apply, so a scrape never waits for the control plane's lock and objects that
-//! were deleted stop being reported.
+//! after every apply (a change of a few devices updates just those), so a scrape never waits
+//! for the control plane's lock and objects that were deleted stop being reported.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ironlun_engine::{Device, TargetPort};
 use ironlun_fabric::Fabric;
 use parking_lot::RwLock;
+
+use crate::model::DevKey;
 
 /// One published set of live objects.
 #[derive(Clone, Default)]
@@ -18,27 +21,49 @@ pub struct Live {
     pub ports: Vec<Arc<TargetPort>>,
 }
 
-/// The latest [`Live`] set, shared with readers.
+/// The latest live objects, shared with readers.
 pub struct LiveObjects {
     fabric: Arc<Fabric>,
-    now: RwLock<Arc<Live>>,
+    devices: RwLock<BTreeMap<DevKey, Arc<Device>>>,
+    ports: RwLock<Vec<Arc<TargetPort>>>,
 }
 
 impl LiveObjects {
     pub(crate) fn new(fabric: Arc<Fabric>) -> LiveObjects {
         LiveObjects {
             fabric,
-            now: RwLock::new(Arc::default()),
+            devices: RwLock::new(BTreeMap::new()),
+            ports: RwLock::new(Vec::new()),
         }
     }
 
-    pub(crate) fn publish(&self, live: Live) {
-        *self.now.write() = Arc::new(live);
+    /// Replace every object.
+    pub(crate) fn publish(
+        &self,
+        devices: BTreeMap<DevKey, Arc<Device>>,
+        ports: Vec<Arc<TargetPort>>,
+    ) {
+        *self.devices.write() = devices;
+        *self.ports.write() = ports;
+    }
+
+    /// Publish device `key` (`None`: it is gone).
+    pub(crate) fn set_device(&self, key: &DevKey, device: Option<Arc<Device>>) {
+        let mut d = self.devices.write();
+        match device {
+            Some(dev) => d.insert(key.clone(), dev),
+            None => d.remove(key),
+        };
     }
 
     /// The objects as of the last apply.
     pub fn load(&self) -> Arc<Live> {
-        self.now.read().clone()
+        Arc::new(Live {
+            devices: (self.devices.read().iter())
+                .map(|(k, d)| (k.to_string(), d.clone()))
+                .collect(),
+            ports: self.ports.read().clone(),
+        })
     }
 
     pub fn fabric(&self) -> &Arc<Fabric> {

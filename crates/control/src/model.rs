@@ -21,6 +21,8 @@ pub mod attrib;
 pub mod config;
 pub mod device;
 pub mod iscsi;
+pub mod touched;
+mod validate;
 
 pub use alua::{AluaTpg, LuGp};
 pub use attrib::{
@@ -36,6 +38,7 @@ pub use iscsi::{
     validate_chap_value, validate_portal, Chap, DiscoveryAuth, Lun, MappedLunCfg, NodeAcl, Portal,
     Target, Tpg, AUTH_NAMES, MAX_LUN,
 };
+pub use touched::{Snapshot, Touched, TpgTouch};
 
 /// A decimal index without sign or leading zeros ("0", "17"), as used in `_<n>` suffixes.
 pub fn parse_index(s: &str) -> Option<u32> {

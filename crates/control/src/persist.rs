@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::failpoint;
 use crate::model::{Config, ParamSchema};
 
+/// Name of the saved tree inside the state directory.
+pub const CONFIG_FILE: &str = "config.json";
+
 /// Serialise `cfg` as pretty JSON (the `config.json` format, docs/cli.md).
 pub fn to_json(cfg: &Config) -> String {
     // Serialising plain structs and maps to a String cannot fail.

@@ -37,12 +37,10 @@ use ironlun_engine::{AluaObserver, Device, LuGroup, MappedLun, PrState, TargetPo
 use ironlun_fabric::Fabric;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use ironlun_engine::scsi::alua::{status_code, AccessState};
-
 use crate::lio::FabricParams;
-use crate::live::{Live, LiveObjects};
-use crate::model::alua::{parse_group_state, AluaTpg};
-use crate::model::{Config, DevKey, ParamSchema, StorageObject};
+use crate::live::LiveObjects;
+use crate::model::alua::AluaTpg;
+use crate::model::{Config, DevKey, ParamSchema, StorageObject, Touched};
 use crate::pr::{self, AptplFile, PrView};
 use crate::progress::{Progress, Unit};
 use crate::tree::Inspect;
@@ -50,15 +48,34 @@ use crate::tree::Inspect;
 mod alua;
 mod device;
 mod port;
+mod refresh;
+mod scoped;
 
 use alua::{restore_group, sync_device_alua, sync_port_alua};
-use device::{attr_error, build_device, spec};
+use device::{attr_error, build_device, retire_device, spec};
 use port::{desired_state, fabric_config, sync_port};
+use refresh::refresh_lun_alua;
 
 /// The effectful side of the control plane. Implemented by [`EngineRuntime`]; tests use fakes.
 pub trait Runtime: Inspect + Send {
     /// Make the running system match `new`. On Err (one line) the running system is as before.
     fn apply(&mut self, new: &Config) -> impl Future<Output = Result<(), String>> + Send;
+    /// Make the parts of the running system that `touched` names match `new` (the rest is
+    /// as it was: a change of a few objects costs the same however many there are). On Err
+    /// (one line) the running system is as before.
+    fn apply_touched(
+        &mut self,
+        new: &Config,
+        touched: &Touched,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = touched;
+        self.apply(new)
+    }
+    /// [`Runtime::alua_refresh`] of the devices and TPG LUNs `touched` names, in place.
+    fn alua_refresh_touched(&mut self, cfg: &mut Config, touched: &Touched) {
+        let _ = touched;
+        *cfg = self.alua_refresh(cfg);
+    }
     /// Resize the backstore of the live device `key` to `size` bytes, or rescan its block
     /// device (`None`), and raise CAPACITY DATA HAS CHANGED if the capacity changed.
     /// Returns (old, new) capacity. On Err (one line) nothing changed.
@@ -294,6 +311,123 @@ impl EngineRuntime {
         }
     }
 
+    /// The entry for device `so`: the live one kept (attributes changed live), rebuilt on the
+    /// same backstore, or new; its ALUA groups and LU group made to match. Returns it and the
+    /// groups to delete once no LUN is in them. On Err the caller undoes `attr_undo` and
+    /// `alua_undo`.
+    fn device_entry(
+        &mut self,
+        so: &StorageObject,
+        lu_gps: &BTreeMap<String, Arc<LuGroup>>,
+        attr_undo: &mut Vec<(Arc<Device>, String, String)>,
+    ) -> Result<(DevEntry, Vec<AluaTpg>), String> {
+        let key = so.key();
+        let entry = match self.devices.get(&key) {
+            Some(cur) if cur.so.backing() == so.backing() => {
+                let dropped_attr = cur
+                    .so
+                    .attributes
+                    .keys()
+                    .any(|k| !so.attributes.contains_key(k));
+                if cur.so.identity() == so.identity() && !dropped_attr {
+                    for (name, value) in &so.attributes {
+                        if cur.so.attributes.get(name) == Some(value) {
+                            continue;
+                        }
+                        let before = cur.device.attribute(name);
+                        if let Err(e) = cur.device.set_attribute(name, &value.to_string()) {
+                            return Err(attr_error(&key, name, &e));
+                        }
+                        if let Some(before) = before {
+                            attr_undo.push((cur.device.clone(), name.clone(), before));
+                        }
+                    }
+                    DevEntry {
+                        so: so.clone(),
+                        backstore: cur.backstore.clone(),
+                        device: cur.device.clone(),
+                        aptpl: cur.aptpl.clone(),
+                    }
+                } else {
+                    // Same unit serial: the LU keeps its persistent reservations.
+                    let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
+                    let carry = (cur.so.wwn == so.wwn).then(|| cur.device.pr_state());
+                    let device = build_device(so, cur.backstore.clone(), &aptpl, carry)?;
+                    DevEntry {
+                        so: so.clone(),
+                        backstore: cur.backstore.clone(),
+                        device,
+                        aptpl,
+                    }
+                }
+            }
+            _ => {
+                let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
+                let backstore = spec(so).open().map_err(|e| format!("{key}: {e}"))?;
+                let device = build_device(so, backstore.clone(), &aptpl, None)?;
+                DevEntry {
+                    so: so.clone(),
+                    backstore,
+                    device,
+                    aptpl,
+                }
+            }
+        };
+        let old = self
+            .devices
+            .get(&key)
+            .filter(|cur| Arc::ptr_eq(&cur.device, &entry.device))
+            .map(|cur| cur.so.clone());
+        let groups = sync_device_alua(
+            &entry.device,
+            &key,
+            old.as_ref(),
+            so,
+            lu_gps,
+            &mut self.alua_undo,
+        );
+        if groups.is_ok() && old.is_none() {
+            let obs = AluaEvents(self.alua_tx.clone());
+            entry.device.set_alua_observer(Some(Arc::new(obs)));
+        }
+        Ok((entry, groups?))
+    }
+
+    /// Delete the ALUA groups no longer configured (`drop`: per device, from
+    /// [`EngineRuntime::device_entry`]), now that no LUN is in them; undone through
+    /// `alua_undo`.
+    fn drop_alua_groups(
+        &mut self,
+        drop: Vec<(Arc<Device>, DevKey, Vec<AluaTpg>)>,
+    ) -> Result<(), String> {
+        for (dev, key, gone) in drop {
+            for g in gone {
+                dev.delete_alua_group(&g.name)
+                    .map_err(|e| format!("{key}/alua/{}: {e}", g.name))?;
+                let d = dev.clone();
+                self.alua_undo.push(Box::new(move || {
+                    let back = d
+                        .create_alua_group(&g.name, g.tg_pt_gp_id)
+                        .and_then(|()| restore_group(&d, &g));
+                    if let Err(e) = back {
+                        tracing::error!("rollback of ALUA group {}: {e}", g.name);
+                    }
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publish the live objects for the metrics exporter.
+    fn publish_live(&self) {
+        self.live.publish(
+            (self.devices.iter())
+                .map(|(k, e)| (k.clone(), e.device.clone()))
+                .collect(),
+            self.ports.values().map(|p| p.port.clone()).collect(),
+        );
+    }
+
     async fn apply_inner(&mut self, new: &Config) -> Result<(), String> {
         self.alua_undo.clear();
         // Progress per storage object and TPG (an apply, restore or import of many).
@@ -324,95 +458,14 @@ impl EngineRuntime {
         let mut attr_undo: Vec<(Arc<Device>, String, String)> = Vec::new();
         for so in &new.storage_objects {
             let key = so.key();
-            let entry = match self.devices.get(&key) {
-                Some(cur) if cur.so.backing() == so.backing() => {
-                    let dropped_attr = cur
-                        .so
-                        .attributes
-                        .keys()
-                        .any(|k| !so.attributes.contains_key(k));
-                    if cur.so.identity() == so.identity() && !dropped_attr {
-                        for (name, value) in &so.attributes {
-                            if cur.so.attributes.get(name) == Some(value) {
-                                continue;
-                            }
-                            let before = cur.device.attribute(name);
-                            if let Err(e) = cur.device.set_attribute(name, &value.to_string()) {
-                                self.undo(attr_undo, Vec::new());
-                                return Err(attr_error(&key, name, &e));
-                            }
-                            if let Some(before) = before {
-                                attr_undo.push((cur.device.clone(), name.clone(), before));
-                            }
-                        }
-                        DevEntry {
-                            so: so.clone(),
-                            backstore: cur.backstore.clone(),
-                            device: cur.device.clone(),
-                            aptpl: cur.aptpl.clone(),
-                        }
-                    } else {
-                        // Same unit serial: the LU keeps its persistent reservations.
-                        let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
-                        let carry = (cur.so.wwn == so.wwn).then(|| cur.device.pr_state());
-                        match build_device(so, cur.backstore.clone(), &aptpl, carry) {
-                            Ok(device) => DevEntry {
-                                so: so.clone(),
-                                backstore: cur.backstore.clone(),
-                                device,
-                                aptpl,
-                            },
-                            Err(e) => {
-                                self.undo(attr_undo, Vec::new());
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    let aptpl = AptplFile::new(&self.pr_dir, &so.wwn);
-                    let built = spec(so)
-                        .open()
-                        .map_err(|e| format!("{key}: {e}"))
-                        .and_then(|bs| build_device(so, bs.clone(), &aptpl, None).map(|d| (bs, d)));
-                    match built {
-                        Ok((backstore, device)) => DevEntry {
-                            so: so.clone(),
-                            backstore,
-                            device,
-                            aptpl,
-                        },
-                        Err(e) => {
-                            self.undo(attr_undo, Vec::new());
-                            return Err(e);
-                        }
-                    }
-                }
-            };
-            let old = self
-                .devices
-                .get(&key)
-                .filter(|cur| Arc::ptr_eq(&cur.device, &entry.device))
-                .map(|cur| cur.so.clone());
-            let groups = sync_device_alua(
-                &entry.device,
-                &key,
-                old.as_ref(),
-                so,
-                &lu_gps,
-                &mut self.alua_undo,
-            );
-            if groups.is_ok() && old.is_none() {
-                let obs = AluaEvents(self.alua_tx.clone());
-                entry.device.set_alua_observer(Some(Arc::new(obs)));
-            }
-            match groups {
-                Ok(gone) => drop_groups.push((entry.device.clone(), key.clone(), gone)),
+            let (entry, gone) = match self.device_entry(so, &lu_gps, &mut attr_undo) {
+                Ok(x) => x,
                 Err(e) => {
                     self.undo(attr_undo, Vec::new());
                     return Err(e);
                 }
-            }
+            };
+            drop_groups.push((entry.device.clone(), key.clone(), gone));
             devices.insert(key, entry);
             done += 1;
             if ticker.set(done, total) {
@@ -464,22 +517,9 @@ impl EngineRuntime {
         }
 
         // 2b. Groups no longer configured, now that no LUN is in them.
-        for (dev, key, gone) in drop_groups {
-            for g in gone {
-                if let Err(e) = dev.delete_alua_group(&g.name) {
-                    self.undo(attr_undo, port_undo);
-                    return Err(format!("{key}/alua/{}: {e}", g.name));
-                }
-                let d = dev.clone();
-                self.alua_undo.push(Box::new(move || {
-                    let back = d
-                        .create_alua_group(&g.name, g.tg_pt_gp_id)
-                        .and_then(|()| restore_group(&d, &g));
-                    if let Err(e) = back {
-                        tracing::error!("rollback of ALUA group {}: {e}", g.name);
-                    }
-                }));
-            }
+        if let Err(e) = self.drop_alua_groups(drop_groups) {
+            self.undo(attr_undo, port_undo);
+            return Err(e);
         }
 
         // 3. The fabric: portals, auth, parameters. Binding a portal may fail.
@@ -500,45 +540,16 @@ impl EngineRuntime {
                 }
             }
         }
+        let serials: std::collections::HashSet<&str> =
+            devices.values().map(|d| d.so.wwn.as_str()).collect();
         for (key, old) in std::mem::take(&mut self.devices) {
-            let kept = devices
-                .get(&key)
-                .is_some_and(|d: &DevEntry| Arc::ptr_eq(&d.backstore, &old.backstore));
-            if !kept {
-                if let Err(e) = old.backstore.flush() {
-                    tracing::warn!("{key}: flush on removal: {e}");
-                }
-            }
-            let same_device = devices
-                .get(&key)
-                .is_some_and(|d: &DevEntry| Arc::ptr_eq(&d.device, &old.device));
-            if !same_device {
-                // A retired device object must not write the file any more (a replacement
-                // with the same serial has its own store), nor report ALUA changes.
-                old.device.set_aptpl_store(None);
-                old.device.set_alua_observer(None);
-                old.device.set_lu_group(None);
-            }
-            let serial_lives_on = devices.values().any(|d| d.so.wwn == old.so.wwn);
-            if !serial_lives_on && old.aptpl.exists() {
-                // Kept on purpose (as LIO does): deleting a device is not a reason to forget
-                // the reservations initiators made persistent. See docs/cli.md.
-                tracing::warn!(
-                    "{key}: no device has unit serial '{1}' any more; its persistent reservation state stays in {0} and is restored if a device with that serial is created again (`ironlun pr clear --force` before deleting drops it)",
-                    old.aptpl.path().display(),
-                    old.so.wwn
-                );
-            }
+            let lives_on = serials.contains(old.so.wwn.as_str());
+            retire_device(&key, &old, devices.get(&key), lives_on);
         }
         self.devices = devices;
         self.ports = ports;
         self.lu_gps = lu_gps;
-        self.live.publish(Live {
-            devices: (self.devices.iter())
-                .map(|(k, e)| (k.to_string(), e.device.clone()))
-                .collect(),
-            ports: self.ports.values().map(|p| p.port.clone()).collect(),
-        });
+        self.publish_live();
         self.alua_undo.clear();
         Ok(())
     }
@@ -628,34 +639,7 @@ impl Runtime for EngineRuntime {
     fn alua_refresh(&mut self, cfg: &Config) -> Config {
         let mut next = cfg.clone();
         for so in &mut next.storage_objects {
-            let key = so.key();
-            let Some(e) = self.devices.get_mut(&key) else {
-                continue;
-            };
-            for g in so.alua_groups() {
-                let live = |a: &str| e.device.alua_group_attribute(&g.name, a);
-                let state = live("alua_access_state").and_then(|v| parse_group_state(&v));
-                let status = live("alua_access_status").and_then(|v| status_code::parse(&v));
-                let preferred = live("preferred").and_then(|v| v.parse::<u8>().ok());
-                let mut want = g.clone();
-                if let Some(st) =
-                    state.filter(|st| AccessState::from_code(*st) != AccessState::Transitioning)
-                {
-                    want.alua_access_state = st;
-                }
-                if let Some(st) = status {
-                    want.alua_access_status = st;
-                }
-                if let Some(p) = preferred.filter(|p| *p <= 1) {
-                    want.preferred = p;
-                }
-                if want != g {
-                    if let Some(slot) = so.alua_group_mut(&g.name) {
-                        *slot = want;
-                    }
-                }
-            }
-            e.so.alua_tpgs = so.alua_tpgs.clone();
+            self.refresh_device_alua(so);
         }
         for t in &mut next.targets {
             for g in &mut t.tpgs {
@@ -663,16 +647,44 @@ impl Runtime for EngineRuntime {
                     continue;
                 };
                 for l in &mut g.luns {
-                    if let Some(off) = p.port.lun_alua_offline(l.index) {
-                        l.alua_tg_pt_offline = off;
-                    }
-                    if let Some(st) = p.port.lun_alua_offline_status(l.index) {
-                        l.alua_tg_pt_status = st.min(2);
-                    }
+                    refresh_lun_alua(&p.port, l);
                 }
             }
         }
         next
+    }
+
+    fn apply_touched(
+        &mut self,
+        new: &Config,
+        touched: &Touched,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        self.apply_touched_inner(new, touched)
+    }
+
+    fn alua_refresh_touched(&mut self, cfg: &mut Config, touched: &Touched) {
+        if touched.whole {
+            *cfg = self.alua_refresh(cfg);
+            return;
+        }
+        for key in &touched.devices {
+            if let Some(so) = cfg.device_mut(key) {
+                self.refresh_device_alua(so);
+            }
+        }
+        for ((t, tag), what) in &touched.tpgs {
+            let (Some(p), Some(g)) = (self.ports.get(&(t.clone(), *tag)), cfg.tpg_mut(t, *tag))
+            else {
+                continue;
+            };
+            for l in g
+                .luns
+                .iter_mut()
+                .filter(|l| what.all || what.luns.contains(&l.index))
+            {
+                refresh_lun_alua(&p.port, l);
+            }
+        }
     }
 
     async fn shutdown(&mut self) {

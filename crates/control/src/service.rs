@@ -1,6 +1,8 @@
-//! The daemon side of the control plane: one mutation at a time, each validated in full
-//! ([`crate::tree::mutate`]), applied ([`Runtime::apply`]) and saved ([`crate::persist`]) before
-//! it is acknowledged; and the control socket protocol.
+//! The daemon side of the control plane: one mutation at a time, each made in place and
+//! validated where it touched ([`crate::tree::mutate_in_place`]), applied there
+//! ([`Runtime::apply_touched`]) and recorded durably ([`crate::journal`]) before it is
+//! acknowledged, or put back; requests that replace the tree (restore, apply) are validated,
+//! applied and saved whole. And the control socket protocol.
 //!
 //! Protocol on `<state-dir>/control.sock` (mode 0600): one JSON request per line, one JSON
 //! response per line, any number of requests per connection. Only root and the daemon's own
@@ -33,16 +35,16 @@ use tokio::sync::Mutex;
 use ironlun_engine::scsi::alua::status_code;
 
 use crate::alua;
+use crate::journal::Store;
 use crate::model::alua::parse_group_state;
-use crate::model::{Config, DevKey};
+use crate::model::{Config, DevKey, Snapshot, Touched};
 use crate::persist;
 use crate::pr;
 use crate::progress::Progress;
 use crate::runtime::Runtime;
 use crate::tree::{self, Op};
 
-/// Name of the saved tree inside the state directory.
-pub const CONFIG_FILE: &str = "config.json";
+pub use crate::persist::CONFIG_FILE;
 /// Name of the control socket inside the state directory.
 pub const SOCKET_FILE: &str = "control.sock";
 /// Longest request line accepted.
@@ -198,23 +200,27 @@ pub struct Control<R: Runtime> {
     cfg: Config,
     rt: R,
     state_dir: PathBuf,
+    /// `config.json` and its journal.
+    store: Store,
     /// Where the request being handled reports progress (off outside
     /// [`Control::handle_with_progress`]).
     progress: Progress,
 }
 
 impl<R: Runtime> Control<R> {
-    /// Bring up `initial` on `rt` and save it as `<state_dir>/config.json`.
+    /// Bring up `initial` on `rt` and save it as `<state_dir>/config.json` (with an empty
+    /// journal: [`crate::journal`]).
     pub async fn start(mut rt: R, state_dir: &Path, initial: Config) -> Result<Control<R>, String> {
         initial.validate(&rt)?;
         rt.apply(&initial).await?;
-        let control = Control {
+        let mut control = Control {
             cfg: initial,
             rt,
             state_dir: state_dir.to_path_buf(),
+            store: Store::new(state_dir),
             progress: Progress::default(),
         };
-        persist::save(&control.config_path(), &control.cfg)?;
+        control.store.fold(&control.cfg)?;
         Ok(control)
     }
 
@@ -225,7 +231,7 @@ impl<R: Runtime> Control<R> {
         &self.rt
     }
     pub fn config_path(&self) -> PathBuf {
-        self.state_dir.join(CONFIG_FILE)
+        self.store.config_path().to_path_buf()
     }
 
     /// [`Control::handle`], long work reporting its progress to `progress`.
@@ -272,7 +278,13 @@ impl<R: Runtime> Control<R> {
                         ))
                     }
                     Some(f) => PathBuf::from(f),
-                    None => self.config_path(),
+                    None => {
+                        let path = self.config_path();
+                        return match self.store.fold(&self.cfg) {
+                            Ok(()) => Response::ok(format!("saved {}", path.display())),
+                            Err(e) => Response::refused(e),
+                        };
+                    }
                 };
                 match persist::save(&path, &self.cfg) {
                     Ok(()) => Response::ok(format!("saved {}", path.display())),
@@ -398,30 +410,29 @@ impl<R: Runtime> Control<R> {
         if next == self.cfg {
             return;
         }
-        match persist::save(&self.config_path(), &next) {
-            Ok(()) => {
-                tracing::info!("saved ALUA state changed by the engine");
-                self.cfg = next;
-            }
-            // Kept unsaved in memory too: the next successful save (any change) carries it.
-            Err(e) => {
-                tracing::error!("{e}");
-                self.cfg = next;
-            }
+        let touched = Touched::between(&self.cfg, &next);
+        // Kept in memory even if the record fails: the next successful change carries it.
+        self.cfg = next;
+        match self.store.record(&self.cfg, &touched) {
+            Ok(()) => tracing::info!("saved ALUA state changed by the engine"),
+            Err(e) => tracing::error!("{e}"),
         }
     }
 
     async fn mutate(&mut self, op: Op) -> Response {
-        let (new, mut msg) = match tree::mutate(&self.cfg, &self.rt, &op) {
+        let (mut msg, touched, snap) = match tree::mutate_in_place(&mut self.cfg, &self.rt, &op) {
             Ok(x) => x,
             Err(e) => return Response::refused(e),
         };
         // `create … sparse=0`: the file is made (and every block allocated) before the device
         // opens it, as targetcli does; a file made here goes again if the creation fails.
         let thick = match &op {
-            Op::Create { path, args } => match tree::preallocation(&new, path, args) {
+            Op::Create { path, args } => match tree::preallocation(&self.cfg, path, args) {
                 Ok(t) => t,
-                Err(e) => return Response::refused(e),
+                Err(e) => {
+                    snap.restore(&mut self.cfg);
+                    return Response::refused(e);
+                }
             },
             _ => None,
         };
@@ -432,11 +443,14 @@ impl<R: Runtime> Control<R> {
             self.rt.set_progress(Progress::default());
             match r {
                 Ok(created) => made = created.then_some(file),
-                Err(e) => return Response::refused(format!("{e}; nothing changed")),
+                Err(e) => {
+                    snap.restore(&mut self.cfg);
+                    return Response::refused(format!("{e}; nothing changed"));
+                }
             }
             msg.push_str(" (every block of its file allocated)");
         }
-        match self.commit(new).await {
+        match self.commit_touched(&touched, snap).await {
             Ok(()) => {
                 tracing::info!("{msg}");
                 Response::ok(msg)
@@ -450,6 +464,38 @@ impl<R: Runtime> Control<R> {
                 r
             }
         }
+    }
+
+    /// The change already made to `self.cfg` (what `touched` names; `snap` puts it back):
+    /// apply it, then record it durably; if either fails, put the config and the running
+    /// system back.
+    async fn commit_touched(&mut self, touched: &Touched, snap: Snapshot) -> Result<(), Response> {
+        if touched.whole {
+            let Snapshot::Whole(old) = snap else {
+                return Err(Response::failed(
+                    "internal: a whole change without its snapshot",
+                ));
+            };
+            let new = std::mem::replace(&mut self.cfg, *old);
+            return self.commit(new).await;
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.rt.apply_touched(&self.cfg, touched).await {
+            snap.restore(&mut self.cfg);
+            return Err(Response::refused(format!("{e}; nothing changed")));
+        }
+        // An implicit transition has just set its group's status: record what the engine has.
+        self.rt.alua_refresh_touched(&mut self.cfg, touched);
+        if let Err(e) = self.store.record(&self.cfg, touched) {
+            snap.restore(&mut self.cfg);
+            if let Err(back) = self.rt.apply_touched(&self.cfg, touched).await {
+                tracing::error!("could not restore the running config after a failed save: {back}");
+            }
+            return Err(Response::failed(format!("{e}; change undone")));
+        }
+        Ok(())
     }
 
     /// A live capacity change: resize the backstore (which raises the unit attention), then
@@ -483,7 +529,7 @@ impl<R: Runtime> Control<R> {
             }
         };
         if next != self.cfg {
-            if let Err(e) = persist::save(&self.config_path(), &next) {
+            if let Err(e) = self.store.record(&next, &Touched::device(&r.key)) {
                 undo(&mut self.rt);
                 return Response::failed(format!("{e}; change undone"));
             }
@@ -532,7 +578,7 @@ impl<R: Runtime> Control<R> {
         // An implicit transition has just set its group's status (and maybe the states of
         // devices in the same LU group): save what the engine now has.
         let new = self.rt.alua_refresh(&new);
-        if let Err(e) = persist::save(&self.config_path(), &new) {
+        if let Err(e) = self.store.fold(&new) {
             if let Err(back) = self.rt.apply(&self.cfg).await {
                 tracing::error!("could not restore the running config after a failed save: {back}");
             }
@@ -544,6 +590,10 @@ impl<R: Runtime> Control<R> {
 
     pub async fn shutdown(&mut self) {
         self.rt.shutdown().await;
+        // Stopped cleanly, config.json alone holds everything (a file to read or edit).
+        if let Err(e) = self.store.fold(&self.cfg) {
+            tracing::error!("folding the journal at shutdown: {e}");
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod ls;
 pub mod path;
 pub mod render;
 pub mod resize;
+pub mod scope;
 pub mod set;
 
 pub use create::preallocation;
@@ -31,7 +32,7 @@ pub use path::ObjPath;
 pub use render::{render, Node, COMPANY_ID};
 pub use resize::{resize_request, resized, Resize};
 
-use crate::model::{Config, DevKey, NodeAcl, ParamSchema, Tpg};
+use crate::model::{Config, DevKey, NodeAcl, ParamSchema, Snapshot, Touched, Tpg};
 use crate::pr::PrView;
 
 /// Live values the tree shows but does not own: the fabric's `param/` schema and the engine's
@@ -73,15 +74,47 @@ pub enum Op {
 /// Err: one line; `cfg` is untouched.
 pub fn mutate(cfg: &Config, insp: &dyn Inspect, op: &Op) -> Result<(Config, String), String> {
     let mut new = cfg.clone();
-    let msg = match op {
-        Op::Set { path, value } => set::set(&mut new, insp, path, value)?,
-        Op::Create { path, args } => create::create(&mut new, path, args)?,
-        Op::Delete { path } => delete::delete(&mut new, path)?,
-        Op::Link { src, dst } => link::link(&mut new, src, dst)?,
-    };
-    // Safety net: whatever the operation did, the tree as a whole must be valid.
+    let r = mutate_in_place(&mut new, insp, op);
+    // The unit tests hold every mutation to the whole-tree rules: a scoped check that lets
+    // through what the whole check refuses, or a failed change not put back, is a bug.
+    if cfg!(test) {
+        match &r {
+            Ok(_) => {
+                if let Err(e) = new.validate(insp) {
+                    panic!("{op:?}: the scoped validation let through: {e}");
+                }
+            }
+            Err(e) => assert!(new == *cfg, "{op:?} failed ({e}) and was not put back"),
+        }
+    }
+    let (msg, _, _) = r?;
     new.validate(insp)?;
     Ok((new, msg))
+}
+
+/// Apply one mutation to `cfg` in place, checking only what it touched ([`scope::touched_by`],
+/// [`Config::validate_touched`]). Ok: the message, what it touched, and the [`Snapshot`] that
+/// puts it back. Err: one line; `cfg` is as it was.
+pub fn mutate_in_place(
+    cfg: &mut Config,
+    insp: &dyn Inspect,
+    op: &Op,
+) -> Result<(String, Touched, Snapshot), String> {
+    let touched = scope::touched_by(cfg, op);
+    let snap = Snapshot::capture(cfg, &touched);
+    let r = match op {
+        Op::Set { path, value } => set::set(cfg, insp, path, value),
+        Op::Create { path, args } => create::create(cfg, path, args),
+        Op::Delete { path } => delete::delete(cfg, path),
+        Op::Link { src, dst } => link::link(cfg, src, dst),
+    };
+    match r.and_then(|msg| cfg.validate_touched(&touched, insp).map(|()| msg)) {
+        Ok(msg) => Ok((msg, touched, snap)),
+        Err(e) => {
+            snap.restore(cfg);
+            Err(e)
+        }
+    }
 }
 
 fn need_tpg<'c>(cfg: &'c mut Config, t: &str, g: u16) -> Result<&'c mut Tpg, String> {

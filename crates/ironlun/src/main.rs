@@ -433,7 +433,8 @@ async fn serve(state_dir: &Path, opts: ServeOpts) -> Result<(), String> {
             tracing::warn!("{} exists; --config is ignored", saved.display());
         }
         tracing::info!("restoring {}", saved.display());
-        persist::load(&saved, &runtime)?
+        // config.json and the changes journaled since it was last written whole.
+        ironlun_control::journal::load(state_dir, &runtime)?
     } else if let Some(file) = config {
         tracing::info!("starting from {}", file.display());
         persist::load(file, &runtime)?

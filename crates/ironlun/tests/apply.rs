@@ -99,14 +99,14 @@ fn plan_dry_run_apply_and_twice_changes_nothing() {
     let before = std::fs::metadata(&config)
         .and_then(|m| m.modified())
         .expect("mtime");
-    let text = std::fs::read(&config).expect("config.json");
+    let text = d.saved_files();
     std::thread::sleep(std::time::Duration::from_millis(20));
     let again = d.cli(&["apply", &f]);
     assert_eq!(
         again.trim(),
         "no changes: the running configuration already equals the file"
     );
-    assert_eq!(std::fs::read(&config).expect("config.json"), text);
+    assert_eq!(d.saved_files(), text);
     assert_eq!(
         std::fs::metadata(&config)
             .and_then(|m| m.modified())

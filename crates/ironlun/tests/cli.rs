@@ -233,7 +233,11 @@ fn bad_inputs_exit_2_with_one_line_and_change_nothing() {
     let d = Daemon::start(&tmp.path().join("state"), &["--portal", "127.0.0.1:3322"]);
     let tpg = "iscsi/iqn.2026-11.org.ironlun:default/tpgt_1";
     let before = d.ok(&["ls"]);
-    let saved_before = std::fs::read(tmp.path().join("state/config.json")).expect("config");
+    let saved_files = || {
+        ["config.json", "config.journal"]
+            .map(|f| std::fs::read(tmp.path().join("state").join(f)).unwrap_or_default())
+    };
+    let saved_before = saved_files();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -372,10 +376,7 @@ fn bad_inputs_exit_2_with_one_line_and_change_nothing() {
     // Usage errors are bad input too.
     assert_eq!(d.cli(&["set", "only-a-path"]).status.code(), Some(2));
     assert_eq!(d.ok(&["ls"]), before);
-    assert_eq!(
-        std::fs::read(tmp.path().join("state/config.json")).expect("config"),
-        saved_before
-    );
+    assert_eq!(saved_files(), saved_before);
     d.stop();
 }
 

@@ -38,7 +38,7 @@ fn wait_for(d: &Daemon, path: &str, want: &str) {
 }
 
 fn config_json(d: &Daemon) -> String {
-    std::fs::read_to_string(d.state_dir().join("config.json")).expect("config.json")
+    d.saved_config()
 }
 
 /// West (id 1) holds tpgt_1's LUN 0, east (id 2) tpgt_2's; west ANO through the tree, east

@@ -18,15 +18,14 @@ const PORTS: Range<u16> = 3790..3800;
 fn an_attribute_lio_has_but_ironlun_fixes_takes_only_its_value() {
     let d = Daemon::start_in(PORTS);
     let attr = format!("{RAMDISK}/attrib/emulate_dpo");
-    let config = d.state_dir().join("config.json");
-    let before = (d.cli(&["ls"]), std::fs::read(&config).expect("config"));
+    let before = (d.cli(&["ls"]), d.saved_files());
     let err = d.refused(&["set", &attr, "1"]);
     assert!(
         err.contains("emulate_dpo") && err.contains("only 0"),
         "{err}"
     );
     assert_eq!(
-        (d.cli(&["ls"]), std::fs::read(&config).expect("config")),
+        (d.cli(&["ls"]), d.saved_files()),
         before,
         "a refused value changes nothing"
     );

@@ -954,10 +954,8 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
         ]),
     );
     // Its part, made from gw1's: the same storage object and groups, its own TPG.
-    let gw1_cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(gw1.d.state_dir().join("config.json")).expect("gw1's config"),
-    )
-    .expect("config.json");
+    let gw1_cfg: serde_json::Value =
+        serde_json::from_str(&gw1.d.saved_config()).expect("config.json");
     let so: Vec<serde_json::Value> = gw1_cfg["storage_objects"]
         .as_array()
         .expect("storage objects")
@@ -1084,8 +1082,7 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // gw2 kept it in its own config.json: it restarts with it.
-    let saved =
-        std::fs::read_to_string(g2.d.state_dir().join("config.json")).expect("gw2's config");
+    let saved = g2.d.saved_config();
     assert!(
         saved.contains("tpgt") || saved.contains("\"tag\": 12"),
         "{saved}"

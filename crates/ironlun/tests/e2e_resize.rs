@@ -124,7 +124,7 @@ async fn growing_a_fileio_lu_is_announced_to_every_session_and_persists() {
     // The new size is in the tree and in config.json.
     let control = d.cli(&["get", CONTROL]);
     assert!(control.contains("size=16777216"), "{control}");
-    let saved = std::fs::read_to_string(d.state_dir().join("config.json")).expect("config.json");
+    let saved = d.saved_config();
     let json: serde_json::Value = serde_json::from_str(&saved).expect("config.json parses");
     let so = json["storage_objects"]
         .as_array()
@@ -152,7 +152,7 @@ async fn refused_resizes_change_nothing_and_shrink_needs_asking() {
     let img = add_fileio_lun(&d, "8M");
     let s = login_at(d.addr(), normal("resize-refused"), 1).await;
     let blocks = 8 * MIB / u64::from(BLOCK);
-    let saved_before = std::fs::read(d.state_dir().join("config.json")).expect("config.json");
+    let saved_before = d.saved_files();
 
     for (value, needle) in [
         ("size=0", "size must not be zero"),
@@ -177,10 +177,7 @@ async fn refused_resizes_change_nothing_and_shrink_needs_asking() {
     assert!(err.contains("no such device"), "{err}");
     // Nothing changed: size, file, saved config, and no unit attention.
     assert_eq!(std::fs::metadata(&img).expect("stat").len(), 8 * MIB);
-    assert_eq!(
-        std::fs::read(d.state_dir().join("config.json")).expect("config.json"),
-        saved_before
-    );
+    assert_eq!(d.saved_files(), saved_before);
     assert_eq!(tur(&s, 1).await.status, status::GOOD);
     assert_eq!(capacity(&s, 1).await, blocks);
 

@@ -162,6 +162,11 @@ pub struct StorageObject {
 }
 
 impl StorageObject {
+    /// Whether this is the device `key` names (no allocation: lookups scan thousands).
+    pub fn is(&self, key: &DevKey) -> bool {
+        self.hba == key.hba && self.plugin == key.kind && self.name == key.name
+    }
+
     pub fn key(&self) -> DevKey {
         DevKey {
             kind: self.plugin,

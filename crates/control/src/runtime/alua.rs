@@ -9,7 +9,7 @@ use ironlun_engine::{Device, LuGroup, TargetPort};
 
 use super::{PortState, Undo};
 use crate::model::alua::group_attributes;
-use crate::model::{AluaTpg, DevKey, StorageObject, Tpg};
+use crate::model::{AluaTpg, DevKey, Lun, StorageObject, Tpg};
 
 /// Settable group attributes other than state, status and preferred, in the engine's display
 /// order, which is also the order they are given in (the supported states before anything
@@ -120,44 +120,56 @@ pub(super) fn sync_port_alua(
     undo: &mut Vec<Undo>,
 ) -> Result<(), String> {
     for l in &tpg.luns {
-        let at = format!("lun/lun_{}", l.index);
-        let cur = port.lun_alua_group(l.index);
-        if cur.as_deref() != Some(l.tg_pt_gp()) {
-            port.set_lun_alua_group(l.index, l.tg_pt_gp())
-                .map_err(|e| format!("{at}/alua_tg_pt_gp: {e}"))?;
-            if let Some(cur) = cur {
-                let (p, idx) = (port.clone(), l.index);
-                undo.push(Box::new(move || {
-                    if let Err(e) = p.set_lun_alua_group(idx, &cur) {
-                        tracing::error!("rollback of LUN {idx} ALUA group: {e}");
-                    }
-                }));
-            }
-        }
-        let off = port.lun_alua_offline(l.index).unwrap_or(false);
-        let status = port.lun_alua_offline_status(l.index).unwrap_or(0);
         let fresh = match (before.luns.get(&l.index), want.luns.get(&l.index)) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
             _ => true,
         };
-        if fresh {
-            if off != l.alua_tg_pt_offline || status != l.alua_tg_pt_status {
-                port.restore_lun_alua_offline(l.index, l.alua_tg_pt_offline, l.alua_tg_pt_status)
-                    .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
-            }
-        } else if off != l.alua_tg_pt_offline {
-            port.set_lun_alua_offline(l.index, l.alua_tg_pt_offline)
-                .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
+        sync_lun_alua(port, l, fresh, undo)?;
+    }
+    Ok(())
+}
+
+/// One TPG LUN's group and offline flag (`fresh`: the LUN is new to the port, or exports
+/// another device object now: its saved flag and status are restored, not changed).
+pub(super) fn sync_lun_alua(
+    port: &Arc<TargetPort>,
+    l: &Lun,
+    fresh: bool,
+    undo: &mut Vec<Undo>,
+) -> Result<(), String> {
+    let at = format!("lun/lun_{}", l.index);
+    let cur = port.lun_alua_group(l.index);
+    if cur.as_deref() != Some(l.tg_pt_gp()) {
+        port.set_lun_alua_group(l.index, l.tg_pt_gp())
+            .map_err(|e| format!("{at}/alua_tg_pt_gp: {e}"))?;
+        if let Some(cur) = cur {
             let (p, idx) = (port.clone(), l.index);
             undo.push(Box::new(move || {
-                let back = p
-                    .set_lun_alua_offline(idx, off)
-                    .and_then(|()| p.restore_lun_alua_offline(idx, off, status));
-                if let Err(e) = back {
-                    tracing::error!("rollback of LUN {idx} offline flag: {e}");
+                if let Err(e) = p.set_lun_alua_group(idx, &cur) {
+                    tracing::error!("rollback of LUN {idx} ALUA group: {e}");
                 }
             }));
         }
+    }
+    let off = port.lun_alua_offline(l.index).unwrap_or(false);
+    let status = port.lun_alua_offline_status(l.index).unwrap_or(0);
+    if fresh {
+        if off != l.alua_tg_pt_offline || status != l.alua_tg_pt_status {
+            port.restore_lun_alua_offline(l.index, l.alua_tg_pt_offline, l.alua_tg_pt_status)
+                .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
+        }
+    } else if off != l.alua_tg_pt_offline {
+        port.set_lun_alua_offline(l.index, l.alua_tg_pt_offline)
+            .map_err(|e| format!("{at}/alua_tg_pt_offline: {e}"))?;
+        let (p, idx) = (port.clone(), l.index);
+        undo.push(Box::new(move || {
+            let back = p
+                .set_lun_alua_offline(idx, off)
+                .and_then(|()| p.restore_lun_alua_offline(idx, off, status));
+            if let Err(e) = back {
+                tracing::error!("rollback of LUN {idx} offline flag: {e}");
+            }
+        }));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ironlun_backstore::{Backstore, BackstoreSpec, FileIoOptions, IBlockOptions, PscsiOptions};
 use ironlun_engine::{Device, DeviceConfig, PrState};
 
+use super::DevEntry;
 use crate::model::{at_path, DevKey, Kind, StorageObject};
 use crate::pr::{self, AptplFile};
 
@@ -92,4 +93,36 @@ pub(super) fn build_device(
 /// `core/…/attrib/<name>: <engine reason>`, without the engine's own `<name>: ` prefix.
 pub(super) fn attr_error(key: &DevKey, name: &str, e: &str) -> String {
     at_path(&format!("{key}/attrib/{name}"), name, e)
+}
+
+/// A device entry leaves the runtime (deleted, or replaced by `now`): its backstore flushed
+/// unless `now` keeps it; a replaced device object stops writing its APTPL file and reporting
+/// ALUA changes. `serial_lives_on`: another device has its unit serial.
+pub(super) fn retire_device(
+    key: &DevKey,
+    old: &DevEntry,
+    now: Option<&DevEntry>,
+    serial_lives_on: bool,
+) {
+    if !now.is_some_and(|d| Arc::ptr_eq(&d.backstore, &old.backstore)) {
+        if let Err(e) = old.backstore.flush() {
+            tracing::warn!("{key}: flush on removal: {e}");
+        }
+    }
+    if !now.is_some_and(|d| Arc::ptr_eq(&d.device, &old.device)) {
+        // A retired device object must not write the file any more (a replacement
+        // with the same serial has its own store), nor report ALUA changes.
+        old.device.set_aptpl_store(None);
+        old.device.set_alua_observer(None);
+        old.device.set_lu_group(None);
+    }
+    if !serial_lives_on && old.aptpl.exists() {
+        // Kept on purpose (as LIO does): deleting a device is not a reason to forget
+        // the reservations initiators made persistent. See docs/cli.md.
+        tracing::warn!(
+            "{key}: no device has unit serial '{1}' any more; its persistent reservation state stays in {0} and is restored if a device with that serial is created again (`ironlun pr clear --force` before deleting drops it)",
+            old.aptpl.path().display(),
+            old.so.wwn
+        );
+    }
 }

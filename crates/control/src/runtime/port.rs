@@ -10,7 +10,7 @@ use ironlun_engine::{MappedLun, TargetPort};
 use ironlun_fabric::{AuthConfig, FabricConfig, NopIn, TargetConfig, TpgConfig};
 
 use super::{DevEntry, PortEntry, PortState};
-use crate::model::{Chap, Config, DevKey, Tpg};
+use crate::model::{Chap, Config, DevKey, NodeAcl, Tpg};
 
 /// The engine-side state a TPG asks for.
 pub(super) fn desired_state(
@@ -29,18 +29,7 @@ pub(super) fn desired_state(
     let acls = tpg
         .node_acls
         .iter()
-        .map(|a| {
-            let mapped = a
-                .mapped_luns
-                .iter()
-                .map(|m| MappedLun {
-                    mapped_lun: m.index,
-                    tpg_lun: m.tpg_lun,
-                    write_protect: m.write_protect || prod_wp,
-                })
-                .collect();
-            (a.node_wwn.clone(), mapped)
-        })
+        .map(|a| (a.node_wwn.clone(), mapped_of(a, prod_wp)))
         .collect();
     Ok(PortState {
         luns,
@@ -51,6 +40,19 @@ pub(super) fn desired_state(
         ),
         enabled: tpg.enable,
     })
+}
+
+/// What the engine is told of an ACL's mapped LUNs (`prod_wp`: the TPG's
+/// prod_mode_write_protect, which write-protects them all).
+pub(super) fn mapped_of(a: &NodeAcl, prod_wp: bool) -> Vec<MappedLun> {
+    a.mapped_luns
+        .iter()
+        .map(|m| MappedLun {
+            mapped_lun: m.index,
+            tpg_lun: m.tpg_lun,
+            write_protect: m.write_protect || prod_wp,
+        })
+        .collect()
 }
 
 /// Bring `port` from `cur` to `want`, updating `cur` after each engine call that succeeded

@@ -174,7 +174,7 @@ fn create(path: &str, args: &[&str]) -> Request {
 }
 
 fn saved(dir: &Path) -> Config {
-    persist::load(&dir.join(CONFIG_FILE), &Fake).expect("saved config")
+    crate::journal::load(dir, &Fake).expect("saved config")
 }
 
 #[tokio::test]
@@ -510,12 +510,13 @@ async fn alua_changes_of_the_engine_are_saved() {
             .expect("west")
     };
     // Nothing changed by the engine: nothing to save.
-    let before = std::fs::read(dir.path().join(CONFIG_FILE)).expect("file");
+    let files = || {
+        [CONFIG_FILE, crate::journal::JOURNAL_FILE]
+            .map(|f| std::fs::read(dir.path().join(f)).expect("file"))
+    };
+    let before = files();
     c.sync_alua();
-    assert_eq!(
-        std::fs::read(dir.path().join(CONFIG_FILE)).expect("file"),
-        before
-    );
+    assert_eq!(files(), before);
     // The engine moved west to Standby by itself (STPG): folded in and saved.
     c.rt.stpg_state = Some(2);
     c.sync_alua();

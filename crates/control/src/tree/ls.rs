@@ -2,7 +2,7 @@
 //! grammar ([`ObjPath`]).
 
 use super::path::{segments, ObjPath};
-use super::render::{render, Node};
+use super::render::{render_branch, Node};
 use super::Inspect;
 use crate::model::Config;
 use ironlun_fabric::SECRET_MASK;
@@ -33,7 +33,7 @@ fn lookup<'a>(root: &'a Node, path: &str) -> Result<&'a Node, String> {
 /// `ls PATH`: the subtree below PATH, two spaces per level, leaves as `name = value`,
 /// links as `name -> target`; secrets shown as `********` (use `get` to read one).
 pub fn ls(cfg: &Config, insp: &dyn Inspect, path: &str) -> Result<String, String> {
-    let root = render(cfg, insp);
+    let root = render_branch(cfg, insp, &segments(path));
     let node = lookup(&root, path)?;
     let mut out = String::new();
     match node {
@@ -85,7 +85,7 @@ fn write_node(out: &mut String, node: &Node, depth: usize) {
 
 /// `get PATH`: a leaf's value or a link's target.
 pub fn get(cfg: &Config, insp: &dyn Inspect, path: &str) -> Result<String, String> {
-    let root = render(cfg, insp);
+    let root = render_branch(cfg, insp, &segments(path));
     match lookup(&root, path)? {
         Node::Leaf { value, .. } => Ok(value.clone()),
         Node::Link { target, .. } => Ok(target.clone()),

@@ -70,15 +70,61 @@ pub const COMPANY_ID: &str = "0x001405";
 
 /// Render the whole tree.
 pub fn render(cfg: &Config, insp: &dyn Inspect) -> Node {
-    dir("", vec![render_core(cfg, insp), render_iscsi(cfg, insp)])
+    render_branch(cfg, insp, &[])
 }
 
-fn render_core(cfg: &Config, insp: &dyn Inspect) -> Node {
+/// Render the tree as far as the path `segs` needs it: below `core/<hba>/<dev>` or
+/// `iscsi/<target>/tpgt_<n>` only that object, so reading one object of ten thousand costs
+/// one object. Nodes the path does not lead through are left out; the ones it does are as
+/// [`render`] has them.
+pub fn render_branch(cfg: &Config, insp: &dyn Inspect, segs: &[&str]) -> Node {
+    let seg = |i: usize| segs.get(i).copied();
+    let mut children = Vec::new();
+    if seg(0).is_none_or(|s| s == "core") {
+        let hba = seg(1).and_then(|h| Kind::parse_hba(h).ok());
+        children.push(render_core(
+            cfg,
+            insp,
+            hba,
+            seg(2).filter(|_| hba.is_some()),
+        ));
+    }
+    if seg(0).is_none_or(|s| s == "iscsi") {
+        let target = seg(1).filter(|t| *t != "discovery_auth");
+        let tag = seg(2)
+            .and_then(|t| t.strip_prefix("tpgt_"))
+            .and_then(|n| n.parse::<u16>().ok());
+        children.push(render_iscsi(
+            cfg,
+            insp,
+            target,
+            tag.filter(|_| target.is_some()),
+        ));
+    }
+    dir("", children)
+}
+
+fn render_core(
+    cfg: &Config,
+    insp: &dyn Inspect,
+    hba: Option<(Kind, u32)>,
+    dev: Option<&str>,
+) -> Node {
     let mut hbas: BTreeMap<(Kind, u32), Vec<Node>> = BTreeMap::new();
     for so in &cfg.storage_objects {
+        if hba.is_some_and(|h| h != (so.plugin, so.hba)) || dev.is_some_and(|d| d != so.name) {
+            continue;
+        }
         hbas.entry((so.plugin, so.hba))
             .or_default()
             .push(render_device(cfg, so, insp));
+    }
+    if hba.is_some() {
+        let children = hbas
+            .into_iter()
+            .map(|((k, n), devs)| dir(format!("{}_{}", k.tree_name(), n), devs))
+            .collect();
+        return dir("core", children);
     }
     let mut children: Vec<Node> = hbas
         .into_iter()
@@ -217,7 +263,7 @@ fn auth_nodes(chap: &Chap) -> Vec<Node> {
         .collect()
 }
 
-fn render_iscsi(cfg: &Config, insp: &dyn Inspect) -> Node {
+fn render_iscsi(cfg: &Config, insp: &dyn Inspect, target: Option<&str>, tag: Option<u16>) -> Node {
     let mut da = vec![leaf(
         "enforce_discovery_auth",
         bool_text(cfg.discovery_auth.enforce_discovery_auth),
@@ -225,8 +271,15 @@ fn render_iscsi(cfg: &Config, insp: &dyn Inspect) -> Node {
     da.extend(auth_nodes(&cfg.discovery_auth.chap));
     let mut children = vec![dir("discovery_auth", da)];
     let defaults = insp.param_defaults();
-    for t in &cfg.targets {
-        let tpgs = t.tpgs.iter().map(|g| render_tpg(g, &defaults)).collect();
+    for t in cfg
+        .targets
+        .iter()
+        .filter(|t| target.is_none_or(|x| x == t.wwn))
+    {
+        let tpgs = (t.tpgs.iter())
+            .filter(|g| tag.is_none_or(|x| x == g.tag))
+            .map(|g| render_tpg(g, &defaults))
+            .collect();
         children.push(dir(t.wwn.clone(), tpgs));
     }
     dir("iscsi", children)

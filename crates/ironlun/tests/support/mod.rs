@@ -131,6 +131,20 @@ impl Daemon {
     }
 
     /// The state directory (config.json, control.sock, file backstores of the tests).
+    /// The saved configuration as the daemon would restart with it: config.json with the
+    /// changes journaled since (config.journal) replayed, as config.json text.
+    pub fn saved_config(&self) -> String {
+        let cfg = ironlun_control::journal::read(&self.state_dir()).expect("saved config");
+        ironlun_control::persist::to_json(&cfg)
+    }
+
+    /// The bytes of config.json and config.journal: equal before and after a change that was
+    /// refused.
+    pub fn saved_files(&self) -> (Vec<u8>, Vec<u8>) {
+        let read = |f: &str| std::fs::read(self.state_dir().join(f)).unwrap_or_default();
+        (read("config.json"), read("config.journal"))
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
