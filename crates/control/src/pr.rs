@@ -17,6 +17,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ironlun_engine::{AptplStore, PrRegistration, PrState};
 use serde::{Deserialize, Serialize};
@@ -67,9 +68,13 @@ struct FileIn {
     state: PrState,
 }
 
-/// The APTPL file of one device: the engine's [`AptplStore`].
+/// The APTPL file of one device: the engine's [`AptplStore`]. Clones share one allocation
+/// (the runtime and the device each hold one, for every LU).
 #[derive(Clone, Debug)]
-pub struct AptplFile {
+pub struct AptplFile(Arc<Names>);
+
+#[derive(Debug)]
+struct Names {
     path: PathBuf,
     serial: String,
 }
@@ -77,19 +82,19 @@ pub struct AptplFile {
 impl AptplFile {
     /// The store of the device with unit serial `serial`, under `pr_dir`.
     pub fn new(pr_dir: &Path, serial: &str) -> AptplFile {
-        AptplFile {
+        AptplFile(Arc::new(Names {
             path: pr_dir.join(aptpl_file_name(serial)),
             serial: serial.to_string(),
-        }
+        }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.0.path
     }
 
     /// Whether the file exists (for reports; a dangling or unreadable entry counts).
     pub fn exists(&self) -> bool {
-        fs::symlink_metadata(&self.path).is_ok()
+        fs::symlink_metadata(&self.0.path).is_ok()
     }
 
     /// Serialise `state` in the file format.
@@ -97,7 +102,7 @@ impl AptplFile {
         let out = FileOut {
             format: APTPL_FORMAT,
             version: APTPL_VERSION,
-            unit_serial: &self.serial,
+            unit_serial: &self.0.serial,
             state,
         };
         // Plain structs, strings and integers: serialising cannot fail.
@@ -136,10 +141,10 @@ impl AptplFile {
             None => return Err("no format version (expected \"version\": 1)".into()),
         }
         let f: FileIn = serde_json::from_value(v).map_err(|e| format!("invalid content: {e}"))?;
-        if f.unit_serial != self.serial {
+        if f.unit_serial != self.0.serial {
             return Err(format!(
                 "holds the state of unit serial '{}', not of this device's '{}'",
-                f.unit_serial, self.serial
+                f.unit_serial, self.0.serial
             ));
         }
         check_state(&f.state)?;
@@ -148,8 +153,8 @@ impl AptplFile {
 
     /// Read the file. `Ok(None)`: there is none. Err: one line naming the file.
     pub fn load(&self) -> Result<Option<PrState>, String> {
-        let at = self.path.display();
-        let meta = match fs::metadata(&self.path) {
+        let at = self.0.path.display();
+        let meta = match fs::metadata(&self.0.path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {at}: {e}")),
@@ -163,7 +168,8 @@ impl AptplFile {
                 meta.len()
             ));
         }
-        let text = fs::read_to_string(&self.path).map_err(|e| format!("cannot read {at}: {e}"))?;
+        let text =
+            fs::read_to_string(&self.0.path).map_err(|e| format!("cannot read {at}: {e}"))?;
         self.decode(&text)
             .map(Some)
             .map_err(|e| format!("{at}: {e}"))
@@ -171,7 +177,7 @@ impl AptplFile {
 
     /// Create the directory (0700) if it is missing, durably.
     fn ensure_dir(&self) -> io::Result<()> {
-        let Some(dir) = self.path.parent() else {
+        let Some(dir) = self.0.path.parent() else {
             return Ok(());
         };
         if dir.is_dir() {
@@ -190,11 +196,11 @@ impl AptplFile {
 impl AptplStore for AptplFile {
     fn save(&self, state: &PrState) -> io::Result<()> {
         self.ensure_dir()?;
-        persist::write_atomic(&self.path, self.encode(state).as_bytes(), "aptpl")
+        persist::write_atomic(&self.0.path, self.encode(state).as_bytes(), "aptpl")
     }
 
     fn clear(&self) -> io::Result<()> {
-        persist::remove_durable(&self.path, "aptpl")
+        persist::remove_durable(&self.0.path, "aptpl")
     }
 }
 

@@ -6,6 +6,7 @@
 //! statuses (SAM-5 §5.3.1) and the task management functions (SAM-5 §7) that reached them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use ironlun_scsi::status;
 
@@ -75,8 +76,14 @@ pub const TMF_NAMES: [&str; 7] = [
     "target_cold_reset",
 ];
 
-/// Counters of one LU or one I_T nexus.
+/// Counters of one LU or one I_T nexus, made by the first thing counted (720 bytes that the
+/// many LUs no command reaches go without).
+#[derive(Default)]
 pub(crate) struct IoStats {
+    counters: OnceLock<Box<Counters>>,
+}
+
+struct Counters {
     /// Per class: commands per latency bucket (not cumulative; the last is +Inf).
     latency: [[AtomicU64; BUCKETS]; 3],
     latency_ns: [AtomicU64; 3],
@@ -88,24 +95,23 @@ pub(crate) struct IoStats {
     aborted: AtomicU64,
 }
 
-fn zeros<const N: usize>() -> [AtomicU64; N] {
-    std::array::from_fn(|_| AtomicU64::new(0))
-}
-
-impl Default for IoStats {
-    fn default() -> Self {
-        IoStats {
-            latency: std::array::from_fn(|_| zeros()),
-            latency_ns: zeros(),
+impl Counters {
+    const fn new() -> Counters {
+        Counters {
+            latency: [const { [const { AtomicU64::new(0) }; BUCKETS] }; 3],
+            latency_ns: [const { AtomicU64::new(0) }; 3],
             read_bytes: AtomicU64::new(0),
             write_bytes: AtomicU64::new(0),
-            sense: zeros(),
-            statuses: zeros(),
-            tmfs: zeros(),
+            sense: [const { AtomicU64::new(0) }; 16],
+            statuses: [const { AtomicU64::new(0) }; ERROR_STATUSES.len()],
+            tmfs: [const { AtomicU64::new(0) }; TMF_NAMES.len()],
             aborted: AtomicU64::new(0),
         }
     }
 }
+
+/// What a snapshot reads before anything was counted.
+static NOTHING_COUNTED: Counters = Counters::new();
 
 /// The sense key of fixed (70h/71h) or descriptor (72h/73h) format sense data (SPC-4 §4.5).
 fn sense_key(sense: &[u8]) -> Option<usize> {
@@ -118,6 +124,10 @@ fn sense_key(sense: &[u8]) -> Option<usize> {
 }
 
 impl IoStats {
+    fn counters(&self) -> &Counters {
+        self.counters.get_or_init(|| Box::new(Counters::new()))
+    }
+
     /// One finished command: its class, latency, Data-In / Data-Out bytes and status.
     #[inline]
     pub(crate) fn record(&self, class: OpClass, nanos: u64, data_in: usize, data_out: usize) {
@@ -126,14 +136,14 @@ impl IoStats {
             .iter()
             .position(|&le| nanos <= le)
             .unwrap_or(BUCKETS - 1);
-        self.latency[c][b].fetch_add(1, Ordering::Relaxed);
-        self.latency_ns[c].fetch_add(nanos, Ordering::Relaxed);
+        let n = self.counters();
+        n.latency[c][b].fetch_add(1, Ordering::Relaxed);
+        n.latency_ns[c].fetch_add(nanos, Ordering::Relaxed);
         if data_in != 0 {
-            self.read_bytes.fetch_add(data_in as u64, Ordering::Relaxed);
+            n.read_bytes.fetch_add(data_in as u64, Ordering::Relaxed);
         }
         if data_out != 0 {
-            self.write_bytes
-                .fetch_add(data_out as u64, Ordering::Relaxed);
+            n.write_bytes.fetch_add(data_out as u64, Ordering::Relaxed);
         }
     }
 
@@ -142,48 +152,50 @@ impl IoStats {
     pub(crate) fn error(&self, st: u8, sense: &[u8]) {
         if st == status::CHECK_CONDITION {
             if let Some(k) = sense_key(sense) {
-                self.sense[k].fetch_add(1, Ordering::Relaxed);
+                self.counters().sense[k].fetch_add(1, Ordering::Relaxed);
             }
         } else if let Some(i) = ERROR_STATUSES.iter().position(|(s, _)| *s == st) {
-            self.statuses[i].fetch_add(1, Ordering::Relaxed);
+            self.counters().statuses[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// A task management function (index into [`TMF_NAMES`]) that aborted `aborted` tasks.
     pub(crate) fn tmf(&self, which: usize, aborted: usize) {
-        if let Some(c) = self.tmfs.get(which) {
+        let n = self.counters();
+        if let Some(c) = n.tmfs.get(which) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        self.aborted.fetch_add(aborted as u64, Ordering::Relaxed);
+        n.aborted.fetch_add(aborted as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> IoSnapshot {
+        let n: &Counters = self.counters.get().map_or(&NOTHING_COUNTED, |b| b);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let classes = std::array::from_fn(|c| {
             let mut total = 0;
             let mut buckets = Vec::with_capacity(BUCKETS);
-            for (i, n) in self.latency[c].iter().enumerate() {
-                let n = load(n);
-                total += n;
+            for (i, b) in n.latency[c].iter().enumerate() {
+                let b = load(b);
+                total += b;
                 let le = LATENCY_BOUNDS_NS
                     .get(i)
                     .map_or(f64::INFINITY, |ns| *ns as f64 / 1e9);
-                buckets.push((le, n));
+                buckets.push((le, b));
             }
             LatencySnapshot {
                 count: total,
-                sum_seconds: load(&self.latency_ns[c]) as f64 / 1e9,
+                sum_seconds: load(&n.latency_ns[c]) as f64 / 1e9,
                 buckets,
             }
         });
         IoSnapshot {
             classes,
-            read_bytes: load(&self.read_bytes),
-            write_bytes: load(&self.write_bytes),
-            sense: std::array::from_fn(|i| load(&self.sense[i])),
-            statuses: std::array::from_fn(|i| load(&self.statuses[i])),
-            tmfs: std::array::from_fn(|i| load(&self.tmfs[i])),
-            aborted_tasks: load(&self.aborted),
+            read_bytes: load(&n.read_bytes),
+            write_bytes: load(&n.write_bytes),
+            sense: std::array::from_fn(|i| load(&n.sense[i])),
+            statuses: std::array::from_fn(|i| load(&n.statuses[i])),
+            tmfs: std::array::from_fn(|i| load(&n.tmfs[i])),
+            aborted_tasks: load(&n.aborted),
         }
     }
 }

@@ -11,10 +11,13 @@
 //! never wait for each other crosswise (no deadlock), whatever their ranges.
 //!
 //! The guards live on the stack of a small recursion (one frame per stripe), so a write
-//! allocates nothing: a 4 KiB write takes one, at most two, uncontended read locks.
+//! allocates nothing: a 4 KiB write takes one, at most two, uncontended read locks. The stripes
+//! themselves (2 KiB) are made by the LU's first command that touches its medium: most LUs of
+//! a target with thousands of them never see one.
 
 use std::iter::Chain;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
@@ -23,17 +26,10 @@ pub(crate) const STRIPES: usize = 256;
 /// Bytes of LU address space per region (a power of two).
 pub(crate) const REGION_BYTES: u64 = 64 << 10;
 
-/// The stripe locks of one LU.
+/// The stripe locks of one LU, made on first use.
+#[derive(Default)]
 pub(crate) struct StripeLocks {
-    stripes: Box<[RwLock<()>]>,
-}
-
-impl Default for StripeLocks {
-    fn default() -> Self {
-        StripeLocks {
-            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
-        }
-    }
+    stripes: OnceLock<Box<[RwLock<()>; STRIPES]>>,
 }
 
 /// The stripe indices covering bytes `[off, off + len)`, ascending.
@@ -55,6 +51,11 @@ fn indices(off: u64, len: u64) -> Chain<Range<usize>, Range<usize>> {
 }
 
 impl StripeLocks {
+    fn locks(&self) -> &[RwLock<()>; STRIPES] {
+        self.stripes
+            .get_or_init(|| Box::new([const { RwLock::new(()) }; STRIPES]))
+    }
+
     /// Run `f` while holding the stripes of `[off, off + len)` shared (a plain write).
     pub(crate) fn shared<R>(&self, off: u64, len: u64, f: impl FnOnce() -> R) -> R {
         self.nest(indices(off, len), false, f)
@@ -74,7 +75,7 @@ impl StripeLocks {
         let Some(i) = it.next() else {
             return f();
         };
-        let Some(lock) = self.stripes.get(i) else {
+        let Some(lock) = self.locks().get(i) else {
             return self.nest(it, exclusive, f);
         };
         if exclusive {
@@ -117,9 +118,9 @@ mod tests {
         // Region STRIPES aliases stripe 0: a write there must wait for a CAW on region 0.
         let alias = REGION_BYTES * STRIPES as u64;
         l.exclusive(0, 512, || {
-            assert!(l.stripes[0].try_read().is_none());
-            assert!(l.stripes[1].try_read().is_some());
+            assert!(l.locks()[0].try_read().is_none());
+            assert!(l.locks()[1].try_read().is_some());
         });
-        l.shared(alias, 512, || assert!(l.stripes[0].try_write().is_none()));
+        l.shared(alias, 512, || assert!(l.locks()[0].try_write().is_none()));
     }
 }

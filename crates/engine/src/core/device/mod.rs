@@ -504,7 +504,10 @@ impl Device {
     }
 
     pub(crate) fn add_export(&self, e: Export) {
-        self.exports.lock().push(e);
+        let mut x = self.exports.lock();
+        // Most LUs have one or two exports: grow one at a time rather than to Vec's first four.
+        x.reserve_exact(1);
+        x.push(e);
     }
 
     pub(crate) fn remove_export(&self, port: u64, lun: u64) {

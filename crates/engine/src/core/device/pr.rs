@@ -4,7 +4,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
 use ironlun_scsi::pr::kind;
@@ -165,8 +165,10 @@ pub(crate) struct PrUnit {
 
 impl Default for PrUnit {
     fn default() -> PrUnit {
+        // Every LU without registrations starts from one shared empty state.
+        static EMPTY: LazyLock<Arc<PrState>> = LazyLock::new(Arc::default);
         PrUnit {
-            state: ArcSwap::from_pointee(PrState::default()),
+            state: ArcSwap::new(EMPTY.clone()),
             reserved: AtomicBool::new(false),
             write: Mutex::new(()),
             store: Mutex::new(None),

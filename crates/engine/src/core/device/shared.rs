@@ -9,7 +9,7 @@
 //! the remote ports and the fence.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -113,7 +113,6 @@ pub struct RemotePort {
 }
 
 /// The cluster side of a device.
-#[derive(Default)]
 pub(crate) struct SharedUnit {
     pub(crate) share: Mutex<Option<Arc<dyn PrShare>>>,
     /// Revision of the cluster's PR state installed here.
@@ -127,6 +126,20 @@ pub(crate) struct SharedUnit {
     pub(crate) deadline: AtomicU64,
     /// The `cluster` attribute.
     pub(crate) clustered: AtomicBool,
+}
+
+impl Default for SharedUnit {
+    fn default() -> SharedUnit {
+        // Every LU that is not clustered shares one empty list.
+        static NONE: LazyLock<Arc<Vec<RemotePort>>> = LazyLock::new(Arc::default);
+        SharedUnit {
+            share: Mutex::new(None),
+            rev: AtomicU64::new(0),
+            remote: Mutex::new(NONE.clone()),
+            deadline: AtomicU64::new(0),
+            clustered: AtomicBool::new(false),
+        }
+    }
 }
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
