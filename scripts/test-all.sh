@@ -31,6 +31,8 @@ scripts/check-layout.sh
 cargo test --release -p ironlun --features failpoints --test crash_points
 cargo build --release --workspace --features ironlun/cluster
 cargo test --release --workspace --features ironlun/cluster
+# Ten thousand LUs: per-change latency, ls, batch, restart and RSS against their limits.
+scripts/scale.sh
 scripts/conformance-matrix.sh
 # The PR and MultipathIO suites with their two paths on two gateways of a cluster (docs/cluster.md).
 scripts/cluster-conformance.sh

@@ -12,7 +12,10 @@
 //! `<kind>.tmp-written` (all written, not synced), `<kind>.tmp-synced` (synced, not renamed),
 //! `<kind>.renamed` (renamed over the file, directory not synced), `<kind>.dir-synced` (all
 //! done, not yet answered), `<kind>.removed` (file unlinked, directory not synced),
-//! `aptpl.dir-created` (the pr/ directory made, its parent not synced).
+//! `aptpl.dir-created` (the pr/ directory made, its parent not synced); for the journal
+//! (`config.journal`, [`crate::journal`]): `journal.half` (half a record written),
+//! `journal.written` (all written, not synced), `journal.synced` (synced, not yet answered),
+//! and its fresh file as kind `journal-head`.
 
 /// Abort here if `<kind>.<step>` is the armed point.
 pub(crate) fn hit(kind: &str, step: &str) {

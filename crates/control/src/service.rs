@@ -7,13 +7,14 @@
 //! Protocol on `<state-dir>/control.sock` (mode 0600): one JSON request per line, one JSON
 //! response per line, any number of requests per connection. Only root and the daemon's own
 //! user are served (peer credentials, [`SocketPolicy`]); a request line must arrive within
-//! 10 s and be at most 1 MiB, else the client gets one refusal line and the connection closes.
+//! 10 s and be at most 64 MiB (a batch or an inline config of tens of thousands of objects),
+//! else the client gets one refusal line and the connection closes.
 //!
 //! ```text
 //! {"op":"ls","path":"iscsi"}            {"op":"get","path":"…"}      {"op":"set","path":"…","value":"1"}
 //! {"op":"create","path":"…","args":["size=1G"]}   {"op":"delete","path":"…"}
 //! {"op":"link","src":"…","dst":"…"}     {"op":"save","file":null|"/abs"}  {"op":"restore","file":"/abs"}
-//! {"op":"apply","file":"/abs","dry_run":false}
+//! {"op":"apply","file":"/abs","dry_run":false}   {"op":"batch","ops":[{"op":"create",…},…]}
 //! {"op":"pr_show","path":"core/…/<dev>"}  {"op":"pr_clear","path":"core/…/<dev>","force":true}
 //! {"op":"alua_show","path":"core/…/<dev>"}  {"op":"sessions","detail":false}  {"op":"status"}
 //! {"op":"progress","on":true}
@@ -48,7 +49,7 @@ pub use crate::persist::CONFIG_FILE;
 /// Name of the control socket inside the state directory.
 pub const SOCKET_FILE: &str = "control.sock";
 /// Longest request line accepted.
-const MAX_REQUEST: u64 = 1 << 20;
+const MAX_REQUEST: u64 = 64 << 20;
 
 /// A control request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +84,11 @@ pub enum Request {
     },
     Restore {
         file: String,
+    },
+    /// Several `set`, `create`, `delete` and `link` requests as one change: made in order,
+    /// validated, applied and recorded once; all of them or none.
+    Batch {
+        ops: Vec<Request>,
     },
     /// Make the running tree equal to a config file with the fewest changes, and print the
     /// plan ([`crate::plan`]); with `dry_run`, only the plan.
@@ -131,6 +137,16 @@ pub enum Request {
         #[serde(default = "yes")]
         on: bool,
     },
+}
+
+/// Give the free pages of the heap back to the system: a request that built or replaced
+/// thousands of objects leaves many small freed blocks that malloc keeps otherwise.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn yes() -> bool {
@@ -253,6 +269,22 @@ impl<R: Runtime> Control<R> {
 
     /// Handle one request. Mutations are serialised by `&mut self`.
     pub async fn handle(&mut self, req: Request) -> Response {
+        let big = matches!(
+            req,
+            Request::Batch { .. }
+                | Request::Apply { .. }
+                | Request::ApplyConfig { .. }
+                | Request::Restore { .. }
+        );
+        let resp = self.handle_one(req).await;
+        // A listing of thousands of objects built its whole tree of nodes too.
+        if big || resp.output.len() > 1 << 20 {
+            trim_heap();
+        }
+        resp
+    }
+
+    async fn handle_one(&mut self, req: Request) -> Response {
         match req {
             Request::Ls { path } => {
                 tree::ls(&self.cfg, &self.rt, &path).map_or_else(Response::refused, Response::ok)
@@ -270,6 +302,7 @@ impl<R: Runtime> Control<R> {
             Request::Create { path, args } => self.mutate(Op::Create { path, args }).await,
             Request::Delete { path } => self.mutate(Op::Delete { path }).await,
             Request::Link { src, dst } => self.mutate(Op::Link { src, dst }).await,
+            Request::Batch { ops } => self.batch(ops).await,
             Request::Save { file } => {
                 let path = match file {
                     Some(f) if !Path::new(&f).is_absolute() => {
@@ -611,6 +644,7 @@ pub async fn watch_alua<R: Runtime + 'static>(
 }
 
 mod apply_inline;
+mod batch;
 mod socket;
 pub use socket::{bind_socket, request, request_with_progress, serve, ServerLine, SocketPolicy};
 #[cfg(test)]

@@ -21,6 +21,42 @@ pub(crate) fn group_attr(dev: &str, group: &str, attr: &str) -> Result<String, S
     Ok(format!("{key}/alua/{group}/{attr}"))
 }
 
+/// `batch FILE`: each line a CLI command that sets, creates, deletes or links; Err names the
+/// file and line.
+fn batch_request(file: &Path) -> Result<Request, String> {
+    let name = file.display();
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("batch: stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("batch: cannot read {name}: {e}"))?
+    };
+    let mut ops = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = || format!("batch: {name} line {}", i + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut argv = vec!["ironlun".to_string()];
+        argv.extend(words(line).map_err(|e| format!("{}: {e}", at()))?);
+        let cli = <crate::Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| {
+            let first = e.to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            format!("{}: {first}", at())
+        })?;
+        match request_of(cli.cmd)? {
+            Some(r @ (Request::Set { .. } | Request::Create { .. } | Request::Delete { .. } | Request::Link { .. })) => ops.push(r),
+            _ => return Err(format!("{}: only set, create, delete and link commands (and the alua set-… ones) go in a batch", at())),
+        }
+    }
+    Ok(Request::Batch { ops })
+}
+
 /// The control request of a client command (`Ok(None)` for `serve`); Err: a bad argument
 /// (one line), nothing is sent.
 pub(crate) fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
@@ -44,6 +80,7 @@ pub(crate) fn request_of(cmd: Cmd) -> Result<Option<Request>, String> {
         },
         Cmd::Delete { path } => Request::Delete { path },
         Cmd::Link { src, dst } => Request::Link { src, dst },
+        Cmd::Batch { file } => batch_request(&file)?,
         Cmd::Config {
             cmd: ConfigCmd::Save { file },
         } => Request::Save {
@@ -162,4 +199,47 @@ pub(crate) fn exit_code(resp: &service::Response) -> u8 {
         .ok()
         .filter(|c| *c != 0)
         .unwrap_or(1)
+}
+
+/// Splits a line into words: blanks separate, `'…'` and `"…"` quote, `\` escapes the next
+/// character. Err: an unclosed quote.
+pub(crate) fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("unclosed quote".into());
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
 }

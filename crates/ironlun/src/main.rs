@@ -107,6 +107,9 @@ enum Cmd {
     Delete { path: String },
     /// Create DST as a link to SRC (TPG LUN → device, ACL mapped LUN → TPG LUN)
     Link { src: String, dst: String },
+    /// Run the set, create, delete and link commands of FILE ('-': stdin), one per line as on
+    /// the command line ('#' starts a comment), as one change: all of them or none, saved once
+    Batch { file: PathBuf },
     /// Make the running configuration equal to FILE (a config.json) with the fewest changes;
     /// prints the plan. Twice in a row changes nothing; sessions on untouched LUs go on
     Apply {

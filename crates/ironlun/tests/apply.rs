@@ -190,3 +190,54 @@ async fn io_on_an_untouched_lu_goes_on_across_applies() {
     println!("apply: {n} verified write+read pairs across 6 applies, {ua} unit attentions 3F/0E");
     let _ = guard("logout", s.logout(0)).await;
 }
+
+/// `ironlun batch FILE`: the lines as one change, all or none; a refused line is named with
+/// its file and number, and nothing of the lines before it stays (live or saved).
+#[test]
+fn a_batch_is_one_change_all_or_none() {
+    let d = Daemon::start_in(PORTS);
+    let file = d.state_dir().join("batch.txt");
+    let good = format!(
+        "# two LUs exported and mapped\ncreate core/rd_mcp_3/b0 size=1M\ncreate core/rd_mcp_3/b1 size=2M\n\
+         create {T}/lun/lun_20 dev=core/rd_mcp_3/b0\nlink core/rd_mcp_3/b1 {T}/lun/lun_21\n\
+         create {T}/acls/iqn.2026-12.org.ironlun:batch\ncreate {T}/acls/iqn.2026-12.org.ironlun:batch/lun_0 tpg_lun=21\n\
+         set core/rd_mcp_3/b0/attrib/emulate_tpu 1\n"
+    );
+    std::fs::write(&file, &good).expect("write");
+    let out = d.cli(&["batch", &file.display().to_string()]);
+    assert!(out.contains("7 change(s) applied"), "{out}");
+    assert_eq!(
+        d.cli(&["get", &format!("{T}/lun/lun_21")]).trim(),
+        "core/rd_mcp_3/b1"
+    );
+    assert_eq!(
+        d.cli(&["get", "core/rd_mcp_3/b0/attrib/emulate_tpu"])
+            .trim(),
+        "1"
+    );
+
+    let (ls, saved) = (d.cli(&["ls"]), d.saved_files());
+    let bad = format!(
+        "create core/rd_mcp_3/b2 size=1M\ncreate {T}/lun/lun_22 dev=core/rd_mcp_3/b2\n\n\
+         create {T}/lun/lun_23 dev=core/rd_mcp_3/nosuch\n"
+    );
+    std::fs::write(&file, &bad).expect("write");
+    let err = d.refused(&["batch", &file.display().to_string()]);
+    assert!(
+        err.contains("batch op 3")
+            && err.contains("no such device")
+            && err.contains("nothing changed"),
+        "{err}"
+    );
+    let unknown = "create core/rd_mcp_3/b3 size=1M\nfrobnicate core\n";
+    std::fs::write(&file, unknown).expect("write");
+    let err = d.refused(&["batch", &file.display().to_string()]);
+    assert!(err.contains("line 2"), "{err}");
+    std::fs::write(&file, "create core/rd_mcp_3/b4 size=1M\nls core\n").expect("write");
+    let err = d.refused(&["batch", &file.display().to_string()]);
+    assert!(
+        err.contains("line 2") && err.contains("only set, create, delete and link"),
+        "{err}"
+    );
+    assert_eq!((d.cli(&["ls"]), d.saved_files()), (ls, saved));
+}

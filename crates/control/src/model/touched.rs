@@ -166,6 +166,8 @@ type Was<T> = Option<(usize, T)>;
 #[derive(Clone, Debug)]
 pub enum Snapshot {
     Whole(Box<Config>),
+    /// The snapshots of a batch's changes, in order.
+    Many(Vec<Snapshot>),
     Parts {
         devices: Vec<(DevKey, Was<StorageObject>)>,
         shells: Vec<(TpgKey, Tpg)>,
@@ -243,6 +245,11 @@ impl Snapshot {
     pub fn restore(self, cfg: &mut Config) {
         match self {
             Snapshot::Whole(c) => *cfg = *c,
+            Snapshot::Many(list) => {
+                for s in list.into_iter().rev() {
+                    s.restore(cfg);
+                }
+            }
             Snapshot::Parts {
                 devices,
                 shells,

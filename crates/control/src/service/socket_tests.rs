@@ -108,7 +108,7 @@ async fn an_oversized_request_is_refused_with_one_line() {
     assert!(!resp.ok && resp.code == 2, "{resp:?}");
     assert!(
         resp.error
-            .contains("request longer than 1048576 bytes refused"),
+            .contains("request longer than 67108864 bytes refused"),
         "{resp:?}"
     );
     let _ = writer.await;

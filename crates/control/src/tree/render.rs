@@ -8,7 +8,9 @@ use ironlun_engine::scsi::alua::status_code;
 
 use super::Inspect;
 use crate::model::alua::{self, group_attributes, AluaTpg};
-use crate::model::{Chap, Config, DevKey, Kind, StorageObject, Tpg, AUTH_NAMES, TPG_ATTRIBUTES};
+use crate::model::{
+    Chap, Config, DevKey, Kind, Member, StorageObject, Tpg, AUTH_NAMES, TPG_ATTRIBUTES,
+};
 use crate::pr;
 
 /// One node of the rendered tree.
@@ -104,20 +106,56 @@ pub fn render_branch(cfg: &Config, insp: &dyn Inspect, segs: &[&str]) -> Node {
     dir("", children)
 }
 
+/// A TPG LUN exporting a device, and the device's target port group it is in.
+type Export<'c> = (Member, &'c str);
+
+/// The TPG LUNs exporting each device (`only`: that device path), by device path: one pass
+/// over every LUN.
+fn exports<'c>(cfg: &'c Config, only: Option<&str>) -> BTreeMap<&'c str, Vec<Export<'c>>> {
+    let mut out: BTreeMap<&str, Vec<Export<'_>>> = BTreeMap::new();
+    for t in &cfg.targets {
+        for g in &t.tpgs {
+            for l in g
+                .luns
+                .iter()
+                .filter(|l| only.is_none_or(|o| o == l.storage_object))
+            {
+                let m = Member {
+                    target: t.wwn.clone(),
+                    tpgt: g.tag,
+                    lun: l.index,
+                    rtpi: g.rtpi,
+                };
+                out.entry(l.storage_object.as_str())
+                    .or_default()
+                    .push((m, l.tg_pt_gp()));
+            }
+        }
+    }
+    out
+}
+
 fn render_core(
     cfg: &Config,
     insp: &dyn Inspect,
     hba: Option<(Kind, u32)>,
     dev: Option<&str>,
 ) -> Node {
+    let only = match (hba, dev) {
+        (Some((k, n)), Some(d)) => Some(format!("core/{}_{n}/{d}", k.tree_name())),
+        _ => None,
+    };
+    let exports = exports(cfg, only.as_deref());
     let mut hbas: BTreeMap<(Kind, u32), Vec<Node>> = BTreeMap::new();
     for so in &cfg.storage_objects {
         if hba.is_some_and(|h| h != (so.plugin, so.hba)) || dev.is_some_and(|d| d != so.name) {
             continue;
         }
+        let path = so.key().to_string();
+        let mine = exports.get(path.as_str()).map_or(&[][..], Vec::as_slice);
         hbas.entry((so.plugin, so.hba))
             .or_default()
-            .push(render_device(cfg, so, insp));
+            .push(render_device(so, mine, insp));
     }
     if hba.is_some() {
         let children = hbas
@@ -153,7 +191,7 @@ fn render_core(
     dir("core", children)
 }
 
-fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
+fn render_device(so: &StorageObject, exports: &[Export<'_>], insp: &dyn Inspect) -> Node {
     let key = so.key();
     let mut attrs = insp.device_attributes(&key);
     if attrs.is_empty() {
@@ -169,10 +207,14 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
         // applied.
         attrs.retain(|(k, _)| crate::model::device::PSCSI_ATTRIBUTES.contains(&k.as_str()));
     }
-    let exports = cfg.luns_of(&key).len();
+    let luns: Vec<(String, u16, u64)> = exports
+        .iter()
+        .map(|(m, _)| (m.target.clone(), m.tpgt, m.lun))
+        .collect();
+    let exports_n = luns.len();
     let info = insp.device_info(&key).unwrap_or_else(|| {
         format!(
-            "Status: {} Exports: {exports} {}",
+            "Status: {} Exports: {exports_n} {}",
             "CONFIGURED",
             so.control_text()
         )
@@ -180,7 +222,7 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
     let groups = so
         .alua_groups()
         .into_iter()
-        .map(|g| render_alua_group(cfg, &key, &g, insp))
+        .map(|g| render_alua_group(exports, &key, &g, insp))
         .collect();
     // A pass-through LU's ALUA and PR are the device's (docs/cli.md "SCSI pass-through").
     let pass = so.plugin == Kind::PScsi;
@@ -199,10 +241,9 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
         ),
     ]);
     if let Some(view) = insp.device_pr(&key).filter(|_| !pass) {
-        let exports = cfg.luns_of(&key);
         children.push(dir(
             "pr",
-            pr::tree_leaves(&view, &exports)
+            pr::tree_leaves(&view, &luns)
                 .into_iter()
                 .map(|(k, v)| leaf(k, v))
                 .collect(),
@@ -223,15 +264,20 @@ fn render_device(cfg: &Config, so: &StorageObject, insp: &dyn Inspect) -> Node {
 
 /// A group's attributes: saved values, with the engine's live state and status (a transition
 /// in progress shows as 15, Transitioning), all as LIO's numbers.
-fn render_alua_group(cfg: &Config, key: &DevKey, g: &AluaTpg, insp: &dyn Inspect) -> Node {
+fn render_alua_group(
+    exports: &[Export<'_>],
+    key: &DevKey,
+    g: &AluaTpg,
+    insp: &dyn Inspect,
+) -> Node {
     let leaves = group_attributes()
         .iter()
         .map(|a| {
             let value = match *a {
-                "members" => cfg
-                    .alua_members(key, &g.name)
+                "members" => exports
                     .iter()
-                    .map(|m| format!("iscsi/{}/tpgt_{}/lun_{}", m.target, m.tpgt, m.lun))
+                    .filter(|(_, group)| *group == g.name)
+                    .map(|(m, _)| format!("iscsi/{}/tpgt_{}/lun_{}", m.target, m.tpgt, m.lun))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 "alua_access_state" => insp

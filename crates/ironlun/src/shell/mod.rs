@@ -23,6 +23,7 @@ use std::rc::Rc;
 use clap::Parser;
 use ironlun_control::service::{self, Request, Response};
 
+use crate::client::words;
 use crate::{AluaCmd, Cli, Cmd, PrCmd};
 
 /// The shell's own commands (the others are the CLI's subcommands).
@@ -176,48 +177,6 @@ pub(crate) fn tree_path(cwd: &str, arg: &str) -> String {
     parts.join("/")
 }
 
-/// Splits a line into words: blanks separate, `'…'` and `"…"` quote, `\` escapes the next
-/// character. Err: an unclosed quote.
-pub(crate) fn words(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("unclosed quote".into());
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
-}
 
 /// Makes the object paths of a CLI command absolute against `cwd` (file paths stay the
 /// CLI's: relative to the shell's working directory).
