@@ -21,9 +21,22 @@ pub(crate) const REMOTE: u64 = u64::MAX;
 pub(crate) struct Spc2Reservation {
     /// Holder's nexus id (or [`REMOTE`]), read lock-free on every command.
     holder: AtomicU64,
-    /// Holder's initiator port name, for the control plane's `info`, and who it is by name
-    /// (what a clustered LU shares with the other gateways).
-    name: Mutex<Option<(String, Option<PrSender>)>>,
+    /// Who holds it, while someone does (boxed: most LUs are never reserved).
+    name: Mutex<Option<Box<Holder>>>,
+}
+
+struct Holder {
+    /// The holder's initiator port name, for the control plane's `info`.
+    name: String,
+    /// Who it is by name (what a clustered LU shares with the other gateways).
+    who: Option<PrSender>,
+}
+
+fn held(name: String, who: PrSender) -> Option<Box<Holder>> {
+    Some(Box::new(Holder {
+        name,
+        who: Some(who),
+    }))
 }
 
 impl Spc2Reservation {
@@ -41,7 +54,7 @@ impl Spc2Reservation {
             .compare_exchange(NONE, nexus, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                *n = Some((name.to_string(), Some(who)));
+                *n = held(name.to_string(), who);
                 Ok(())
             }
             Err(h) if h == nexus => Ok(()),
@@ -69,7 +82,7 @@ impl Spc2Reservation {
     }
 
     pub(crate) fn holder_name(&self) -> Option<String> {
-        self.name.lock().as_ref().map(|(n, _)| n.clone())
+        self.name.lock().as_ref().map(|h| h.name.clone())
     }
 
     /// The holder's nexus id ([`NONE`], [`REMOTE`] or a nexus of this gateway).
@@ -79,7 +92,7 @@ impl Spc2Reservation {
 
     /// Who holds it, by name.
     pub(crate) fn holder_ident(&self) -> Option<PrSender> {
-        self.name.lock().as_ref().and_then(|(_, w)| w.clone())
+        self.name.lock().as_ref().and_then(|h| h.who.clone())
     }
 
     /// Set the holder as the cluster says: `local` if the holder is a nexus of this gateway,
@@ -95,7 +108,7 @@ impl Spc2Reservation {
                 self.holder
                     .store(local.unwrap_or(REMOTE), Ordering::Release);
                 let name = format!("{},i,0x{}", w.initiator, hex(&w.isid));
-                *n = Some((name, Some(w)));
+                *n = held(name, w);
             }
         }
     }
