@@ -24,16 +24,22 @@ pub struct Live {
 /// The latest live objects, shared with readers.
 pub struct LiveObjects {
     fabric: Arc<Fabric>,
-    devices: RwLock<BTreeMap<DevKey, Arc<Device>>>,
-    ports: RwLock<Vec<Arc<TargetPort>>>,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    devices: BTreeMap<DevKey, Arc<Device>>,
+    ports: Vec<Arc<TargetPort>>,
+    /// The last [`Live`] handed out, until the next change.
+    cached: Option<Arc<Live>>,
 }
 
 impl LiveObjects {
     pub(crate) fn new(fabric: Arc<Fabric>) -> LiveObjects {
         LiveObjects {
             fabric,
-            devices: RwLock::new(BTreeMap::new()),
-            ports: RwLock::new(Vec::new()),
+            inner: RwLock::new(Inner::default()),
         }
     }
 
@@ -43,27 +49,37 @@ impl LiveObjects {
         devices: BTreeMap<DevKey, Arc<Device>>,
         ports: Vec<Arc<TargetPort>>,
     ) {
-        *self.devices.write() = devices;
-        *self.ports.write() = ports;
+        *self.inner.write() = Inner {
+            devices,
+            ports,
+            cached: None,
+        };
     }
 
     /// Publish device `key` (`None`: it is gone).
     pub(crate) fn set_device(&self, key: &DevKey, device: Option<Arc<Device>>) {
-        let mut d = self.devices.write();
+        let mut i = self.inner.write();
         match device {
-            Some(dev) => d.insert(key.clone(), dev),
-            None => d.remove(key),
+            Some(dev) => i.devices.insert(key.clone(), dev),
+            None => i.devices.remove(key),
         };
+        i.cached = None;
     }
 
-    /// The objects as of the last apply.
+    /// The objects as of the last apply (built once per change, then shared).
     pub fn load(&self) -> Arc<Live> {
-        Arc::new(Live {
-            devices: (self.devices.read().iter())
+        if let Some(l) = self.inner.read().cached.as_ref() {
+            return l.clone();
+        }
+        let mut i = self.inner.write();
+        let live = Arc::new(Live {
+            devices: (i.devices.iter())
                 .map(|(k, d)| (k.to_string(), d.clone()))
                 .collect(),
-            ports: self.ports.read().clone(),
-        })
+            ports: i.ports.clone(),
+        });
+        i.cached = Some(live.clone());
+        live
     }
 
     pub fn fabric(&self) -> &Arc<Fabric> {
