@@ -178,14 +178,16 @@ fn diff_object(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
         }
         let (va, vb) = (va.unwrap_or(&Value::Null), vb.unwrap_or(&Value::Null));
         // A missing list is an empty one.
-        let list = |v: &Value| match v {
-            Value::Array(x) => Some(x.clone()),
-            Value::Null => Some(Vec::new()),
-            _ => None,
-        };
+        fn list(v: &Value) -> Option<&[Value]> {
+            match v {
+                Value::Array(x) => Some(x),
+                Value::Null => Some(&[]),
+                _ => None,
+            }
+        }
         if let (Some(xa), Some(xb)) = (list(va), list(vb)) {
-            if is_named_list(k, &xa, &xb) {
-                diff_list(path, k, &xa, &xb, out);
+            if is_named_list(k, xa, xb) {
+                diff_list(path, k, xa, xb, out);
                 continue;
             }
         }
@@ -208,20 +210,25 @@ fn is_named_list(field: &str, a: &[Value], b: &[Value]) -> bool {
 }
 
 fn diff_list(parent: &str, field: &str, a: &[Value], b: &[Value], out: &mut Vec<Change>) {
-    let named = |v: &[Value]| -> Vec<(String, Value)> {
+    fn named<'v>(field: &str, parent: &str, v: &'v [Value]) -> Vec<(String, &'v Value)> {
         v.iter()
-            .filter_map(|e| element_path(field, parent, e).map(|p| (p, e.clone())))
+            .filter_map(|e| element_path(field, parent, e).map(|p| (p, e)))
             .collect()
-    };
-    let (na, nb) = (named(a), named(b));
+    }
+    let (na, nb) = (named(field, parent, a), named(field, parent, b));
+    // Matched by name through maps: lists of ten thousand LUs are compared in n log n.
+    let ia: std::collections::BTreeMap<&str, &Value> =
+        na.iter().map(|(p, e)| (p.as_str(), *e)).collect();
+    let ib: std::collections::BTreeMap<&str, &Value> =
+        nb.iter().map(|(p, e)| (p.as_str(), *e)).collect();
     for (p, ea) in &na {
-        match nb.iter().find(|(q, _)| q == p) {
-            Some((_, eb)) => diff_object(p, ea, eb, out),
+        match ib.get(p.as_str()) {
+            Some(eb) => diff_object(p, ea, eb, out),
             None => out.push(Change::Delete(p.clone())),
         }
     }
     for (p, eb) in &nb {
-        if !na.iter().any(|(q, _)| q == p) {
+        if !ia.contains_key(p.as_str()) {
             out.push(Change::Create(p.clone()));
             // What the new object holds is part of creating it, except the named objects
             // below it (LUNs, ACLs, portals…), which are creations of their own.
