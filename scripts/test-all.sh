@@ -49,6 +49,7 @@ if [ -x "$VMI_TOOL/run-scenario.sh" ] && [ "$(id -u)" = 0 ]; then
   VMI_TOOL=$(cd "$VMI_TOOL" && pwd) tests/linux-initiator/host-alua.sh
   VMI_TOOL=$(cd "$VMI_TOOL" && pwd) tests/linux-initiator/pscsi.sh
   VMI_TOOL=$(cd "$VMI_TOOL" && pwd) tests/linux-initiator/cluster.sh
+  VMI_TOOL=$(cd "$VMI_TOOL" && pwd) tests/linux-initiator/many-luns.sh
 elif [ -n "${IRONLUN_REQUIRE_VM:-}" ]; then
   echo "test-all: the Linux initiator VM tool is required but not usable at $VMI_TOOL" >&2
   exit 1

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use ironlun_engine::scsi::sense::{asc, key};
 use ironlun_engine::scsi::{status, Sense};
@@ -505,4 +507,101 @@ fn write_cache_attribute_changes_raise_mode_parameters_changed() {
         assert_eq!(kaq(&s), (key::UNIT_ATTENTION, 0x2A, 0x01));
     }
     let _ = asc::MODE_PARAMETERS_CHANGED;
+}
+
+/// A port exporting `n` LUNs 0..n, one small device each, and one nexus whose power-on unit
+/// attentions are consumed on `drain`.
+fn many_luns(n: u64, drain: &[u64]) -> Arc<Nexus> {
+    let port = TargetPort::new("iqn.2024-01.org.ironlun:many", 1, 1);
+    for lun in 0..n {
+        let dev = Device::new(
+            DeviceConfig {
+                name: format!("d{lun}"),
+                unit_serial: format!("s{lun}"),
+                ..config()
+            },
+            Mem::new(BS * 8, false),
+        )
+        .expect("device");
+        port.add_lun(lun, dev).expect("add lun");
+    }
+    port.set_demo_mode(true, false);
+    let a = port.open_nexus(initiator("iqn.a", 1)).expect("nexus");
+    for &lun in drain {
+        drain_ua(&a, lun);
+    }
+    a
+}
+
+/// REPORT LUNS with an allocation length of `alloc` through LUN 0.
+fn report_luns(n: &Nexus, alloc: u32) -> ScsiResponse {
+    let mut cdb = [0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    cdb[6..10].copy_from_slice(&alloc.to_be_bytes());
+    run(n, 0, &cdb, DataDirection::Read, alloc, vec![])
+}
+
+#[test]
+fn report_luns_lists_ten_thousand_luns_peripheral_then_flat_space() {
+    let a = many_luns(10_000, &[0, 255, 256, 300, 9999]);
+    let r = report_luns(&a, 16 + 8 * 10_000);
+    assert_eq!(r.status, status::GOOD);
+    let d = r.data_in;
+    assert_eq!(d.len(), 8 + 8 * 10_000);
+    assert_eq!(
+        &d[..8],
+        &[0, 1, 0x38, 0x80, 0, 0, 0, 0],
+        "LUN LIST LENGTH 80,000"
+    );
+    for (i, e) in d[8..].chunks_exact(8).enumerate() {
+        // SAM-5 §4.7.7.3 peripheral device addressing below 256, §4.7.7.5 flat space above.
+        let want = if i < 256 {
+            [0, i as u8, 0, 0, 0, 0, 0, 0]
+        } else {
+            [0x40 | (i >> 8) as u8, i as u8, 0, 0, 0, 0, 0, 0]
+        };
+        assert_eq!(e, want, "entry {i}");
+    }
+    assert_eq!(&d[8 + 8 * 9999..], &[0x67, 0x0F, 0, 0, 0, 0, 0, 0]);
+    // Commands reach the LUNs the list names.
+    for lun in [255, 256, 300, 9999] {
+        let r = run(
+            &a,
+            lun,
+            &read10(0, 1),
+            DataDirection::Read,
+            BS as u32,
+            vec![],
+        );
+        assert_eq!(r.status, status::GOOD, "READ on LUN {lun}");
+    }
+    let r = run(&a, 10_000, &[0u8; 6], DataDirection::None, 0, vec![]);
+    assert_eq!(
+        r.status,
+        status::CHECK_CONDITION,
+        "LUN 10,000 is not mapped"
+    );
+}
+
+#[test]
+fn a_long_lun_list_is_cut_at_the_allocation_length_and_keeps_its_length() {
+    let a = many_luns(2_000, &[0]);
+    // Cut inside the header, on an entry boundary, and inside an entry.
+    for alloc in [4u32, 8, 16, 8 + 8 * 300, 8 + 8 * 300 + 5] {
+        let r = report_luns(&a, alloc);
+        assert_eq!(r.status, status::GOOD, "alloc {alloc}");
+        assert_eq!(r.data_in.len(), alloc as usize, "alloc {alloc}");
+        let len = &r.data_in[..4.min(alloc as usize)];
+        assert_eq!(len, &16_000u32.to_be_bytes()[..len.len()], "alloc {alloc}");
+        assert_eq!(r.residual, Residual::None, "alloc {alloc}");
+    }
+    let d = report_luns(&a, 8 + 8 * 300 + 5).data_in;
+    assert_eq!(
+        &d[8 + 8 * 299..8 + 8 * 300],
+        &[0x41, 0x2B, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(&d[8 + 8 * 300..], &[0x41, 0x2C, 0, 0, 0]);
+    // An expected length past the list: the data stops at the list, with an underflow.
+    let r = report_luns(&a, 100_000);
+    assert_eq!(r.data_in.len(), 16_008);
+    assert_eq!(r.residual, Residual::Underflow(100_000 - 16_008));
 }

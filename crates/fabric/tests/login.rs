@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use ironlun_fabric::{AuthConfig, FabricOptions};
+use ironlun_fabric::{AuthConfig, FabricOptions, TargetConfig};
 use ironlun_iscsi::chap::{decode_binary, encode_hex, ChapAlgorithm};
 use ironlun_iscsi::pdu::login_status as st;
-use ironlun_iscsi::{Bhs, Pdu, Stage};
+use ironlun_iscsi::{text, Bhs, Pdu, Stage, TextRequest, RESERVED_TAG};
 
 #[tokio::test]
 async fn discovery_lists_enabled_targets_with_portal_and_tag() {
@@ -30,6 +30,110 @@ async fn discovery_lists_enabled_targets_with_portal_and_tag() {
     assert_eq!(get(&one, "TargetName"), Some(TARGET));
     let none = c.text(&[("SendTargets", "iqn.2024-01.nope:x")]).await;
     assert!(none.is_empty());
+}
+
+/// SendTargets=All over 300 targets, each with two TPGs of four portals (about 90 KB of
+/// text): the answer comes in parts of at most MaxRecvDataSegmentLength (8192, the default
+/// a discovery login without the key keeps), each but the last with C set, F clear and a TTT
+/// the initiator echoes in an empty Text Request for the next; the last has F set and the
+/// reserved TTT (RFC 7143 §11.10.4, §11.11.1-11.11.4). Together they list every target.
+#[tokio::test]
+async fn a_long_send_targets_answer_comes_in_parts_of_max_recv_data_segment_length() {
+    const N: u16 = 300;
+    let portals: Vec<std::net::SocketAddr> = (2..6)
+        .map(|i| format!("127.0.0.{i}:0").parse().unwrap())
+        .collect();
+    let (f, addr) = fabric_cfg(
+        FabricOptions::default(),
+        |_| {},
+        |cfg| {
+            for t in 0..N {
+                let name = format!("iqn.2024-01.test.ironlun:many-{t:04}");
+                let tpgs = (1..=2)
+                    .map(|tpgt| {
+                        let mut g = tpg(port(&name, tpgt, tpgt, 0), tpgt, portals[0]);
+                        g.portals = portals.clone();
+                        g
+                    })
+                    .collect();
+                cfg.targets.push(TargetConfig { name, tpgs });
+            }
+        },
+    )
+    .await;
+    let mut c = Client::connect(addr).await;
+    c.login_discovery().await;
+    let itt = c.next_itt();
+    let (mut ttt, mut data) = (RESERVED_TAG, text::encode([("SendTargets", "All")]));
+    let (mut body, mut parts) = (Vec::new(), 0);
+    loop {
+        let req = TextRequest {
+            immediate: true,
+            final_: true,
+            cont: false,
+            lun: [0; 8],
+            itt,
+            ttt,
+            cmd_sn: c.cmd_sn,
+            exp_stat_sn: c.exp_stat_sn,
+        };
+        c.send(&Pdu::with_data(
+            Bhs::TextRequest(req),
+            std::mem::take(&mut data),
+        ))
+        .await;
+        let p = c.recv().await.expect("text response");
+        let Bhs::TextResponse(r) = p.bhs else {
+            panic!("expected a Text Response, got {:?}", p.bhs)
+        };
+        c.exp_stat_sn = r.stat_sn.wrapping_add(1);
+        parts += 1;
+        assert_eq!(r.itt, itt);
+        assert!(p.data.len() <= 8192, "part {parts}: {} bytes", p.data.len());
+        body.extend_from_slice(&p.data);
+        if r.final_ {
+            assert!(!r.cont, "the last part has C clear");
+            assert_eq!(r.ttt, RESERVED_TAG, "the last part has the reserved TTT");
+            break;
+        }
+        assert!(r.cont, "part {parts}: F clear needs C set");
+        assert_ne!(r.ttt, RESERVED_TAG, "part {parts}: a TTT to continue with");
+        assert_eq!(p.data.len(), 8192, "part {parts} is full");
+        ttt = r.ttt;
+    }
+    assert!(parts > 10, "{} bytes in {parts} parts", body.len());
+    let pairs = kv(&body);
+    let names: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "TargetName")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(names.len(), 1 + N as usize, "TARGET and the 300");
+    for t in 0..N {
+        let name = format!("iqn.2024-01.test.ironlun:many-{t:04}");
+        let at = pairs
+            .iter()
+            .position(|(k, v)| k == "TargetName" && *v == name);
+        let at = at.unwrap_or_else(|| panic!("{name} listed"));
+        let addrs: Vec<&str> = pairs[at + 1..]
+            .iter()
+            .take_while(|(k, _)| k == "TargetAddress")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(addrs.len(), 8, "{name}: {addrs:?}");
+        for (i, a) in addrs.iter().enumerate() {
+            let (ip_port, tag) = a.rsplit_once(',').expect("ADDR,TPGT");
+            assert_eq!(tag, if i < 4 { "1" } else { "2" }, "{a}");
+            let sa: std::net::SocketAddr = ip_port.parse().expect("IP:PORT");
+            assert_eq!(sa.ip(), portals[i % 4].ip(), "{a}");
+            assert!(f.listening().contains(&sa), "{a} is a listening portal");
+        }
+    }
+    // The session goes on: a short request gets a one-part answer.
+    let one = c
+        .text(&[("SendTargets", "iqn.2024-01.test.ironlun:many-0299")])
+        .await;
+    assert_eq!(one.len(), 9);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! MODE SENSE/SELECT; SBC-3 §5: READ CAPACITY(16), READ(16), WRITE(16), SYNCHRONIZE
 //! CACHE(16)). Their outcome is a [`CommandResult`].
 
+use bytes::Bytes;
 use ironlun_iscsi::pdu::task_attr;
 use ironlun_scsi::lun;
 
@@ -60,6 +61,19 @@ pub fn parse_report_luns(d: &[u8]) -> Result<Vec<u64>> {
                 .map_err(|e| Error::Protocol(format!("REPORT LUNS entry {raw:02x?}: {e}")))
         })
         .collect()
+}
+
+/// The first REPORT LUNS allocation length: the header and 256 LUNs (SPC-4 §6.33.2).
+const FIRST_REPORT_LUNS: u32 = 8 + 8 * 256;
+
+/// The allocation length that gets the whole LUN list when REPORT LUNS data `d` was cut
+/// short: the LUN LIST LENGTH is the whole list's whatever the allocation length (SPC-4
+/// §6.33.2). At most the header and every single-level LUN (SAM-5 §4.7), which is all that
+/// [`parse_report_luns`] reads; `None` when `d` holds the whole list.
+fn report_luns_rest(d: &[u8]) -> Option<u32> {
+    let list_len = u64::from(u32::from_be_bytes(d.get(..4)?.try_into().ok()?));
+    let whole = (8 + list_len).min(8 + 8 * (lun::MAX_LUN + 1));
+    (whole > d.len() as u64).then_some(whole as u32)
 }
 
 /// CDB builders: the typed CDBs of `ironlun_scsi::cdb` with the fields these commands use.
@@ -188,14 +202,20 @@ impl Session {
             .await
     }
 
-    /// REPORT LUNS (select report 0) parsed into LUN numbers; non-GOOD is an error.
+    /// REPORT LUNS (select report 0) parsed into LUN numbers; non-GOOD is an error. Asks
+    /// for 256 LUNs, then once more for the whole list when the target has more.
     pub async fn report_luns(&self, lun: u64) -> Result<Vec<u64>> {
-        let alloc = 16 + 8 * 256;
-        let d = self
-            .command(lun, &cdb::report_luns(0, alloc), None, alloc, SIMPLE)
-            .await?
-            .good()?;
+        let mut d = self.report_luns_data(lun, FIRST_REPORT_LUNS).await?;
+        if let Some(alloc) = report_luns_rest(&d) {
+            d = self.report_luns_data(lun, alloc).await?;
+        }
         parse_report_luns(&d)
+    }
+
+    async fn report_luns_data(&self, lun: u64, alloc: u32) -> Result<Bytes> {
+        self.command(lun, &cdb::report_luns(0, alloc), None, alloc, SIMPLE)
+            .await?
+            .good()
     }
 
     /// READ CAPACITY(16), parsed; non-GOOD is an error.
@@ -332,6 +352,21 @@ mod tests {
         d.extend_from_slice(&[0, 7, 0, 0, 0, 0, 0, 0]); // beyond LUN LIST LENGTH
         assert_eq!(parse_report_luns(&d).unwrap(), vec![0, 300]);
         assert!(parse_report_luns(&d[..4]).is_err());
+    }
+
+    #[test]
+    fn a_cut_short_report_luns_asks_again_for_the_whole_list() {
+        // 10,000 LUNs (80,000 bytes of list), 256 of them read.
+        let mut d = 80_000u32.to_be_bytes().to_vec();
+        d.resize(8 + 8 * 256, 0);
+        assert_eq!(report_luns_rest(&d), Some(80_008));
+        d.resize(80_008, 0);
+        assert_eq!(report_luns_rest(&d), None);
+        // A list longer than every single-level LUN is read as far as those go.
+        let mut d = u32::MAX.to_be_bytes().to_vec();
+        d.resize(8 + 8 * 256, 0);
+        assert_eq!(report_luns_rest(&d), Some(8 + 8 * 16_384));
+        assert_eq!(report_luns_rest(&d[..3]), None);
     }
 
     #[test]
