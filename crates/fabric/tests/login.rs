@@ -9,7 +9,7 @@ use common::*;
 use ironlun_fabric::{AuthConfig, FabricOptions, TargetConfig};
 use ironlun_iscsi::chap::{decode_binary, encode_hex, ChapAlgorithm};
 use ironlun_iscsi::pdu::login_status as st;
-use ironlun_iscsi::{text, Bhs, Pdu, Stage, TextRequest, RESERVED_TAG};
+use ironlun_iscsi::{Bhs, Pdu, Stage, RESERVED_TAG};
 
 #[tokio::test]
 async fn discovery_lists_enabled_targets_with_portal_and_tag() {
@@ -63,43 +63,22 @@ async fn a_long_send_targets_answer_comes_in_parts_of_max_recv_data_segment_leng
     .await;
     let mut c = Client::connect(addr).await;
     c.login_discovery().await;
-    let itt = c.next_itt();
-    let (mut ttt, mut data) = (RESERVED_TAG, text::encode([("SendTargets", "All")]));
-    let (mut body, mut parts) = (Vec::new(), 0);
-    loop {
-        let req = TextRequest {
-            immediate: true,
-            final_: true,
-            cont: false,
-            lun: [0; 8],
-            itt,
-            ttt,
-            cmd_sn: c.cmd_sn,
-            exp_stat_sn: c.exp_stat_sn,
-        };
-        c.send(&Pdu::with_data(
-            Bhs::TextRequest(req),
-            std::mem::take(&mut data),
-        ))
-        .await;
-        let p = c.recv().await.expect("text response");
-        let Bhs::TextResponse(r) = p.bhs else {
-            panic!("expected a Text Response, got {:?}", p.bhs)
-        };
-        c.exp_stat_sn = r.stat_sn.wrapping_add(1);
-        parts += 1;
-        assert_eq!(r.itt, itt);
-        assert!(p.data.len() <= 8192, "part {parts}: {} bytes", p.data.len());
-        body.extend_from_slice(&p.data);
+    let answer = c.text_parts(&[("SendTargets", "All")]).await;
+    let parts = answer.len();
+    let mut body = Vec::new();
+    for (i, (r, data)) in answer.iter().enumerate() {
+        let part = i + 1;
+        assert!(data.len() <= 8192, "part {part}: {} bytes", data.len());
+        body.extend_from_slice(data);
         if r.final_ {
+            assert_eq!(part, parts, "F set only on the last part");
             assert!(!r.cont, "the last part has C clear");
             assert_eq!(r.ttt, RESERVED_TAG, "the last part has the reserved TTT");
-            break;
+            continue;
         }
-        assert!(r.cont, "part {parts}: F clear needs C set");
-        assert_ne!(r.ttt, RESERVED_TAG, "part {parts}: a TTT to continue with");
-        assert_eq!(p.data.len(), 8192, "part {parts} is full");
-        ttt = r.ttt;
+        assert!(r.cont, "part {part}: F clear needs C set");
+        assert_ne!(r.ttt, RESERVED_TAG, "part {part}: a TTT to continue with");
+        assert_eq!(data.len(), 8192, "part {part} is full");
     }
     assert!(parts > 10, "{} bytes in {parts} parts", body.len());
     let pairs = kv(&body);

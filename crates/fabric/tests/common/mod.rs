@@ -300,8 +300,20 @@ impl Client {
 
     /// Send a Text Request and gather the whole (possibly continued) answer.
     pub async fn text(&mut self, keys: &[(&str, &str)]) -> Vec<(String, String)> {
+        let parts = self.text_parts(keys).await;
+        let body: Vec<u8> = parts.into_iter().flat_map(|(_, d)| d).collect();
+        kv(&body)
+    }
+
+    /// Send a Text Request and every empty one that asks for the next part of a continued
+    /// answer (echoing its TTT), until the part with F set; returns each part's header and
+    /// data.
+    pub async fn text_parts(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Vec<(ironlun_iscsi::TextResponse, Vec<u8>)> {
         let itt = self.next_itt();
-        let mut body = Vec::new();
+        let mut parts = Vec::new();
         let mut ttt = ironlun_iscsi::RESERVED_TAG;
         let mut data = text::encode(keys.iter().copied());
         loop {
@@ -325,11 +337,12 @@ impl Client {
                 panic!("expected text response, got {:?}", p.bhs)
             };
             self.exp_stat_sn = r.stat_sn.wrapping_add(1);
-            body.extend_from_slice(&p.data);
-            if r.final_ {
-                return kv(&body);
-            }
+            let last = r.final_;
             ttt = r.ttt;
+            parts.push((r, p.data.to_vec()));
+            if last {
+                return parts;
+            }
         }
     }
 
