@@ -50,7 +50,7 @@ if [ -z "${VMI_GUEST:-}" ]; then
   "$BIN" --state-dir "$state" apply "$state/many.json" | tail -1
   echo "many-luns.sh: apply of $LUNS LUNs took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')s"
   rc=0
-  "$TOOL/run-scenario.sh" -t "${VMI_TIMEOUT:-540}" -e TARGET_IQN="$IQN" -e LUNS="$LUNS" \
+  "$TOOL/run-scenario.sh" -t "${VMI_TIMEOUT:-900}" -e TARGET_IQN="$IQN" -e LUNS="$LUNS" \
     -p "10.0.2.100:3260=127.0.0.1:$P1" "$SELF" || rc=$?
   if ! kill -0 "$daemon" 2>/dev/null; then echo "many-luns.sh: the daemon died" >&2; rc=1; fi
   [ $rc = 0 ] || tail -20 "$state/daemon.log" >&2
