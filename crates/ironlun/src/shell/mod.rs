@@ -177,7 +177,6 @@ pub(crate) fn tree_path(cwd: &str, arg: &str) -> String {
     parts.join("/")
 }
 
-
 /// Makes the object paths of a CLI command absolute against `cwd` (file paths stay the
 /// CLI's: relative to the shell's working directory).
 fn resolve(cmd: Cmd, cwd: &str) -> Cmd {
