@@ -103,14 +103,10 @@ fn handle(cfg: &Config, rt: &EngineRuntime, req: Request) -> Option<Config> {
             let _ = tree::get(cfg, rt, &path);
             return None;
         }
-        Request::Set { path, value } => match tree::resize_request(cfg, rt, &path, &value) {
-            // A live resize needs a running backstore.
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) => Op::Set { path, value },
-        },
-        Request::Create { path, args } => Op::Create { path, args },
-        Request::Delete { path } => Op::Delete { path },
-        Request::Link { src, dst } => Op::Link { src, dst },
+        r @ (Request::Set { .. }
+        | Request::Create { .. }
+        | Request::Delete { .. }
+        | Request::Link { .. }) => op_of(cfg, rt, r)?,
         Request::AluaShow { path } => {
             if let Ok(key) = DevKey::parse(&path) {
                 if let Some(so) = cfg.device(&key) {
