@@ -287,6 +287,12 @@ impl Inner {
         loop {
             tokio::select! {
                 _ = beat_tick.tick() => {
+                    // A response already waiting answers an earlier keep-alive (one not
+                    // answered in time, or one this process was stopped before reading): it
+                    // must not move the deadline from this send's time. Drop it unread.
+                    while let Ok(Ok(Some(_))) =
+                        tokio::time::timeout(Duration::ZERO, alive.message()).await
+                    {}
                     let sent = Instant::now();
                     let ok = tokio::time::timeout(beat, async {
                         keeper.keep_alive().await.map_err(|e| self.conn.failed(e))?;
