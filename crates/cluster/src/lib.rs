@@ -15,13 +15,13 @@
 //!   applies the new state). A gateway that comes back re-syncs every LU before it serves and
 //!   makes its own groups Active/Optimized again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{GetOptions, PutOptions};
+use etcd_client::{GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use ironlun_control::live::LiveObjects;
 use ironlun_engine::pr::RemotePort;
 use ironlun_engine::Device;
@@ -248,10 +248,13 @@ impl Inner {
             .map_err(|e| self.conn.failed(e))?
             .id();
         self.lease.store(lease, Ordering::Release);
-        let (mut keeper, mut alive) = c
-            .lease_keep_alive(lease)
-            .await
-            .map_err(|e| self.conn.failed(e))?;
+        let (mut keeper, mut alive) = self.keep_alive_stream(lease).await?;
+        // Send times of the keep-alives not yet answered, oldest first. etcd answers a
+        // stream's keep-alives in order, so each response extends the deadline from the send
+        // time of its own request: a late answer to one sent before this process was stopped
+        // (SIGSTOP, a long pause) extends from that old time, which has passed, and never lets
+        // a resumed gateway run what it had queued.
+        let mut unanswered: VecDeque<Instant> = VecDeque::new();
         let sent = Instant::now();
         c.put(
             keys::member(&self.opts.node),
@@ -287,31 +290,50 @@ impl Inner {
         loop {
             tokio::select! {
                 _ = beat_tick.tick() => {
-                    // A response already waiting answers an earlier keep-alive (one not
-                    // answered in time, or one this process was stopped before reading): it
-                    // must not move the deadline from this send's time. Drop it unread.
-                    while let Ok(Ok(Some(_))) =
-                        tokio::time::timeout(Duration::ZERO, alive.message()).await
-                    {}
+                    let oldest = unanswered.front().map(Instant::elapsed);
+                    if oldest.is_some_and(|t| t >= self.opts.ttl) {
+                        // Nothing answered for a whole TTL: the lease has expired or is about
+                        // to; the stream may be stuck behind a member that stopped answering.
+                        return Err(format!("no lease keep-alive answered in {:?}", self.opts.ttl));
+                    }
+                    if oldest.is_some_and(|t| t >= beat) {
+                        tracing::warn!("lease keep-alive not answered in {beat:?}");
+                    }
                     let sent = Instant::now();
-                    let ok = tokio::time::timeout(beat, async {
-                        keeper.keep_alive().await.map_err(|e| self.conn.failed(e))?;
-                        alive.message().await.map_err(|e| self.conn.failed(e))
-                    }).await;
-                    match ok {
-                        Ok(Ok(Some(r))) if r.ttl() > 0 => self.extend(sent),
-                        Ok(Ok(_)) => return Err("the lease expired".into()),
-                        // etcd unreachable: the deadline is not moved; the lease may yet be kept.
-                        Ok(Err(e)) => {
-                            tracing::warn!("lease keep-alive failed: {e}");
-                            let mut c = self.conn.client();
-                            let (k, a) = c.lease_keep_alive(lease).await.map_err(|e| self.conn.failed(e))?;
-                            keeper = k;
-                            alive = a;
+                    match tokio::time::timeout(beat, keeper.keep_alive()).await {
+                        Ok(Ok(())) => unanswered.push_back(sent),
+                        // The request may or may not be on the stream: pairing responses with
+                        // sends is lost, so start again on a new stream.
+                        Ok(Err(_)) | Err(_) => {
+                            tracing::warn!("lease keep-alive could not be sent: opening a new keep-alive stream");
+                            (keeper, alive) = self.keep_alive_stream(lease).await?;
+                            unanswered.clear();
                         }
-                        Err(_) => tracing::warn!("lease keep-alive not answered in {beat:?}"),
                     }
                 }
+                m = alive.message() => match m {
+                    Ok(Some(r)) => {
+                        let Some(sent) = unanswered.pop_front() else {
+                            // More answers than requests: nothing to extend from.
+                            tracing::warn!("lease keep-alive answer without a request");
+                            continue;
+                        };
+                        if r.ttl() <= 0 {
+                            return Err("the lease expired".into());
+                        }
+                        self.extend(sent);
+                    }
+                    // etcd unreachable or the stream ended: the deadline is not moved; the lease
+                    // may yet be kept through a new stream.
+                    Ok(None) | Err(_) => {
+                        match m {
+                            Err(e) => tracing::warn!("lease keep-alive failed: {e}"),
+                            _ => tracing::warn!("lease keep-alive stream ended"),
+                        }
+                        (keeper, alive) = self.keep_alive_stream(lease).await?;
+                        unanswered.clear();
+                    }
+                },
                 _ = reconcile.tick() => {
                     // A failed step is tried again at the next tick; only the lease or the
                     // watch ends a session.
@@ -322,6 +344,22 @@ impl Inner {
                 e = err_rx.recv() => return Err(e.unwrap_or_else(|| "watch ended".into())),
             }
         }
+    }
+
+    /// A keep-alive stream for `lease`. Opening it sends a keep-alive and reads its answer
+    /// (etcd-client does; an expired lease is an error), which extends the deadline.
+    async fn keep_alive_stream(
+        &self,
+        lease: i64,
+    ) -> Result<(LeaseKeeper, LeaseKeepAliveStream), String> {
+        let mut c = self.conn.client();
+        let sent = Instant::now();
+        let (k, a) = c
+            .lease_keep_alive(lease)
+            .await
+            .map_err(|e| self.conn.failed(e))?;
+        self.extend(sent);
+        Ok((k, a))
     }
 
     /// A keep-alive sent at `sent` was answered: serve until 60 % of the TTL after it.
