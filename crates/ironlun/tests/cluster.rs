@@ -2,8 +2,11 @@
 //! three gateways on this machine exporting one backing file as one clustered LU (same unit
 //! serial), each through its own target port (own TPGT and RTPI) in its own target port group.
 //!
-//! Ports: gateways 4120-4139; etcd clients at a test's base port (4140, 4160, 4180, 4260) + 0..2,
-//! its peers at base + 10..12.
+//! Ports: each test has a block of 20 from its base (4140, 4160, 4180, 4200, 4260, 4280, 4300,
+//! 4320): etcd clients at base + 0..2, its peers at base + 10..12, the test's gateways (daemon
+//! and portal ports) at base + 13..19 ([`EtcdCluster::spare_ports`]). Tests run in parallel:
+//! with one shared range, a test took the port of another test's killed gateway before that
+//! gateway restarted on it.
 
 mod support;
 
@@ -17,7 +20,6 @@ use support::etcd::{etcd_or_skip, EtcdCluster};
 use support::pr::{conflict, desc, held_by, ok, run, show, Nexus};
 use support::{iqn, login_at, Daemon, DaemonEnv};
 
-const GW_PORTS: std::ops::Range<u16> = 4120..4140;
 const TARGET: &str = "iqn.2026-12.org.ironlun:clustered";
 const DEV: &str = "core/fileio_1/shared";
 const SERIAL: &str = "cluster-lu-0001";
@@ -34,15 +36,16 @@ struct Gateway {
 /// Gateway `i` (1-3): `--cluster`, the shared file as a clustered LU, groups gw1-gw3 (ids 1-3)
 /// on the LU, its own TPG `tpgt_<10+i>` (RTPI 10+i) exporting it as LUN 0 in group `gw<i>`.
 fn gateway(i: u16, etcd: &EtcdCluster, file: &std::path::Path) -> Gateway {
-    gateway_on(i, &etcd.endpoints(), file)
+    gateway_on(i, etcd, &etcd.endpoints(), file)
 }
 
-/// [`gateway`] reaching etcd through `eps` only.
-fn gateway_on(i: u16, eps: &str, file: &std::path::Path) -> Gateway {
+/// [`gateway`] reaching etcd through `eps` only (ports still from `etcd`'s block).
+fn gateway_on(i: u16, etcd: &EtcdCluster, eps: &str, file: &std::path::Path) -> Gateway {
+    let ports = etcd.spare_ports();
     let node = format!("gw{i}");
     let ttl = TTL.to_string();
     let d = Daemon::start_with(
-        GW_PORTS,
+        ports.clone(),
         DaemonEnv::args(&["--cluster", eps, "--node", &node, "--cluster-ttl", &ttl]),
     );
     d.cli(&[
@@ -68,7 +71,7 @@ fn gateway_on(i: u16, eps: &str, file: &std::path::Path) -> Gateway {
     d.cli(&["set", &format!("{tpg}/attrib/generate_node_acls"), "1"]);
     d.cli(&["set", &format!("{tpg}/attrib/demo_mode_write_protect"), "0"]);
     let mut port = None;
-    for p in GW_PORTS.rev() {
+    for p in ports.rev() {
         if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
             continue;
         }
@@ -182,6 +185,101 @@ async fn expect_ua(n: &Nexus, asc: u8, ascq: u8) {
         n.label,
         show(&r)
     );
+}
+
+/// Wait (up to `limit` from `since`) until REPORT TARGET PORT GROUPS through `n` shows `group`
+/// Unavailable: the moment the other gateways have declared that gateway gone. A unit attention
+/// alone does not tell it: under load `n`'s own gateway may change its groups for a moment too.
+/// Returns when, and whether `n` was told ASYMMETRIC ACCESS STATE CHANGED on the way (by the
+/// TEST UNIT READY or the RTPG it sends, whichever the unit attention met).
+async fn until_unavailable(
+    n: &Nexus,
+    group: u16,
+    since: Instant,
+    limit: Duration,
+) -> (Duration, bool) {
+    let told_by = |r: &ironlun_initiator::CommandResult| {
+        r.sense.is_some_and(|s| {
+            (s.key, s.asc.asc, s.asc.ascq) == (sense::key::UNIT_ATTENTION, 0x2A, 0x06)
+        })
+    };
+    let mut told = false;
+    loop {
+        let r = run("TEST UNIT READY", n.s.test_unit_ready(0)).await;
+        told |= told_by(&r);
+        let r = run("REPORT TARGET PORT GROUPS", n.s.rtpg_raw(0, true, 4096)).await;
+        told |= told_by(&r);
+        let state = (r.status == status::GOOD)
+            .then(|| ironlun_initiator::alua::Rtpg::parse(&r.data_in, true).ok())
+            .flatten()
+            .and_then(|p| {
+                p.groups
+                    .iter()
+                    .find(|g| g.group_id == group)
+                    .map(|g| g.state.code())
+            });
+        if state == Some(3) {
+            return (since.elapsed(), told);
+        }
+        assert!(
+            since.elapsed() < limit,
+            "group {group} not Unavailable through {} after {limit:?}",
+            n.label
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wait until `n`'s gateway knows every gateway of `gws`: RTPG through `n` lists each one's
+/// port (RTPI) in its group. A gateway says it is in sync as soon as it holds the LU, which
+/// may be before its own TPG exports it; it publishes the port at a later reconcile, and until
+/// the others know that port, its death changes no group they report.
+async fn wait_known(n: &Nexus, gws: &[&Gateway]) {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = run("REPORT TARGET PORT GROUPS", n.s.rtpg_raw(0, true, 4096)).await;
+        let known = (r.status == status::GOOD)
+            .then(|| ironlun_initiator::alua::Rtpg::parse(&r.data_in, true).ok())
+            .flatten()
+            .is_some_and(|p| {
+                gws.iter().all(|g| {
+                    p.groups
+                        .iter()
+                        .any(|pg| pg.group_id == g.group && pg.ports.contains(&g.rtpi))
+                })
+            });
+        if known {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} does not list every gateway's port: {}",
+            n.label,
+            show(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGSTOP a process and wait until every thread of it has stopped: kill(2) returns before
+/// the threads take the signal (a thread of it was seen running right after, on a busy host).
+fn stop_process(pid: u32) {
+    signal(pid, "-STOP");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+        let all_stopped = tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|st| st.rsplit(") ").next().map(|f| f.starts_with('T')))
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < until, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,6 +425,7 @@ async fn a_killed_gateway_goes_unavailable_within_twice_the_ttl() {
         wait_synced(g);
     }
     let a = nexus(&gws[0], "A@gw1", "a", ISID).await;
+    wait_known(&a, &gws.iter().collect::<Vec<_>>()).await;
     let rtpg = a.s.report_target_port_groups(0, true).await.expect("RTPG");
     let states: Vec<(u16, u8)> = rtpg
         .groups
@@ -343,30 +442,9 @@ async fn a_killed_gateway_goes_unavailable_within_twice_the_ttl() {
     let killed = Instant::now();
     gws[2].d.kill9();
     let limit = Duration::from_secs(2 * TTL);
-    // The survivors' nexuses are told (ASYMMETRIC ACCESS STATE CHANGED), then RTPG shows it.
-    let mut seen = None;
-    while killed.elapsed() < limit + Duration::from_secs(3) {
-        let r = run("TEST UNIT READY", a.s.test_unit_ready(0)).await;
-        if let Some(s) = r.sense {
-            assert_eq!(
-                (s.key, s.asc.asc, s.asc.ascq),
-                (sense::key::UNIT_ATTENTION, 0x2A, 0x06),
-                "{}",
-                show(&r)
-            );
-            seen = Some(killed.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let took = seen.expect("no ASYMMETRIC ACCESS STATE CHANGED after gw3 died");
-    let r = a.s.report_target_port_groups(0, true).await.expect("RTPG");
-    let g3 = r
-        .groups
-        .iter()
-        .find(|g| g.group_id == 3)
-        .map(|g| g.state.code());
-    assert_eq!(g3, Some(3), "gw3's group after its death: {:?}", r.groups);
+    // The survivors' nexuses are told (ASYMMETRIC ACCESS STATE CHANGED) and RTPG shows it.
+    let (took, told) = until_unavailable(&a, 3, killed, limit + Duration::from_secs(3)).await;
+    assert!(told, "no ASYMMETRIC ACCESS STATE CHANGED after gw3 died");
     println!("gw3's group Unavailable after {took:?} (lease TTL {TTL} s)");
     assert!(took <= limit, "took {took:?}, more than 2 x TTL");
     ok(&a.write(5).await, "A WRITE after gw3 died");
@@ -513,19 +591,24 @@ async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_
     let gw2 = gateway(2, &etcd, file.path());
     // gw3 reaches etcd through member m2 only: stopping m2 cuts it off.
     let only_m2 = format!("http://127.0.0.1:{}", etcd.client_port(2));
-    let gw3 = gateway_on(3, &only_m2, file.path());
+    let gw3 = gateway_on(3, &etcd, &only_m2, file.path());
     for g in [&gw1, &gw2, &gw3] {
         wait_synced(g);
     }
     let o = nexus(&gw1, "O@gw1", "o", ISID).await;
     let w = nexus(&gw3, "W@gw3", "w", ISID).await;
+    wait_known(&o, &[&gw1, &gw3]).await;
     const LOG_LBA: u64 = 1000;
-    // The write log: write n goes to block LOG_LBA + n, holding n.
+    // The write log: write n goes to block LOG_LBA + n, holding n. One write per millisecond
+    // at most: unpaced, a fast host used up the blocks of the 16 MiB file before the cut.
     let writer = async {
         let mut log = Vec::new();
         let end = Instant::now() + Duration::from_secs(3 * TTL + 2);
+        let mut pace = tokio::time::interval(Duration::from_millis(1));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut n = 0u64;
         while Instant::now() < end && n < 20_000 {
+            pace.tick().await;
             let mut data = vec![0u8; 512];
             data[..8].copy_from_slice(&(n + 1).to_be_bytes());
             let r = w.s.write16(0, LOG_LBA + n, data, 512, false).await;
@@ -553,18 +636,9 @@ async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_
         tokio::time::sleep(Duration::from_millis(800)).await;
         etcd.pause(2);
         let t0 = Instant::now();
-        // The others declare gw3 Unavailable: O is told.
-        let until = t0 + Duration::from_secs(4 * TTL);
-        loop {
-            let r = run("TEST UNIT READY", o.s.test_unit_ready(0)).await;
-            if r.sense
-                .is_some_and(|s| (s.asc.asc, s.asc.ascq) == (0x2A, 0x06))
-            {
-                break;
-            }
-            assert!(Instant::now() < until, "gw3 never declared Unavailable");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // The others declare gw3 Unavailable: O is told, RTPG through gw1 shows it.
+        let (_, told) = until_unavailable(&o, 3, t0, Duration::from_secs(4 * TTL)).await;
+        assert!(told, "O was not told of gw3's group change");
         let declared = Instant::now();
         // Cut off, gw3 reports its own group Transitioning.
         let r =
@@ -590,7 +664,13 @@ async fn a_gateway_cut_off_from_etcd_stops_writing_before_the_others_declare_it_
         .iter()
         .find(|e| !e.2 && e.1 > t0)
         .map(|e| e.1)
-        .expect("gw3 never stopped writing");
+        .unwrap_or_else(|| {
+            panic!(
+                "gw3 never stopped writing: {} writes, the last {:?} after the cut",
+                log.len(),
+                log.last().map(|e| e.1.saturating_duration_since(t0))
+            )
+        });
     let last_good = log
         .iter()
         .filter(|e| e.2)
@@ -687,8 +767,9 @@ async fn a_stopped_gateway_finds_itself_fenced_before_running_what_it_had_queued
     }
     let o = nexus(&gw1, "O@gw1", "o", ISID).await;
     let w = nexus(&gw3, "W@gw3", "w", ISID).await;
+    wait_known(&o, &[&gw1, &gw3]).await;
     ok(&w.write(10).await, "W WRITE before the stop");
-    signal(gw3.d.pid(), "-STOP");
+    stop_process(gw3.d.pid());
     let stopped = Instant::now();
     // A write sent to the stopped gateway waits in its socket.
     let queued = tokio::spawn(async move {
@@ -697,33 +778,26 @@ async fn a_stopped_gateway_finds_itself_fenced_before_running_what_it_had_queued
         let r = w.s.write16(0, 20, data, 512, false).await;
         (w, r)
     });
-    // The others declare gw3 Unavailable; then it runs again.
-    loop {
-        let r = run("TEST UNIT READY", o.s.test_unit_ready(0)).await;
-        if r.sense
-            .is_some_and(|s| (s.asc.asc, s.asc.ascq) == (0x2A, 0x06))
-        {
-            break;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(4 * TTL),
-            "gw3 never declared Unavailable"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!(
-        "stopped gw3 declared Unavailable after {:?}",
-        stopped.elapsed()
-    );
+    // The others declare gw3 Unavailable (its lease ended); then it runs again.
+    let (took, _) = until_unavailable(&o, 3, stopped, Duration::from_secs(4 * TTL)).await;
+    println!("stopped gw3 declared Unavailable after {took:?}");
     signal(gw3.d.pid(), "-CONT");
     let (_w, r) = queued.await.expect("the queued write");
     let r = r.expect("an answer to the queued write");
-    let s = r
-        .sense
-        .unwrap_or_else(|| panic!("the queued write ran: {}", show(&r)));
-    assert_eq!(
-        (s.key, s.asc.asc, s.asc.ascq),
-        (sense::key::NOT_READY, 0x04, 0x0A),
+    let s = r.sense.unwrap_or_else(|| {
+        panic!(
+            "the queued write ran: {}\n--- gw3's log ---\n{}",
+            show(&r),
+            gw3.d.log_tail(40)
+        )
+    });
+    // Refused by the fence (NOT READY 04/0A), or by the unit attention that tells this nexus
+    // its group changed, if gw3 learned of the change before it read the write (a unit
+    // attention is reported before NOT READY, SAM-5 5.14): either way the write was not run,
+    // which the READ below shows.
+    let sk = (s.key, s.asc.asc, s.asc.ascq);
+    assert!(
+        sk == (sense::key::NOT_READY, 0x04, 0x0A) || sk == (sense::key::UNIT_ATTENTION, 0x2A, 0x06),
         "{}",
         show(&r)
     );
@@ -930,7 +1004,7 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
     if !etcd_or_skip() {
         return;
     }
-    let etcd = EtcdCluster::start(4340);
+    let etcd = EtcdCluster::start(4200);
     let file = shared_file();
     let gw1 = gateway(1, &etcd, file.path());
     wait_synced(&gw1);
@@ -943,7 +1017,7 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
     // gw2: nothing but its membership.
     let ttl = TTL.to_string();
     let gw2 = Daemon::start_with(
-        GW_PORTS,
+        etcd.spare_ports(),
         DaemonEnv::args(&[
             "--cluster",
             &etcd.endpoints(),
@@ -970,7 +1044,8 @@ async fn a_gateway_takes_its_part_of_the_cluster_configuration_from_etcd() {
         .find(|t| t["wwn"] == TARGET)
         .cloned()
         .expect("the clustered target");
-    let port = (4125..4139)
+    let port = etcd
+        .spare_ports()
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free port");
     let tpg = &mut target["tpgs"][0];

@@ -2,7 +2,9 @@
 //! etcd 3.4: `/usr/bin/etcd`, `/usr/bin/etcdctl`), killed and reaped on drop.
 //!
 //! [`EtcdCluster::start`]`(base)` uses client ports `base`, `base+1`, `base+2` and peer ports
-//! `base+10`, `base+11`, `base+12` on 127.0.0.1: a test binary reserves `base..base+13`.
+//! `base+10`, `base+11`, `base+12` on 127.0.0.1; [`EtcdCluster::spare_ports`] are `base+13` ..
+//! `base+19`, for what else the test runs (gateways): a test reserves `base..base+20`, so tests
+//! running in parallel never take each other's ports (a killed daemon's port stays its own).
 //! Members are `m0`, `m1`, `m2`, each with its own data dir and log (`m<i>.log`) in one temp
 //! dir; heartbeat 50 ms and election timeout 500 ms, so a new leader is elected quickly.
 //! Everything talks plain HTTP/1.0 to the members (`/health` and the JSON gRPC gateway under
@@ -88,6 +90,12 @@ impl EtcdCluster {
             .map(|i| format!("http://127.0.0.1:{}", self.client_port(i)))
             .collect();
         urls.join(",")
+    }
+
+    /// Ports of this test's block the cluster does not use (`base+13..base+20`): a test's
+    /// daemons take theirs from here, not from a range other tests share.
+    pub fn spare_ports(&self) -> std::ops::Range<u16> {
+        self.base + 10 + MEMBERS as u16..self.base + 20
     }
 
     pub fn client_port(&self, i: usize) -> u16 {
