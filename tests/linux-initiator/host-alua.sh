@@ -16,7 +16,11 @@
 #   path NAME group=ID rtpi=ID state=0xNN pref=P dm=active|failed checker=ready|ghost|faulty
 #        inservice=0|1 prio=N (prio only for a path in service: multipathd never refreshes
 #        a failed path's priority, so its number is the last one it had)
-#   pg N prio=N status=active|enabled paths=NAMES
+#   pg prio=N status=active|enabled paths=NAMES
+#        (groups as a set, not in the map's order: multipathd re-sorts its path groups by
+#        priority only when it reloads the map, at a moment of its own after a path fails, so
+#        the guest listed `0[west] 50[east]` or `50[east] 0[west]` for the same state; which
+#        group carries the I/O is compared: status=active and the engine line)
 #        host: `ironlun host paths --json URL_WEST URL_EAST`
 #        guest: `multipath -ll`, `multipathd show paths` (prio), sysfs access_state and
 #        preferred_path, `sg_vpd -p di` (group and relative port of the path)
@@ -77,14 +81,14 @@ else:
         print(f"# path {name(f['url'])}: {f['error']}")
     for m in v["maps"]:
         print(f"map wwid={m['wwid']} vendor={m['vendor']} product={m['product']} hwhandler={m['hwhandler']}")
-        for i, g in enumerate(m["path_groups"], 1):
+        for g in m["path_groups"]:
             for p in g["paths"]:
                 prio = p["priority"] if p["in_service"] else "-"
                 print(f"path {name(p['url'])} group={p['target_port_group']} rtpi={p['relative_target_port']} "
                       f"state=0x{p['state_code']:02x} pref={int(p['pref'])} dm={p['dm_state']} checker={p['checker']} "
                       f"inservice={int(p['in_service'])} prio={prio}")
             ps = ",".join(sorted(name(p["url"]) for p in g["paths"]))
-            print(f"pg {i} prio={g['priority']} status={g['status']} paths={ps}")
+            print(f"pg prio={g['priority']} status={g['status']} paths={ps}")
 PY
   }
   if [ "${1:-}" = --hook ]; then
@@ -263,7 +267,7 @@ guest_paths() {
     echo "path $n group=$grp rtpi=$rtpi state=$st pref=$pref dm=${dm:-?} checker=${chk:-?} inservice=$ins prio=$prio"
   done
   echo "$ll" | awk -v W="$W" -v E="$E" '
-    function flush() { if (n) printf "pg %d prio=%s status=%s paths=%s\n", n, pr, stt, ps }
+    function flush() { if (n) printf "pg prio=%s status=%s paths=%s\n", pr, stt, ps }
     /prio=.*status=/ { flush(); n++; pr = $0; sub(/.*prio=/, "", pr); sub(/ .*/, "", pr)
       stt = $0; sub(/.*status=/, "", stt); sub(/ .*/, "", stt); ps = ""; next }
     n && / sd[a-z]+ / { for (i = 1; i <= NF; i++) if ($i ~ /^sd[a-z]+$/) { nm = ($i == W) ? "west" : ($i == E) ? "east" : $i
@@ -278,7 +282,7 @@ guest_view() {
   guest_rtpg "$W"; guest_rtpg "$E"
   gp=$(guest_paths)
   echo "$gp"
-  echo "$gp" | awk '$1 == "pg" && $4 == "status=active" { split($5, a, "="); act = a[2] }
+  echo "$gp" | awk '$1 == "pg" && $3 == "status=active" { split($4, a, "="); act = a[2] }
     END { print "engine in-use=" (act == "" ? "none" : act) }'
 }
 
@@ -322,7 +326,7 @@ wait_settled() { # -> seconds it took on stdout
 summary() {
   awk '$1 == "path" { split($5, s, "="); split($6, p, "="); split($8, c, "="); split($10, q, "=")
          v[$2] = sprintf("%s%s %s %s", s[2], (p[2] == 1 ? "+p" : ""), c[2], q[2]) }
-       $1 == "pg" { split($3, q, "="); split($5, m, "="); pgs = pgs sprintf(" %s[%s]", q[2], m[2]) }
+       $1 == "pg" { split($2, q, "="); split($4, m, "="); pgs = pgs sprintf(" %s[%s]", q[2], m[2]) }
        $1 == "rtpg" && $3 == "refused" { ref = ref ", rtpg " $2 " refused" }
        $1 == "engine" { split($2, e, "="); eng = ", I/O to " e[2] }
        END { printf "W %s | E %s | pg%s%s%s", v["west"], v["east"], pgs, ref, eng }'
