@@ -187,6 +187,22 @@ async fn expect_ua(n: &Nexus, asc: u8, ascq: u8) {
     );
 }
 
+/// REPORT TARGET PORT GROUPS through `n` as sent (a unit attention is an answer here, not
+/// an error), and its groups when it was GOOD and parses.
+async fn rtpg_through(
+    n: &Nexus,
+) -> (
+    ironlun_initiator::CommandResult,
+    Option<Vec<ironlun_initiator::alua::PortGroup>>,
+) {
+    let r = run("REPORT TARGET PORT GROUPS", n.s.rtpg_raw(0, true, 4096)).await;
+    let groups = (r.status == status::GOOD)
+        .then(|| ironlun_initiator::alua::Rtpg::parse(&r.data_in, true).ok())
+        .flatten()
+        .map(|p| p.groups);
+    (r, groups)
+}
+
 /// Wait (up to `limit` from `since`) until REPORT TARGET PORT GROUPS through `n` shows `group`
 /// Unavailable: the moment the other gateways have declared that gateway gone. A unit attention
 /// alone does not tell it: under load `n`'s own gateway may change its groups for a moment too.
@@ -207,17 +223,13 @@ async fn until_unavailable(
     loop {
         let r = run("TEST UNIT READY", n.s.test_unit_ready(0)).await;
         told |= told_by(&r);
-        let r = run("REPORT TARGET PORT GROUPS", n.s.rtpg_raw(0, true, 4096)).await;
+        let (r, groups) = rtpg_through(n).await;
         told |= told_by(&r);
-        let state = (r.status == status::GOOD)
-            .then(|| ironlun_initiator::alua::Rtpg::parse(&r.data_in, true).ok())
-            .flatten()
-            .and_then(|p| {
-                p.groups
-                    .iter()
-                    .find(|g| g.group_id == group)
-                    .map(|g| g.state.code())
-            });
+        let state = groups.and_then(|gs| {
+            gs.iter()
+                .find(|g| g.group_id == group)
+                .map(|g| g.state.code())
+        });
         if state == Some(3) {
             return (since.elapsed(), told);
         }
@@ -237,17 +249,13 @@ async fn until_unavailable(
 async fn wait_known(n: &Nexus, gws: &[&Gateway]) {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = run("REPORT TARGET PORT GROUPS", n.s.rtpg_raw(0, true, 4096)).await;
-        let known = (r.status == status::GOOD)
-            .then(|| ironlun_initiator::alua::Rtpg::parse(&r.data_in, true).ok())
-            .flatten()
-            .is_some_and(|p| {
-                gws.iter().all(|g| {
-                    p.groups
-                        .iter()
-                        .any(|pg| pg.group_id == g.group && pg.ports.contains(&g.rtpi))
-                })
-            });
+        let (r, groups) = rtpg_through(n).await;
+        let known = groups.is_some_and(|gs| {
+            gws.iter().all(|g| {
+                gs.iter()
+                    .any(|pg| pg.group_id == g.group && pg.ports.contains(&g.rtpi))
+            })
+        });
         if known {
             return;
         }

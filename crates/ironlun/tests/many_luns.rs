@@ -6,7 +6,7 @@
 //! and 9999 (flat space LUN fields, RFC 7143 §11.2.1.3) are GOOD.
 //!
 //! Ports 4350-4359. Without `iscsi-ls` (libiscsi-bin) its test says so and passes, unless
-//! IRONLUN_REQUIRE_TOOLS is set.
+//! IRONLUN_REQUIRE_LIBISCSI is set.
 
 mod support;
 
@@ -75,13 +75,13 @@ fn many_luns() -> Daemon {
 }
 
 /// `iscsi-ls` is on PATH; else say why the test is skipped, or fail where the environment
-/// promises the tools (IRONLUN_REQUIRE_TOOLS set).
+/// promises libiscsi (IRONLUN_REQUIRE_LIBISCSI set, as `.ci/run` does).
 fn iscsi_ls_present() -> bool {
     match Command::new("iscsi-ls").arg("--help").output() {
         Ok(_) => true,
         Err(e) => {
             assert!(
-                std::env::var_os("IRONLUN_REQUIRE_TOOLS").is_none(),
+                std::env::var_os("IRONLUN_REQUIRE_LIBISCSI").is_none(),
                 "iscsi-ls (libiscsi-bin) is required: {e}"
             );
             println!("SKIP iscsi_ls_lists_ten_thousand_luns: iscsi-ls (libiscsi-bin): {e}");
